@@ -1,0 +1,1099 @@
+/*
+ * etcd backend over the v3 JSON gateway (libcurl + cJSON).
+ *
+ * Threads: callers' threads issue unary requests on pooled curl handles (HTTP keep-alive per
+ * handle); one keepalive thread renews the lease every TTL/3 and replaces it when it expired; one
+ * watch thread drives every watch stream of the connection with a curl multi handle.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd_codec.h"
+#include "internal.h"
+
+#define MAX_BODY (64u << 20)  /* largest unary answer accepted */
+#define MAX_LINE (64u << 20)  /* largest watch message accepted */
+#define POOL_MAX 16           /* idle curl handles kept */
+
+typedef struct etcd etcd;
+
+struct coord_watch {
+    etcd *e;
+    struct coord_watch *next;
+    char *key, *range_end; /* raw bytes, NUL-terminated */
+    size_t keylen, relen;
+    int kind;
+    size_t dirlen; /* CHILDREN: length of "dir/" to find direct children */
+    int64_t next_rev; /* resume point: first revision not yet delivered */
+    coord_watch_fn fn;
+    void *payload;
+    CURL *h;
+    struct curl_slist *hdrs;
+    char *body;
+    etcd_lines lines;
+    long status;
+    char errbody[512];
+    size_t errlen;
+    int endpoint;
+    int failures;
+    int64_t retry_at;
+    bool pending_deleted; /* KEY watch armed on an absent key: report at once */
+    bool removing, removed, finished;
+};
+
+struct etcd {
+    coord_conn base;
+    const coord_config *cfg;
+    char **endpoints; /* "http://h:p" */
+    size_t nendpoints;
+    _Atomic int current; /* endpoint in use */
+
+    pthread_mutex_t mu; /* guards the fields below and the pool */
+    pthread_cond_t cv;
+    CURL *pool[POOL_MAX];
+    int npool;
+    char *token;           /* auth token, NULL without auth */
+    uint64_t token_gen;    /* bumps on each re-authentication */
+    int64_t lease;         /* current lease ID */
+    int64_t lease_ttl_ms;  /* granted TTL */
+    uint64_t session;      /* bumps when the lease is replaced */
+    bool stopping;
+    coord_session_state state;
+
+    pthread_t ka_thread;
+    bool ka_started;
+
+    /* watch thread */
+    pthread_t w_thread;
+    bool w_started;
+    CURLM *multi;
+    coord_watch *watches; /* guarded by mu; the thread owns curl state of each */
+};
+
+/* ---------- HTTP ---------- */
+
+typedef struct resp {
+    char *body;
+    size_t len;
+    bool too_big;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+    resp *r = ud;
+    size_t add = sz * n;
+    if (r->len + add > MAX_BODY) {
+        r->too_big = true;
+        return 0;
+    }
+    char *b = realloc(r->body, r->len + add + 1);
+    if (!b) return 0;
+    memcpy(b + r->len, p, add);
+    r->body = b;
+    r->len += add;
+    b[r->len] = 0;
+    return add;
+}
+
+static CURL *handle_get(etcd *e) {
+    pthread_mutex_lock(&e->mu);
+    CURL *h = e->npool ? e->pool[--e->npool] : NULL;
+    pthread_mutex_unlock(&e->mu);
+    return h ? h : curl_easy_init();
+}
+
+static void handle_put(etcd *e, CURL *h) {
+    if (!h) return;
+    pthread_mutex_lock(&e->mu);
+    if (e->npool < POOL_MAX) {
+        e->pool[e->npool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (h) curl_easy_cleanup(h);
+}
+
+/* Options every request of this connection shares (TLS, timeouts). */
+static void setup_handle(etcd *e, CURL *h) {
+    const coord_uri *u = e->cfg->uri;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    if (u->ca) curl_easy_setopt(h, CURLOPT_CAINFO, u->ca);
+    if (u->cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
+    }
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+}
+
+static struct curl_slist *make_headers(etcd *e, uint64_t *gen) {
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    pthread_mutex_lock(&e->mu);
+    if (gen) *gen = e->token_gen;
+    if (hd && e->token) {
+        size_t n = strlen(e->token) + 32;
+        char *line = malloc(n);
+        if (line) {
+            /* The raw token: etcd before 3.5.32 does not strip a "Bearer " prefix. */
+            snprintf(line, n, "Authorization: %s", e->token);
+            struct curl_slist *t = curl_slist_append(hd, line);
+            free(line);
+            if (t) hd = t;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return hd;
+}
+
+typedef enum { TRY_OK, TRY_NEXT, TRY_FAIL } try_result;
+
+/* One POST to one endpoint. */
+static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const char *json,
+                            struct curl_slist *hd, int64_t budget_ms, resp *r, long *status,
+                            int *err) {
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", e->endpoints[ep], path);
+    curl_easy_reset(h);
+    setup_handle(e, h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    long ct = e->cfg->connect_timeout_ms < budget_ms ? e->cfg->connect_timeout_ms : (long)budget_ms;
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ct > 0 ? ct : 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, budget_ms > 0 ? (long)budget_ms : 1L);
+    CURLcode cc = curl_easy_perform(h);
+    *status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (cc == CURLE_OK) return TRY_OK;
+    if (r->too_big) {
+        *err = coord_seterr(COORD_EPROTO, "etcd %s: answer larger than %u bytes", e->endpoints[ep],
+                            MAX_BODY);
+        return TRY_FAIL;
+    }
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s: %s", e->endpoints[ep],
+                            curl_easy_strerror(cc));
+        return TRY_NEXT;
+    case CURLE_OPERATION_TIMEDOUT:
+        *err = coord_seterr(COORD_ETIMEDOUT, "etcd %s%s: %s", e->endpoints[ep], path,
+                            curl_easy_strerror(cc));
+        return TRY_FAIL;
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+        *err = coord_seterr(COORD_EAUTH, "etcd %s: TLS: %s", e->endpoints[ep],
+                            curl_easy_strerror(cc));
+        return TRY_FAIL;
+    case CURLE_GOT_NOTHING:
+        /* etcd 3.4.23 answers auth errors with an empty reply (etcd-io/etcd#15256). */
+        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s%s: empty reply", e->endpoints[ep], path);
+        *status = -1;
+        return TRY_FAIL;
+    default:
+        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s%s: %s", e->endpoints[ep], path,
+                            curl_easy_strerror(cc));
+        return TRY_FAIL;
+    }
+}
+
+static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t seen_gen);
+
+/*
+ * POST `req` to `path`, failing over between endpoints. Requests are only re-sent to another
+ * member when they were not delivered (connection refused) or the member said it is unavailable
+ * before doing anything (503), unless `idempotent`, so a write is never applied twice by us.
+ * On success `*out` is the parsed JSON answer.
+ */
+static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int timeout_ms,
+                cJSON **out) {
+    char *json = cJSON_PrintUnformatted(req);
+    if (!json) return coord_seterr(COORD_ENOMEM, "out of memory");
+    CURL *h = handle_get(e);
+    if (!h) {
+        free(json);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    int64_t deadline = coord__now_ms() + timeout_ms;
+    int ep = atomic_load(&e->current);
+    int rc = COORD_EUNAVAILABLE;
+    bool reauthed = false;
+    size_t tries = 0;
+    while (1) {
+        int64_t budget = deadline - coord__now_ms();
+        if (budget <= 0) {
+            if (rc == COORD_EUNAVAILABLE && tries == 0)
+                rc = coord_seterr(COORD_ETIMEDOUT, "etcd %s: timed out", path);
+            break;
+        }
+        uint64_t gen;
+        struct curl_slist *hd = make_headers(e, &gen);
+        resp r = {0};
+        long status = 0;
+        try_result t = post_once(e, h, ep, path, json, hd, budget, &r, &status, &rc);
+        curl_slist_free_all(hd);
+        tries++;
+        if (t == TRY_OK) {
+            if (status == 200) {
+                rc = etcd_parse_body(r.body, r.len, out);
+                if (rc == 0) atomic_store(&e->current, ep);
+                free(r.body);
+                break;
+            }
+            int grpc;
+            char msg[256];
+            rc = etcd_parse_error(status, r.body, r.len, &grpc, msg, sizeof msg);
+            free(r.body);
+            coord_seterr(rc, "etcd %s%s: %s", e->endpoints[ep], path, msg);
+            if (rc == COORD_EAUTH && status == 401 && e->cfg->uri->user && !reauthed) {
+                reauthed = true;
+                int arc = authenticate(e, h, ep, deadline - coord__now_ms(), gen);
+                if (arc) {
+                    rc = arc;
+                    break;
+                }
+                continue; /* same endpoint, new token */
+            }
+            if (status == 503 || (idempotent && rc == COORD_EUNAVAILABLE)) t = TRY_NEXT;
+            else break;
+        } else {
+            free(r.body);
+            if (t == TRY_FAIL && status == -1 && e->cfg->uri->user && !reauthed) {
+                reauthed = true;
+                if (authenticate(e, h, ep, deadline - coord__now_ms(), gen) == 0) continue;
+            }
+            if (t == TRY_FAIL && idempotent && rc != COORD_EAUTH && rc != COORD_EPROTO)
+                t = TRY_NEXT;
+            if (t == TRY_FAIL) break;
+        }
+        /* TRY_NEXT: the next member; after a full round, pause briefly before another. */
+        ep = (ep + 1) % (int)e->nendpoints;
+        if (tries % e->nendpoints == 0) {
+            int64_t left = deadline - coord__now_ms();
+            if (left <= 0) break;
+            struct timespec ts = {0, (left < 100 ? left : 100) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    handle_put(e, h);
+    free(json);
+    return rc;
+}
+
+/* Obtain a token with the URI's credentials, unless another thread already replaced the one
+ * that was rejected (`seen_gen`). */
+static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t seen_gen) {
+    pthread_mutex_lock(&e->mu);
+    bool fresh = e->token_gen != seen_gen;
+    pthread_mutex_unlock(&e->mu);
+    if (fresh) return 0;
+    if (budget_ms <= 0) return coord_seterr(COORD_ETIMEDOUT, "etcd: timed out authenticating");
+    cJSON *req = cJSON_CreateObject();
+    if (!req || !cJSON_AddStringToObject(req, "name", e->cfg->uri->user) ||
+        !cJSON_AddStringToObject(req, "password", e->cfg->uri->password)) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    char *json = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!json) return coord_seterr(COORD_ENOMEM, "out of memory");
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    resp r = {0};
+    long status = 0;
+    int rc = 0;
+    try_result t =
+        post_once(e, h, ep, "/v3/auth/authenticate", json, hd, budget_ms, &r, &status, &rc);
+    curl_slist_free_all(hd);
+    free(json);
+    if (t != TRY_OK) {
+        free(r.body);
+        return rc;
+    }
+    cJSON *j = NULL;
+    if (status != 200) {
+        int grpc;
+        char msg[256];
+        rc = etcd_parse_error(status, r.body, r.len, &grpc, msg, sizeof msg);
+        free(r.body);
+        if (rc != COORD_EUNAVAILABLE) rc = COORD_EAUTH;
+        return coord_seterr(rc, "etcd %s: authentication as \"%s\" failed: %s", e->endpoints[ep],
+                            e->cfg->uri->user, msg);
+    }
+    rc = etcd_parse_body(r.body, r.len, &j);
+    free(r.body);
+    if (rc) return rc;
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
+    if (!cJSON_IsString(tok) || !*tok->valuestring || strpbrk(tok->valuestring, "\r\n")) {
+        cJSON_Delete(j);
+        return coord_seterr(COORD_EPROTO, "etcd: authenticate answer without a token");
+    }
+    char *t2 = strdup(tok->valuestring);
+    cJSON_Delete(j);
+    if (!t2) return coord_seterr(COORD_ENOMEM, "out of memory");
+    pthread_mutex_lock(&e->mu);
+    free(e->token);
+    e->token = t2;
+    e->token_gen++;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+/* ---------- lease / session ---------- */
+
+static int lease_grant(etcd *e, int timeout_ms) {
+    cJSON *req = cJSON_CreateObject();
+    int64_t ttl_s = (e->cfg->session_ttl_ms + 999) / 1000;
+    if (!req || !etcd_add_i64(req, "TTL", ttl_s) || !etcd_add_i64(req, "ID", 0)) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/lease/grant", req, false, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) return rc;
+    int64_t id = 0, ttl = 0;
+    if ((rc = etcd_get_i64(res, "ID", &id)) || (rc = etcd_get_i64(res, "TTL", &ttl))) {
+        cJSON_Delete(res);
+        return rc;
+    }
+    cJSON_Delete(res);
+    if (id <= 0 || ttl <= 0) return coord_seterr(COORD_EPROTO, "etcd: lease grant without ID/TTL");
+    pthread_mutex_lock(&e->mu);
+    e->lease = id;
+    e->lease_ttl_ms = ttl * 1000;
+    e->session++;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+/* One renewal. Returns 0 (renewed), COORD_ESESSION (the lease is gone) or a transport error. */
+static int lease_keepalive(etcd *e, int64_t id, int timeout_ms) {
+    cJSON *req = cJSON_CreateObject();
+    if (!req || !etcd_add_i64(req, "ID", id)) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/lease/keepalive", req, true, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc == COORD_ENOTFOUND) return coord_seterr(COORD_ESESSION, "etcd: lease %llx not found",
+                                                   (unsigned long long)id);
+    if (rc) return rc;
+    /* A stream answer: {"result":{...}} (or an error chunk) on one line. */
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, "result");
+    int64_t ttl = 0;
+    if (!cJSON_IsObject(r)) {
+        int grpc;
+        char msg[256];
+        char *txt = cJSON_PrintUnformatted(res);
+        rc = etcd_parse_error(0, txt, txt ? strlen(txt) : 0, &grpc, msg, sizeof msg);
+        free(txt);
+        cJSON_Delete(res);
+        if (rc == COORD_ENOTFOUND) return coord_seterr(COORD_ESESSION, "etcd: lease not found");
+        return coord_seterr(rc, "etcd: keepalive: %s", msg);
+    }
+    rc = etcd_get_i64(r, "TTL", &ttl);
+    cJSON_Delete(res);
+    if (rc) return rc;
+    /* A missing (zero) TTL means the lease no longer exists. */
+    return ttl > 0 ? 0 : coord_seterr(COORD_ESESSION, "etcd: lease expired");
+}
+
+static int lease_revoke(etcd *e, int64_t id, int timeout_ms) {
+    cJSON *req = cJSON_CreateObject();
+    if (!req || !etcd_add_i64(req, "ID", id)) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/lease/revoke", req, true, timeout_ms, &res);
+    cJSON_Delete(req);
+    cJSON_Delete(res);
+    return rc;
+}
+
+static void report(etcd *e, coord_session_state st) {
+    pthread_mutex_lock(&e->mu);
+    bool change = e->state != st;
+    e->state = st;
+    pthread_mutex_unlock(&e->mu);
+    if (change) e->cfg->on_state(e->cfg->core, st);
+}
+
+/* Sleep until `ms` from now or until the connection stops. Returns true when stopping. */
+static bool nap(etcd *e, int64_t ms) {
+    struct timespec dl = coord__deadline(ms);
+    pthread_mutex_lock(&e->mu);
+    while (!e->stopping)
+        if (pthread_cond_timedwait(&e->cv, &e->mu, &dl)) break;
+    bool s = e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+static void *keepalive_main(void *arg) {
+    etcd *e = arg;
+    int64_t last_ok = coord__now_ms();
+    while (1) {
+        pthread_mutex_lock(&e->mu);
+        int64_t id = e->lease, ttl = e->lease_ttl_ms;
+        coord_session_state st = e->state;
+        pthread_mutex_unlock(&e->mu);
+        /* Renew at TTL/3; when out of contact retry sooner. */
+        int64_t period = ttl / 3;
+        if (st != COORD_SESSION_CONNECTED && period > 500) period = 500;
+        if (nap(e, period)) break;
+        int64_t budget = ttl / 3 > 1000 ? ttl / 3 : 1000;
+        int rc = lease_keepalive(e, id, (int)budget);
+        if (rc == 0) {
+            last_ok = coord__now_ms();
+            report(e, COORD_SESSION_CONNECTED);
+            continue;
+        }
+        if (rc != COORD_ESESSION) {
+            report(e, COORD_SESSION_SUSPENDED);
+            if (coord__now_ms() - last_ok <= ttl) continue;
+            /* Out of contact for a whole TTL: the server has dropped the lease by now. */
+        }
+        report(e, COORD_SESSION_LOST);
+        while (1) {
+            if (lease_grant(e, e->cfg->timeout_ms) == 0) break;
+            if (nap(e, 500)) return NULL;
+        }
+        last_ok = coord__now_ms();
+        report(e, COORD_SESSION_CONNECTED);
+    }
+    return NULL;
+}
+
+/* ---------- watches ---------- */
+
+static void watch_deliver(coord_watch *w, coord_watch_event ev, int64_t rev) {
+    w->fn(w->payload, ev, rev);
+}
+
+static int on_watch_line(void *ctx, const char *line, size_t len) {
+    coord_watch *w = ctx;
+    etcd_watch_msg m;
+    int rc = etcd_parse_watch_line(line, len, &m);
+    if (rc) return rc;
+    if (m.is_error) {
+        coord_seterr(m.err, "etcd watch: %s", m.msg);
+        etcd_watch_msg_clear(&m);
+        return m.err ? m.err : COORD_EBACKEND;
+    }
+    if (m.created && w->next_rev == 0) w->next_rev = m.header_revision + 1;
+    if (m.canceled) {
+        int64_t compact = m.compact_revision;
+        etcd_watch_msg_clear(&m);
+        if (compact > 0) {
+            /* History before `compact` is gone: the owner lists again; resume from there. */
+            w->next_rev = compact;
+            watch_deliver(w, COORD_EV_RESET, compact);
+            return 1; /* end this stream, reconnect */
+        }
+        return coord_seterr(COORD_EBACKEND, "etcd watch canceled by the server");
+    }
+    bool changed = false;
+    int64_t rev = 0;
+    for (size_t i = 0; i < m.nevents; i++) {
+        etcd_event *ev = &m.events[i];
+        if (ev->mod_revision < w->next_rev) continue; /* replay after reconnect */
+        rev = ev->mod_revision;
+        w->next_rev = rev + 1;
+        if (w->kind == COORD_WATCH_KEY) {
+            if (ev->is_delete) watch_deliver(w, COORD_EV_DELETED, rev);
+        } else if (ev->keylen > w->dirlen && !memchr(ev->key + w->dirlen, '/', ev->keylen - w->dirlen)) {
+            changed = true;
+        }
+    }
+    etcd_watch_msg_clear(&m);
+    if (changed) watch_deliver(w, COORD_EV_CHANGED, rev);
+    return 0;
+}
+
+static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud) {
+    coord_watch *w = ud;
+    size_t len = sz * n;
+    if (w->status == 0) curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
+    if (w->status != 200) {
+        size_t take = len < sizeof w->errbody - 1 - w->errlen ? len : sizeof w->errbody - 1 - w->errlen;
+        memcpy(w->errbody + w->errlen, p, take);
+        w->errlen += take;
+        return len;
+    }
+    if (w->removing) return 0;
+    int rc = etcd_lines_feed(&w->lines, p, len, on_watch_line, w);
+    if (rc != 0) return 0; /* abort: reconnect (or reset) */
+    w->failures = 0;
+    return len;
+}
+
+static int watch_start(etcd *e, coord_watch *w) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cr = cJSON_AddObjectToObject(req, "create_request");
+    if (!cr || !etcd_add_bytes(cr, "key", w->key, w->keylen) ||
+        (w->relen && !etcd_add_bytes(cr, "range_end", w->range_end, w->relen)) ||
+        (w->next_rev > 0 && !etcd_add_i64(cr, "start_revision", w->next_rev))) {
+        cJSON_Delete(req);
+        return COORD_ENOMEM;
+    }
+    free(w->body);
+    w->body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!w->body) return COORD_ENOMEM;
+    if (!w->h && !(w->h = curl_easy_init())) return COORD_ENOMEM;
+    curl_slist_free_all(w->hdrs);
+    w->hdrs = make_headers(e, NULL);
+    char url[600];
+    w->endpoint = atomic_load(&e->current);
+    snprintf(url, sizeof url, "%s/v3/watch", e->endpoints[w->endpoint]);
+    curl_easy_reset(w->h);
+    setup_handle(e, w->h);
+    curl_easy_setopt(w->h, CURLOPT_URL, url);
+    curl_easy_setopt(w->h, CURLOPT_POSTFIELDS, w->body);
+    curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, w->hdrs);
+    curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, on_watch_data);
+    curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
+    curl_easy_setopt(w->h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
+    /* A silent member (paused, partitioned) is noticed by TCP keepalive probes. */
+    curl_easy_setopt(w->h, CURLOPT_TCP_KEEPIDLE, 2L);
+    curl_easy_setopt(w->h, CURLOPT_TCP_KEEPINTVL, 1L);
+    etcd_lines_reset(&w->lines);
+    w->status = 0;
+    w->errlen = 0;
+    return curl_multi_add_handle(e->multi, w->h) == CURLM_OK ? 0 : COORD_EBACKEND;
+}
+
+static void watch_free(coord_watch *w) {
+    if (w->h) curl_easy_cleanup(w->h);
+    curl_slist_free_all(w->hdrs);
+    free(w->body);
+    free(w->key);
+    free(w->range_end);
+    etcd_lines_free(&w->lines);
+    free(w);
+}
+
+static void *watch_main(void *arg) {
+    etcd *e = arg;
+    while (1) {
+        pthread_mutex_lock(&e->mu);
+        if (e->stopping && !e->watches) {
+            pthread_mutex_unlock(&e->mu);
+            break;
+        }
+        /* Removals requested by unwatch, and streams that are due to (re)start. */
+        int64_t now = coord__now_ms(), next_wake = now + 1000;
+        coord_watch **pp = &e->watches;
+        coord_watch *start[64];
+        int nstart = 0;
+        while (*pp) {
+            coord_watch *w = *pp;
+            if (w->removing) {
+                if (w->h) curl_multi_remove_handle(e->multi, w->h);
+                *pp = w->next;
+                w->removed = true;
+                continue;
+            }
+            if (w->retry_at && w->retry_at <= now && nstart < 64) {
+                w->retry_at = 0;
+                start[nstart++] = w;
+            } else if (w->retry_at && w->retry_at < next_wake) {
+                next_wake = w->retry_at;
+            }
+            pp = &w->next;
+        }
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+
+        for (int i = 0; i < nstart; i++) {
+            coord_watch *w = start[i];
+            if (w->pending_deleted) {
+                w->pending_deleted = false;
+                watch_deliver(w, COORD_EV_DELETED, w->next_rev);
+            }
+            if (watch_start(e, w)) w->retry_at = coord__now_ms() + 500;
+        }
+        int running = 0;
+        curl_multi_perform(e->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(e->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            coord_watch *w = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&w);
+            curl_multi_remove_handle(e->multi, msg->easy_handle);
+            if (!w) continue;
+            /* The stream ended: an error, a dead member, a compaction reset or an auth error.
+             * Resume from next_rev, on the next member if this one failed. */
+            if (w->status == 401 && e->cfg->uri->user) {
+                CURL *h = handle_get(e);
+                uint64_t gen;
+                curl_slist_free_all(make_headers(e, &gen));
+                if (h) authenticate(e, h, w->endpoint, e->cfg->timeout_ms, gen);
+                handle_put(e, h);
+            }
+            if (w->status != 200 || msg->data.result != CURLE_WRITE_ERROR) {
+                int cur = atomic_load(&e->current);
+                if (cur == w->endpoint)
+                    atomic_compare_exchange_strong(&e->current, &cur,
+                                                   (w->endpoint + 1) % (int)e->nendpoints);
+            }
+            w->failures++;
+            int64_t backoff = w->failures <= 1 ? 0 : w->failures < 8 ? 50L << w->failures : 5000;
+            w->retry_at = coord__now_ms() + backoff + 1;
+        }
+        int64_t wait = next_wake - coord__now_ms();
+        if (wait > 1000) wait = 1000;
+        if (wait < 0) wait = 0;
+        curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
+    }
+    return NULL;
+}
+
+static int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, coord_watch_fn fn,
+                      void *payload, coord_watch **out) {
+    etcd *e = (etcd *)c;
+    coord_watch *w = calloc(1, sizeof *w);
+    if (!w) return coord_seterr(COORD_ENOMEM, "out of memory");
+    w->e = e;
+    w->kind = kind;
+    w->fn = fn;
+    w->payload = payload;
+    w->lines.max = MAX_LINE;
+    size_t pl = strlen(path);
+    if (kind == COORD_WATCH_CHILDREN) {
+        w->key = malloc(pl + 2);
+        w->range_end = malloc(pl + 2);
+        if (!w->key || !w->range_end) goto oom;
+        memcpy(w->key, path, pl);
+        w->key[pl] = '/';
+        w->key[pl + 1] = 0;
+        w->keylen = w->dirlen = pl + 1;
+        w->relen = etcd_prefix_end(w->key, w->keylen, w->range_end);
+        w->range_end[w->relen] = 0;
+    } else {
+        if (!(w->key = strdup(path))) goto oom;
+        w->keylen = pl;
+    }
+    if (after > 0) {
+        w->next_rev = after + 1;
+    } else if (kind == COORD_WATCH_KEY) {
+        /* Learn the revision to watch from, and whether the key is already gone. */
+        cJSON *req = cJSON_CreateObject();
+        if (!req || !etcd_add_bytes(req, "key", path, pl)) {
+            cJSON_Delete(req);
+            goto oom;
+        }
+        cJSON *res = NULL;
+        int rc = call(e, "/v3/kv/range", req, true, e->cfg->timeout_ms, &res);
+        cJSON_Delete(req);
+        int64_t rev = 0;
+        if (!rc) rc = etcd_header_rev(res, &rev);
+        const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
+        w->pending_deleted = !cJSON_GetArraySize(kvs);
+        cJSON_Delete(res);
+        if (rc) {
+            watch_free(w);
+            return rc;
+        }
+        w->next_rev = rev + 1;
+    }
+    w->retry_at = 1; /* start at the next loop */
+    pthread_mutex_lock(&e->mu);
+    w->next = e->watches;
+    e->watches = w;
+    pthread_mutex_unlock(&e->mu);
+    curl_multi_wakeup(e->multi);
+    *out = w;
+    return 0;
+oom:
+    watch_free(w);
+    return coord_seterr(COORD_ENOMEM, "out of memory");
+}
+
+static void etcd_unwatch(coord_conn *c, coord_watch *w) {
+    etcd *e = (etcd *)c;
+    if (!w) return;
+    pthread_mutex_lock(&e->mu);
+    w->removing = true;
+    while (!w->removed) {
+        pthread_mutex_unlock(&e->mu);
+        curl_multi_wakeup(e->multi);
+        pthread_mutex_lock(&e->mu);
+        if (w->removed) break;
+        struct timespec dl = coord__deadline(100);
+        pthread_cond_timedwait(&e->cv, &e->mu, &dl);
+    }
+    pthread_mutex_unlock(&e->mu);
+    watch_free(w);
+}
+
+/* ---------- KV ---------- */
+
+static int lease_now(etcd *e, int64_t *id) {
+    pthread_mutex_lock(&e->mu);
+    *id = e->lease;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+static int first_kv(const cJSON *answer, coord_kv *out, bool *found) {
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(answer, "kvs");
+    *found = false;
+    if (kvs && !cJSON_IsArray(kvs)) return coord_seterr(COORD_EPROTO, "etcd: kvs is not an array");
+    const cJSON *kv = cJSON_GetArrayItem(kvs, 0);
+    if (!kv) return 0;
+    *found = true;
+    return etcd_parse_kv(kv, 0, out);
+}
+
+static int etcd_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    cJSON *req = cJSON_CreateObject();
+    if (!req || !etcd_add_bytes(req, "key", path, strlen(path))) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/kv/range", req, true, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) return rc;
+    bool found;
+    rc = first_kv(res, out, &found);
+    cJSON_Delete(res);
+    if (!rc && !found) rc = coord_seterr(COORD_ENOTFOUND, "%s does not exist", path);
+    return rc;
+}
+
+/* The single response of a Txn branch, by its expected type. */
+static const cJSON *txn_response(const cJSON *res, int i, const char *type) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(res, "responses");
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rs, i), type);
+}
+
+static cJSON *compare_version(const char *path, int64_t expect) {
+    cJSON *cmp = cJSON_CreateObject();
+    if (!cmp || !etcd_add_bytes(cmp, "key", path, strlen(path)) ||
+        !cJSON_AddStringToObject(cmp, "result", "EQUAL") ||
+        !cJSON_AddStringToObject(cmp, "target", expect == 0 ? "CREATE" : "MOD") ||
+        !etcd_add_i64(cmp, expect == 0 ? "create_revision" : "mod_revision", expect)) {
+        cJSON_Delete(cmp);
+        return NULL;
+    }
+    return cmp;
+}
+
+static cJSON *op_range(const char *path) {
+    cJSON *op = cJSON_CreateObject();
+    cJSON *r = cJSON_AddObjectToObject(op, "request_range");
+    if (!r || !etcd_add_bytes(r, "key", path, strlen(path))) {
+        cJSON_Delete(op);
+        return NULL;
+    }
+    return op;
+}
+
+static int etcd_put(coord_conn *c, const char *path, const void *value, size_t len, int64_t expect,
+                    unsigned flags, coord_kv *out, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    if (flags & COORD_PUT_SEQUENTIAL)
+        return coord_seterr(COORD_ENOTSUP, "etcd has no sequential keys");
+    int64_t lease = 0;
+    if (flags & COORD_PUT_EPHEMERAL) lease_now(e, &lease);
+    /* Txn: [compare] -> put + read back (create revision), else read the current entry. */
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
+    cJSON *putop = cJSON_CreateObject();
+    cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
+    bool ok = req && cmps && succ && fail && put && etcd_add_bytes(put, "key", path, strlen(path)) &&
+              etcd_add_bytes(put, "value", value ? value : "", len) &&
+              (!lease || etcd_add_i64(put, "lease", lease));
+    if (ok) ok = cJSON_AddItemToArray(succ, putop);
+    else cJSON_Delete(putop);
+    if (ok) ok = cJSON_AddItemToArray(succ, op_range(path)) && cJSON_AddItemToArray(fail, op_range(path));
+    if (ok && expect != COORD_VERSION_ANY) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    if (!ok) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/kv/txn", req, false, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) return rc;
+    bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
+    coord_kv cur = {0};
+    bool found = false;
+    if (!rr && succeeded) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without range");
+    if (!rc && rr) rc = first_kv(rr, &cur, &found);
+    cJSON_Delete(res);
+    if (rc) return rc;
+    if (succeeded && !found) {
+        /* Deleted between our put and read in the same txn: impossible; the server is odd. */
+        return coord_seterr(COORD_EPROTO, "etcd: key vanished inside a txn");
+    }
+    free(cur.value);
+    cur.value = NULL;
+    cur.len = 0;
+    if (out) *out = cur;
+    else coord_kv_clear(&cur);
+    if (!succeeded)
+        return coord_seterr(COORD_ECONFLICT, "%s: version %lld, expected %lld", path,
+                            (long long)(found ? (out ? out->version : 1) : 0), (long long)expect);
+    return 0;
+}
+
+static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
+    cJSON *delop = cJSON_CreateObject();
+    cJSON *del = cJSON_AddObjectToObject(delop, "request_delete_range");
+    bool ok = req && cmps && succ && fail && del && etcd_add_bytes(del, "key", path, strlen(path));
+    if (ok) ok = cJSON_AddItemToArray(succ, delop);
+    else cJSON_Delete(delop);
+    if (ok) ok = cJSON_AddItemToArray(fail, op_range(path));
+    if (ok && expect != COORD_VERSION_ANY) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    if (!ok) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/kv/txn", req, false, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) return rc;
+    bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    if (succeeded) {
+        int64_t deleted = 0;
+        const cJSON *dr = txn_response(res, 0, "response_delete_range");
+        rc = dr ? etcd_get_i64(dr, "deleted", &deleted)
+                : coord_seterr(COORD_EPROTO, "etcd: txn answer without delete");
+        if (!rc && deleted == 0) rc = coord_seterr(COORD_ENOTFOUND, "%s does not exist", path);
+    } else {
+        const cJSON *rr = txn_response(res, 0, "response_range");
+        const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+        rc = cJSON_GetArraySize(kvs) ? coord_seterr(COORD_ECONFLICT, "%s changed", path)
+                                     : coord_seterr(COORD_ENOTFOUND, "%s does not exist", path);
+    }
+    cJSON_Delete(res);
+    return rc;
+}
+
+static int etcd_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
+                     int64_t *epoch, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    size_t pl = strlen(path);
+    char *dir = malloc(pl + 2), *end = malloc(pl + 2);
+    cJSON *req = cJSON_CreateObject();
+    int rc = 0;
+    if (!dir || !end || !req) goto oom;
+    memcpy(dir, path, pl);
+    dir[pl] = '/';
+    size_t el = etcd_prefix_end(dir, pl + 1, end);
+    if (!etcd_add_bytes(req, "key", dir, pl + 1) || !etcd_add_bytes(req, "range_end", end, el) ||
+        !cJSON_AddStringToObject(req, "sort_target", "CREATE") ||
+        !cJSON_AddStringToObject(req, "sort_order", "ASCEND") ||
+        ((flags & COORD_LIST_NAMES) && !cJSON_AddBoolToObject(req, "keys_only", 1)))
+        goto oom;
+    cJSON *res = NULL;
+    rc = call(e, "/v3/kv/range", req, true, timeout_ms, &res);
+    if (rc) goto done;
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
+    int cnt = cJSON_GetArraySize(kvs);
+    coord_kv *arr = cnt ? calloc((size_t)cnt, sizeof *arr) : NULL;
+    size_t got = 0;
+    if (cnt && !arr) {
+        cJSON_Delete(res);
+        goto oom;
+    }
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, kvs) {
+        coord_kv item;
+        if ((rc = etcd_parse_kv(kv, pl + 1, &item))) break;
+        if (!item.key[0] || strchr(item.key, '/')) { /* not a direct child */
+            coord_kv_clear(&item);
+            continue;
+        }
+        arr[got++] = item;
+    }
+    int64_t rev = 0;
+    if (!rc) rc = etcd_header_rev(res, &rev);
+    cJSON_Delete(res);
+    if (rc) {
+        coord_kv_array_free(arr, got);
+        goto done;
+    }
+    *out = arr;
+    *n = got;
+    if (epoch) *epoch = rev;
+    goto done;
+oom:
+    rc = coord_seterr(COORD_ENOMEM, "out of memory");
+done:
+    free(dir);
+    free(end);
+    cJSON_Delete(req);
+    return rc;
+}
+
+/* ---------- lifecycle ---------- */
+
+static void etcd_free(etcd *e) {
+    for (int i = 0; i < e->npool; i++)
+        curl_easy_cleanup(e->pool[i]);
+    for (size_t i = 0; i < e->nendpoints; i++)
+        free(e->endpoints[i]);
+    free(e->endpoints);
+    free(e->token);
+    if (e->multi) curl_multi_cleanup(e->multi);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+static void stop_threads(etcd *e) {
+    pthread_mutex_lock(&e->mu);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->multi) curl_multi_wakeup(e->multi);
+    if (e->ka_started) pthread_join(e->ka_thread, NULL);
+    if (e->w_started) pthread_join(e->w_thread, NULL);
+}
+
+static void etcd_close(coord_conn *c) {
+    etcd *e = (etcd *)c;
+    if (!e) return;
+    stop_threads(e);
+    /* Revoking deletes every key on the lease at once, rather than after the TTL. */
+    lease_revoke(e, e->lease, e->cfg->timeout_ms < 2000 ? e->cfg->timeout_ms : 2000);
+    etcd_free(e);
+}
+
+extern const coord_backend coord__etcd_backend;
+
+static int etcd_open(coord_conn **out, const coord_config *cfg) {
+    etcd *e = calloc(1, sizeof *e);
+    if (!e) return coord_seterr(COORD_ENOMEM, "out of memory");
+    e->base.backend = &coord__etcd_backend;
+    e->cfg = cfg;
+    e->state = COORD_SESSION_CONNECTED;
+    pthread_mutex_init(&e->mu, NULL);
+    coord__cond_init(&e->cv);
+    const coord_uri *u = cfg->uri;
+    bool tls = strcmp(u->scheme, "etcds") == 0;
+    int rc = 0;
+    e->endpoints = calloc(u->nhosts, sizeof *e->endpoints);
+    if (!e->endpoints) goto oom;
+    for (size_t i = 0; i < u->nhosts; i++) {
+        char buf[400];
+        bool v6 = strchr(u->hosts[i].host, ':') != NULL;
+        snprintf(buf, sizeof buf, v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+                 u->hosts[i].host, u->hosts[i].port);
+        if (!(e->endpoints[i] = strdup(buf))) goto oom;
+        e->nendpoints++;
+    }
+    if (!(e->multi = curl_multi_init())) goto oom;
+
+    int64_t deadline = coord__now_ms() + cfg->connect_timeout_ms;
+    if (u->user) {
+        /* Any reachable member will do. */
+        rc = COORD_EUNAVAILABLE;
+        for (size_t i = 0; i < e->nendpoints && rc != 0 && rc != COORD_EAUTH; i++) {
+            CURL *h = handle_get(e);
+            if (!h) goto oom;
+            rc = authenticate(e, h, (int)i, deadline - coord__now_ms(), 0);
+            handle_put(e, h);
+            if (rc == 0) atomic_store(&e->current, (int)i);
+        }
+        if (rc) goto fail;
+    }
+    int64_t left = deadline - coord__now_ms();
+    if ((rc = lease_grant(e, left > 0 ? (int)left : 1))) {
+        if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE)
+            coord_seterr(rc, "etcd: no member of %s reachable within %d ms: %s",
+                         u->hosts[0].host, cfg->connect_timeout_ms, coord_last_error());
+        goto fail;
+    }
+    e->session = 1;
+    if (pthread_create(&e->ka_thread, NULL, keepalive_main, e)) {
+        rc = coord_seterr(COORD_EBACKEND, "cannot start the keepalive thread");
+        goto revoke;
+    }
+    e->ka_started = true;
+    if (pthread_create(&e->w_thread, NULL, watch_main, e)) {
+        rc = coord_seterr(COORD_EBACKEND, "cannot start the watch thread");
+        goto revoke;
+    }
+    e->w_started = true;
+    *out = &e->base;
+    return 0;
+revoke:
+    stop_threads(e);
+    lease_revoke(e, e->lease, 1000);
+    etcd_free(e);
+    return rc;
+oom:
+    rc = coord_seterr(COORD_ENOMEM, "out of memory");
+fail:
+    etcd_free(e);
+    return rc;
+}
+
+static uint64_t etcd_session(coord_conn *c) {
+    etcd *e = (etcd *)c;
+    pthread_mutex_lock(&e->mu);
+    uint64_t s = e->session;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+static int etcd_expire(coord_conn *c) {
+    etcd *e = (etcd *)c;
+    int64_t id;
+    lease_now(e, &id);
+    int rc = lease_revoke(e, id, e->cfg->timeout_ms);
+    if (rc) return rc;
+    /* Let the keepalive thread find out now rather than at its next renewal. */
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+static const char *const etcd_schemes[] = {"etcd", "etcds", NULL};
+
+const coord_backend coord__etcd_backend = {
+    .version = COORD_BACKEND_VERSION,
+    .name = "etcd",
+    .schemes = etcd_schemes,
+    .caps = COORD_CAP_REVISIONS,
+    .open = etcd_open,
+    .close = etcd_close,
+    .session = etcd_session,
+    .get = etcd_get,
+    .put = etcd_put,
+    .del = etcd_del,
+    .list = etcd_list,
+    .watch = etcd_watch,
+    .unwatch = etcd_unwatch,
+    .expire = etcd_expire,
+};

@@ -1,0 +1,915 @@
+/*
+ * ZooKeeper backend over the official multi-threaded C client (libzookeeper_mt, THREADED).
+ *
+ * Every operation uses the asynchronous API and waits on its own completion with a deadline, so
+ * `timeout_ms` holds even when the synchronous API would wait for the whole session timeout.
+ * A supervisor thread replaces the handle after the session expired (the C client never does),
+ * re-arms the watches on the new handle and reports them RESET.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zookeeper/zookeeper.h>
+
+#include "internal.h"
+#include "zk_path.h"
+
+#define MAX_PATH 4096
+
+typedef struct zk zk;
+
+struct coord_watch {
+    zk *z;
+    struct coord_watch *next;
+    char *path;
+    int kind;
+    coord_watch_fn fn;
+    void *payload;
+    pthread_mutex_t mu; /* serialises deliveries and guards the fields below */
+    pthread_cond_t cv;
+    int pending; /* async arm calls not yet completed */
+    bool dead;
+    bool in_fn;
+};
+
+struct zk {
+    coord_conn base;
+    const coord_config *cfg;
+    char *hosts;
+    char *auth; /* "user:password" or NULL */
+    pthread_rwlock_t hlock; /* read: using zh; write: replacing it */
+    zhandle_t *zh;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int zstate;       /* last state of the current handle */
+    uint64_t session; /* bumps when the handle is replaced */
+    bool replace;     /* the current session expired */
+    bool stopping;
+    coord_session_state state;
+    bool opened;
+    coord_watch *watches;
+    pthread_t sup;
+    bool sup_started;
+};
+
+static void zk_log(const char *msg) {
+    /* The C client logs every refused connection at ERROR; that is the session state's job. */
+    static int verbose = -1;
+    if (verbose < 0) verbose = getenv("COORD_ZK_DEBUG") != NULL;
+    if (verbose) fprintf(stderr, "zookeeper: %s\n", msg);
+}
+
+static int map_rc(int rc, const char *what, const char *path) {
+    int err;
+    switch (rc) {
+    case ZOK:
+        return 0;
+    case ZNONODE:
+        err = COORD_ENOTFOUND;
+        break;
+    case ZNODEEXISTS:
+        err = COORD_EEXISTS;
+        break;
+    case ZBADVERSION:
+        err = COORD_ECONFLICT;
+        break;
+    case ZCONNECTIONLOSS:
+        err = COORD_EUNAVAILABLE;
+        break;
+    case ZOPERATIONTIMEOUT:
+        err = COORD_ETIMEDOUT;
+        break;
+    case ZSESSIONEXPIRED:
+    case ZSESSIONMOVED:
+    case ZINVALIDSTATE:
+    case ZCLOSING:
+        err = COORD_ESESSION;
+        break;
+    case ZNOAUTH:
+    case ZAUTHFAILED:
+        err = COORD_EAUTH;
+        break;
+    case ZBADARGUMENTS:
+        err = COORD_EINVAL;
+        break;
+    default:
+        err = COORD_EBACKEND;
+    }
+    return coord_seterr(err, "zookeeper %s %s: %s (%d)", what, path, zerror(rc), rc);
+}
+
+/* ---------- async operations with a deadline ---------- */
+
+typedef struct zop {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    bool done;
+    int rc;
+    struct Stat stat;
+    char *data;
+    int datalen;
+    char *name;
+    struct String_vector kids;
+} zop;
+
+static zop *zop_new(void) {
+    zop *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    pthread_mutex_init(&o->mu, NULL);
+    coord__cond_init(&o->cv);
+    o->refs = 2; /* the caller and the completion */
+    return o;
+}
+
+static void zop_unref(zop *o) {
+    pthread_mutex_lock(&o->mu);
+    int r = --o->refs;
+    pthread_mutex_unlock(&o->mu);
+    if (r) return;
+    free(o->data);
+    free(o->name);
+    deallocate_String_vector(&o->kids);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
+    free(o);
+}
+
+static void zop_finish(zop *o, int rc) {
+    pthread_mutex_lock(&o->mu);
+    o->rc = rc;
+    o->done = true;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    zop_unref(o);
+}
+
+static void on_void(int rc, const void *d) {
+    zop_finish((zop *)d, rc);
+}
+
+static void on_stat(int rc, const struct Stat *st, const void *d) {
+    zop *o = (zop *)d;
+    if (st) o->stat = *st;
+    zop_finish(o, rc);
+}
+
+static void on_data(int rc, const char *v, int len, const struct Stat *st, const void *d) {
+    zop *o = (zop *)d;
+    if (rc == ZOK) {
+        o->data = malloc(len > 0 ? (size_t)len + 1 : 1);
+        if (!o->data) rc = ZSYSTEMERROR;
+        else {
+            if (len > 0) memcpy(o->data, v, (size_t)len);
+            o->datalen = len > 0 ? len : 0;
+            o->data[o->datalen] = 0;
+        }
+        if (st) o->stat = *st;
+    }
+    zop_finish(o, rc);
+}
+
+static void on_name(int rc, const char *name, const struct Stat *st, const void *d) {
+    zop *o = (zop *)d;
+    if (rc == ZOK) {
+        if (name && !(o->name = strdup(name))) rc = ZSYSTEMERROR;
+        if (st) o->stat = *st;
+    }
+    zop_finish(o, rc);
+}
+
+static void on_kids(int rc, const struct String_vector *sv, const struct Stat *st, const void *d) {
+    zop *o = (zop *)d;
+    if (rc == ZOK && sv) {
+        /* The client frees `sv` after we return: move its strings out. */
+        o->kids = *sv;
+        ((struct String_vector *)sv)->data = NULL;
+        ((struct String_vector *)sv)->count = 0;
+        if (st) o->stat = *st;
+    }
+    zop_finish(o, rc);
+}
+
+/* Wait for the completion or the deadline. On timeout the completion still owns a reference. */
+static int zop_wait(zop *o, int64_t deadline) {
+    struct timespec dl = coord__deadline(deadline - coord__now_ms());
+    pthread_mutex_lock(&o->mu);
+    while (!o->done)
+        if (pthread_cond_timedwait(&o->cv, &o->mu, &dl)) break;
+    bool done = o->done;
+    pthread_mutex_unlock(&o->mu);
+    return done ? 0 : -1;
+}
+
+/* Hold the current handle for issuing a call; NULL when there is no usable handle. */
+static zhandle_t *zh_acquire(zk *z) {
+    pthread_rwlock_rdlock(&z->hlock);
+    if (!z->zh) pthread_rwlock_unlock(&z->hlock);
+    return z->zh;
+}
+
+static void zh_release(zk *z) {
+    pthread_rwlock_unlock(&z->hlock);
+}
+
+/* Run one async call (`issue` fills the op) and wait for it. Returns the ZooKeeper rc, or
+ * ZOPERATIONTIMEOUT when the deadline passed. */
+typedef int (*issue_fn)(zhandle_t *zh, zop *o, void *arg);
+
+static int run(zk *z, issue_fn issue, void *arg, int64_t deadline, zop **out) {
+    zop *o = zop_new();
+    if (!o) return ZSYSTEMERROR;
+    zhandle_t *zh = zh_acquire(z);
+    int rc = zh ? issue(zh, o, arg) : ZINVALIDSTATE;
+    if (zh) zh_release(z);
+    if (rc != ZOK) {
+        /* Not submitted: the completion will never run. */
+        o->refs = 1;
+        zop_unref(o);
+        return rc;
+    }
+    if (zop_wait(o, deadline)) {
+        zop_unref(o);
+        return ZOPERATIONTIMEOUT;
+    }
+    rc = o->rc;
+    *out = o;
+    return rc;
+}
+
+typedef struct args {
+    const char *path;
+    const char *value;
+    int len;
+    int version;
+    int mode;
+    const struct ACL_vector *acl;
+} args;
+
+static int issue_create(zhandle_t *zh, zop *o, void *a) {
+    args *x = a;
+    return zoo_acreate2(zh, x->path, x->value, x->len, x->acl, x->mode, on_name, o);
+}
+static int issue_set(zhandle_t *zh, zop *o, void *a) {
+    args *x = a;
+    return zoo_aset(zh, x->path, x->value, x->len, x->version, on_stat, o);
+}
+static int issue_get(zhandle_t *zh, zop *o, void *a) {
+    return zoo_aget(zh, ((args *)a)->path, 0, on_data, o);
+}
+static int issue_delete(zhandle_t *zh, zop *o, void *a) {
+    args *x = a;
+    return zoo_adelete(zh, x->path, x->version, on_void, o);
+}
+static int issue_children(zhandle_t *zh, zop *o, void *a) {
+    return zoo_aget_children2(zh, ((args *)a)->path, 0, on_kids, o);
+}
+
+static const struct ACL_vector *acl_for(zk *z) {
+    /* With credentials, nodes are readable and writable by their creator only. */
+    return z->auth ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
+}
+
+static int64_t deadline_of(int timeout_ms) {
+    return coord__now_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+}
+
+/* Create the ancestors of `path` (the prefix node as a persistent node, deeper ones as
+ * containers that the server removes once empty). */
+static int make_parents(zk *z, const char *path, int64_t deadline) {
+    size_t plen = zk_parent_len(path);
+    if (plen == 0) return ZOK;
+    char parent[MAX_PATH];
+    if (plen >= sizeof parent) return ZBADARGUMENTS;
+    memcpy(parent, path, plen);
+    parent[plen] = 0;
+    size_t prefix_len = strlen(z->cfg->uri->prefix);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        args a = {.path = parent, .value = NULL, .len = -1, .acl = acl_for(z),
+                  .mode = plen > prefix_len ? ZOO_CONTAINER : ZOO_PERSISTENT};
+        zop *o = NULL;
+        int rc = run(z, issue_create, &a, deadline, &o);
+        if (o) zop_unref(o);
+        if (rc == ZOK || rc == ZNODEEXISTS) return ZOK;
+        if (rc != ZNONODE) return rc;
+        if ((rc = make_parents(z, parent, deadline)) != ZOK) return rc;
+    }
+    return ZNONODE;
+}
+
+static void fill_kv(coord_kv *kv, const struct Stat *st, const char *name) {
+    int64_t seq;
+    kv->version = (int64_t)st->version + 1;
+    kv->token = (uint64_t)st->czxid;
+    kv->order = name && zk_sequence(name, &seq) ? seq : st->czxid;
+}
+
+/* ---------- KV slots ---------- */
+
+static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    zk *z = (zk *)c;
+    args a = {.path = path};
+    zop *o = NULL;
+    int rc = run(z, issue_get, &a, deadline_of(timeout_ms), &o);
+    if (rc != ZOK) {
+        if (o) zop_unref(o);
+        return map_rc(rc, "get", path);
+    }
+    memset(out, 0, sizeof *out);
+    out->key = strdup(path);
+    out->value = o->data;
+    out->len = (size_t)o->datalen;
+    o->data = NULL;
+    fill_kv(out, &o->stat, zk_basename(path));
+    zop_unref(o);
+    if (!out->key) {
+        coord_kv_clear(out);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int do_create(zk *z, const char *path, const void *value, size_t len, unsigned flags,
+                     int64_t deadline, coord_kv *out) {
+    int mode = (flags & COORD_PUT_EPHEMERAL)
+                   ? ((flags & COORD_PUT_SEQUENTIAL) ? ZOO_EPHEMERAL_SEQUENTIAL : ZOO_EPHEMERAL)
+                   : ((flags & COORD_PUT_SEQUENTIAL) ? ZOO_PERSISTENT_SEQUENTIAL : ZOO_PERSISTENT);
+    args a = {.path = path, .value = value, .len = (int)len, .acl = acl_for(z), .mode = mode};
+    for (int attempt = 0; attempt < 4; attempt++) {
+        zop *o = NULL;
+        int rc = run(z, issue_create, &a, deadline, &o);
+        if (rc == ZOK) {
+            if (out) {
+                memset(out, 0, sizeof *out);
+                out->key = o->name;
+                o->name = NULL;
+                fill_kv(out, &o->stat, out->key ? zk_basename(out->key) : NULL);
+            }
+            zop_unref(o);
+            return ZOK;
+        }
+        if (o) zop_unref(o);
+        if (rc != ZNONODE) return rc;
+        if ((rc = make_parents(z, path, deadline)) != ZOK) return rc;
+    }
+    return ZNONODE;
+}
+
+static int zk_put(coord_conn *c, const char *path, const void *value, size_t len, int64_t expect,
+                  unsigned flags, coord_kv *out, int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t deadline = deadline_of(timeout_ms);
+    if (len > 0x7fffffff) return coord_seterr(COORD_EINVAL, "value too large");
+    if ((flags & COORD_PUT_SEQUENTIAL) && expect > 0)
+        return coord_seterr(COORD_EINVAL, "a sequential put can only create");
+    if (out) memset(out, 0, sizeof *out);
+    int rc;
+    if (expect == COORD_VERSION_ABSENT || (flags & COORD_PUT_SEQUENTIAL)) {
+        rc = do_create(z, path, value, len, flags, deadline, out);
+        if (rc == ZNODEEXISTS) {
+            if (out) out->version = -1;
+            return coord_seterr(COORD_ECONFLICT, "%s already exists", path);
+        }
+        return map_rc(rc, "create", path);
+    }
+    for (int attempt = 0; attempt < 8; attempt++) {
+        args a = {.path = path, .value = value, .len = (int)len,
+                  .version = expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1)};
+        zop *o = NULL;
+        rc = run(z, issue_set, &a, deadline, &o);
+        if (rc == ZOK) {
+            if (out) {
+                out->key = strdup(path);
+                fill_kv(out, &o->stat, zk_basename(path));
+            }
+            zop_unref(o);
+            if (out && !out->key) return coord_seterr(COORD_ENOMEM, "out of memory");
+            return 0;
+        }
+        if (o) zop_unref(o);
+        if (rc == ZBADVERSION) {
+            if (out) out->version = -1;
+            return coord_seterr(COORD_ECONFLICT, "%s: version differs from %lld", path,
+                                (long long)expect);
+        }
+        if (rc != ZNONODE) return map_rc(rc, "set", path);
+        if (expect != COORD_VERSION_ANY) {
+            if (out) out->version = 0;
+            return coord_seterr(COORD_ECONFLICT, "%s does not exist", path);
+        }
+        /* Unconditional write of an absent node: create it; a racing creator sends us back to set. */
+        rc = do_create(z, path, value, len, flags, deadline, out);
+        if (rc != ZNODEEXISTS) return map_rc(rc, "create", path);
+    }
+    return coord_seterr(COORD_ECONFLICT, "%s: too much contention", path);
+}
+
+static int zk_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms) {
+    zk *z = (zk *)c;
+    args a = {.path = path, .version = expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1)};
+    if (expect == COORD_VERSION_ABSENT) return coord_seterr(COORD_EINVAL, "delete of an absent version");
+    zop *o = NULL;
+    int rc = run(z, issue_delete, &a, deadline_of(timeout_ms), &o);
+    if (o) zop_unref(o);
+    return map_rc(rc, "delete", path);
+}
+
+static int cmp_order(const void *a, const void *b) {
+    const coord_kv *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int zk_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
+                   int64_t *epoch, int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t deadline = deadline_of(timeout_ms);
+    args a = {.path = path};
+    zop *o = NULL;
+    int rc = run(z, issue_children, &a, deadline, &o);
+    if (rc == ZNONODE) {
+        if (o) zop_unref(o);
+        *out = NULL;
+        *n = 0;
+        if (epoch) *epoch = 0;
+        return 0;
+    }
+    if (rc != ZOK) {
+        if (o) zop_unref(o);
+        return map_rc(rc, "list", path);
+    }
+    int cnt = o->kids.count;
+    coord_kv *arr = cnt ? calloc((size_t)cnt, sizeof *arr) : NULL;
+    zop **gets = cnt && !(flags & COORD_LIST_NAMES) ? calloc((size_t)cnt, sizeof *gets) : NULL;
+    if (cnt && (!arr || (!(flags & COORD_LIST_NAMES) && !gets))) {
+        free(arr);
+        free(gets);
+        zop_unref(o);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    if (epoch) *epoch = (int64_t)o->stat.cversion + 1;
+    size_t got = 0;
+    rc = 0;
+    char full[MAX_PATH];
+    for (int i = 0; i < cnt && !rc; i++) {
+        const char *name = o->kids.data[i];
+        if (!(arr[i].key = strdup(name))) rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        int64_t seq = 0;
+        arr[i].order = zk_sequence(name, &seq) ? seq : 0;
+        if (!gets) continue;
+        /* Pipeline the reads: issue all, then wait for all. */
+        snprintf(full, sizeof full, "%s/%s", path, name);
+        args g = {.path = full};
+        zop *go = zop_new();
+        zhandle_t *zh = go ? zh_acquire(z) : NULL;
+        int irc = zh ? issue_get(zh, go, &g) : ZINVALIDSTATE;
+        if (zh) zh_release(z);
+        if (irc != ZOK) {
+            if (go) {
+                go->refs = 1;
+                zop_unref(go);
+            }
+            rc = go ? map_rc(irc, "get", full) : coord_seterr(COORD_ENOMEM, "out of memory");
+        } else {
+            gets[i] = go;
+        }
+    }
+    for (int i = 0; gets && i < cnt; i++) {
+        if (!gets[i]) continue;
+        if (!rc && zop_wait(gets[i], deadline)) rc = map_rc(ZOPERATIONTIMEOUT, "list", path);
+        if (!rc && gets[i]->rc == ZOK) {
+            arr[i].value = gets[i]->data;
+            arr[i].len = (size_t)gets[i]->datalen;
+            gets[i]->data = NULL;
+            fill_kv(&arr[i], &gets[i]->stat, arr[i].key);
+        } else if (!rc && gets[i]->rc != ZNONODE) {
+            rc = map_rc(gets[i]->rc, "get", path);
+        }
+        zop_unref(gets[i]);
+    }
+    free(gets);
+    zop_unref(o);
+    /* Children deleted between the listing and their read are dropped. */
+    for (int i = 0; i < cnt; i++) {
+        if (!(flags & COORD_LIST_NAMES) && arr[i].version == 0) {
+            coord_kv_clear(&arr[i]);
+            continue;
+        }
+        arr[got++] = arr[i];
+    }
+    if (rc) {
+        coord_kv_array_free(arr, got);
+        return rc;
+    }
+    qsort(arr, got, sizeof *arr, cmp_order);
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+/* ---------- watches ---------- */
+
+static void arm(zk *z, coord_watch *w);
+
+static void deliver(coord_watch *w, coord_watch_event ev) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->dead) {
+        w->in_fn = true;
+        pthread_mutex_unlock(&w->mu);
+        w->fn(w->payload, ev, 0);
+        pthread_mutex_lock(&w->mu);
+        w->in_fn = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)zh;
+    (void)state;
+    (void)path;
+    coord_watch *w = ctx;
+    if (type == ZOO_SESSION_EVENT) return; /* the supervisor re-arms after expiry */
+    if (w->kind == COORD_WATCH_KEY && type == ZOO_DELETED_EVENT) {
+        deliver(w, COORD_EV_DELETED);
+        return;
+    }
+    if (w->kind == COORD_WATCH_CHILDREN && type != ZOO_CHANGED_EVENT) deliver(w, COORD_EV_CHANGED);
+    arm(w->z, w);
+}
+
+static void arm_done(coord_watch *w) {
+    pthread_mutex_lock(&w->mu);
+    w->pending--;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
+    (void)st;
+    coord_watch *w = (coord_watch *)d;
+    if (rc == ZNONODE) {
+        if (w->kind == COORD_WATCH_KEY) deliver(w, COORD_EV_DELETED);
+        /* CHILDREN of an absent parent: the exists watch reports its creation. */
+    } else if (rc == ZOK && w->kind == COORD_WATCH_CHILDREN) {
+        /* The parent appeared between our two calls: watch its children now. */
+        deliver(w, COORD_EV_CHANGED);
+        arm(w->z, w);
+    }
+    arm_done(w);
+}
+
+static void on_arm_kids(int rc, const struct String_vector *sv, const struct Stat *st,
+                        const void *d) {
+    (void)sv;
+    (void)st;
+    coord_watch *w = (coord_watch *)d;
+    if (rc == ZNONODE) {
+        /* No parent yet: watch for its creation instead. */
+        zk *z = w->z;
+        if (pthread_rwlock_tryrdlock(&z->hlock) == 0) {
+            pthread_mutex_lock(&w->mu);
+            bool dead = w->dead;
+            if (!dead) w->pending++;
+            pthread_mutex_unlock(&w->mu);
+            if (!dead && (!z->zh || zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w) != ZOK))
+                arm_done(w);
+            pthread_rwlock_unlock(&z->hlock);
+        }
+    }
+    arm_done(w);
+}
+
+/* Register the one-shot ZooKeeper watch for `w` again. Never blocks on the handle lock: while
+ * the supervisor replaces the handle it re-arms every watch itself. */
+static void arm(zk *z, coord_watch *w) {
+    if (pthread_rwlock_tryrdlock(&z->hlock) != 0) return;
+    pthread_mutex_lock(&w->mu);
+    bool dead = w->dead;
+    if (!dead) w->pending++;
+    pthread_mutex_unlock(&w->mu);
+    if (!dead) {
+        int rc = ZINVALIDSTATE;
+        if (z->zh)
+            rc = w->kind == COORD_WATCH_KEY
+                     ? zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w)
+                     : zoo_awget_children2(z->zh, w->path, on_watch, w, on_arm_kids, w);
+        if (rc != ZOK) arm_done(w);
+    }
+    pthread_rwlock_unlock(&z->hlock);
+}
+
+static int zk_watch(coord_conn *c, const char *path, int kind, int64_t after, coord_watch_fn fn,
+                    void *payload, coord_watch **out) {
+    (void)after;
+    zk *z = (zk *)c;
+    coord_watch *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    w->z = z;
+    w->kind = kind;
+    w->fn = fn;
+    w->payload = payload;
+    pthread_mutex_init(&w->mu, NULL);
+    coord__cond_init(&w->cv);
+    pthread_mutex_lock(&z->mu);
+    w->next = z->watches;
+    z->watches = w;
+    pthread_mutex_unlock(&z->mu);
+    arm(z, w);
+    *out = w;
+    return 0;
+}
+
+static void zk_unwatch(coord_conn *c, coord_watch *w) {
+    zk *z = (zk *)c;
+    if (!w) return;
+    pthread_mutex_lock(&z->mu);
+    for (coord_watch **pp = &z->watches; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&z->mu);
+    pthread_mutex_lock(&w->mu);
+    w->dead = true;
+    pthread_mutex_unlock(&w->mu);
+    /* Drop the client-side registration so the watcher context is never used again. */
+    zhandle_t *zh = zh_acquire(z);
+    if (zh) {
+        zoo_remove_watches(zh, w->path, ZWATCHTYPE_ANY, on_watch, w, 1);
+        zh_release(z);
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->in_fn || w->pending > 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->path);
+    free(w);
+}
+
+/* ---------- session ---------- */
+
+static void report(zk *z, coord_session_state st) {
+    pthread_mutex_lock(&z->mu);
+    bool change = z->state != st && z->opened;
+    z->state = st;
+    pthread_mutex_unlock(&z->mu);
+    if (change) z->cfg->on_state(z->cfg->core, st);
+}
+
+static void on_session(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)path;
+    zk *z = ctx;
+    if (type != ZOO_SESSION_EVENT) return;
+    pthread_mutex_lock(&z->mu);
+    bool current = zh == z->zh || z->zh == NULL;
+    if (current) {
+        z->zstate = state;
+        if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) z->replace = true;
+        pthread_cond_broadcast(&z->cv);
+    }
+    pthread_mutex_unlock(&z->mu);
+    if (!current) return;
+    if (state == ZOO_CONNECTED_STATE) report(z, COORD_SESSION_CONNECTED);
+    else if (state == ZOO_CONNECTING_STATE) report(z, COORD_SESSION_SUSPENDED);
+    else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
+        report(z, COORD_SESSION_LOST);
+}
+
+static zhandle_t *new_handle(zk *z, const clientid_t *cid, watcher_fn fn, void *ctx) {
+    zhandle_t *zh = zookeeper_init2(z->hosts, fn, z->cfg->session_ttl_ms, cid, ctx, 0, zk_log);
+    if (zh && z->auth)
+        zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL);
+    return zh;
+}
+
+/* Wait until the current handle is connected. 0, or -1 on timeout / stop. */
+static int wait_connected(zk *z, int64_t deadline) {
+    struct timespec dl = coord__deadline(deadline - coord__now_ms());
+    pthread_mutex_lock(&z->mu);
+    while (z->zstate != ZOO_CONNECTED_STATE && !z->stopping && !z->replace)
+        if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;
+    int ok = z->zstate == ZOO_CONNECTED_STATE ? 0 : -1;
+    pthread_mutex_unlock(&z->mu);
+    return ok;
+}
+
+static void *supervisor_main(void *arg) {
+    zk *z = arg;
+    pthread_mutex_lock(&z->mu);
+    while (1) {
+        while (!z->replace && !z->stopping)
+            pthread_cond_wait(&z->cv, &z->mu);
+        if (z->stopping) break;
+        z->replace = false;
+        z->zstate = 0;
+        pthread_mutex_unlock(&z->mu);
+
+        /* The expired handle is useless: close it and start a new session. */
+        pthread_rwlock_wrlock(&z->hlock);
+        zhandle_t *old = z->zh;
+        pthread_mutex_lock(&z->mu);
+        z->zh = NULL;
+        pthread_mutex_unlock(&z->mu);
+        if (old) zookeeper_close(old);
+        zhandle_t *zh = NULL;
+        while (!zh) {
+            pthread_mutex_lock(&z->mu);
+            bool stop = z->stopping;
+            pthread_mutex_unlock(&z->mu);
+            if (stop) break;
+            zh = new_handle(z, NULL, on_session, z);
+            if (!zh) {
+                struct timespec ts = {0, 200000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        pthread_mutex_lock(&z->mu);
+        z->zh = zh;
+        z->session++;
+        pthread_mutex_unlock(&z->mu);
+        pthread_rwlock_unlock(&z->hlock);
+        if (!zh) {
+            pthread_mutex_lock(&z->mu);
+            break;
+        }
+        /* Watches of the old session are gone; register them again and tell their owners. */
+        pthread_mutex_lock(&z->mu);
+        coord_watch *ws[256];
+        size_t nw = 0;
+        for (coord_watch *w = z->watches; w && nw < 256; w = w->next)
+            ws[nw++] = w;
+        pthread_mutex_unlock(&z->mu);
+        for (size_t i = 0; i < nw; i++) {
+            arm(z, ws[i]);
+            deliver(ws[i], COORD_EV_RESET);
+        }
+        pthread_mutex_lock(&z->mu);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+extern const coord_backend coord__zk_backend;
+
+static void zk_free(zk *z) {
+    free(z->hosts);
+    free(z->auth);
+    pthread_rwlock_destroy(&z->hlock);
+    pthread_mutex_destroy(&z->mu);
+    pthread_cond_destroy(&z->cv);
+    free(z);
+}
+
+static int zk_open(coord_conn **out, const coord_config *cfg) {
+    zk *z = calloc(1, sizeof *z);
+    if (!z) return coord_seterr(COORD_ENOMEM, "out of memory");
+    z->base.backend = &coord__zk_backend;
+    z->cfg = cfg;
+    z->state = COORD_SESSION_CONNECTED;
+    pthread_rwlock_init(&z->hlock, NULL);
+    pthread_mutex_init(&z->mu, NULL);
+    coord__cond_init(&z->cv);
+    const coord_uri *u = cfg->uri;
+    size_t cap = 1;
+    for (size_t i = 0; i < u->nhosts; i++)
+        cap += strlen(u->hosts[i].host) + 10;
+    if (!(z->hosts = malloc(cap))) goto oom;
+    z->hosts[0] = 0;
+    for (size_t i = 0; i < u->nhosts; i++) {
+        size_t l = strlen(z->hosts);
+        bool v6 = strchr(u->hosts[i].host, ':') != NULL;
+        snprintf(z->hosts + l, cap - l, v6 ? "%s[%s]:%d" : "%s%s:%d", i ? "," : "",
+                 u->hosts[i].host, u->hosts[i].port);
+    }
+    if (u->user) {
+        size_t l = strlen(u->user) + strlen(u->password) + 2;
+        if (!(z->auth = malloc(l))) goto oom;
+        snprintf(z->auth, l, "%s:%s", u->user, u->password);
+    }
+    int64_t deadline = coord__now_ms() + cfg->connect_timeout_ms;
+    z->zh = new_handle(z, NULL, on_session, z);
+    if (!z->zh) {
+        zk_free(z);
+        return coord_seterr(COORD_EINVAL, "zookeeper_init failed for \"%s\"", u->hosts[0].host);
+    }
+    int rc = 0;
+    if (wait_connected(z, deadline)) {
+        rc = coord_seterr(COORD_EUNAVAILABLE,
+                          "zookeeper: no server of %s reachable within %d ms", z->hosts,
+                          cfg->connect_timeout_ms);
+        goto fail;
+    }
+    /* The prefix node, created on demand (persistent: it holds every recipe of the app). */
+    {
+        char probe[MAX_PATH];
+        snprintf(probe, sizeof probe, "%s/x", u->prefix);
+        int zrc = make_parents(z, probe, deadline);
+        if (zrc != ZOK) {
+            rc = map_rc(zrc, "create", u->prefix);
+            goto fail;
+        }
+    }
+    z->session = 1;
+    if (pthread_create(&z->sup, NULL, supervisor_main, z)) {
+        rc = coord_seterr(COORD_EBACKEND, "cannot start the supervisor thread");
+        goto fail;
+    }
+    z->sup_started = true;
+    pthread_mutex_lock(&z->mu);
+    z->opened = true;
+    pthread_mutex_unlock(&z->mu);
+    *out = &z->base;
+    return 0;
+oom:
+    zk_free(z);
+    return coord_seterr(COORD_ENOMEM, "out of memory");
+fail:
+    zookeeper_close(z->zh);
+    zk_free(z);
+    return rc;
+}
+
+static void zk_close(coord_conn *c) {
+    zk *z = (zk *)c;
+    if (!z) return;
+    pthread_mutex_lock(&z->mu);
+    z->stopping = true;
+    z->opened = false; /* no callbacks into a closing client */
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+    if (z->sup_started) pthread_join(z->sup, NULL);
+    pthread_rwlock_wrlock(&z->hlock);
+    if (z->zh) zookeeper_close(z->zh); /* ends the session: ephemeral nodes go at once */
+    z->zh = NULL;
+    pthread_rwlock_unlock(&z->hlock);
+    zk_free(z);
+}
+
+static uint64_t zk_session(coord_conn *c) {
+    zk *z = (zk *)c;
+    pthread_mutex_lock(&z->mu);
+    uint64_t s = z->session;
+    pthread_mutex_unlock(&z->mu);
+    return s;
+}
+
+static void on_expirer(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)zh;
+    (void)path;
+    if (type != ZOO_SESSION_EVENT) return;
+    zop *o = ctx;
+    pthread_mutex_lock(&o->mu);
+    if (!o->done) {
+        o->rc = state == ZOO_CONNECTED_STATE ? ZOK : ZSESSIONEXPIRED;
+        o->done = state == ZOO_CONNECTED_STATE || state == ZOO_EXPIRED_SESSION_STATE;
+        pthread_cond_signal(&o->cv);
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+static int zk_expire(coord_conn *c) {
+    zk *z = (zk *)c;
+    clientid_t cid;
+    zhandle_t *zh = zh_acquire(z);
+    if (!zh) return coord_seterr(COORD_ESESSION, "no session");
+    cid = *zoo_client_id(zh);
+    zh_release(z);
+    /* A second handle on the same session, closed, ends that session on the server. */
+    zop *o = zop_new();
+    if (!o) return coord_seterr(COORD_ENOMEM, "out of memory");
+    zhandle_t *other = new_handle(z, &cid, on_expirer, o);
+    int rc = 0;
+    if (!other) rc = coord_seterr(COORD_EBACKEND, "zookeeper_init failed");
+    else if (zop_wait(o, deadline_of(z->cfg->timeout_ms)) || o->rc != ZOK)
+        rc = coord_seterr(COORD_EUNAVAILABLE, "could not attach to the session to expire it");
+    if (other) zookeeper_close(other);
+    o->refs = 1;
+    zop_unref(o);
+    return rc;
+}
+
+static const char *const zk_schemes[] = {"zk", NULL};
+
+const coord_backend coord__zk_backend = {
+    .version = COORD_BACKEND_VERSION,
+    .name = "zookeeper",
+    .schemes = zk_schemes,
+    .caps = COORD_CAP_SEQUENTIAL | COORD_CAP_CONTAINERS,
+    .open = zk_open,
+    .close = zk_close,
+    .session = zk_session,
+    .get = zk_get,
+    .put = zk_put,
+    .del = zk_del,
+    .list = zk_list,
+    .watch = zk_watch,
+    .unwatch = zk_unwatch,
+    .expire = zk_expire,
+};

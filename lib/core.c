@@ -1,0 +1,193 @@
+/* Client lifecycle, backend registry and session-state dispatch. */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEFAULT_SESSION_TTL_MS 10000
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+
+/* Built-in backends, first match by scheme wins. */
+static const coord_backend *const builtin_backends[] = {
+#ifdef COORD_WITH_ZOOKEEPER
+    &coord__zk_backend,
+#endif
+#ifdef COORD_WITH_ETCD
+    &coord__etcd_backend,
+#endif
+    NULL};
+
+/* Schemes the URI parser knows, with the backend that would serve them. */
+static const char *backend_for_scheme(const char *scheme) {
+    return strcmp(scheme, "zk") == 0 ? "zookeeper" : "etcd";
+}
+
+struct coord_client {
+    const coord_backend *backend;
+    coord_conn *conn;
+    coord_uri *uri;
+    coord_config cfg;
+    coord_session_cb on_session;
+    void *payload;
+    _Atomic int state;
+};
+
+static _Thread_local coord_client *in_callback;
+
+const char *coord_version(void) {
+    return COORD_VERSION_STRING;
+}
+
+int coord_options_init(coord_options *opts, unsigned version) {
+    if (!opts) return coord_seterr(COORD_EINVAL, "options is NULL");
+    if (version == 0 || version > COORD_OPTIONS_VERSION)
+        return coord_seterr(COORD_EINVAL, "unsupported coord_options version %u (this library: %d)",
+                            version, COORD_OPTIONS_VERSION);
+    coord_options init = COORD_OPTIONS_INIT;
+    *opts = init;
+    opts->version = version;
+    return 0;
+}
+
+struct timespec coord__deadline(int64_t ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ms < 0) ms = 0;
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int coord__cond_init(pthread_cond_t *cv) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+static void global_init(void) {
+    /* libcurl's global state is owned here once for the process; it is never torn down because
+     * other libraries in the process may share it. */
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void on_state(void *core, coord_session_state st) {
+    coord_client *c = core;
+    atomic_store(&c->state, (int)st);
+    if (c->on_session) {
+        in_callback = c;
+        c->on_session(c, st, c->payload);
+        in_callback = NULL;
+    }
+}
+
+static int pick(int opt, int uri, int def) {
+    return opt > 0 ? opt : uri > 0 ? uri : def;
+}
+
+int coord_client_open(coord_client **out, const char *uri, const coord_options *opts) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (opts && (opts->version == 0 || opts->version > COORD_OPTIONS_VERSION))
+        return coord_seterr(COORD_EINVAL, "unsupported coord_options version %u", opts->version);
+    if (opts && (opts->session_ttl_ms < 0 || opts->timeout_ms < 0 || opts->connect_timeout_ms < 0))
+        return coord_seterr(COORD_EINVAL, "negative timeout in coord_options");
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK)
+        return coord_seterr(COORD_EBACKEND, "curl_global_init: %s", curl_easy_strerror(global_rc));
+
+    coord_uri *u;
+    int rc = coord_uri_parse(&u, uri);
+    if (rc) return rc;
+    const coord_backend *b = NULL;
+    for (size_t i = 0; builtin_backends[i] && !b; i++)
+        for (const char *const *s = builtin_backends[i]->schemes; *s; s++)
+            if (strcmp(*s, u->scheme) == 0) b = builtin_backends[i];
+    if (!b) {
+        rc = coord_seterr(COORD_ENOTSUP, "the %s backend (scheme %s://) is not built into this libcoord",
+                          backend_for_scheme(u->scheme), u->scheme);
+        coord_uri_free(u);
+        return rc;
+    }
+    if (b->version == 0 || b->version > COORD_BACKEND_VERSION || !b->open || !b->close) {
+        rc = coord_seterr(COORD_EBACKEND, "backend %s has an unsupported table (version %u)",
+                          b->name, b->version);
+        coord_uri_free(u);
+        return rc;
+    }
+    coord_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        coord_uri_free(u);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    c->backend = b;
+    c->uri = u;
+    c->cfg.uri = u;
+    c->cfg.session_ttl_ms =
+        pick(opts ? opts->session_ttl_ms : 0, u->session_ttl_ms, DEFAULT_SESSION_TTL_MS);
+    c->cfg.timeout_ms = pick(opts ? opts->timeout_ms : 0, u->timeout_ms, DEFAULT_TIMEOUT_MS);
+    c->cfg.connect_timeout_ms =
+        pick(opts ? opts->connect_timeout_ms : 0, u->connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->cfg.on_state = on_state;
+    c->cfg.core = c;
+    if (opts) {
+        c->on_session = opts->on_session;
+        c->payload = opts->payload;
+    }
+    atomic_init(&c->state, COORD_SESSION_CONNECTED);
+    if ((rc = b->open(&c->conn, &c->cfg))) {
+        coord_uri_free(u);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void coord_client_close(coord_client *c) {
+    if (!c) return;
+    if (in_callback) {
+        /* Closing waits for the backend threads, one of which is running this callback. */
+        coord_seterr(COORD_EINVAL, "coord_client_close called from a coord callback; ignored");
+        return;
+    }
+    c->backend->close(c->conn);
+    coord_uri_free(c->uri);
+    free(c);
+}
+
+const char *coord_client_backend(const coord_client *c) {
+    return c ? c->backend->name : NULL;
+}
+
+coord_session_state coord_client_state(const coord_client *c) {
+    return (coord_session_state)atomic_load(&((coord_client *)c)->state);
+}
+
+uint64_t coord_client_session(const coord_client *c) {
+    return c->backend->session(c->conn);
+}
+
+const char *coord_client_prefix(const coord_client *c) {
+    return c->uri->prefix;
+}
+
+coord_conn *coord__client_conn(coord_client *c) {
+    return c->conn;
+}
+
+int coord__client_timeout(const coord_client *c) {
+    return c->cfg.timeout_ms;
+}

@@ -1,0 +1,176 @@
+/*
+ * coord: coordinate processes through a ZooKeeper ensemble or an etcd cluster.
+ *
+ * One API over both backends; the backend is chosen at run time by the URI scheme
+ * (`zk://`, `etcd://`, `etcds://`). See README.md for the URI forms.
+ *
+ * Conventions used throughout this header:
+ *  - Fallible functions return 0 on success or a negative `coord_err` code. The detail of the
+ *    calling thread's last failure is available from coord_last_error().
+ *  - A `**out` result belongs to the caller and is released with its type's `_free`/`_close`.
+ *  - Destructors accept NULL.
+ *  - Callbacks run on a thread owned by the library and must not block or call back into the
+ *    object that invoked them in a way that waits for that callback (for example closing the
+ *    client from its own session callback is refused).
+ *
+ * This header compiles as C99 and as C++.
+ */
+#ifndef COORD_H
+#define COORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coord/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(COORD_STATIC)
+#define COORD_EXTERN
+#elif defined(_WIN32)
+#ifdef COORD_BUILDING
+#define COORD_EXTERN __declspec(dllexport)
+#else
+#define COORD_EXTERN __declspec(dllimport)
+#endif
+#else
+#define COORD_EXTERN __attribute__((visibility("default")))
+#endif
+
+/*
+ * Error codes, defined once. X(name, value, text). Numbers are never reused.
+ * COORD_ENOTSUP: the operation or URI scheme is not available in this build or backend.
+ * COORD_ECLOSED: the object is being closed (for example an acquire interrupted by close).
+ */
+#define COORD_ERRORS(X)                                                                            \
+    X(COORD_OK, 0, "success")                                                                      \
+    X(COORD_EINVAL, -1, "invalid argument")                                                        \
+    X(COORD_ENOMEM, -2, "out of memory")                                                           \
+    X(COORD_ETIMEDOUT, -3, "operation timed out")                                                  \
+    X(COORD_EUNAVAILABLE, -4, "no cluster member could be reached")                                \
+    X(COORD_ESESSION, -5, "session expired")                                                       \
+    X(COORD_ELOCKED, -6, "lock is held by another owner")                                          \
+    X(COORD_ENOTHELD, -7, "lock is not held by this handle")                                       \
+    X(COORD_ECONFLICT, -8, "value changed concurrently (compare failed)")                          \
+    X(COORD_EEXISTS, -9, "already exists")                                                         \
+    X(COORD_ENOTFOUND, -10, "not found")                                                           \
+    X(COORD_EAUTH, -11, "authentication failed or permission denied")                              \
+    X(COORD_EPROTO, -12, "unexpected or malformed answer from the server")                         \
+    X(COORD_EBACKEND, -13, "backend failure")                                                      \
+    X(COORD_ENOTSUP, -14, "not supported by this build or backend")                                \
+    X(COORD_ECLOSED, -15, "object is closing")
+
+typedef enum coord_err {
+#define COORD_X_ENUM(name, value, text) name = value,
+    COORD_ERRORS(COORD_X_ENUM)
+#undef COORD_X_ENUM
+} coord_err;
+
+/** Static English text for an error code ("unknown error" for a code not in the table). */
+COORD_EXTERN const char *coord_strerror(int err);
+
+/** The symbolic name of an error code, e.g. "COORD_ETIMEDOUT". Static; never NULL. */
+COORD_EXTERN const char *coord_err_name(int err);
+
+/**
+ * Detail of the calling thread's last failure (e.g. "etcd 127.0.0.1:2379: connection refused").
+ * Never NULL; "" when no failure was recorded. Valid until the next coord call on this thread.
+ */
+COORD_EXTERN const char *coord_last_error(void);
+
+/** Runtime version, e.g. "0.1.0". Compare with COORD_VERSION_STRING for header/library skew. */
+COORD_EXTERN const char *coord_version(void);
+
+typedef struct coord_client coord_client;
+
+/** Session states reported to coord_options.on_session. */
+typedef enum coord_session_state {
+    /** A session is established (first connect, reconnect, or a new session after LOST). */
+    COORD_SESSION_CONNECTED = 1,
+    /** No contact with the cluster; the session may still be alive. Locks may still be held. */
+    COORD_SESSION_SUSPENDED = 2,
+    /** The session expired: locks held and memberships made through it are gone. The client
+     *  opens a new session by itself and reports CONNECTED again. */
+    COORD_SESSION_LOST = 3
+} coord_session_state;
+
+/** Name of a session state ("CONNECTED", "SUSPENDED", "LOST"). */
+COORD_EXTERN const char *coord_session_state_name(coord_session_state s);
+
+/**
+ * Session-state callback. Runs on a library thread, once per transition, in order; it must not
+ * block and must not close the client.
+ */
+typedef void (*coord_session_cb)(coord_client *c, coord_session_state state, void *payload);
+
+#define COORD_OPTIONS_VERSION 1
+
+/**
+ * Client options. Zero fields mean "use the URI's value, or the default". Explicit options win
+ * over the URI. Fields are only ever appended; set `version` with COORD_OPTIONS_INIT.
+ */
+typedef struct coord_options {
+    unsigned version;
+    /** ZooKeeper session timeout / etcd lease TTL (default 10000). */
+    int session_ttl_ms;
+    /** Default per-operation timeout (default 5000). */
+    int timeout_ms;
+    /** Time allowed for coord_client_open to establish a session (default 5000). */
+    int connect_timeout_ms;
+    /** Session-state callback, may be NULL. */
+    coord_session_cb on_session;
+    void *payload;
+} coord_options;
+
+#define COORD_OPTIONS_INIT {COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL}
+
+/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
+COORD_EXTERN int coord_options_init(coord_options *opts, unsigned version);
+
+/**
+ * Connect to the cluster named by `uri` and establish a session.
+ *
+ * Blocks until a session exists or connect_timeout_ms elapses. `opts` may be NULL. On success
+ * `*out` belongs to the caller (coord_client_close). On failure `*out` is NULL and nothing is left
+ * running. Errors: COORD_EINVAL (malformed URI or options, unknown scheme), COORD_ENOTSUP (scheme
+ * of a backend not built in), COORD_EUNAVAILABLE / COORD_ETIMEDOUT (no member reachable in
+ * time), COORD_EAUTH, COORD_EPROTO, COORD_ENOMEM. Thread-safe.
+ */
+COORD_EXTERN int coord_client_open(coord_client **out, const char *uri, const coord_options *opts);
+
+/**
+ * Release held locks, leave groups, end the session (ZooKeeper close / etcd lease revoke) and
+ * free the client. NULL-safe. Every lock, counter and ring made from `c` must be freed first.
+ * Must not be called from a coord callback.
+ */
+COORD_EXTERN void coord_client_close(coord_client *c);
+
+/** "zookeeper" or "etcd". The string is static. */
+COORD_EXTERN const char *coord_client_backend(const coord_client *c);
+
+/** The client's current session state (CONNECTED, SUSPENDED or LOST). */
+COORD_EXTERN coord_session_state coord_client_state(const coord_client *c);
+
+/**
+ * A number that changes each time the client replaces its session (starts at 1). Locks and
+ * memberships belong to one session; comparing this value tells whether one was replaced.
+ */
+COORD_EXTERN uint64_t coord_client_session(const coord_client *c);
+
+/** The key/node prefix this client works under, e.g. "/coord". Borrowed from `c`. */
+COORD_EXTERN const char *coord_client_prefix(const coord_client *c);
+
+/**
+ * Check a lock, counter, group or member name: 1 to 255 bytes, no '/', no control characters,
+ * not "." or "..". Returns 0 or COORD_EINVAL (with a detail in coord_last_error()).
+ */
+COORD_EXTERN int coord_name_check(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,226 @@
+/*
+ * The backend seam: for people writing a coord backend, not for applications.
+ *
+ * A backend is a const, versioned table of functions (coord_backend) registered under one or
+ * more URI schemes. coord_client_open parses the URI, finds the table by scheme and calls `open`,
+ * which returns a live connection (coord_conn) holding one session. Recipes (lock, counter,
+ * ring) are written once in the core on top of the slots below; a slot exists per backend only
+ * where the native mechanism differs.
+ *
+ * The data model the slots share:
+ *  - Paths are absolute ("/app/counter/x"), already validated, no trailing '/'. The backend
+ *    maps them to znodes or etcd keys; on ZooKeeper missing parents are created on demand.
+ *  - A coord_kv carries an abstract `version`: 0 means "does not exist", any other value
+ *    identifies one state of the entry (etcd: mod_revision; ZooKeeper: stat.version + 1).
+ *    Conditional writes compare on it.
+ *  - `order` sorts children in creation order (etcd create_revision; ZooKeeper the 10-digit
+ *    sequence suffix for sequential nodes, else czxid) and `token` is a fencing number that
+ *    strictly increases between successive creations (etcd create_revision; ZooKeeper czxid).
+ *  - Ephemeral entries live as long as the connection's current session (ZooKeeper ephemeral
+ *    node, etcd key attached to the client's lease).
+ *
+ * Common rules for every slot:
+ *  - Blocking slots wait at most `timeout_ms` (> 0) and return COORD_ETIMEDOUT after that.
+ *  - On failure they return a negative coord_err and set coord_last_error() through
+ *    coord_seterr(); out-parameters are then untouched or freed, never half-owned.
+ *  - Memory handed to the core (coord_kv fields, arrays) comes from malloc and is released by
+ *    the core with coord_kv_clear / coord_kv_array_free.
+ *  - Slots may be called from any thread at once; the backend serialises what it must.
+ *  - Callbacks to the core (state, watch) run on a backend thread while the backend holds no
+ *    lock the core could wait on.
+ */
+#ifndef COORD_SYS_BACKEND_H
+#define COORD_SYS_BACKEND_H
+
+#include "../../coord.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct coord_uri coord_uri;
+
+/** One host of a URI. */
+typedef struct coord_uri_host {
+    char *host; /* without brackets for IPv6 */
+    int port;
+} coord_uri_host;
+
+/** A parsed URI (lib/uri.c). All strings are NUL-terminated and owned by the struct. */
+struct coord_uri {
+    char *scheme;   /* "zk", "etcd" or "etcds" */
+    char *user;     /* NULL when the URI has no credentials */
+    char *password; /* NULL when the URI has no credentials */
+    coord_uri_host *hosts;
+    size_t nhosts;
+    char *prefix; /* "/coord" by default; no trailing '/' */
+    int session_ttl_ms, timeout_ms, connect_timeout_ms;
+    char *ca, *cert, *key; /* etcds only; NULL when absent */
+};
+
+/** Parse `text`. COORD_EINVAL with a detail on any malformed part. Pure: no I/O. */
+COORD_EXTERN int coord_uri_parse(coord_uri **out, const char *text);
+COORD_EXTERN void coord_uri_free(coord_uri *u);
+
+/** Record the detail of a failure for coord_last_error(); returns `err` for tail calls. */
+COORD_EXTERN int coord_seterr(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+typedef struct coord_kv {
+    char *key; /* full path for get; child name (last segment) for list */
+    void *value;
+    size_t len;
+    int64_t version; /* 0 = absent, see above */
+    int64_t order;
+    uint64_t token;
+} coord_kv;
+
+COORD_EXTERN void coord_kv_clear(coord_kv *kv);
+COORD_EXTERN void coord_kv_array_free(coord_kv *kvs, size_t n);
+
+/** Passed to open: the resolved configuration and the core's session-state sink. */
+typedef struct coord_config {
+    const coord_uri *uri;
+    int session_ttl_ms, timeout_ms, connect_timeout_ms;
+    /**
+     * The backend reports every session transition here, from its own thread, in order:
+     * CONNECTED once a session exists, SUSPENDED when contact is lost, LOST when the session
+     * expired; after LOST it opens a new session by itself and reports CONNECTED again.
+     * Not called for the first CONNECTED inside `open`.
+     */
+    void (*on_state)(void *core, coord_session_state state);
+    void *core;
+} coord_config;
+
+/** A live connection. Backends embed it as the first member of their own struct. */
+typedef struct coord_conn {
+    const struct coord_backend *backend;
+} coord_conn;
+
+/** Put flags. */
+#define COORD_PUT_EPHEMERAL 0x1u  /* tied to the current session */
+#define COORD_PUT_SEQUENTIAL 0x2u /* ZooKeeper: server appends a 10-digit sequence */
+
+/** List flags. */
+#define COORD_LIST_NAMES 0x1u /* names and order only */
+
+/** `expect` values for conditional writes, besides a version from a coord_kv. */
+#define COORD_VERSION_ANY (-1)  /* unconditional */
+#define COORD_VERSION_ABSENT 0  /* must not exist */
+
+/** Watch kinds and events. */
+#define COORD_WATCH_KEY 1      /* one key: reports its deletion (or absence when armed) */
+#define COORD_WATCH_CHILDREN 2 /* the direct children of a path: reports any change of the set */
+
+typedef enum coord_watch_event {
+    COORD_EV_DELETED = 1, /* the watched key is gone (or was already gone) */
+    COORD_EV_CHANGED = 2, /* the watched set changed: list it again */
+    COORD_EV_RESET = 3,   /* events may have been missed (session replaced, history
+                             compacted): list again from scratch */
+    COORD_EV_ERROR = 4    /* the watch ended with an error; no further events */
+} coord_watch_event;
+
+typedef void (*coord_watch_fn)(void *payload, coord_watch_event ev, int64_t revision);
+typedef struct coord_watch coord_watch;
+
+/** Capability bits: recipes test these instead of a backend's name. */
+#define COORD_CAP_SEQUENTIAL 0x1u /* native sequential names (ZooKeeper) */
+#define COORD_CAP_REVISIONS 0x2u  /* global revisions; watches resume from one (etcd) */
+#define COORD_CAP_CONTAINERS 0x4u /* empty parents are removed by the server */
+
+#define COORD_BACKEND_VERSION 1
+
+typedef struct coord_backend {
+    unsigned version; /* COORD_BACKEND_VERSION the table was written against */
+    const char *name; /* "zookeeper", "etcd" */
+    const char *const *schemes; /* NULL-terminated URI schemes served */
+    unsigned caps;
+
+    /* --- methods of version 1 --- */
+
+    /**
+     * Mandatory. Connect and establish a session within cfg->connect_timeout_ms. Blocks.
+     * `cfg` stays valid until close. On failure nothing is left running.
+     * Errors: COORD_EUNAVAILABLE, COORD_ETIMEDOUT, COORD_EAUTH, COORD_EPROTO, COORD_ENOMEM.
+     */
+    int (*open)(coord_conn **out, const coord_config *cfg);
+
+    /**
+     * Mandatory. End the session (ZooKeeper close, etcd lease revoke, bounded by timeout_ms),
+     * stop every backend thread and free. Every watch must have been removed.
+     */
+    void (*close)(coord_conn *c);
+
+    /**
+     * Mandatory. A number that changes each time the backend replaced its session.
+     * Non-blocking.
+     */
+    uint64_t (*session)(coord_conn *c);
+
+    /**
+     * Mandatory. Read one entry. COORD_ENOTFOUND when absent. `out` is filled with key,
+     * value, version, order and token.
+     */
+    int (*get)(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
+
+    /**
+     * Mandatory. Write `path` if its version equals `expect` (COORD_VERSION_ANY: always;
+     * COORD_VERSION_ABSENT: only create). With COORD_PUT_SEQUENTIAL the created name gets a
+     * sequence suffix (COORD_ENOTSUP where the backend has none).
+     * On success, `out` (may be NULL) receives the written entry: its key (the created name for
+     * sequential puts), version, order and token; value is not copied back.
+     * On COORD_ECONFLICT, `out` receives the current entry (version 0 if absent) when the
+     * backend got it in the same round trip, else it has version -1 and the caller reads again.
+     */
+    int (*put)(coord_conn *c, const char *path, const void *value, size_t len, int64_t expect,
+               unsigned flags, coord_kv *out, int timeout_ms);
+
+    /**
+     * Mandatory. Delete `path` if its version equals `expect` (COORD_VERSION_ANY: always).
+     * COORD_ENOTFOUND when absent, COORD_ECONFLICT when the version differs.
+     */
+    int (*del)(coord_conn *c, const char *path, int64_t expect, int timeout_ms);
+
+    /**
+     * Mandatory. The direct children of `path`, sorted by `order`. With COORD_LIST_NAMES only
+     * key and order are needed (ZooKeeper then reads no child; order comes from the sequence
+     * suffix and is 0 for names without one); otherwise every field is filled. An absent
+     * path lists as empty. `*epoch` (may be NULL) identifies the listed state: etcd the
+     * revision of the read, ZooKeeper the parent's child version (cversion) + 1.
+     */
+    int (*list)(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
+                int64_t *epoch, int timeout_ms);
+
+    /**
+     * Mandatory. Watch `path` (kind COORD_WATCH_KEY or COORD_WATCH_CHILDREN) for changes after
+     * `after` (etcd: a revision already seen, 0 = from now; ignored by backends without
+     * revisions). `fn` runs on a backend thread for each event, never concurrently with itself
+     * for one watch. A KEY watch on an absent key reports COORD_EV_DELETED at once.
+     * The watch survives reconnects and failover; when events may have been missed (ZooKeeper
+     * session replaced, etcd history compacted) it reports COORD_EV_RESET and goes on.
+     */
+    int (*watch)(coord_conn *c, const char *path, int kind, int64_t after, coord_watch_fn fn,
+                 void *payload, coord_watch **out);
+
+    /**
+     * Mandatory. Stop a watch. When it returns, `fn` is not running and will not run again.
+     * Must not be called from that watch's own `fn`.
+     */
+    void (*unwatch)(coord_conn *c, coord_watch *w);
+
+    /**
+     * Optional (NULL: COORD_ENOTSUP). End the current session on the server as if it had
+     * expired (ZooKeeper: close a second handle on the same session id; etcd: revoke the
+     * lease). For fault tests and for callers that must give up ephemeral state at once.
+     */
+    int (*expire)(coord_conn *c);
+} coord_backend;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * URI parsing (pure, no I/O):
+ *   scheme://[user:password@]host[:port][,host[:port]...][/prefix[/more]][?param=value&...]
+ * Multi-host authorities are not URLs in the RFC 3986 sense, so the authority is split here and
+ * each host is then checked with libcurl's URL parser; percent-decoding is libcurl's too.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord/sys/backend.h"
+#include "internal.h"
+
+#define URI_MAX 4096
+#define PARAM_MS_MAX 86400000 /* one day */
+
+void coord_uri_free(coord_uri *u) {
+    if (!u) return;
+    free(u->scheme);
+    free(u->user);
+    free(u->password);
+    for (size_t i = 0; i < u->nhosts; i++)
+        free(u->hosts[i].host);
+    free(u->hosts);
+    free(u->prefix);
+    free(u->ca);
+    free(u->cert);
+    free(u->key);
+    free(u);
+}
+
+static char *dup_range(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+/* Percent-decode with libcurl; a decoded NUL is refused. */
+static int decode(const char *s, size_t n, const char *what, char **out) {
+    int len = 0;
+    char *d = curl_easy_unescape(NULL, s, (int)n, &len);
+    if (!d) return coord_seterr(COORD_ENOMEM, "out of memory decoding %s", what);
+    if (strlen(d) != (size_t)len) {
+        curl_free(d);
+        return coord_seterr(COORD_EINVAL, "%s contains an encoded NUL byte", what);
+    }
+    *out = strdup(d);
+    curl_free(d);
+    return *out ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+}
+
+static int parse_port(const char *s, size_t n, int *out) {
+    if (n == 0 || n > 5) return coord_seterr(COORD_EINVAL, "bad port \"%.*s\"", (int)n, s);
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return coord_seterr(COORD_EINVAL, "bad port \"%.*s\"", (int)n, s);
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return coord_seterr(COORD_EINVAL, "port %d out of range 1-65535", v);
+    *out = v;
+    return 0;
+}
+
+/* Let libcurl's URL parser judge the host name / address. */
+static int check_host(const char *host, bool v6, int port) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, v6 ? "http://[%s]:%d/" : "http://%s:%d/", host, port);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return coord_seterr(COORD_EINVAL, "host name too long: \"%.64s...\"", host);
+    CURLU *u = curl_url();
+    if (!u) return coord_seterr(COORD_ENOMEM, "out of memory");
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, buf, 0);
+    curl_url_cleanup(u);
+    if (rc != CURLUE_OK)
+        return coord_seterr(COORD_EINVAL, "bad host \"%s\": %s", host, curl_url_strerror(rc));
+    for (const char *p = host; *p; p++) {
+        /* libcurl accepts percent escapes and a few odd bytes in hosts; a cluster address never
+         * needs them. */
+        if (!(*p == '.' || *p == '-' || *p == '_' || *p == ':' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return coord_seterr(COORD_EINVAL, "bad character '%c' in host \"%s\"", *p, host);
+    }
+    return 0;
+}
+
+static int parse_hosts(coord_uri *u, const char *s, size_t n, int defport) {
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',') count++;
+    u->hosts = calloc(count, sizeof *u->hosts);
+    if (!u->hosts) return coord_seterr(COORD_ENOMEM, "out of memory");
+    const char *p = s, *end = s + n;
+    while (1) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *he = comma ? comma : end;
+        size_t hl = (size_t)(he - p);
+        if (hl == 0) return coord_seterr(COORD_EINVAL, "empty host in host list");
+        const char *name = p, *port = NULL;
+        size_t namelen = hl, portlen = 0;
+        bool v6 = false;
+        if (*p == '[') {
+            const char *rb = memchr(p, ']', hl);
+            if (!rb) return coord_seterr(COORD_EINVAL, "unterminated '[' in host list");
+            v6 = true;
+            name = p + 1;
+            namelen = (size_t)(rb - name);
+            if (rb + 1 < he) {
+                if (rb[1] != ':')
+                    return coord_seterr(COORD_EINVAL, "junk after ']' in \"%.*s\"", (int)hl, p);
+                port = rb + 2;
+                portlen = (size_t)(he - port);
+            }
+        } else {
+            const char *colon = memchr(p, ':', hl);
+            if (colon) {
+                namelen = (size_t)(colon - p);
+                port = colon + 1;
+                portlen = (size_t)(he - port);
+            }
+        }
+        if (namelen == 0) return coord_seterr(COORD_EINVAL, "empty host name in \"%.*s\"", (int)hl, p);
+        coord_uri_host *h = &u->hosts[u->nhosts];
+        h->port = defport;
+        if (port && parse_port(port, portlen, &h->port)) return COORD_EINVAL;
+        if (!(h->host = dup_range(name, namelen)))
+            return coord_seterr(COORD_ENOMEM, "out of memory");
+        u->nhosts++;
+        if (check_host(h->host, v6, h->port)) return COORD_EINVAL;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+static int parse_prefix(coord_uri *u, const char *s, size_t n) {
+    /* One trailing '/' is tolerated ("zk://h/app/"); "" and "/" mean the default. */
+    if (n > 0 && s[n - 1] == '/') n--;
+    if (n == 0) {
+        u->prefix = strdup("/coord");
+        return u->prefix ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    const char *p = s + 1, *end = s + n;
+    while (p <= end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *se = slash ? slash : end;
+        if (se == p) return coord_seterr(COORD_EINVAL, "empty path segment in \"%.*s\"", (int)n, s);
+        char seg[256];
+        size_t sl = (size_t)(se - p);
+        if (sl >= sizeof seg)
+            return coord_seterr(COORD_EINVAL, "path segment longer than 255 bytes");
+        memcpy(seg, p, sl);
+        seg[sl] = 0;
+        if (coord_name_check(seg))
+            return coord_seterr(COORD_EINVAL, "bad path segment \"%s\": %s", seg,
+                                coord_last_error());
+        if (!slash) break;
+        p = slash + 1;
+    }
+    u->prefix = dup_range(s, n);
+    return u->prefix ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+}
+
+static int parse_ms(const char *key, const char *v, int *out) {
+    if (*v < '0' || *v > '9')
+        return coord_seterr(COORD_EINVAL, "%s must be a positive integer, got \"%s\"", key, v);
+    errno = 0;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || errno || x < 1 || x > PARAM_MS_MAX)
+        return coord_seterr(COORD_EINVAL, "%s must be an integer from 1 to %d, got \"%s\"", key,
+                            PARAM_MS_MAX, v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_query(coord_uri *u, const char *s, size_t n) {
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        if (!eq)
+            return coord_seterr(COORD_EINVAL, "query parameter \"%.*s\" has no value",
+                                (int)(pe - p), p);
+        char key[32];
+        size_t kl = (size_t)(eq - p);
+        if (kl == 0 || kl >= sizeof key)
+            return coord_seterr(COORD_EINVAL, "bad query parameter \"%.*s\"", (int)(pe - p), p);
+        memcpy(key, p, kl);
+        key[kl] = 0;
+        char *val = NULL;
+        if (decode(eq + 1, (size_t)(pe - eq - 1), key, &val)) return COORD_EINVAL;
+        int rc = 0;
+        char **target = NULL;
+        if (!strcmp(key, "session_ttl_ms"))
+            rc = parse_ms(key, val, &u->session_ttl_ms);
+        else if (!strcmp(key, "timeout_ms"))
+            rc = parse_ms(key, val, &u->timeout_ms);
+        else if (!strcmp(key, "connect_timeout_ms"))
+            rc = parse_ms(key, val, &u->connect_timeout_ms);
+        else if (!strcmp(key, "ca"))
+            target = &u->ca;
+        else if (!strcmp(key, "cert"))
+            target = &u->cert;
+        else if (!strcmp(key, "key"))
+            target = &u->key;
+        else
+            rc = coord_seterr(COORD_EINVAL,
+                              "unknown query parameter \"%s\" (known: session_ttl_ms, timeout_ms, "
+                              "connect_timeout_ms, ca, cert, key)",
+                              key);
+        if (target) {
+            if (strcmp(u->scheme, "etcds") != 0)
+                rc = coord_seterr(COORD_EINVAL, "parameter \"%s\" needs the etcds:// scheme", key);
+            else if (!*val)
+                rc = coord_seterr(COORD_EINVAL, "parameter \"%s\" is empty", key);
+            else {
+                free(*target);
+                *target = val;
+                val = NULL;
+            }
+        }
+        free(val);
+        if (rc) return rc;
+        p = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+int coord_uri_parse(coord_uri **out, const char *text) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!text) return coord_seterr(COORD_EINVAL, "URI is NULL");
+    size_t len = strnlen(text, URI_MAX + 1);
+    if (len == 0) return coord_seterr(COORD_EINVAL, "URI is empty");
+    if (len > URI_MAX) return coord_seterr(COORD_EINVAL, "URI longer than %d bytes", URI_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] <= 0x20 || (unsigned char)text[i] == 0x7f)
+            return coord_seterr(COORD_EINVAL, "URI contains a space or control character");
+    if (memchr(text, '#', len)) return coord_seterr(COORD_EINVAL, "URI has a fragment ('#')");
+
+    const char *sep = strstr(text, "://");
+    if (!sep) return coord_seterr(COORD_EINVAL, "URI \"%s\" has no scheme (zk://, etcd://)", text);
+    coord_uri *u = calloc(1, sizeof *u);
+    if (!u) return coord_seterr(COORD_ENOMEM, "out of memory");
+    int rc = COORD_EINVAL;
+    int defport = 0;
+    if (!(u->scheme = dup_range(text, (size_t)(sep - text)))) goto oom;
+    for (char *c = u->scheme; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    if (!strcmp(u->scheme, "zk"))
+        defport = 2181;
+    else if (!strcmp(u->scheme, "etcd") || !strcmp(u->scheme, "etcds"))
+        defport = 2379;
+    else {
+        coord_seterr(COORD_EINVAL, "unknown URI scheme \"%s\" (expected zk, etcd or etcds)",
+                     u->scheme);
+        goto fail;
+    }
+
+    const char *auth = sep + 3;
+    const char *ae = auth + strcspn(auth, "/?");
+    const char *at = NULL;
+    for (const char *p = auth; p < ae; p++)
+        if (*p == '@') at = p;
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if (!colon || colon == auth) {
+            coord_seterr(COORD_EINVAL, "credentials must be user:password@");
+            goto fail;
+        }
+        if ((rc = decode(auth, (size_t)(colon - auth), "user name", &u->user)) ||
+            (rc = decode(colon + 1, (size_t)(at - colon - 1), "password", &u->password)))
+            goto fail;
+        rc = COORD_EINVAL;
+        auth = at + 1;
+    }
+    if (auth == ae) {
+        coord_seterr(COORD_EINVAL, "URI has no host");
+        goto fail;
+    }
+    if ((rc = parse_hosts(u, auth, (size_t)(ae - auth), defport))) goto fail;
+
+    const char *q = strchr(ae, '?');
+    const char *pe = q ? q : text + len;
+    if ((rc = parse_prefix(u, ae, (size_t)(pe - ae)))) goto fail;
+    if (q && (rc = parse_query(u, q + 1, strlen(q + 1)))) goto fail;
+    if ((u->cert != NULL) != (u->key != NULL)) {
+        rc = coord_seterr(COORD_EINVAL, "a client certificate needs both cert= and key=");
+        goto fail;
+    }
+    *out = u;
+    return 0;
+oom:
+    rc = coord_seterr(COORD_ENOMEM, "out of memory");
+fail:
+    coord_uri_free(u);
+    return rc;
+}

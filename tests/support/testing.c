@@ -1,0 +1,69 @@
+#include "testing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const coord_test_backend coord_test_zk = {"zk", "COORD_TEST_ZK", "COORD_TEST_ZK_CLUSTER", "zk"};
+const coord_test_backend coord_test_etcd = {"etcd", "COORD_TEST_ETCD", "COORD_TEST_ETCD_CLUSTER",
+                                            "etcd"};
+
+char *coord_test_uri(void **state, int cluster, const char *params) {
+    const coord_test_backend *b = *state;
+    const char *var = cluster ? b->cluster : b->single;
+    const char *hosts = getenv(var);
+    if (!hosts || !*hosts) {
+        const char *req = getenv("COORD_TEST_REQUIRE_SERVERS");
+        if (req && *req == '1') fail_msg("%s is not set: start servers with scripts/servers.sh", var);
+        skip();
+    }
+    static int counter;
+    char *uri = NULL;
+    int n = __atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST);
+    if (asprintf(&uri, "%s://%s/coordtest/p%ld-%d%s%s", b->scheme, hosts, (long)getpid(), n,
+                 params ? "?" : "", params ? params : "") < 0)
+        fail_msg("out of memory");
+    return uri;
+}
+
+void coord_test_servers(const char *a1, const char *a2, const char *a3) {
+    const char *script = getenv("COORD_SERVERS");
+    assert_non_null(script);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s %s %s >&2", script, a1, a2 ? a2 : "", a3 ? a3 : "");
+    int rc = system(cmd);
+    if (rc != 0) fail_msg("'%s' failed (%d)", cmd, rc);
+}
+
+void coord_test_states_init(coord_test_states *s) {
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    coord__cond_init(&s->cv);
+}
+
+void coord_test_states_cb(coord_client *c, coord_session_state st, void *payload) {
+    (void)c;
+    coord_test_states *s = payload;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < 64) s->seen[s->n++] = (int)st;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_ms) {
+    struct timespec dl = coord__deadline(timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    int found = -1;
+    while (found < 0) {
+        for (int i = from; i < s->n; i++)
+            if (s->seen[i] == st) {
+                found = i;
+                break;
+            }
+        if (found >= 0) break;
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl)) break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}

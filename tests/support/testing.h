@@ -1,0 +1,54 @@
+/* Shared helpers for coord's test suites (not installed). */
+#ifndef COORD_TESTING_H
+#define COORD_TESTING_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "coord.h"
+#include "coord/sys/backend.h"
+#include "internal.h"
+
+/* A backend under test: its scheme and the env variables that name its servers. */
+typedef struct coord_test_backend {
+    const char *scheme;  /* "zk" or "etcd" */
+    const char *single;  /* env var with the single-node address list */
+    const char *cluster; /* env var with the 3-member address list */
+    const char *servers_name; /* name for scripts/servers.sh ("zk", "etcd") */
+} coord_test_backend;
+
+extern const coord_test_backend coord_test_zk, coord_test_etcd;
+
+/* One test body run against both backends: cmocka_unit_test_prestate(fn, &coord_test_zk)... */
+#define COORD_CONFORMANCE(fn)                                                                      \
+    cmocka_unit_test_prestate(fn, (void *)&coord_test_zk),                                         \
+        cmocka_unit_test_prestate(fn, (void *)&coord_test_etcd)
+
+/*
+ * A URI for the backend with a fresh prefix unique to this process and call, plus `params`
+ * (e.g. "session_ttl_ms=2000", may be NULL). Skips the test (or fails it when
+ * COORD_TEST_REQUIRE_SERVERS=1) when the servers' environment is not set. Caller frees.
+ */
+char *coord_test_uri(void **state, int cluster, const char *params);
+
+/* Run scripts/servers.sh with the given arguments (e.g. "kill", "etcd", "2"); asserts success. */
+void coord_test_servers(const char *a1, const char *a2, const char *a3);
+
+/* Records session-state callbacks; wait for a given state with a bound. */
+typedef struct coord_test_states {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int seen[64];
+    int n;
+} coord_test_states;
+
+void coord_test_states_init(coord_test_states *s);
+void coord_test_states_cb(coord_client *c, coord_session_state st, void *payload);
+/* Wait until `st` has been recorded at index >= from; returns its index or -1 on timeout. */
+int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_ms);
+
+#endif
