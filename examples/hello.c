@@ -17,7 +17,8 @@ static void on_session(coord_client *c, coord_session_state st, void *payload) {
 int main(int argc, char **argv) {
     const char *uri = getenv("COORD_URI");
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--uri") && i + 1 < argc) uri = argv[++i];
+        if (!strcmp(argv[i], "--uri") && i + 1 < argc)
+            uri = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--uri URI]   (or set COORD_URI)\n", argv[0]);
             return 2;

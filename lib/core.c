@@ -116,7 +116,8 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
         for (const char *const *s = builtin_backends[i]->schemes; *s; s++)
             if (strcmp(*s, u->scheme) == 0) b = builtin_backends[i];
     if (!b) {
-        rc = coord_seterr(COORD_ENOTSUP, "the %s backend (scheme %s://) is not built into this libcoord",
+        rc = coord_seterr(COORD_ENOTSUP,
+                          "the %s backend (scheme %s://) is not built into this libcoord",
                           backend_for_scheme(u->scheme), u->scheme);
         coord_uri_free(u);
         return rc;
@@ -138,8 +139,8 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
     c->cfg.session_ttl_ms =
         pick(opts ? opts->session_ttl_ms : 0, u->session_ttl_ms, DEFAULT_SESSION_TTL_MS);
     c->cfg.timeout_ms = pick(opts ? opts->timeout_ms : 0, u->timeout_ms, DEFAULT_TIMEOUT_MS);
-    c->cfg.connect_timeout_ms =
-        pick(opts ? opts->connect_timeout_ms : 0, u->connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->cfg.connect_timeout_ms = pick(opts ? opts->connect_timeout_ms : 0, u->connect_timeout_ms,
+                                     DEFAULT_CONNECT_TIMEOUT_MS);
     c->cfg.on_state = on_state;
     c->cfg.core = c;
     if (opts) {

@@ -60,8 +60,7 @@ static int parse_port(const char *s, size_t n, int *out) {
             return coord_seterr(COORD_EINVAL, "bad port \"%.*s\"", (int)n, s);
         v = v * 10 + (s[i] - '0');
     }
-    if (v < 1 || v > 65535)
-        return coord_seterr(COORD_EINVAL, "port %d out of range 1-65535", v);
+    if (v < 1 || v > 65535) return coord_seterr(COORD_EINVAL, "port %d out of range 1-65535", v);
     *out = v;
     return 0;
 }
@@ -123,7 +122,8 @@ static int parse_hosts(coord_uri *u, const char *s, size_t n, int defport) {
                 portlen = (size_t)(he - port);
             }
         }
-        if (namelen == 0) return coord_seterr(COORD_EINVAL, "empty host name in \"%.*s\"", (int)hl, p);
+        if (namelen == 0)
+            return coord_seterr(COORD_EINVAL, "empty host name in \"%.*s\"", (int)hl, p);
         coord_uri_host *h = &u->hosts[u->nhosts];
         h->port = defport;
         if (port && parse_port(port, portlen, &h->port)) return COORD_EINVAL;

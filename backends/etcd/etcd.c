@@ -15,9 +15,9 @@
 #include "etcd_codec.h"
 #include "internal.h"
 
-#define MAX_BODY (64u << 20)  /* largest unary answer accepted */
-#define MAX_LINE (64u << 20)  /* largest watch message accepted */
-#define POOL_MAX 16           /* idle curl handles kept */
+#define MAX_BODY (64u << 20) /* largest unary answer accepted */
+#define MAX_LINE (64u << 20) /* largest watch message accepted */
+#define POOL_MAX 16          /* idle curl handles kept */
 
 typedef struct etcd etcd;
 
@@ -27,7 +27,7 @@ struct coord_watch {
     char *key, *range_end; /* raw bytes, NUL-terminated */
     size_t keylen, relen;
     int kind;
-    size_t dirlen; /* CHILDREN: length of "dir/" to find direct children */
+    size_t dirlen;    /* CHILDREN: length of "dir/" to find direct children */
     int64_t next_rev; /* resume point: first revision not yet delivered */
     coord_watch_fn fn;
     void *payload;
@@ -56,11 +56,11 @@ struct etcd {
     pthread_cond_t cv;
     CURL *pool[POOL_MAX];
     int npool;
-    char *token;           /* auth token, NULL without auth */
-    uint64_t token_gen;    /* bumps on each re-authentication */
-    int64_t lease;         /* current lease ID */
-    int64_t lease_ttl_ms;  /* granted TTL */
-    uint64_t session;      /* bumps when the lease is replaced */
+    char *token;          /* auth token, NULL without auth */
+    uint64_t token_gen;   /* bumps on each re-authentication */
+    int64_t lease;        /* current lease ID */
+    int64_t lease_ttl_ms; /* granted TTL */
+    uint64_t session;     /* bumps when the lease is replaced */
     bool stopping;
     coord_session_state state;
 
@@ -193,8 +193,8 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
-        *err = coord_seterr(COORD_EAUTH, "etcd %s: TLS: %s", e->endpoints[ep],
-                            curl_easy_strerror(cc));
+        *err =
+            coord_seterr(COORD_EAUTH, "etcd %s: TLS: %s", e->endpoints[ep], curl_easy_strerror(cc));
         return TRY_FAIL;
     case CURLE_GOT_NOTHING:
         /* etcd 3.4.23 answers auth errors with an empty reply (etcd-io/etcd#15256). */
@@ -265,8 +265,10 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
                 }
                 continue; /* same endpoint, new token */
             }
-            if (status == 503 || (idempotent && rc == COORD_EUNAVAILABLE)) t = TRY_NEXT;
-            else break;
+            if (status == 503 || (idempotent && rc == COORD_EUNAVAILABLE))
+                t = TRY_NEXT;
+            else
+                break;
         } else {
             free(r.body);
             if (t == TRY_FAIL && status == -1 && e->cfg->uri->user && !reauthed) {
@@ -387,8 +389,8 @@ static int lease_keepalive(etcd *e, int64_t id, int timeout_ms) {
     cJSON *res = NULL;
     int rc = call(e, "/v3/lease/keepalive", req, true, timeout_ms, &res);
     cJSON_Delete(req);
-    if (rc == COORD_ENOTFOUND) return coord_seterr(COORD_ESESSION, "etcd: lease %llx not found",
-                                                   (unsigned long long)id);
+    if (rc == COORD_ENOTFOUND)
+        return coord_seterr(COORD_ESESSION, "etcd: lease %llx not found", (unsigned long long)id);
     if (rc) return rc;
     /* A stream answer: {"result":{...}} (or an error chunk) on one line. */
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, "result");
@@ -514,7 +516,8 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
         w->next_rev = rev + 1;
         if (w->kind == COORD_WATCH_KEY) {
             if (ev->is_delete) watch_deliver(w, COORD_EV_DELETED, rev);
-        } else if (ev->keylen > w->dirlen && !memchr(ev->key + w->dirlen, '/', ev->keylen - w->dirlen)) {
+        } else if (ev->keylen > w->dirlen &&
+                   !memchr(ev->key + w->dirlen, '/', ev->keylen - w->dirlen)) {
             changed = true;
         }
     }
@@ -528,7 +531,8 @@ static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud) {
     size_t len = sz * n;
     if (w->status == 0) curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
     if (w->status != 200) {
-        size_t take = len < sizeof w->errbody - 1 - w->errlen ? len : sizeof w->errbody - 1 - w->errlen;
+        size_t take =
+            len < sizeof w->errbody - 1 - w->errlen ? len : sizeof w->errbody - 1 - w->errlen;
         memcpy(w->errbody + w->errlen, p, take);
         w->errlen += take;
         return len;
@@ -821,13 +825,19 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
     cJSON *fail = cJSON_AddArrayToObject(req, "failure");
     cJSON *putop = cJSON_CreateObject();
     cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
-    bool ok = req && cmps && succ && fail && put && etcd_add_bytes(put, "key", path, strlen(path)) &&
+    bool ok = req && cmps && succ && fail && put &&
+              etcd_add_bytes(put, "key", path, strlen(path)) &&
               etcd_add_bytes(put, "value", value ? value : "", len) &&
               (!lease || etcd_add_i64(put, "lease", lease));
-    if (ok) ok = cJSON_AddItemToArray(succ, putop);
-    else cJSON_Delete(putop);
-    if (ok) ok = cJSON_AddItemToArray(succ, op_range(path)) && cJSON_AddItemToArray(fail, op_range(path));
-    if (ok && expect != COORD_VERSION_ANY) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    if (ok)
+        ok = cJSON_AddItemToArray(succ, putop);
+    else
+        cJSON_Delete(putop);
+    if (ok)
+        ok = cJSON_AddItemToArray(succ, op_range(path)) &&
+             cJSON_AddItemToArray(fail, op_range(path));
+    if (ok && expect != COORD_VERSION_ANY)
+        ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
     if (!ok) {
         cJSON_Delete(req);
         return coord_seterr(COORD_ENOMEM, "out of memory");
@@ -851,8 +861,10 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
     free(cur.value);
     cur.value = NULL;
     cur.len = 0;
-    if (out) *out = cur;
-    else coord_kv_clear(&cur);
+    if (out)
+        *out = cur;
+    else
+        coord_kv_clear(&cur);
     if (!succeeded)
         return coord_seterr(COORD_ECONFLICT, "%s: version %lld, expected %lld", path,
                             (long long)(found ? (out ? out->version : 1) : 0), (long long)expect);
@@ -868,10 +880,13 @@ static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout
     cJSON *delop = cJSON_CreateObject();
     cJSON *del = cJSON_AddObjectToObject(delop, "request_delete_range");
     bool ok = req && cmps && succ && fail && del && etcd_add_bytes(del, "key", path, strlen(path));
-    if (ok) ok = cJSON_AddItemToArray(succ, delop);
-    else cJSON_Delete(delop);
+    if (ok)
+        ok = cJSON_AddItemToArray(succ, delop);
+    else
+        cJSON_Delete(delop);
     if (ok) ok = cJSON_AddItemToArray(fail, op_range(path));
-    if (ok && expect != COORD_VERSION_ANY) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    if (ok && expect != COORD_VERSION_ANY)
+        ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
     if (!ok) {
         cJSON_Delete(req);
         return coord_seterr(COORD_ENOMEM, "out of memory");
@@ -1029,8 +1044,8 @@ static int etcd_open(coord_conn **out, const coord_config *cfg) {
     int64_t left = deadline - coord__now_ms();
     if ((rc = lease_grant(e, left > 0 ? (int)left : 1))) {
         if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE)
-            coord_seterr(rc, "etcd: no member of %s reachable within %d ms: %s",
-                         u->hosts[0].host, cfg->connect_timeout_ms, coord_last_error());
+            coord_seterr(rc, "etcd: no member of %s reachable within %d ms: %s", u->hosts[0].host,
+                         cfg->connect_timeout_ms, coord_last_error());
         goto fail;
     }
     e->session = 1;

@@ -48,12 +48,14 @@ int etcd_get_i64(const cJSON *obj, const char *field, int64_t *out) {
     if (cJSON_IsString(f)) {
         const char *s = f->valuestring;
         if (!*s || !((*s >= '0' && *s <= '9') || *s == '-'))
-            return coord_seterr(COORD_EPROTO, "etcd: field %s is not an integer: \"%.40s\"", field, s);
+            return coord_seterr(COORD_EPROTO, "etcd: field %s is not an integer: \"%.40s\"", field,
+                                s);
         errno = 0;
         char *end;
         long long v = strtoll(s, &end, 10);
         if (*end || errno)
-            return coord_seterr(COORD_EPROTO, "etcd: field %s is not an int64: \"%.40s\"", field, s);
+            return coord_seterr(COORD_EPROTO, "etcd: field %s is not an int64: \"%.40s\"", field,
+                                s);
         *out = v;
         return 0;
     }
@@ -103,7 +105,8 @@ static int get_bytes(const cJSON *obj, const char *field, bool required, void **
         *len = 0;
         return *out ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
     }
-    if (!cJSON_IsString(f)) return coord_seterr(COORD_EPROTO, "etcd: field %s is not a string", field);
+    if (!cJSON_IsString(f))
+        return coord_seterr(COORD_EPROTO, "etcd: field %s is not a string", field);
     return etcd_unb64(f->valuestring, out, len);
 }
 
@@ -159,7 +162,7 @@ int etcd_grpc_to_coord(int code) {
     switch (code) {
     case 0:
         return 0;
-    case 3: /* InvalidArgument */
+    case 3:  /* InvalidArgument */
     case 11: /* OutOfRange: compacted revision, bad range */
         return COORD_EINVAL;
     case 4: /* DeadlineExceeded */
@@ -237,8 +240,9 @@ int etcd_parse_error(long http_status, const char *body, size_t len, int *grpc_c
             msg[--l] = 0;
     }
     cJSON_Delete(j);
-    if (!msg[0] && cap) snprintf(msg, cap, "HTTP status %ld with %s body", http_status,
-                                 len ? "an unreadable" : "an empty");
+    if (!msg[0] && cap)
+        snprintf(msg, cap, "HTTP status %ld with %s body", http_status,
+                 len ? "an unreadable" : "an empty");
     if (*grpc_code > 0) return etcd_grpc_to_coord(*grpc_code);
     return http_status ? http_to_coord(http_status) : COORD_EPROTO;
 }
@@ -251,7 +255,8 @@ void etcd_watch_msg_clear(etcd_watch_msg *m) {
 }
 
 static int parse_event(const cJSON *ev, etcd_event *out) {
-    if (!cJSON_IsObject(ev)) return coord_seterr(COORD_EPROTO, "etcd: watch event is not an object");
+    if (!cJSON_IsObject(ev))
+        return coord_seterr(COORD_EPROTO, "etcd: watch event is not an object");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
     if (type && !(cJSON_IsString(type) || cJSON_IsNumber(type)))
         return coord_seterr(COORD_EPROTO, "etcd: watch event type has the wrong JSON type");
@@ -291,7 +296,8 @@ int etcd_parse_watch_line(const char *line, size_t len, etcd_watch_msg *m) {
     m->created = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"));
     m->canceled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"));
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(res, "cancel_reason");
-    if (cJSON_IsString(reason)) copy_msg(m->msg, sizeof m->msg, reason->valuestring, strlen(reason->valuestring));
+    if (cJSON_IsString(reason))
+        copy_msg(m->msg, sizeof m->msg, reason->valuestring, strlen(reason->valuestring));
     if ((rc = etcd_get_i64(res, "watch_id", &m->watch_id)) ||
         (rc = etcd_get_i64(res, "compact_revision", &m->compact_revision)) ||
         (rc = etcd_header_rev(res, &m->header_revision)))

@@ -38,7 +38,7 @@ struct zk {
     coord_conn base;
     const coord_config *cfg;
     char *hosts;
-    char *auth; /* "user:password" or NULL */
+    char *auth;             /* "user:password" or NULL */
     pthread_rwlock_t hlock; /* read: using zh; write: replacing it */
     zhandle_t *zh;
     pthread_mutex_t mu;
@@ -160,7 +160,8 @@ static void on_data(int rc, const char *v, int len, const struct Stat *st, const
     zop *o = (zop *)d;
     if (rc == ZOK) {
         o->data = malloc(len > 0 ? (size_t)len + 1 : 1);
-        if (!o->data) rc = ZSYSTEMERROR;
+        if (!o->data)
+            rc = ZSYSTEMERROR;
         else {
             if (len > 0) memcpy(o->data, v, (size_t)len);
             o->datalen = len > 0 ? len : 0;
@@ -287,7 +288,10 @@ static int make_parents(zk *z, const char *path, int64_t deadline) {
     parent[plen] = 0;
     size_t prefix_len = strlen(z->cfg->uri->prefix);
     for (int attempt = 0; attempt < 8; attempt++) {
-        args a = {.path = parent, .value = NULL, .len = -1, .acl = acl_for(z),
+        args a = {.path = parent,
+                  .value = NULL,
+                  .len = -1,
+                  .acl = acl_for(z),
                   .mode = plen > prefix_len ? ZOO_CONTAINER : ZOO_PERSISTENT};
         zop *o = NULL;
         int rc = run(z, issue_create, &a, deadline, &o);
@@ -375,7 +379,9 @@ static int zk_put(coord_conn *c, const char *path, const void *value, size_t len
         return map_rc(rc, "create", path);
     }
     for (int attempt = 0; attempt < 8; attempt++) {
-        args a = {.path = path, .value = value, .len = (int)len,
+        args a = {.path = path,
+                  .value = value,
+                  .len = (int)len,
                   .version = expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1)};
         zop *o = NULL;
         rc = run(z, issue_set, &a, deadline, &o);
@@ -399,7 +405,8 @@ static int zk_put(coord_conn *c, const char *path, const void *value, size_t len
             if (out) out->version = 0;
             return coord_seterr(COORD_ECONFLICT, "%s does not exist", path);
         }
-        /* Unconditional write of an absent node: create it; a racing creator sends us back to set. */
+        /* Unconditional write of an absent node: create it; a racing creator sends us back to set.
+         */
         rc = do_create(z, path, value, len, flags, deadline, out);
         if (rc != ZNODEEXISTS) return map_rc(rc, "create", path);
     }
@@ -409,7 +416,8 @@ static int zk_put(coord_conn *c, const char *path, const void *value, size_t len
 static int zk_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms) {
     zk *z = (zk *)c;
     args a = {.path = path, .version = expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1)};
-    if (expect == COORD_VERSION_ABSENT) return coord_seterr(COORD_EINVAL, "delete of an absent version");
+    if (expect == COORD_VERSION_ABSENT)
+        return coord_seterr(COORD_EINVAL, "delete of an absent version");
     zop *o = NULL;
     int rc = run(z, issue_delete, &a, deadline_of(timeout_ms), &o);
     if (o) zop_unref(o);
@@ -573,7 +581,8 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
             bool dead = w->dead;
             if (!dead) w->pending++;
             pthread_mutex_unlock(&w->mu);
-            if (!dead && (!z->zh || zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w) != ZOK))
+            if (!dead &&
+                (!z->zh || zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w) != ZOK))
                 arm_done(w);
             pthread_rwlock_unlock(&z->hlock);
         }
@@ -676,16 +685,17 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path, voi
     }
     pthread_mutex_unlock(&z->mu);
     if (!current) return;
-    if (state == ZOO_CONNECTED_STATE) report(z, COORD_SESSION_CONNECTED);
-    else if (state == ZOO_CONNECTING_STATE) report(z, COORD_SESSION_SUSPENDED);
+    if (state == ZOO_CONNECTED_STATE)
+        report(z, COORD_SESSION_CONNECTED);
+    else if (state == ZOO_CONNECTING_STATE)
+        report(z, COORD_SESSION_SUSPENDED);
     else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
         report(z, COORD_SESSION_LOST);
 }
 
 static zhandle_t *new_handle(zk *z, const clientid_t *cid, watcher_fn fn, void *ctx) {
     zhandle_t *zh = zookeeper_init2(z->hosts, fn, z->cfg->session_ttl_ms, cid, ctx, 0, zk_log);
-    if (zh && z->auth)
-        zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL);
+    if (zh && z->auth) zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL);
     return zh;
 }
 
@@ -801,9 +811,8 @@ static int zk_open(coord_conn **out, const coord_config *cfg) {
     }
     int rc = 0;
     if (wait_connected(z, deadline)) {
-        rc = coord_seterr(COORD_EUNAVAILABLE,
-                          "zookeeper: no server of %s reachable within %d ms", z->hosts,
-                          cfg->connect_timeout_ms);
+        rc = coord_seterr(COORD_EUNAVAILABLE, "zookeeper: no server of %s reachable within %d ms",
+                          z->hosts, cfg->connect_timeout_ms);
         goto fail;
     }
     /* The prefix node, created on demand (persistent: it holds every recipe of the app). */
@@ -874,25 +883,43 @@ static void on_expirer(zhandle_t *zh, int type, int state, const char *path, voi
     pthread_mutex_unlock(&o->mu);
 }
 
-static int zk_expire(coord_conn *c) {
-    zk *z = (zk *)c;
-    clientid_t cid;
-    zhandle_t *zh = zh_acquire(z);
-    if (!zh) return coord_seterr(COORD_ESESSION, "no session");
-    cid = *zoo_client_id(zh);
-    zh_release(z);
-    /* A second handle on the same session, closed, ends that session on the server. */
+/* One attempt: attach a second handle to the session and close it while it is connected. */
+static int expire_once(zk *z, const clientid_t *cid) {
     zop *o = zop_new();
     if (!o) return coord_seterr(COORD_ENOMEM, "out of memory");
-    zhandle_t *other = new_handle(z, &cid, on_expirer, o);
+    zhandle_t *other = new_handle(z, cid, on_expirer, o);
     int rc = 0;
-    if (!other) rc = coord_seterr(COORD_EBACKEND, "zookeeper_init failed");
+    if (!other)
+        rc = coord_seterr(COORD_EBACKEND, "zookeeper_init failed");
     else if (zop_wait(o, deadline_of(z->cfg->timeout_ms)) || o->rc != ZOK)
         rc = coord_seterr(COORD_EUNAVAILABLE, "could not attach to the session to expire it");
-    if (other) zookeeper_close(other);
+    if (other) zookeeper_close(other); /* sends closeSession only if still connected */
     o->refs = 1;
     zop_unref(o);
     return rc;
+}
+
+static int zk_expire(coord_conn *c) {
+    zk *z = (zk *)c;
+    zhandle_t *zh = zh_acquire(z);
+    if (!zh) return coord_seterr(COORD_ESESSION, "no session");
+    clientid_t cid = *zoo_client_id(zh);
+    zh_release(z);
+    uint64_t s0 = zk_session(c);
+    /* The original handle may win the session back before the second one closes it, so try
+     * until the session is seen to end. */
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int rc = expire_once(z, &cid);
+        if (rc) return rc;
+        struct timespec dl = coord__deadline(1000);
+        pthread_mutex_lock(&z->mu);
+        while (z->session == s0 && !z->replace && z->zstate != ZOO_EXPIRED_SESSION_STATE)
+            if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;
+        bool gone = z->session != s0 || z->replace || z->zstate == ZOO_EXPIRED_SESSION_STATE;
+        pthread_mutex_unlock(&z->mu);
+        if (gone) return 0;
+    }
+    return coord_seterr(COORD_EBACKEND, "the session did not end");
 }
 
 static const char *const zk_schemes[] = {"zk", NULL};

@@ -125,7 +125,8 @@ typedef struct coord_options {
     void *payload;
 } coord_options;
 
-#define COORD_OPTIONS_INIT {COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL}
+#define COORD_OPTIONS_INIT                                                                         \
+    { COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
 
 /** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
 COORD_EXTERN int coord_options_init(coord_options *opts, unsigned version);

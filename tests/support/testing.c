@@ -15,7 +15,8 @@ char *coord_test_uri(void **state, int cluster, const char *params) {
     const char *hosts = getenv(var);
     if (!hosts || !*hosts) {
         const char *req = getenv("COORD_TEST_REQUIRE_SERVERS");
-        if (req && *req == '1') fail_msg("%s is not set: start servers with scripts/servers.sh", var);
+        if (req && *req == '1')
+            fail_msg("%s is not set: start servers with scripts/servers.sh", var);
         skip();
     }
     static int counter;

@@ -108,8 +108,8 @@ typedef struct coord_conn {
 #define COORD_LIST_NAMES 0x1u /* names and order only */
 
 /** `expect` values for conditional writes, besides a version from a coord_kv. */
-#define COORD_VERSION_ANY (-1)  /* unconditional */
-#define COORD_VERSION_ABSENT 0  /* must not exist */
+#define COORD_VERSION_ANY (-1) /* unconditional */
+#define COORD_VERSION_ABSENT 0 /* must not exist */
 
 /** Watch kinds and events. */
 #define COORD_WATCH_KEY 1      /* one key: reports its deletion (or absence when armed) */
@@ -134,8 +134,8 @@ typedef struct coord_watch coord_watch;
 #define COORD_BACKEND_VERSION 1
 
 typedef struct coord_backend {
-    unsigned version; /* COORD_BACKEND_VERSION the table was written against */
-    const char *name; /* "zookeeper", "etcd" */
+    unsigned version;           /* COORD_BACKEND_VERSION the table was written against */
+    const char *name;           /* "zookeeper", "etcd" */
     const char *const *schemes; /* NULL-terminated URI schemes served */
     unsigned caps;
 
