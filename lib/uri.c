@@ -6,6 +6,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,10 @@ static char *dup_range(const char *s, size_t n) {
 
 /* Percent-decode with libcurl; a decoded NUL is refused. */
 static int decode(const char *s, size_t n, const char *what, char **out) {
+    if (n == 0) { /* curl_easy_unescape takes a length of 0 to mean strlen() */
+        *out = strdup("");
+        return *out ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+    }
     int len = 0;
     char *d = curl_easy_unescape(NULL, s, (int)n, &len);
     if (!d) return coord_seterr(COORD_ENOMEM, "out of memory decoding %s", what);
@@ -155,9 +160,11 @@ static int parse_prefix(coord_uri *u, const char *s, size_t n) {
             return coord_seterr(COORD_EINVAL, "path segment longer than 255 bytes");
         memcpy(seg, p, sl);
         seg[sl] = 0;
-        if (coord_name_check(seg))
-            return coord_seterr(COORD_EINVAL, "bad path segment \"%s\": %s", seg,
-                                coord_last_error());
+        if (coord_name_check(seg)) {
+            char why[256]; /* the detail lives in the buffer coord_seterr writes */
+            snprintf(why, sizeof why, "%s", coord_last_error());
+            return coord_seterr(COORD_EINVAL, "bad path segment \"%s\": %s", seg, why);
+        }
         if (!slash) break;
         p = slash + 1;
     }

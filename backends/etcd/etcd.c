@@ -62,6 +62,7 @@ struct etcd {
     int64_t lease_ttl_ms; /* granted TTL */
     uint64_t session;     /* bumps when the lease is replaced */
     bool stopping;
+    bool kick; /* renew now rather than at the next period */
     coord_session_state state;
 
     pthread_t ka_thread;
@@ -437,8 +438,9 @@ static void report(etcd *e, coord_session_state st) {
 static bool nap(etcd *e, int64_t ms) {
     struct timespec dl = coord__deadline(ms);
     pthread_mutex_lock(&e->mu);
-    while (!e->stopping)
+    while (!e->stopping && !e->kick)
         if (pthread_cond_timedwait(&e->cv, &e->mu, &dl)) break;
+    e->kick = false;
     bool s = e->stopping;
     pthread_mutex_unlock(&e->mu);
     return s;
@@ -491,9 +493,10 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
     int rc = etcd_parse_watch_line(line, len, &m);
     if (rc) return rc;
     if (m.is_error) {
-        coord_seterr(m.err, "etcd watch: %s", m.msg);
+        int err = m.err ? m.err : COORD_EBACKEND;
+        coord_seterr(err, "etcd watch: %s", m.msg);
         etcd_watch_msg_clear(&m);
-        return m.err ? m.err : COORD_EBACKEND;
+        return err;
     }
     if (m.created && w->next_rev == 0) w->next_rev = m.header_revision + 1;
     if (m.canceled) {
@@ -1089,6 +1092,7 @@ static int etcd_expire(coord_conn *c) {
     if (rc) return rc;
     /* Let the keepalive thread find out now rather than at its next renewal. */
     pthread_mutex_lock(&e->mu);
+    e->kick = true;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     return 0;

@@ -143,8 +143,8 @@ int etcd_parse_body(const char *body, size_t len, cJSON **out) {
     cJSON *j = cJSON_ParseWithLength(body, len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return coord_seterr(COORD_EPROTO, "etcd: answer is not a JSON object: \"%.80s\"",
-                            len ? body : "");
+        return coord_seterr(COORD_EPROTO, "etcd: answer is not a JSON object: \"%.*s\"",
+                            (int)(len < 80 ? len : 80), len ? body : "");
     }
     *out = j;
     return 0;
@@ -219,6 +219,11 @@ static void copy_msg(char *msg, size_t cap, const char *s, size_t n) {
 int etcd_parse_error(long http_status, const char *body, size_t len, int *grpc_code, char *msg,
                      size_t cap) {
     *grpc_code = -1;
+    char scratch[1];
+    if (cap == 0) { /* callers that only want the code */
+        msg = scratch;
+        cap = sizeof scratch;
+    }
     copy_msg(msg, cap, "", 0);
     cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     if (cJSON_IsObject(j)) {
@@ -291,7 +296,8 @@ int etcd_parse_watch_line(const char *line, size_t len, etcd_watch_msg *m) {
     }
     if (!cJSON_IsObject(res)) {
         cJSON_Delete(j);
-        return coord_seterr(COORD_EPROTO, "etcd: watch line without result: \"%.80s\"", line);
+        return coord_seterr(COORD_EPROTO, "etcd: watch line without result: \"%.*s\"",
+                            (int)(len < 80 ? len : 80), line);
     }
     m->created = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"));
     m->canceled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"));

@@ -1,3 +1,93 @@
+/*
+ * Cluster faults on 3-member clusters (both backends, one body): each member in turn is killed
+ * while a client works; operations go on through the other members, the session survives, and
+ * a watch armed before the fault still reports after it.
+ */
 #include "testing.h"
-static void t(void **s) { (void)s; }
-int main(void) { const struct CMUnitTest tests[] = {cmocka_unit_test(t)}; return cmocka_run_group_tests(tests, NULL, NULL); }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct flag {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int deleted;
+} flag;
+
+static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)rev;
+    flag *f = payload;
+    pthread_mutex_lock(&f->mu);
+    if (ev == COORD_EV_DELETED) f->deleted++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Retry an unconditional write until it succeeds or `ms` pass; returns the last code. */
+static int put_until(const coord_backend *be, coord_conn *k, const char *path, int ms) {
+    int64_t end = coord__now_ms() + ms;
+    int rc;
+    do {
+        rc = be->put(k, path, "v", 1, COORD_VERSION_ANY, 0, NULL, 2000);
+    } while (rc != 0 && coord__now_ms() < end);
+    return rc;
+}
+
+static void member_kill(void **state) {
+    const coord_test_backend *b = *state;
+    char *uri = coord_test_uri(state, 1, "session_ttl_ms=8000&timeout_ms=3000");
+    coord_test_states rec;
+    coord_test_states_init(&rec);
+    coord_options o = COORD_OPTIONS_INIT;
+    o.on_session = coord_test_states_cb;
+    o.payload = &rec;
+    coord_client *c;
+    int rc = coord_client_open(&c, uri, &o);
+    if (rc) fail_msg("open: %s", coord_last_error());
+    coord_conn *k = coord__client_conn(c);
+    const coord_backend *be = k->backend;
+    char key[512], watched[512];
+    snprintf(key, sizeof key, "%s/k", coord_client_prefix(c));
+    for (int m = 1; m <= 3; m++) {
+        char num[4];
+        snprintf(num, sizeof num, "%d", m);
+        snprintf(watched, sizeof watched, "%s/w%d", coord_client_prefix(c), m);
+        assert_int_equal(be->put(k, watched, "x", 1, COORD_VERSION_ANY, 0, NULL, 3000), 0);
+        flag f = {.deleted = 0};
+        pthread_mutex_init(&f.mu, NULL);
+        coord__cond_init(&f.cv);
+        coord_watch *w;
+        assert_int_equal(be->watch(k, watched, COORD_WATCH_KEY, 0, on_event, &f, &w), 0);
+
+        coord_test_servers("kill", b->servers_name, num);
+        rc = put_until(be, k, key, 15000);
+        if (rc) fail_msg("member %d killed: writes did not resume: %s", m, coord_last_error());
+        coord_kv kv;
+        assert_int_equal(be->get(k, key, &kv, 3000), 0);
+        coord_kv_clear(&kv);
+        /* The watch armed before the fault still reports. */
+        assert_int_equal(be->del(k, watched, COORD_VERSION_ANY, 3000), 0);
+        struct timespec dl = coord__deadline(15000);
+        pthread_mutex_lock(&f.mu);
+        while (!f.deleted)
+            if (pthread_cond_timedwait(&f.cv, &f.mu, &dl)) break;
+        int got = f.deleted;
+        pthread_mutex_unlock(&f.mu);
+        assert_int_equal(got, 1);
+        be->unwatch(k, w);
+        pthread_mutex_destroy(&f.mu);
+        pthread_cond_destroy(&f.cv);
+        coord_test_servers("restart", b->servers_name, num);
+    }
+    /* One member down at a time never costs the session. */
+    assert_int_equal(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 0), -1);
+    assert_int_equal(coord_client_session(c), 1);
+    coord_client_close(c);
+    free(uri);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {COORD_CONFORMANCE(member_kill)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The demo, from a clean clone on Debian, as root: install what is missing, build, start local
+# ZooKeeper and etcd servers, run the examples against both backends, stop the servers.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+if [ "${1:-}" != "--inner" ]; then
+    bash scripts/deps.sh
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.log 2>&1 || { cat build.log; exit 1; }
+    cmake --build build -j"$(nproc)" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+    exec bash scripts/servers.sh run single -- bash "$0" --inner
+fi
+for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"; do
+    echo "== $uri"
+    build/examples/hello --uri "$uri"
+done
