@@ -248,6 +248,9 @@ int etcd_parse_error(long http_status, const char *body, size_t len, int *grpc_c
     if (!msg[0] && cap)
         snprintf(msg, cap, "HTTP status %ld with %s body", http_status,
                  len ? "an unreadable" : "an empty");
+    /* etcd answers a request without a token to a server with authentication enabled with
+     * InvalidArgument "user name is empty" (rpctypes.ErrGRPCUserEmpty). */
+    if (*grpc_code == 3 && strstr(msg, "user name is empty")) return COORD_EAUTH;
     if (*grpc_code > 0) return etcd_grpc_to_coord(*grpc_code);
     return http_status ? http_to_coord(http_status) : COORD_EPROTO;
 }
