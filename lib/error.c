@@ -35,11 +35,14 @@ const char *coord_last_error(void) {
 }
 
 int coord_seterr(int err, const char *fmt, ...) {
-    /* Formatting into a fixed thread-local buffer never allocates, so this is safe for ENOMEM. */
+    /* Fixed buffers, never allocating, so this is safe for ENOMEM. Formatting goes through a
+     * scratch buffer so the previous detail may be an argument ("...: %s", coord_last_error()). */
+    char scratch[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(scratch, sizeof scratch, fmt, ap);
     va_end(ap);
+    memcpy(last_error, scratch, sizeof last_error);
     return err;
 }
 

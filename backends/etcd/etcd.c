@@ -6,6 +6,7 @@
  * watch thread drives every watch stream of the connection with a curl multi handle.
  */
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ struct etcd {
 
 typedef struct resp {
     char *body;
-    size_t len;
+    size_t len, cap;
     bool too_big;
 } resp;
 
@@ -90,12 +91,19 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
         r->too_big = true;
         return 0;
     }
-    char *b = realloc(r->body, r->len + add + 1);
-    if (!b) return 0;
-    memcpy(b + r->len, p, add);
-    r->body = b;
+    if (r->len + add + 1 > r->cap) { /* grow geometrically: answers arrive in 16 KiB chunks */
+        size_t cap = r->cap ? r->cap : 16384;
+        while (cap < r->len + add + 1)
+            cap *= 2;
+        if (cap > MAX_BODY + 1) cap = MAX_BODY + 1;
+        char *b = realloc(r->body, cap);
+        if (!b) return 0;
+        r->body = b;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, p, add);
     r->len += add;
-    b[r->len] = 0;
+    r->body[r->len] = 0;
     return add;
 }
 
@@ -372,6 +380,8 @@ static int lease_grant(etcd *e, int timeout_ms) {
     }
     cJSON_Delete(res);
     if (id <= 0 || ttl <= 0) return coord_seterr(COORD_EPROTO, "etcd: lease grant without ID/TTL");
+    if (ttl > 9000000000LL) /* etcd's MaxLeaseTTL; more would overflow in milliseconds */
+        return coord_seterr(COORD_EPROTO, "etcd: lease TTL %lld out of range", (long long)ttl);
     pthread_mutex_lock(&e->mu);
     e->lease = id;
     e->lease_ttl_ms = ttl * 1000;
@@ -459,6 +469,7 @@ static void *keepalive_main(void *arg) {
         if (st != COORD_SESSION_CONNECTED && period > 500) period = 500;
         if (nap(e, period)) break;
         int64_t budget = ttl / 3 > 1000 ? ttl / 3 : 1000;
+        if (budget > INT_MAX) budget = INT_MAX;
         int rc = lease_keepalive(e, id, (int)budget);
         if (rc == 0) {
             last_ok = coord__now_ms();
@@ -935,6 +946,11 @@ static int etcd_list(coord_conn *c, const char *path, unsigned flags, coord_kv *
     rc = call(e, "/v3/kv/range", req, true, timeout_ms, &res);
     if (rc) goto done;
     const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
+    if (kvs && !cJSON_IsArray(kvs)) {
+        cJSON_Delete(res);
+        rc = coord_seterr(COORD_EPROTO, "etcd: kvs is not an array");
+        goto done;
+    }
     int cnt = cJSON_GetArraySize(kvs);
     coord_kv *arr = cnt ? calloc((size_t)cnt, sizeof *arr) : NULL;
     size_t got = 0;

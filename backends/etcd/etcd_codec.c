@@ -140,8 +140,11 @@ int etcd_parse_kv(const cJSON *kv, size_t strip, coord_kv *out) {
 }
 
 int etcd_parse_body(const char *body, size_t len, cJSON **out) {
-    cJSON *j = cJSON_ParseWithLength(body, len);
-    if (!j || !cJSON_IsObject(j)) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    while (j && end && end < body + len && *end && strchr(" \t\r\n", *end))
+        end++;
+    if (!j || !cJSON_IsObject(j) || (end && end < body + len)) {
         cJSON_Delete(j);
         return coord_seterr(COORD_EPROTO, "etcd: answer is not a JSON object: \"%.*s\"",
                             (int)(len < 80 ? len : 80), len ? body : "");

@@ -519,9 +519,6 @@ static void test_grant_bad_chunking(void **state) {
 }
 
 static void test_grant_oversized(void **state) {
-    /* The library grows its buffer by each chunk (quadratic copying where realloc cannot grow in
-     * place): far too slow under valgrind/ASan, whose realloc always copies. */
-    if (UNDER_VALGRIND() || UNDER_ASAN) skip();
     open_fails(state, (reply){R_HUGE, 0, NULL}, "connect_timeout_ms=10000&timeout_ms=10000",
                COORD_EPROTO, 0, 12000);
     assert_non_null(strstr(coord_last_error(), "larger than"));
@@ -765,7 +762,6 @@ static void test_get_bad_answers(void **state) {
 }
 
 static void test_get_oversized(void **state) {
-    if (UNDER_VALGRIND() || UNDER_ASAN) skip(); /* see test_grant_oversized */
     fixture *f = *state;
     coord_conn *conn = open_ok(f);
     set_script(&f->s, "/v3/kv/range", (reply){R_HUGE, 0, NULL});
@@ -901,33 +897,24 @@ static void test_watch_initial_read_garbage(void **state) {
     assert_null(w);
 }
 
-/* ---------- reported library bugs ----------
- * Checks of behaviour the library gets wrong today (see the report that came with this file).
- * They are skipped unless COORD_TEST_KNOWN_BUGS=1, so the suite stays green until they are fixed;
- * once fixed, drop the skip.
+/* ---------- regressions ----------
+ * Behaviour the library once got wrong (error detail formatted into itself, trailing garbage
+ * accepted, a huge TTL overflowing, a non-array kvs in a listing).
  */
 
-static void known_bug(void) {
-    const char *v = getenv("COORD_TEST_KNOWN_BUGS");
-    if (!v || *v != '1') skip();
-}
-
 static void test_bug_trailing_garbage(void **state) {
-    known_bug();
     /* etcd_parse_body accepts a JSON object followed by anything. */
     open_fails(state, (reply){R_JSON, 200, "{\"ID\":\"123\",\"TTL\":\"10\"}garbage"}, FAST,
                COORD_EPROTO, 0, 3000);
 }
 
 static void test_bug_huge_ttl(void **state) {
-    known_bug();
     /* lease_grant computes ttl * 1000 without a range check: signed overflow. */
     open_fails(state, (reply){R_JSON, 200, "{\"ID\":\"123\",\"TTL\":\"9223372036854775807\"}"},
                FAST, COORD_EPROTO, 0, 3000);
 }
 
 static void test_bug_error_detail(void **state) {
-    known_bug();
     /* etcd_open formats coord_last_error() into itself: the underlying cause is lost. */
     open_fails(state, (reply){R_CLOSE, 0, NULL}, FAST, COORD_EUNAVAILABLE, 0, 3000);
     assert_non_null(strstr(coord_last_error(), "empty reply"));
@@ -937,7 +924,6 @@ static void test_bug_error_detail(void **state) {
 }
 
 static void test_bug_list_kvs_not_array(void **state) {
-    known_bug();
     fixture *f = *state;
     coord_conn *conn = open_ok(f);
     set_script(&f->s, "/v3/kv/range", (reply){R_JSON, 200, "{\"kvs\":\"notarray\"}"});
