@@ -51,6 +51,6 @@ for t in build/tests/test_uri build/tests/test_name build/tests/test_etcd_codec 
     echo "valgrind ok: $t"
 done
 echo "== ASan+UBSan: unit, conformance and cluster suites"
-(cd build-asan && ctest -j1 --output-on-failure)
+(cd build-asan && LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp ctest -j1 --output-on-failure)
 echo "== unit, conformance and cluster suites"
 cd build && ctest -j1 --output-on-failure

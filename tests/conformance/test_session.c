@@ -229,6 +229,63 @@ static void session_loss(void **state) {
     free(eph);
 }
 
+/* A server that stops answering for less than the TTL: SUSPENDED, then CONNECTED with the same
+ * session, never LOST. */
+static void suspend_resume(void **state) {
+    const coord_test_backend *b = *state;
+    coord_test_states rec;
+    coord_client *c = open_client(state, "session_ttl_ms=9000&timeout_ms=2000", &rec);
+    const char *addr = getenv(b->single);
+    coord_test_servers("pause", b->servers_name, addr);
+    int susp = coord_test_states_wait(&rec, COORD_SESSION_SUSPENDED, 0, 10000);
+    coord_test_servers("resume", b->servers_name, addr);
+    assert_true(susp >= 0);
+    assert_true(coord_test_states_wait(&rec, COORD_SESSION_CONNECTED, susp + 1, 10000) > susp);
+    assert_int_equal(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 0), -1);
+    assert_int_equal(coord_client_session(c), 1);
+    coord_conn *k = coord__client_conn(c);
+    char *p = path_of(c, "after");
+    assert_int_equal(k->backend->put(k, p, "x", 1, COORD_VERSION_ANY, 0, NULL, 3000), 0);
+    free(p);
+    coord_client_close(c);
+}
+
+/* etcd: a watch resuming from a compacted revision reports RESET (its owner lists again) and
+ * goes on reporting changes. */
+static void etcd_watch_compacted(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_etcd;
+    coord_client *c = open_client(&st, NULL, NULL);
+    coord_conn *k = coord__client_conn(c);
+    const coord_backend *be = k->backend;
+    char *dir = path_of(c, "cw"), *a = path_of(c, "cw/a");
+    coord_kv kv;
+    assert_int_equal(be->put(k, a, "1", 1, COORD_VERSION_ANY, 0, &kv, 2000), 0);
+    int64_t old = kv.version;
+    coord_kv_clear(&kv);
+    assert_int_equal(be->put(k, a, "2", 1, COORD_VERSION_ANY, 0, &kv, 2000), 0);
+    int64_t now = kv.version;
+    coord_kv_clear(&kv);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "etcdctl --endpoints=http://%s compact %lld >/dev/null",
+             getenv("COORD_TEST_ETCD"), (long long)now);
+    assert_int_equal(system(cmd), 0);
+    events e = {.deleted = 0};
+    pthread_mutex_init(&e.mu, NULL);
+    coord__cond_init(&e.cv);
+    coord_watch *w;
+    assert_int_equal(be->watch(k, dir, COORD_WATCH_CHILDREN, old - 1, on_event, &e, &w), 0);
+    assert_int_equal(wait_count(&e, &e.reset, 1, 5000), 1);
+    assert_int_equal(be->del(k, a, COORD_VERSION_ANY, 2000), 0);
+    assert_true(wait_count(&e, &e.changed, 1, 5000) >= 1);
+    be->unwatch(k, w);
+    pthread_mutex_destroy(&e.mu);
+    pthread_cond_destroy(&e.cv);
+    coord_client_close(c);
+    free(dir);
+    free(a);
+}
+
 /* Explicit options win over the URI; bad options are refused before any traffic. */
 static void options(void **state) {
     char *uri = coord_test_uri(state, 0, "timeout_ms=100000");
@@ -248,9 +305,10 @@ static void options(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(open_close), COORD_CONFORMANCE(kv_contract),
-        COORD_CONFORMANCE(watches),    COORD_CONFORMANCE(unreachable),
-        COORD_CONFORMANCE(options),    COORD_CONFORMANCE(session_loss),
+        COORD_CONFORMANCE(open_close),     COORD_CONFORMANCE(kv_contract),
+        COORD_CONFORMANCE(watches),        COORD_CONFORMANCE(unreachable),
+        COORD_CONFORMANCE(options),        COORD_CONFORMANCE(session_loss),
+        COORD_CONFORMANCE(suspend_resume), cmocka_unit_test(etcd_watch_compacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
