@@ -709,10 +709,13 @@ static int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, 
     }
     if (after > 0) {
         w->next_rev = after + 1;
-    } else if (kind == COORD_WATCH_KEY) {
-        /* Learn the revision to watch from, and whether the key is already gone. */
+    } else {
+        /* "From now" must mean from this call, not from when the stream gets established:
+         * read the current revision (and, for a key, whether it is already gone). */
         cJSON *req = cJSON_CreateObject();
-        if (!req || !etcd_add_bytes(req, "key", path, pl)) {
+        if (!req || !etcd_add_bytes(req, "key", w->key, w->keylen) ||
+            (w->relen && (!etcd_add_bytes(req, "range_end", w->range_end, w->relen) ||
+                          !cJSON_AddBoolToObject(req, "count_only", 1)))) {
             cJSON_Delete(req);
             goto oom;
         }
@@ -722,7 +725,7 @@ static int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, 
         int64_t rev = 0;
         if (!rc) rc = etcd_header_rev(res, &rev);
         const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
-        w->pending_deleted = !cJSON_GetArraySize(kvs);
+        w->pending_deleted = kind == COORD_WATCH_KEY && !cJSON_GetArraySize(kvs);
         cJSON_Delete(res);
         if (rc) {
             watch_free(w);
