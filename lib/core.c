@@ -34,6 +34,11 @@ struct coord_client {
     coord_session_cb on_session;
     void *payload;
     _Atomic int state;
+    /* Waiters of this client (lock acquires) sleep on `cv`; `lost` counts expired sessions so
+     * a hold can tell it outlived its session without any I/O. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic uint64_t lost;
 };
 
 static _Thread_local coord_client *in_callback;
@@ -86,6 +91,12 @@ static void global_init(void) {
 static void on_state(void *core, coord_session_state st) {
     coord_client *c = core;
     atomic_store(&c->state, (int)st);
+    if (st == COORD_SESSION_LOST) {
+        pthread_mutex_lock(&c->mu);
+        atomic_fetch_add(&c->lost, 1);
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     if (c->on_session) {
         in_callback = c;
         c->on_session(c, st, c->payload);
@@ -148,7 +159,12 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
         c->payload = opts->payload;
     }
     atomic_init(&c->state, COORD_SESSION_CONNECTED);
+    atomic_init(&c->lost, 0);
+    pthread_mutex_init(&c->mu, NULL);
+    coord__cond_init(&c->cv);
     if ((rc = b->open(&c->conn, &c->cfg))) {
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
         coord_uri_free(u);
         free(c);
         return rc;
@@ -165,6 +181,8 @@ void coord_client_close(coord_client *c) {
         return;
     }
     c->backend->close(c->conn);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
     coord_uri_free(c->uri);
     free(c);
 }
@@ -191,4 +209,28 @@ coord_conn *coord__client_conn(coord_client *c) {
 
 int coord__client_timeout(const coord_client *c) {
     return c->cfg.timeout_ms;
+}
+
+uint64_t coord__client_lost(const coord_client *c) {
+    return atomic_load(&((coord_client *)c)->lost);
+}
+
+void coord__client_lock(coord_client *c) {
+    pthread_mutex_lock(&c->mu);
+}
+
+void coord__client_unlock(coord_client *c) {
+    pthread_mutex_unlock(&c->mu);
+}
+
+void coord__client_wake(coord_client *c) {
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int coord__client_wait(coord_client *c, int64_t deadline_ms) {
+    if (deadline_ms == INT64_MAX) return pthread_cond_wait(&c->cv, &c->mu);
+    struct timespec dl = coord__deadline(deadline_ms - coord__now_ms());
+    return pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 }

@@ -3,6 +3,7 @@
 #define COORD_INTERNAL_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -27,5 +28,23 @@ int coord__cond_init(pthread_cond_t *cv);
 /* The connection under a client: for the testing library and the recipes. */
 coord_conn *coord__client_conn(coord_client *c);
 int coord__client_timeout(const coord_client *c);
+
+/* Expired sessions so far (a hold taken at one value is gone once it changes). */
+uint64_t coord__client_lost(const coord_client *c);
+/* The client's waiter mutex and condition: wait (with the mutex held) until woken or until the
+ * absolute monotonic `deadline_ms` (INT64_MAX: no bound); wake broadcasts. */
+void coord__client_lock(coord_client *c);
+void coord__client_unlock(coord_client *c);
+int coord__client_wait(coord_client *c, int64_t deadline_ms);
+void coord__client_wake(coord_client *c);
+
+/* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */
+int coord__path(char **out, const coord_client *c, const char *kind, const char *name);
+
+/* A random RFC 4122 version 4 UUID in canonical form (37 bytes with the NUL). */
+int coord__uuid(char out[37]);
+
+/* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
+uint64_t coord__lock_wakeups(void);
 
 #endif

@@ -991,6 +991,142 @@ done:
     return rc;
 }
 
+/* ---------- lock queue (etcd concurrency.Mutex layout) ---------- */
+
+/* A request_range op over the children of `dir` ("dir/" .. prefix end), one entry, by create
+ * revision; `max_create` > 0 bounds it (the predecessor query of waitDeletes). */
+static cJSON *op_queue_range(const char *dir, bool descend, int64_t max_create) {
+    size_t dl = strlen(dir);
+    char *pfx = malloc(dl + 2), *end = malloc(dl + 2);
+    cJSON *op = cJSON_CreateObject();
+    cJSON *r = cJSON_AddObjectToObject(op, "request_range");
+    bool ok = pfx && end && r;
+    if (ok) {
+        memcpy(pfx, dir, dl);
+        pfx[dl] = '/';
+        size_t el = etcd_prefix_end(pfx, dl + 1, end);
+        ok = etcd_add_bytes(r, "key", pfx, dl + 1) && etcd_add_bytes(r, "range_end", end, el) &&
+             cJSON_AddStringToObject(r, "sort_target", "CREATE") &&
+             cJSON_AddStringToObject(r, "sort_order", descend ? "DESCEND" : "ASCEND") &&
+             etcd_add_i64(r, "limit", 1) &&
+             (max_create <= 0 || etcd_add_i64(r, "max_create_revision", max_create));
+    }
+    free(pfx);
+    free(end);
+    if (!ok) {
+        cJSON_Delete(op);
+        return NULL;
+    }
+    return op;
+}
+
+/* kvs[0] of the range response at `i` of a txn answer; *found false when empty. */
+static int txn_first_kv(const cJSON *res, int i, coord_kv *out, bool *found) {
+    const cJSON *rr = txn_response(res, i, "response_range");
+    if (!rr) {
+        *found = false;
+        return coord_seterr(COORD_EPROTO, "etcd: txn answer without range %d", i);
+    }
+    return first_kv(rr, out, found);
+}
+
+static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
+                             bool *first, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    int64_t lease;
+    lease_now(e, &lease);
+    /* etcd's Mutex names its key by the lease alone, so two mutexes of one session would share
+     * it; a tag per attempt keeps handles of one client apart under the same prefix. */
+    char *key = NULL;
+    if (asprintf(&key, "%s/%llx-%s", dir, (unsigned long long)lease, tag) < 0)
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
+    cJSON *putop = cJSON_CreateObject();
+    cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
+    bool ok = req && cmps && succ && fail && put && etcd_add_bytes(put, "key", key, strlen(key)) &&
+              etcd_add_i64(put, "lease", lease);
+    if (ok) ok = cJSON_AddItemToArray(succ, putop);
+    else cJSON_Delete(putop);
+    ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
+         cJSON_AddItemToArray(succ, op_queue_range(dir, false, 0)) &&
+         cJSON_AddItemToArray(fail, op_range(key)) &&
+         cJSON_AddItemToArray(fail, op_queue_range(dir, false, 0));
+    if (!ok) {
+        cJSON_Delete(req);
+        free(key);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    /* Safe to resend: the compare makes a second attempt read the key the first one made. */
+    int rc = call(e, "/v3/kv/txn", req, true, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) {
+        free(key);
+        return rc;
+    }
+    bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    int64_t myrev = 0;
+    coord_kv self = {0}, owner = {0};
+    bool found = false, has_owner = false;
+    if (succeeded) {
+        rc = etcd_header_rev(res, &myrev);
+    } else {
+        rc = txn_first_kv(res, 0, &self, &found);
+        if (!rc && !found) rc = coord_seterr(COORD_EPROTO, "etcd: lock key vanished in a txn");
+        myrev = self.order;
+        coord_kv_clear(&self);
+    }
+    if (!rc) rc = txn_first_kv(res, 1, &owner, &has_owner);
+    cJSON_Delete(res);
+    if (!rc && myrev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: no revision for the lock key");
+    if (rc) {
+        coord_kv_clear(&owner);
+        free(key);
+        return rc;
+    }
+    *first = !has_owner || owner.order == myrev;
+    coord_kv_clear(&owner);
+    memset(mine, 0, sizeof *mine);
+    mine->key = key;
+    mine->version = myrev;
+    mine->order = myrev;
+    mine->token = (uint64_t)myrev;
+    return 0;
+}
+
+static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
+                                 coord_kv *pred, int64_t *after, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    /* One round trip: is my key still there, and who is the newest contender older than me. */
+    cJSON *req = cJSON_CreateObject();
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    bool ok = req && succ && cJSON_AddItemToArray(succ, op_range(mine->key)) &&
+              cJSON_AddItemToArray(succ, op_queue_range(dir, true, mine->order - 1));
+    if (!ok) {
+        cJSON_Delete(req);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    cJSON *res = NULL;
+    int rc = call(e, "/v3/kv/txn", req, true, timeout_ms, &res);
+    cJSON_Delete(req);
+    if (rc) return rc;
+    coord_kv self = {0};
+    bool mine_found = false, pred_found = false;
+    memset(pred, 0, sizeof *pred);
+    rc = txn_first_kv(res, 0, &self, &mine_found);
+    if (!rc) rc = txn_first_kv(res, 1, pred, &pred_found);
+    if (!rc) rc = etcd_header_rev(res, after);
+    cJSON_Delete(res);
+    coord_kv_clear(&self);
+    if (!rc && !mine_found)
+        rc = coord_seterr(COORD_ESESSION, "lock key %s is gone (session expired)", mine->key);
+    if (rc) coord_kv_clear(pred);
+    return rc;
+}
+
 /* ---------- lifecycle ---------- */
 
 static void etcd_free(etcd *e) {
@@ -1134,4 +1270,6 @@ const coord_backend coord__etcd_backend = {
     .watch = etcd_watch,
     .unwatch = etcd_unwatch,
     .expire = etcd_expire,
+    .lock_enqueue = etcd_lock_enqueue,
+    .lock_predecessor = etcd_lock_predecessor,
 };

@@ -516,6 +516,127 @@ static int zk_list(coord_conn *c, const char *path, unsigned flags, coord_kv **o
     return 0;
 }
 
+/* ---------- lock queue (Curator InterProcessMutex layout) ---------- */
+
+/* Every child of `dir` ending in a 10-digit sequence is a contender, whatever its prefix
+ * (Curator, kazoo with "-lock-", zoo_lock.c), ordered by that sequence. */
+typedef struct contender {
+    const char *name;
+    int64_t seq;
+} contender;
+
+static int cmp_contender(const void *a, const void *b) {
+    const contender *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* List `dir`; `*op` keeps the names alive (zop_unref when done). */
+static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, contender **out,
+                      size_t *n) {
+    args a = {.path = dir};
+    *op = NULL;
+    int rc = run(z, issue_children, &a, deadline, op);
+    if (rc != ZOK) {
+        if (*op) zop_unref(*op);
+        *op = NULL;
+        return map_rc(rc, "list", dir);
+    }
+    int cnt = (*op)->kids.count;
+    contender *cs = malloc(((size_t)cnt + 1) * sizeof *cs);
+    if (!cs) {
+        zop_unref(*op);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (int i = 0; i < cnt; i++) {
+        int64_t seq;
+        if (zk_sequence((*op)->kids.data[i], &seq)) cs[k++] = (contender){(*op)->kids.data[i], seq};
+    }
+    qsort(cs, k, sizeof *cs, cmp_contender);
+    *out = cs;
+    *n = k;
+    return 0;
+}
+
+static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
+                           bool *first, int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t deadline = deadline_of(timeout_ms);
+    char path[MAX_PATH], protect[128];
+    snprintf(path, sizeof path, "%s/_c_%s-lock-", dir, tag);
+    snprintf(protect, sizeof protect, "_c_%s-", tag);
+    int rc;
+    memset(mine, 0, sizeof *mine);
+    while (1) {
+        rc = do_create(z, path, NULL, 0, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline,
+                       mine);
+        if (rc == ZOK) break;
+        if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) return map_rc(rc, "create", path);
+        if (coord__now_ms() >= deadline) return map_rc(rc, "create", path);
+        /* The create may have been applied before the connection dropped: a node carrying
+         * our tag is ours (Curator's protected mode), so never make a second one. */
+        zop *op;
+        contender *cs;
+        size_t n;
+        if (contenders(z, dir, deadline, &op, &cs, &n)) continue;
+        char found[MAX_PATH] = "";
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(cs[i].name, protect, strlen(protect)) == 0)
+                snprintf(found, sizeof found, "%s/%s", dir, cs[i].name);
+        free(cs);
+        zop_unref(op);
+        if (found[0]) {
+            int grc = zk_get(c, found, mine, (int)(deadline - coord__now_ms()));
+            if (grc == 0) {
+                free(mine->value);
+                mine->value = NULL;
+                mine->len = 0;
+                break;
+            }
+            if (grc != COORD_ENOTFOUND) return grc;
+        }
+    }
+    zop *op;
+    contender *cs;
+    size_t n;
+    if ((rc = contenders(z, dir, deadline, &op, &cs, &n))) {
+        coord_kv_clear(mine);
+        return rc;
+    }
+    *first = n > 0 && strcmp(cs[0].name, zk_basename(mine->key)) == 0;
+    free(cs);
+    zop_unref(op);
+    return 0;
+}
+
+static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
+                               coord_kv *pred, int64_t *after, int timeout_ms) {
+    zk *z = (zk *)c;
+    zop *op;
+    contender *cs;
+    size_t n;
+    memset(pred, 0, sizeof *pred);
+    *after = 0;
+    int rc = contenders(z, dir, deadline_of(timeout_ms), &op, &cs, &n);
+    if (rc) return rc;
+    const char *me = zk_basename(mine->key);
+    size_t at = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cs[i].name, me) == 0) at = i;
+    if (at == n) {
+        rc = coord_seterr(COORD_ESESSION, "lock node %s is gone (session expired)", mine->key);
+    } else if (at > 0) {
+        if (asprintf(&pred->key, "%s/%s", dir, cs[at - 1].name) < 0) {
+            pred->key = NULL;
+            rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        }
+        pred->order = cs[at - 1].seq;
+    }
+    free(cs);
+    zop_unref(op);
+    return rc;
+}
+
 /* ---------- watches ---------- */
 
 static void arm(zk *z, coord_watch *w);
@@ -939,4 +1060,6 @@ const coord_backend coord__zk_backend = {
     .watch = zk_watch,
     .unwatch = zk_unwatch,
     .expire = zk_expire,
+    .lock_enqueue = zk_lock_enqueue,
+    .lock_predecessor = zk_lock_predecessor,
 };

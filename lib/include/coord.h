@@ -170,6 +170,52 @@ COORD_EXTERN const char *coord_client_prefix(const coord_client *c);
  */
 COORD_EXTERN int coord_name_check(const char *name);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Lock: a fair (FIFO), herd-free distributed mutex with fencing tokens.                      */
+
+typedef struct coord_lock coord_lock;
+
+/**
+ * A handle on the lock `name` (1-255 bytes, no '/', no control characters, not "." or "..").
+ * No network traffic. A handle is used by one thread at a time; many handles may share `c`, and
+ * two handles exclude each other like two processes do. Free with coord_lock_free before closing
+ * the client. Errors: COORD_EINVAL (bad name, NULL), COORD_ENOMEM.
+ *
+ * On the servers: etcd keys "<prefix>/lock/<name>/<lease hex>-<uuid>" on the client's lease, in
+ * the layout of etcd's concurrency.Mutex (so `etcdctl lock <prefix>/lock/<name>` and coord exclude
+ * each other); ZooKeeper ephemeral sequential nodes "<prefix>/lock/<name>/_c_<uuid>-lock-<seq>"
+ * (Apache Curator's InterProcessMutex layout).
+ */
+COORD_EXTERN int coord_lock_new(coord_lock **out, coord_client *c, const char *name);
+
+/**
+ * Acquire. `timeout_ms` < 0 waits as long as it takes; 0 tries once (COORD_ELOCKED when another
+ * owner holds it); > 0 waits at most that long (COORD_ETIMEDOUT). Waiters are served in the order
+ * they asked, and a release wakes only the next one. A failed or timed-out attempt leaves nothing
+ * on the server. COORD_ESESSION when the session expired while waiting; COORD_EINVAL when this
+ * handle already holds the lock; backend errors as for any operation.
+ */
+COORD_EXTERN int coord_lock_acquire(coord_lock *l, int timeout_ms);
+
+/**
+ * Release. COORD_ENOTHELD when the handle does not hold the lock (never acquired, released, or
+ * lost with its session).
+ */
+COORD_EXTERN int coord_lock_release(coord_lock *l);
+
+/**
+ * The fencing token of the current hold: strictly increasing across successive holders of the
+ * lock (etcd: create revision of the holder's key; ZooKeeper: czxid of its node), so a resource
+ * can refuse a stale holder. COORD_ENOTHELD without a hold.
+ */
+COORD_EXTERN int coord_lock_token(const coord_lock *l, uint64_t *out);
+
+/** True while the handle holds the lock; false once released or lost with the session (no I/O). */
+COORD_EXTERN bool coord_lock_held(const coord_lock *l);
+
+/** Release if held, then free. NULL-safe. */
+COORD_EXTERN void coord_lock_free(coord_lock *l);
+
 #ifdef __cplusplus
 }
 #endif

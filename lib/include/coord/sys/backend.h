@@ -32,6 +32,8 @@
 #ifndef COORD_SYS_BACKEND_H
 #define COORD_SYS_BACKEND_H
 
+#include <stdbool.h>
+
 #include "../../coord.h"
 
 #ifdef __cplusplus
@@ -217,6 +219,30 @@ typedef struct coord_backend {
      * lease). For fault tests and for callers that must give up ephemeral state at once.
      */
     int (*expire)(coord_conn *c);
+
+    /*
+     * Lock queue (lib/lock.c). `dir` is "<prefix>/lock/<name>"; contenders are its children,
+     * ordered by `order`; the first holds the lock. The slots differ per backend because the
+     * native recipes do (etcd concurrency.Mutex, Curator InterProcessMutex).
+     */
+
+    /**
+     * Mandatory. Add an ephemeral contender for this attempt, named with `tag` (a UUID unique
+     * to the attempt), and learn whether it is first, in as few round trips as the backend
+     * allows. `mine` receives the contender's full path (key), order and token. After a lost
+     * connection the backend finds a contender it may already have made for `tag` rather than
+     * making a second one.
+     */
+    int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
+                        bool *first, int timeout_ms);
+
+    /**
+     * Mandatory. The contender immediately before `mine`: `pred->key` is its full path, or NULL
+     * when `mine` is first. `*after` receives the point to watch `pred` from (etcd: the
+     * revision of the read). COORD_ESESSION when `mine` no longer exists.
+     */
+    int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
+                            int64_t *after, int timeout_ms);
 } coord_backend;
 
 #ifdef __cplusplus

@@ -1,0 +1,201 @@
+/*
+ * Distributed lock, written once over the backend's lock queue slots: enqueue a contender, and
+ * until it is first, watch only its immediate predecessor (no herd, FIFO). The fencing token is
+ * the contender's creation number (etcd create revision, ZooKeeper czxid).
+ */
+#include <limits.h>
+#include <openssl/rand.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct coord_lock {
+    coord_client *c;
+    char *dir;
+    bool held;
+    uint64_t lost_at; /* coord__client_lost() when the hold began */
+    coord_kv mine;
+    bool woken; /* guarded by the client's waiter mutex */
+};
+
+static _Atomic uint64_t lock_wakeups;
+
+uint64_t coord__lock_wakeups(void) {
+    return atomic_load(&lock_wakeups);
+}
+
+int coord__uuid(char out[37]) {
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) return coord_seterr(COORD_EBACKEND, "RAND_bytes failed");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return 0;
+}
+
+int coord__path(char **out, const coord_client *c, const char *kind, const char *name) {
+    int rc = coord_name_check(name);
+    if (rc) return rc;
+    if (asprintf(out, "%s/%s/%s", coord_client_prefix(c), kind, name) < 0) {
+        *out = NULL;
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    coord_lock *l = calloc(1, sizeof *l);
+    if (!l) return coord_seterr(COORD_ENOMEM, "out of memory");
+    int rc = coord__path(&l->dir, c, "lock", name);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    l->c = c;
+    *out = l;
+    return 0;
+}
+
+static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)rev;
+    coord_lock *l = payload;
+    if (ev == COORD_EV_DELETED) atomic_fetch_add(&lock_wakeups, 1);
+    coord__client_lock(l->c);
+    l->woken = true;
+    coord__client_unlock(l->c);
+    coord__client_wake(l->c);
+}
+
+/* Time left for one backend call: the client's operation timeout, within the deadline. */
+static int op_budget(const coord_lock *l, int64_t deadline) {
+    int t = coord__client_timeout(l->c);
+    if (deadline == INT64_MAX) return t;
+    int64_t left = deadline - coord__now_ms();
+    if (left < 1) left = 1;
+    return left < t ? (int)left : t;
+}
+
+/* Remove our contender after a failed, timed-out or abandoned attempt. */
+static void withdraw(coord_lock *l) {
+    coord_conn *k = coord__client_conn(l->c);
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", coord_last_error()); /* keep the caller's detail */
+    int rc = k->backend->del(k, l->mine.key, COORD_VERSION_ANY, coord__client_timeout(l->c));
+    (void)rc; /* absent is fine: the session took it; unreachable: the session will */
+    coord_kv_clear(&l->mine);
+    coord_seterr(0, "%s", saved);
+}
+
+int coord_lock_acquire(coord_lock *l, int timeout_ms) {
+    if (!l) return coord_seterr(COORD_EINVAL, "lock is NULL");
+    if (coord_lock_held(l))
+        return coord_seterr(COORD_EINVAL, "%s is already held by this handle", l->dir);
+    if (l->held) coord_kv_clear(&l->mine); /* a hold lost with its session */
+    l->held = false;
+    coord_conn *k = coord__client_conn(l->c);
+    const coord_backend *be = k->backend;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
+    uint64_t lost0 = coord__client_lost(l->c);
+    char tag[37];
+    int rc = coord__uuid(tag);
+    if (rc) return rc;
+    bool first = false;
+    rc = be->lock_enqueue(k, l->dir, tag, &l->mine, &first,
+                          timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
+    if (rc) return rc;
+    while (!first) {
+        if (timeout_ms == 0) {
+            withdraw(l);
+            return coord_seterr(COORD_ELOCKED, "%s is held by another owner", l->dir);
+        }
+        if (coord__client_lost(l->c) != lost0) {
+            withdraw(l);
+            return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", l->dir);
+        }
+        coord_kv pred;
+        int64_t after = 0;
+        rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
+        if (rc) {
+            withdraw(l);
+            return rc;
+        }
+        if (!pred.key) break; /* every older contender is gone: ours */
+        coord__client_lock(l->c);
+        l->woken = false;
+        coord__client_unlock(l->c);
+        coord_watch *w = NULL;
+        rc = be->watch(k, pred.key, COORD_WATCH_KEY, after, on_predecessor, l, &w);
+        coord_kv_clear(&pred);
+        if (rc) {
+            withdraw(l);
+            return rc;
+        }
+        coord__client_lock(l->c);
+        bool timed_out = false;
+        while (!l->woken && coord__client_lost(l->c) == lost0) {
+            if (coord__client_wait(l->c, deadline) != 0 && coord__now_ms() >= deadline) {
+                timed_out = !l->woken;
+                break;
+            }
+        }
+        coord__client_unlock(l->c);
+        be->unwatch(k, w);
+        if (timed_out) {
+            withdraw(l);
+            return coord_seterr(COORD_ETIMEDOUT, "%s not acquired within %d ms", l->dir,
+                                timeout_ms);
+        }
+        /* Woken: the predecessor left (or the session changed); look again. */
+    }
+    if (coord__client_lost(l->c) != lost0) {
+        withdraw(l);
+        return coord_seterr(COORD_ESESSION, "session expired while acquiring %s", l->dir);
+    }
+    l->held = true;
+    l->lost_at = lost0;
+    return 0;
+}
+
+bool coord_lock_held(const coord_lock *l) {
+    return l && l->held && coord__client_lost(l->c) == l->lost_at;
+}
+
+int coord_lock_token(const coord_lock *l, uint64_t *out) {
+    if (!l || !out) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (!coord_lock_held(l)) return coord_seterr(COORD_ENOTHELD, "lock is not held");
+    *out = l->mine.token;
+    return 0;
+}
+
+int coord_lock_release(coord_lock *l) {
+    if (!l) return coord_seterr(COORD_EINVAL, "lock is NULL");
+    bool held = coord_lock_held(l);
+    if (!l->held) return coord_seterr(COORD_ENOTHELD, "lock is not held");
+    l->held = false;
+    if (!held) {
+        coord_kv_clear(&l->mine);
+        return coord_seterr(COORD_ENOTHELD, "lock was lost with its session");
+    }
+    coord_conn *k = coord__client_conn(l->c);
+    int rc = k->backend->del(k, l->mine.key, COORD_VERSION_ANY, coord__client_timeout(l->c));
+    coord_kv_clear(&l->mine);
+    if (rc == COORD_ENOTFOUND)
+        return coord_seterr(COORD_ENOTHELD, "lock node vanished (session expired)");
+    return rc;
+}
+
+void coord_lock_free(coord_lock *l) {
+    if (!l) return;
+    if (l->held) coord_lock_release(l);
+    coord_kv_clear(&l->mine);
+    free(l->dir);
+    free(l);
+}
