@@ -44,6 +44,10 @@ int coord__path(char **out, const coord_client *c, const char *kind, const char 
 /* A random RFC 4122 version 4 UUID in canonical form (37 bytes with the NUL). */
 int coord__uuid(char out[37]);
 
+/* Counter value codec (pure): decode a stored value in `format`; encode into `out`. */
+int coord__counter_decode(int format, const void *data, size_t len, int64_t *out);
+size_t coord__counter_encode(int format, int64_t v, unsigned char out[24]);
+
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
 

@@ -875,9 +875,11 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
         /* Deleted between our put and read in the same txn: impossible; the server is odd. */
         return coord_seterr(COORD_EPROTO, "etcd: key vanished inside a txn");
     }
-    free(cur.value);
-    cur.value = NULL;
-    cur.len = 0;
+    if (succeeded) { /* the caller knows what it wrote */
+        free(cur.value);
+        cur.value = NULL;
+        cur.len = 0;
+    }
     if (out)
         *out = cur;
     else

@@ -216,6 +216,62 @@ COORD_EXTERN bool coord_lock_held(const coord_lock *l);
 /** Release if held, then free. NULL-safe. */
 COORD_EXTERN void coord_lock_free(coord_lock *l);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Counter: an exact, linearizable distributed int64.                                          */
+
+typedef struct coord_counter coord_counter;
+
+/** Stored formats. DECIMAL is ASCII (readable by etcdctl, zkCli.sh and kazoo's Counter); the
+ *  binary ones are Apache Curator's (DistributedAtomicLong, SharedCount), ZooKeeper only. */
+#define COORD_COUNTER_DECIMAL 0
+#define COORD_COUNTER_INT64_BE 1
+#define COORD_COUNTER_INT32_BE 2
+
+#define COORD_COUNTER_OPTIONS_VERSION 1
+
+typedef struct coord_counter_options {
+    unsigned version;
+    /** Keys that adds are spread over (default 1). With more than one, get sums them and
+     *  cas/set are not available. */
+    unsigned shards;
+    /** COORD_COUNTER_DECIMAL (default), COORD_COUNTER_INT64_BE or COORD_COUNTER_INT32_BE. */
+    int format;
+} coord_counter_options;
+
+#define COORD_COUNTER_OPTIONS_INIT                                                                 \
+    { COORD_COUNTER_OPTIONS_VERSION, 1, COORD_COUNTER_DECIMAL }
+
+COORD_EXTERN int coord_counter_options_init(coord_counter_options *opts, unsigned version);
+
+/**
+ * A handle on the counter `name` (stored at "<prefix>/counter/<name>", shards at
+ * "<prefix>/counter/<name>/<i>"). No network traffic. One thread at a time per handle.
+ * Errors: COORD_EINVAL (bad name or options; a binary format on etcd), COORD_ENOMEM.
+ */
+COORD_EXTERN int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
+                                   const coord_counter_options *opts);
+
+/** Read the value (the sum of the shards); a missing counter reads 0. COORD_EPROTO when a
+ *  stored value is not a number in the counter's format. */
+COORD_EXTERN int coord_counter_get(coord_counter *k, int64_t *out);
+
+/**
+ * Add `delta` atomically; `*out_new` (may be NULL) receives the value after this add (of this
+ * handle's shard when sharded). One round trip when uncontended. COORD_EINVAL when the result
+ * would overflow (nothing written). COORD_ETIMEDOUT / COORD_EUNAVAILABLE mean the outcome is
+ * unknown: the add may or may not have been applied, and is never applied twice.
+ */
+COORD_EXTERN int coord_counter_add(coord_counter *k, int64_t delta, int64_t *out_new);
+
+/** Set to `desired` if the value is `expected`, else COORD_ECONFLICT. Not on sharded counters. */
+COORD_EXTERN int coord_counter_cas(coord_counter *k, int64_t expected, int64_t desired);
+
+/** Set unconditionally. Not on sharded counters (COORD_EINVAL). */
+COORD_EXTERN int coord_counter_set(coord_counter *k, int64_t value);
+
+/** Free the handle (the counter stays on the server). NULL-safe. */
+COORD_EXTERN void coord_counter_free(coord_counter *k);
+
 #ifdef __cplusplus
 }
 #endif

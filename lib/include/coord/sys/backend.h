@@ -174,8 +174,9 @@ typedef struct coord_backend {
      * sequence suffix (COORD_ENOTSUP where the backend has none).
      * On success, `out` (may be NULL) receives the written entry: its key (the created name for
      * sequential puts), version, order and token; value is not copied back.
-     * On COORD_ECONFLICT, `out` receives the current entry (version 0 if absent) when the
-     * backend got it in the same round trip, else it has version -1 and the caller reads again.
+     * On COORD_ECONFLICT, `out` receives the current entry with its value (version 0 if absent)
+     * when the backend got it in the same round trip (etcd: the Txn's failure branch), else it
+     * has version -1 and the caller reads again (ZooKeeper).
      */
     int (*put)(coord_conn *c, const char *path, const void *value, size_t len, int64_t expect,
                unsigned flags, coord_kv *out, int timeout_ms);
