@@ -163,16 +163,49 @@ static struct curl_slist *make_headers(etcd *e, uint64_t *gen) {
 
 typedef enum { TRY_OK, TRY_NEXT, TRY_FAIL } try_result;
 
-/* One POST to one endpoint. */
+/* A request body handed to curl by a read callback, so we know whether any of it left, and so
+ * curl cannot silently send a write a second time: it re-sends a request on its own when a
+ * reused connection turns out dead, which it can only do by rewinding the body. */
+typedef struct body {
+    const char *data;
+    size_t len, off;
+    bool sent;
+    bool rewindable; /* idempotent requests may be re-sent */
+} body;
+
+static size_t on_read(char *buf, size_t sz, size_t n, void *ud) {
+    body *b = ud;
+    size_t take = b->len - b->off < sz * n ? b->len - b->off : sz * n;
+    memcpy(buf, b->data + b->off, take);
+    b->off += take;
+    if (take) b->sent = true;
+    return take;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+    body *b = ud;
+    if (!b->rewindable || origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_FAIL;
+    b->off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* One POST to one endpoint. TRY_NEXT only when the request cannot have reached the server, or
+ * may safely be repeated. */
 static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const char *json,
-                            struct curl_slist *hd, int64_t budget_ms, resp *r, long *status,
-                            int *err) {
+                            bool idempotent, struct curl_slist *hd, int64_t budget_ms, resp *r,
+                            long *status, int *err) {
     char url[600];
     snprintf(url, sizeof url, "%s%s", e->endpoints[ep], path);
+    body b = {json, strlen(json), 0, false, idempotent};
     curl_easy_reset(h);
     setup_handle(e, h);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, &b);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, &b);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b.len);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -183,6 +216,13 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
     *status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (cc == CURLE_OK) return TRY_OK;
+    if (b.sent && !idempotent && !r->too_big) {
+        if (cc == CURLE_GOT_NOTHING) *status = -1; /* see below: maybe a rejected token */
+        *err = coord_seterr(cc == CURLE_OPERATION_TIMEDOUT ? COORD_ETIMEDOUT : COORD_EUNAVAILABLE,
+                            "etcd %s%s: %s after the request was sent; it may have been applied",
+                            e->endpoints[ep], path, curl_easy_strerror(cc));
+        return TRY_FAIL;
+    }
     if (r->too_big) {
         *err = coord_seterr(COORD_EPROTO, "etcd %s: answer larger than %u bytes", e->endpoints[ep],
                             MAX_BODY);
@@ -250,7 +290,7 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
         struct curl_slist *hd = make_headers(e, &gen);
         resp r = {0};
         long status = 0;
-        try_result t = post_once(e, h, ep, path, json, hd, budget, &r, &status, &rc);
+        try_result t = post_once(e, h, ep, path, json, idempotent, hd, budget, &r, &status, &rc);
         curl_slist_free_all(hd);
         tries++;
         if (t == TRY_OK) {
@@ -274,15 +314,19 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
                 }
                 continue; /* same endpoint, new token */
             }
-            if (status == 503 || (idempotent && rc == COORD_EUNAVAILABLE))
+            /* A 503 after a write reached a member ("request timed out", "leader changed")
+             * leaves its outcome open: only repeatable requests go to the next member. */
+            if (idempotent && rc == COORD_EUNAVAILABLE)
                 t = TRY_NEXT;
             else
                 break;
         } else {
             free(r.body);
             if (t == TRY_FAIL && status == -1 && e->cfg->uri->user && !reauthed) {
+                /* Renew the token either way; repeat only what may be repeated. */
                 reauthed = true;
-                if (authenticate(e, h, ep, deadline - coord__now_ms(), gen) == 0) continue;
+                if (authenticate(e, h, ep, deadline - coord__now_ms(), gen) == 0 && idempotent)
+                    continue;
             }
             if (t == TRY_FAIL && idempotent && rc != COORD_EAUTH && rc != COORD_EPROTO)
                 t = TRY_NEXT;
@@ -324,7 +368,7 @@ static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t se
     long status = 0;
     int rc = 0;
     try_result t =
-        post_once(e, h, ep, "/v3/auth/authenticate", json, hd, budget_ms, &r, &status, &rc);
+        post_once(e, h, ep, "/v3/auth/authenticate", json, true, hd, budget_ms, &r, &status, &rc);
     curl_slist_free_all(hd);
     free(json);
     if (t != TRY_OK) {
@@ -370,7 +414,8 @@ static int lease_grant(etcd *e, int timeout_ms) {
         return coord_seterr(COORD_ENOMEM, "out of memory");
     }
     cJSON *res = NULL;
-    int rc = call(e, "/v3/lease/grant", req, false, timeout_ms, &res);
+    /* Repeatable: a second grant only leaves an unused lease that expires by itself. */
+    int rc = call(e, "/v3/lease/grant", req, true, timeout_ms, &res);
     cJSON_Delete(req);
     if (rc) return rc;
     int64_t id = 0, ttl = 0;
@@ -1050,8 +1095,10 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
     bool ok = req && cmps && succ && fail && put && etcd_add_bytes(put, "key", key, strlen(key)) &&
               etcd_add_i64(put, "lease", lease);
-    if (ok) ok = cJSON_AddItemToArray(succ, putop);
-    else cJSON_Delete(putop);
+    if (ok)
+        ok = cJSON_AddItemToArray(succ, putop);
+    else
+        cJSON_Delete(putop);
     ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
          cJSON_AddItemToArray(succ, op_queue_range(dir, false, 0)) &&
          cJSON_AddItemToArray(fail, op_range(key)) &&
