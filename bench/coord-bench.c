@@ -1,0 +1,1012 @@
+/*
+ * coord-bench: throughput and latency of the coord recipes, next to the bound of the bare
+ * backend client measured in the same run.
+ *
+ *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
+ *                    [--client-per-thread] [--raw-lease] [--json]
+ *
+ * Modes are dispatched from a table (`modes` below); counter and ring come later.
+ *
+ * lock: scenarios uncontended (1 thread, 1 lock), contended (8 threads, 1 lock) and parallel
+ * (8 threads, 8 locks), plus "custom" (T threads, default 8, over L locks, default 1, thread i
+ * on lock i % L) when --threads or --locks is given. Each thread has its own coord_lock handle;
+ * by default all share one client (one session), with --client-per-thread each opens its own.
+ * A cycle is coord_lock_acquire(-1) + coord_lock_release. The raw bound is one thread of the
+ * bare backend client doing what an uncontended acquire/release must do:
+ *   ZooKeeper: zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API);
+ *   etcd:      POST /v3/kv/txn (create_revision(key)==0 ? put key + first of the prefix by create
+ *              revision) + POST /v3/kv/deleterange, one keep-alive libcurl handle; the key is
+ *              lease-less, or with --raw-lease on one lease granted before (and revoked after)
+ *              the timed loop, like the library's keys.
+ * Raw and uncontended run interleaved in 3 slices each (S seconds in all for each), so that
+ * other load on the machine weighs on both alike; the other scenarios run S seconds each.
+ * Acquire latency is the time coord_lock_acquire takes (raw: create/txn + list, before the
+ * delete); handoff latency is from a release's start to the next holder's acquire returning.
+ * Wake-ups are coord__lock_wakeups() (lib/internal.h, hence the static library): waiters woken
+ * by their predecessor's deletion; a release should wake exactly one waiter.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <coord.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef COORD_WITH_ZOOKEEPER
+#include <zookeeper/zookeeper.h>
+#endif
+#ifdef COORD_WITH_ETCD
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#endif
+
+#include "internal.h" /* coord__lock_wakeups; coord/sys/backend.h: coord_uri_parse */
+
+#define DEFAULT_THREADS 8
+#define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
+#define TARGET_UNCONTENDED_OVER_RAW 0.9
+#define TARGET_CONTENDED_OVER_UNCONTENDED 0.8
+
+typedef struct bench_opts {
+    const char *uri;
+    int threads; /* custom scenario; 0 = not given */
+    int locks;   /* custom scenario; 0 = not given */
+    int seconds;
+    bool json;
+    bool client_per_thread;
+    bool raw_lease; /* etcd raw bound: attach the key to a lease granted once */
+} bench_opts;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---------- latency samples ---------- */
+
+typedef struct samples {
+    int64_t *v; /* nanoseconds */
+    size_t n, cap;
+} samples;
+
+static int samples_add(samples *s, int64_t ns) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        int64_t *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = ns;
+    return 0;
+}
+
+static int samples_append(samples *dst, const samples *src) {
+    for (size_t i = 0; i < src->n; i++)
+        if (samples_add(dst, src->v[i])) return -1;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted samples, in milliseconds; 0 without samples. */
+static double pct_ms(const samples *s, double p) {
+    if (!s->n) return 0;
+    size_t rank = (size_t)(p * (double)s->n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > s->n) rank = s->n;
+    return (double)s->v[rank - 1] / 1e6;
+}
+
+/* ---------- results ---------- */
+
+/* One scenario, possibly measured in several time slices that add up. */
+typedef struct result {
+    const char *name;
+    int threads, locks;
+    /* accumulated over the slices */
+    int slices;
+    samples lat;  /* acquire latencies */
+    samples hand; /* handoffs: a release's start to the next holder's acquire returning */
+    uint64_t cycles, handoffs;
+    int64_t elapsed_ns;
+    uint64_t wakeups_before, wakeups_after; /* coord__lock_wakeups() around the first/last slice */
+    uint64_t wakeups;                       /* sum over the slices */
+    /* figures, by result_finish */
+    double elapsed_s, rate, p50_ms, p99_ms, handoff_p50_ms, handoff_p99_ms;
+} result;
+
+static void result_finish(result *r) {
+    if (r->lat.n) qsort(r->lat.v, r->lat.n, sizeof *r->lat.v, cmp_i64);
+    if (r->hand.n) qsort(r->hand.v, r->hand.n, sizeof *r->hand.v, cmp_i64);
+    r->elapsed_s = (double)r->elapsed_ns / 1e9;
+    r->rate = r->elapsed_s > 0 ? (double)r->cycles / r->elapsed_s : 0;
+    r->p50_ms = pct_ms(&r->lat, 0.50);
+    r->p99_ms = pct_ms(&r->lat, 0.99);
+    r->handoff_p50_ms = pct_ms(&r->hand, 0.50);
+    r->handoff_p99_ms = pct_ms(&r->hand, 0.99);
+}
+
+static void result_free(result *r) {
+    free(r->lat.v);
+    free(r->hand.v);
+    r->lat = (samples){0};
+    r->hand = (samples){0};
+}
+
+/* ---------- lock scenarios ---------- */
+
+typedef struct lock_run {
+    const bench_opts *o;
+    coord_client *shared; /* NULL with --client-per-thread */
+    char **names;         /* one lock name per lock */
+    int nlocks;
+    _Atomic uint64_t *releases;  /* per lock: releases started, to tell handoffs */
+    _Atomic int64_t *release_ns; /* per lock: when the latest release started */
+    pthread_barrier_t ready, go;
+    int64_t start_ns, deadline_ns; /* written by the main thread between the barriers */
+    atomic_bool abort;
+} lock_run;
+
+typedef struct lock_worker {
+    lock_run *run;
+    int idx;
+    pthread_t th;
+    samples lat, handoff;
+    uint64_t cycles, handoffs;
+    int64_t end_ns;
+    int err;
+    char errmsg[600];
+} lock_worker;
+
+static void worker_fail(lock_worker *w, int rc, const char *what) {
+    w->err = rc;
+    snprintf(w->errmsg, sizeof w->errmsg, "thread %d: %s: %s: %s", w->idx, what, coord_strerror(rc),
+             coord_last_error());
+    atomic_store(&w->run->abort, true);
+}
+
+static void *lock_worker_main(void *arg) {
+    lock_worker *w = arg;
+    lock_run *run = w->run;
+    int li = w->idx % run->nlocks;
+    coord_client *c = run->shared, *own = NULL;
+    coord_lock *l = NULL;
+    int rc = 0;
+    if (!c) {
+        rc = coord_client_open(&own, run->o->uri, NULL);
+        if (rc)
+            worker_fail(w, rc, "connect");
+        else
+            c = own;
+    }
+    if (!rc && (rc = coord_lock_new(&l, c, run->names[li]))) worker_fail(w, rc, "coord_lock_new");
+    /* Warm-up cycle: parent nodes, connections, pooled handles. */
+    if (!rc && (rc = coord_lock_acquire(l, -1))) worker_fail(w, rc, "acquire (warm-up)");
+    if (!rc && (rc = coord_lock_release(l))) worker_fail(w, rc, "release (warm-up)");
+    if (rc) { /* give up a hold now, so the others' warm-ups reach the barrier */
+        coord_lock_free(l);
+        l = NULL;
+    }
+    pthread_barrier_wait(&run->ready);
+    pthread_barrier_wait(&run->go);
+    while (!rc && !atomic_load(&run->abort) && now_ns() < run->deadline_ns) {
+        uint64_t r0 = atomic_load(&run->releases[li]);
+        int64_t t0 = now_ns();
+        rc = coord_lock_acquire(l, -1);
+        int64_t t1 = now_ns();
+        if (rc) {
+            worker_fail(w, rc, "acquire");
+            break;
+        }
+        /* Another handle released this lock while we were acquiring: we were handed it. */
+        if (atomic_load(&run->releases[li]) != r0) {
+            w->handoffs++;
+            if (samples_add(&w->handoff, t1 - atomic_load(&run->release_ns[li]))) {
+                worker_fail(w, COORD_ENOMEM, "latency samples");
+                break;
+            }
+        }
+        if (samples_add(&w->lat, t1 - t0)) {
+            worker_fail(w, COORD_ENOMEM, "latency samples");
+            break;
+        }
+        atomic_store(&run->release_ns[li], now_ns());
+        atomic_fetch_add(&run->releases[li], 1);
+        if ((rc = coord_lock_release(l))) {
+            worker_fail(w, rc, "release");
+            break;
+        }
+        w->cycles++;
+    }
+    w->end_ns = now_ns();
+    coord_lock_free(l); /* releases a hold left by a failure */
+    coord_client_close(own);
+    return NULL;
+}
+
+/* Run one slice of `ms` milliseconds of a scenario, adding to `r`; 0, or -1 after printing why. */
+static int lock_scenario(const bench_opts *o, coord_client *shared, result *r, int64_t ms) {
+    int T = r->threads, L = r->locks;
+    lock_run run;
+    memset(&run, 0, sizeof run);
+    run.o = o;
+    run.shared = o->client_per_thread ? NULL : shared;
+    run.nlocks = L;
+    atomic_init(&run.abort, false);
+    run.names = calloc((size_t)L, sizeof *run.names);
+    run.releases = calloc((size_t)L, sizeof *run.releases);
+    run.release_ns = calloc((size_t)L, sizeof *run.release_ns);
+    lock_worker *ws = calloc((size_t)T, sizeof *ws);
+    int ret = -1;
+    if (!run.names || !run.releases || !run.release_ns || !ws) {
+        fprintf(stderr, "coord-bench: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < L; i++) {
+        atomic_init(&run.releases[i], 0);
+        atomic_init(&run.release_ns[i], 0);
+        if (asprintf(&run.names[i], "bench-%ld-%s-%d", (long)getpid(), r->name, i) < 0) {
+            run.names[i] = NULL;
+            fprintf(stderr, "coord-bench: out of memory\n");
+            goto out;
+        }
+    }
+    pthread_barrier_init(&run.ready, NULL, (unsigned)T + 1);
+    pthread_barrier_init(&run.go, NULL, (unsigned)T + 1);
+    for (int i = 0; i < T; i++) {
+        ws[i].run = &run;
+        ws[i].idx = i;
+        int prc = pthread_create(&ws[i].th, NULL, lock_worker_main, &ws[i]);
+        if (prc) {
+            /* The others already wait at barriers sized for T threads: nothing to recover. */
+            fprintf(stderr, "coord-bench: %s: cannot start thread %d: %s\n", r->name, i,
+                    strerror(prc));
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&run.ready);
+    uint64_t wakeups0 = coord__lock_wakeups();
+    if (!r->slices) r->wakeups_before = wakeups0;
+    run.start_ns = now_ns();
+    run.deadline_ns = run.start_ns + ms * 1000000;
+    pthread_barrier_wait(&run.go);
+    int64_t end = run.start_ns;
+    bool failed = false;
+    for (int i = 0; i < T; i++) {
+        pthread_join(ws[i].th, NULL);
+        if (ws[i].err) {
+            fprintf(stderr, "coord-bench: %s: %s\n", r->name, ws[i].errmsg);
+            failed = true;
+        }
+        if (samples_append(&r->lat, &ws[i].lat) || samples_append(&r->hand, &ws[i].handoff))
+            failed = true;
+        r->cycles += ws[i].cycles;
+        r->handoffs += ws[i].handoffs;
+        if (ws[i].end_ns > end) end = ws[i].end_ns;
+    }
+    r->wakeups_after = coord__lock_wakeups();
+    r->wakeups += r->wakeups_after - wakeups0;
+    r->elapsed_ns += end - run.start_ns;
+    r->slices++;
+    pthread_barrier_destroy(&run.ready);
+    pthread_barrier_destroy(&run.go);
+    ret = failed ? -1 : 0;
+out:
+    for (int i = 0; ws && i < T; i++) {
+        free(ws[i].lat.v);
+        free(ws[i].handoff.v);
+    }
+    free(ws);
+    for (int i = 0; run.names && i < L; i++)
+        free(run.names[i]);
+    free(run.names);
+    free(run.releases);
+    free(run.release_ns);
+    return ret;
+}
+
+/* ---------- raw bound: ZooKeeper C client ---------- */
+
+#if defined(COORD_WITH_ZOOKEEPER) || defined(COORD_WITH_ETCD)
+/* A URI time parameter, or its default when the URI leaves it out (0). */
+static int ms_or(int v, int dflt) {
+    return v > 0 ? v : dflt;
+}
+#endif
+
+typedef struct raw_result {
+    bool ran;
+    const char *method;
+    result r;
+    char err[600];
+} raw_result;
+
+#ifdef COORD_WITH_ZOOKEEPER
+typedef struct zk_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+    bool auth_done;
+    int auth_rc;
+} zk_wait;
+
+static void raw_zk_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)zh;
+    (void)path;
+    zk_wait *zw = ctx;
+    if (type != ZOO_SESSION_EVENT) return;
+    pthread_mutex_lock(&zw->mu);
+    zw->state = state;
+    pthread_cond_broadcast(&zw->cv);
+    pthread_mutex_unlock(&zw->mu);
+}
+
+static void raw_zk_auth_done(int rc, const void *data) {
+    zk_wait *zw = (zk_wait *)data;
+    pthread_mutex_lock(&zw->mu);
+    zw->auth_done = true;
+    zw->auth_rc = rc;
+    pthread_cond_broadcast(&zw->cv);
+    pthread_mutex_unlock(&zw->mu);
+}
+
+/* Create `path` and its missing ancestors as persistent nodes. */
+static int raw_zk_mkdirs(zhandle_t *zh, const char *path, const struct ACL_vector *acl) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            int rc = zoo_create(zh, buf, NULL, -1, acl, 0, NULL, 0);
+            if (rc != ZOK && rc != ZNODEEXISTS) return rc;
+            *p = saved;
+            if (!saved) return ZOK;
+        }
+    }
+}
+
+static void raw_zk(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API)";
+    char hosts[2048] = "";
+    size_t hl = 0;
+    for (size_t i = 0; i < u->nhosts && hl < sizeof hosts; i++) {
+        bool v6 = strchr(u->hosts[i].host, ':') != NULL;
+        hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, v6 ? "%s[%s]:%d" : "%s%s:%d",
+                               i ? "," : "", u->hosts[i].host, u->hosts[i].port);
+    }
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zk_wait zw = {.state = 0};
+    pthread_mutex_init(&zw.mu, NULL);
+    pthread_cond_init(&zw.cv, NULL);
+    zhandle_t *zh =
+        zookeeper_init(hosts, raw_zk_watcher, ms_or(u->session_ttl_ms, 10000), NULL, &zw, 0);
+    char parent[1024] = "", child[1100];
+    if (!zh) {
+        snprintf(out->err, sizeof out->err, "zookeeper_init %.300s: %s", hosts, strerror(errno));
+        goto done;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms_or(u->connect_timeout_ms, 5000) / 1000 + 1;
+    pthread_mutex_lock(&zw.mu);
+    while (zw.state != ZOO_CONNECTED_STATE)
+        if (pthread_cond_timedwait(&zw.cv, &zw.mu, &dl) == ETIMEDOUT) break;
+    bool connected = zw.state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&zw.mu);
+    if (!connected) {
+        snprintf(out->err, sizeof out->err, "zookeeper %.300s: not connected within %d ms", hosts,
+                 ms_or(u->connect_timeout_ms, 5000));
+        goto done;
+    }
+    const struct ACL_vector *acl = &ZOO_OPEN_ACL_UNSAFE;
+    if (u->user) {
+        char cred[512];
+        snprintf(cred, sizeof cred, "%s:%s", u->user, u->password ? u->password : "");
+        int rc = zoo_add_auth(zh, "digest", cred, (int)strlen(cred), raw_zk_auth_done, &zw);
+        pthread_mutex_lock(&zw.mu);
+        while (rc == ZOK && !zw.auth_done)
+            if (pthread_cond_timedwait(&zw.cv, &zw.mu, &dl) == ETIMEDOUT) break;
+        if (rc == ZOK) rc = zw.auth_done ? zw.auth_rc : ZOPERATIONTIMEOUT;
+        pthread_mutex_unlock(&zw.mu);
+        if (rc != ZOK) {
+            snprintf(out->err, sizeof out->err, "zookeeper digest auth: %s", zerror(rc));
+            goto done;
+        }
+        acl = &ZOO_CREATOR_ALL_ACL;
+    }
+    snprintf(parent, sizeof parent, "%s/bench-raw-%ld", u->prefix, (long)getpid());
+    snprintf(child, sizeof child, "%s/_c_raw-lock-", parent);
+    int rc = raw_zk_mkdirs(zh, parent, acl);
+    if (rc != ZOK) {
+        snprintf(out->err, sizeof out->err, "zookeeper create %.300s: %s", parent, zerror(rc));
+        parent[0] = 0;
+        goto done;
+    }
+    int64_t start = 0, deadline = 0;
+    for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        start = now_ns();
+        deadline = start + ms * 1000000;
+        do {
+            char made[1200];
+            struct Stat st;
+            struct String_vector kids;
+            int64_t t0 = now_ns();
+            rc = zoo_create2(zh, child, NULL, -1, acl, ZOO_EPHEMERAL_SEQUENTIAL, made, sizeof made,
+                             &st);
+            if (rc != ZOK) {
+                snprintf(out->err, sizeof out->err, "zoo_create2 %.300s: %s", child, zerror(rc));
+                goto done;
+            }
+            rc = zoo_get_children(zh, parent, 0, &kids);
+            if (rc != ZOK) {
+                snprintf(out->err, sizeof out->err, "zoo_get_children %.300s: %s", parent,
+                         zerror(rc));
+                goto done;
+            }
+            int64_t t1 = now_ns();
+            int nkids = kids.count;
+            deallocate_String_vector(&kids);
+            if (nkids != 1) {
+                snprintf(out->err, sizeof out->err, "%.300s: %d children, expected 1", parent,
+                         nkids);
+                goto done;
+            }
+            rc = zoo_delete(zh, made, -1);
+            if (rc != ZOK) {
+                snprintf(out->err, sizeof out->err, "zoo_delete %.300s: %s", made, zerror(rc));
+                goto done;
+            }
+            if (!warm) {
+                if (samples_add(&out->r.lat, t1 - t0)) {
+                    snprintf(out->err, sizeof out->err, "out of memory");
+                    goto done;
+                }
+                out->r.cycles++;
+            }
+        } while (!warm && now_ns() < deadline);
+    }
+    out->r.elapsed_ns += now_ns() - start;
+    out->r.slices++;
+done:
+    if (zh && parent[0]) zoo_delete(zh, parent, -1);
+    if (zh) zookeeper_close(zh);
+    pthread_mutex_destroy(&zw.mu);
+    pthread_cond_destroy(&zw.cv);
+}
+#endif
+
+/* ---------- raw bound: etcd v3 JSON gateway over libcurl ---------- */
+
+#ifdef COORD_WITH_ETCD
+typedef struct http_buf {
+    char *data;
+    size_t len, cap;
+} http_buf;
+
+static size_t raw_on_body(char *p, size_t sz, size_t n, void *ud) {
+    http_buf *b = ud;
+    size_t add = sz * n;
+    if (b->len + add + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + add + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, add);
+    b->len += add;
+    b->data[b->len] = 0;
+    return add;
+}
+
+/* Base64 of `len` bytes (EVP_EncodeBlock: no line breaks); malloc'd. */
+static char *b64(const void *data, size_t len) {
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out) EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+static bool add_b64(cJSON *obj, const char *field, const void *data, size_t len) {
+    char *s = b64(data, len);
+    bool ok = s && cJSON_AddStringToObject(obj, field, s);
+    free(s);
+    return ok;
+}
+
+typedef struct etcd_http {
+    CURL *h;
+    struct curl_slist *hdrs;
+    char base[600];
+    http_buf resp;
+    char *err;
+    size_t errlen;
+} etcd_http;
+
+/* POST `req` (consumed) to `path`; the parsed answer in *out. */
+static int raw_etcd_post(etcd_http *e, const char *path, cJSON *req, cJSON **out) {
+    char url[700];
+    snprintf(url, sizeof url, "%s%s", e->base, path);
+    char *json = req ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
+    if (!json) {
+        snprintf(e->err, e->errlen, "out of memory");
+        return -1;
+    }
+    e->resp.len = 0;
+    curl_easy_setopt(e->h, CURLOPT_URL, url);
+    curl_easy_setopt(e->h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(e->h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
+    CURLcode cc = curl_easy_perform(e->h);
+    free(json);
+    long status = 0;
+    curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        snprintf(e->err, e->errlen, "POST %s: %s", url, curl_easy_strerror(cc));
+        return -1;
+    }
+    if (status != 200) {
+        snprintf(e->err, e->errlen, "POST %s: HTTP %ld: %.200s", url, status,
+                 e->resp.data ? e->resp.data : "");
+        return -1;
+    }
+    *out = cJSON_ParseWithLength(e->resp.data, e->resp.len);
+    if (!*out) {
+        snprintf(e->err, e->errlen, "POST %s: answer is not JSON", url);
+        return -1;
+    }
+    return 0;
+}
+
+static void raw_etcd(const coord_uri *u, int64_t ms, bool with_lease, raw_result *out) {
+    out->method = with_lease
+                      ? "POST /v3/kv/txn (create_revision(key)==0 ? put key + range prefix sort "
+                        "CREATE ASCEND limit 1) + POST /v3/kv/deleterange, one keep-alive libcurl "
+                        "handle, key on one lease granted once"
+                      : "POST /v3/kv/txn (create_revision(key)==0 ? put key + range prefix sort "
+                        "CREATE ASCEND limit 1) + POST /v3/kv/deleterange, one keep-alive libcurl "
+                        "handle, lease-less key";
+    char lease[32] = "";
+    etcd_http e = {.err = out->err, .errlen = sizeof out->err};
+    char *key = NULL, *dir = NULL, *dir_end = NULL, *key64 = NULL;
+    bool tls = strcmp(u->scheme, "etcds") == 0;
+    bool v6 = strchr(u->hosts[0].host, ':') != NULL;
+    snprintf(e.base, sizeof e.base, v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+             u->hosts[0].host, u->hosts[0].port);
+    if (!(e.h = curl_easy_init())) {
+        snprintf(out->err, sizeof out->err, "curl_easy_init failed");
+        goto done;
+    }
+    curl_easy_setopt(e.h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e.h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e.h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e.h, CURLOPT_TIMEOUT_MS, (long)ms_or(u->timeout_ms, 5000));
+    curl_easy_setopt(e.h, CURLOPT_CONNECTTIMEOUT_MS, (long)ms_or(u->connect_timeout_ms, 5000));
+    curl_easy_setopt(e.h, CURLOPT_WRITEFUNCTION, raw_on_body);
+    curl_easy_setopt(e.h, CURLOPT_WRITEDATA, &e.resp);
+    if (u->ca) curl_easy_setopt(e.h, CURLOPT_CAINFO, u->ca);
+    if (u->cert) {
+        curl_easy_setopt(e.h, CURLOPT_SSLCERT, u->cert);
+        curl_easy_setopt(e.h, CURLOPT_SSLKEY, u->key);
+    }
+    e.hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.hdrs);
+    cJSON *res = NULL;
+    if (u->user) {
+        cJSON *req = cJSON_CreateObject();
+        if (req) {
+            cJSON_AddStringToObject(req, "name", u->user);
+            cJSON_AddStringToObject(req, "password", u->password ? u->password : "");
+        }
+        if (raw_etcd_post(&e, "/v3/auth/authenticate", req, &res)) goto done;
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(res, "token");
+        char *line = NULL;
+        if (cJSON_IsString(tok) && asprintf(&line, "Authorization: %s", tok->valuestring) > 0) {
+            e.hdrs = curl_slist_append(e.hdrs, line);
+            curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.hdrs);
+        }
+        free(line);
+        cJSON_Delete(res);
+        res = NULL;
+    }
+    if (asprintf(&dir, "%s/bench-raw-%ld/", u->prefix, (long)getpid()) < 0) dir = NULL;
+    if (dir && asprintf(&key, "%sraw", dir) < 0) key = NULL;
+    if (!dir || !key || !(dir_end = strdup(dir)) || !(key64 = b64(key, strlen(key)))) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+        goto done;
+    }
+    dir_end[strlen(dir_end) - 1]++; /* "…/" -> "…0": the end of the prefix range */
+    if (with_lease) {
+        cJSON *req = cJSON_CreateObject();
+        if (req) cJSON_AddStringToObject(req, "TTL", "60");
+        if (raw_etcd_post(&e, "/v3/lease/grant", req, &res)) goto done;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(res, "ID");
+        if (cJSON_IsString(id)) snprintf(lease, sizeof lease, "%s", id->valuestring);
+        cJSON_Delete(res);
+        res = NULL;
+        if (!lease[0]) {
+            snprintf(out->err, sizeof out->err, "lease grant: answer without an ID");
+            goto done;
+        }
+    }
+    int64_t start = 0, deadline = 0;
+    for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        start = now_ns();
+        deadline = start + ms * 1000000;
+        do {
+            int64_t t0 = now_ns();
+            cJSON *req = cJSON_CreateObject();
+            cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+            cJSON *succ = cJSON_AddArrayToObject(req, "success");
+            cJSON *cmp = cJSON_CreateObject(), *putop = cJSON_CreateObject(),
+                  *rangeop = cJSON_CreateObject();
+            bool ok = cmps && succ && cmp && putop && rangeop;
+            if (ok) {
+                cJSON_AddItemToArray(cmps, cmp);
+                cJSON_AddItemToArray(succ, putop);
+                cJSON_AddItemToArray(succ, rangeop);
+            } else {
+                cJSON_Delete(cmp);
+                cJSON_Delete(putop);
+                cJSON_Delete(rangeop);
+            }
+            cJSON *put = ok ? cJSON_AddObjectToObject(putop, "request_put") : NULL;
+            cJSON *range = ok ? cJSON_AddObjectToObject(rangeop, "request_range") : NULL;
+            ok = ok && put && range && add_b64(cmp, "key", key, strlen(key)) &&
+                 cJSON_AddStringToObject(cmp, "target", "CREATE") &&
+                 cJSON_AddStringToObject(cmp, "result", "EQUAL") &&
+                 cJSON_AddStringToObject(cmp, "create_revision", "0") &&
+                 add_b64(put, "key", key, strlen(key)) && add_b64(put, "value", "", 0) &&
+                 (!lease[0] || cJSON_AddStringToObject(put, "lease", lease)) &&
+                 add_b64(range, "key", dir, strlen(dir)) &&
+                 add_b64(range, "range_end", dir_end, strlen(dir_end)) &&
+                 cJSON_AddStringToObject(range, "sort_target", "CREATE") &&
+                 cJSON_AddStringToObject(range, "sort_order", "ASCEND") &&
+                 cJSON_AddStringToObject(range, "limit", "1");
+            if (!ok) {
+                cJSON_Delete(req);
+                snprintf(out->err, sizeof out->err, "out of memory");
+                goto done;
+            }
+            if (raw_etcd_post(&e, "/v3/kv/txn", req, &res)) goto done;
+            /* Ours, and first of the prefix: what an uncontended acquire must learn. */
+            const cJSON *resps = cJSON_GetObjectItemCaseSensitive(res, "responses");
+            const cJSON *rr =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(resps, 1), "response_range");
+            const cJSON *k0 = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0), "key");
+            bool first = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) &&
+                         cJSON_IsString(k0) && strcmp(k0->valuestring, key64) == 0;
+            cJSON_Delete(res);
+            res = NULL;
+            int64_t t1 = now_ns();
+            if (!first) {
+                snprintf(out->err, sizeof out->err, "txn on %s: not created or not first", key);
+                goto done;
+            }
+            cJSON *dreq = cJSON_CreateObject();
+            if (dreq && !add_b64(dreq, "key", key, strlen(key))) {
+                cJSON_Delete(dreq);
+                dreq = NULL;
+            }
+            if (raw_etcd_post(&e, "/v3/kv/deleterange", dreq, &res)) goto done;
+            const cJSON *deleted = cJSON_GetObjectItemCaseSensitive(res, "deleted");
+            bool gone = cJSON_IsString(deleted) && strcmp(deleted->valuestring, "1") == 0;
+            cJSON_Delete(res);
+            res = NULL;
+            if (!gone) {
+                snprintf(out->err, sizeof out->err, "deleterange %s: nothing deleted", key);
+                goto done;
+            }
+            if (!warm) {
+                if (samples_add(&out->r.lat, t1 - t0)) {
+                    snprintf(out->err, sizeof out->err, "out of memory");
+                    goto done;
+                }
+                out->r.cycles++;
+            }
+        } while (!warm && now_ns() < deadline);
+    }
+    out->r.elapsed_ns += now_ns() - start;
+    out->r.slices++;
+done:
+    if (e.h && lease[0]) {
+        cJSON *req = cJSON_CreateObject();
+        if (req) cJSON_AddStringToObject(req, "ID", lease);
+        if (raw_etcd_post(&e, "/v3/lease/revoke", req, &res) == 0) cJSON_Delete(res);
+    }
+    if (e.h) curl_easy_cleanup(e.h);
+    curl_slist_free_all(e.hdrs);
+    free(e.resp.data);
+    free(key);
+    free(key64);
+    free(dir);
+    free(dir_end);
+}
+#endif
+
+/* One slice of `ms` of the raw bound for the URI's backend, added to out->r; false (out->err
+ * set) when it could not be measured. */
+static bool raw_slice(const bench_opts *o, const char *backend, int64_t ms, raw_result *out) {
+    coord_uri *u = NULL;
+    int rc = coord_uri_parse(&u, o->uri);
+    if (rc) {
+        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
+        return false;
+    }
+    bool tried = false;
+#ifdef COORD_WITH_ZOOKEEPER
+    if (!strcmp(backend, "zookeeper")) {
+        raw_zk(u, ms, out);
+        tried = true;
+    }
+#endif
+#ifdef COORD_WITH_ETCD
+    if (!strcmp(backend, "etcd")) {
+        raw_etcd(u, ms, o->raw_lease, out);
+        tried = true;
+    }
+#endif
+    (void)ms;
+    if (!tried) snprintf(out->err, sizeof out->err, "no raw client for %s in this build", backend);
+    coord_uri_free(u);
+    return !out->err[0];
+}
+
+/* ---------- lock mode: report ---------- */
+
+static double ratio(double a, double b) {
+    return b > 0 ? a / b : 0;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void json_result(const result *r) {
+    printf("{\"name\":");
+    json_str(r->name);
+    printf(",\"threads\":%d,\"locks\":%d,\"cycles\":%" PRIu64 ",\"elapsed_s\":%.3f,"
+           "\"cycles_per_s\":%.1f,\"acquire_p50_ms\":%.3f,\"acquire_p99_ms\":%.3f",
+           r->threads, r->locks, r->cycles, r->elapsed_s, r->rate, r->p50_ms, r->p99_ms);
+    if (strcmp(r->name, "raw"))
+        printf(",\"handoffs\":%" PRIu64 ",\"handoff_p50_ms\":%.3f,\"handoff_p99_ms\":%.3f"
+               ",\"wakeups\":%" PRIu64,
+               r->handoffs, r->handoff_p50_ms, r->handoff_p99_ms, r->wakeups);
+    printf(",\"slices\":%d", r->slices);
+    putchar('}');
+}
+
+static void print_row(const result *r) {
+    printf("%-12s %7d %5d %8" PRIu64 " %10.1f %10.3f %10.3f\n", r->name, r->threads, r->locks,
+           r->cycles, r->rate, r->p50_ms, r->p99_ms);
+}
+
+static int mode_lock(const bench_opts *o) {
+    coord_client *c = NULL;
+    int rc = coord_client_open(&c, o->uri, NULL);
+    if (rc) {
+        fprintf(stderr, "coord-bench: connect: %s: %s\n", coord_strerror(rc), coord_last_error());
+        return 1;
+    }
+    const char *backend = coord_client_backend(c);
+    const char *client_kind = o->client_per_thread
+                                  ? "per-thread (one coord_client and one coord_lock per thread)"
+                                  : "shared (one coord_client, one coord_lock handle per thread)";
+    result rs[4] = {
+        {.name = "uncontended", .threads = 1, .locks = 1},
+        {.name = "contended", .threads = DEFAULT_THREADS, .locks = 1},
+        {.name = "parallel", .threads = DEFAULT_THREADS, .locks = DEFAULT_THREADS},
+        {.name = "custom",
+         .threads = o->threads ? o->threads : DEFAULT_THREADS,
+         .locks = o->locks ? o->locks : 1},
+    };
+    int nrs = (o->threads || o->locks) ? 4 : 3;
+    if (!o->json)
+        printf("coord-bench lock: backend %s, prefix %s, %d s per scenario, client %s\n", backend,
+               coord_client_prefix(c), o->seconds, client_kind);
+
+    /* Uncontended and raw run interleaved (raw unc | unc raw | raw unc), so that a change of
+     * background load on the machine weighs on both alike; S seconds in all for each. */
+    raw_result raw;
+    memset(&raw, 0, sizeof raw);
+    raw.r.name = "raw";
+    raw.r.threads = 1;
+    raw.r.locks = 1;
+    bool raw_ok = true;
+    int failed = 0;
+    int64_t total_ms = (int64_t)o->seconds * 1000;
+    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+        int slice = k / 2;
+        int64_t ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
+        bool raw_turn = (k % 2 == 0) == (slice % 2 == 0);
+        if (raw_turn) {
+            if (raw_ok) raw_ok = raw_slice(o, backend, ms, &raw);
+        } else if (lock_scenario(o, c, &rs[0], ms)) {
+            failed = 1;
+        }
+    }
+    raw.ran = raw_ok && raw.r.slices > 0;
+    for (int i = 1; i < nrs; i++)
+        if (lock_scenario(o, c, &rs[i], total_ms)) failed = 1;
+    coord_client_close(c);
+    for (int i = 0; i < nrs; i++)
+        result_finish(&rs[i]);
+    result_finish(&raw.r);
+
+    const result *unc = &rs[0], *con = &rs[1];
+    double u_over_raw = raw.ran ? ratio(unc->rate, raw.r.rate) : 0;
+    double c_over_u = ratio(con->rate, unc->rate);
+    double per_handoff = con->handoffs ? (double)con->wakeups / (double)con->handoffs : 0;
+
+    if (o->json) {
+        printf("{\"mode\":\"lock\",\"backend\":");
+        json_str(backend);
+        printf(",\"seconds\":%d,\"client\":\"%s\",\"scenarios\":[", o->seconds,
+               o->client_per_thread ? "per-thread" : "shared");
+        for (int i = 0; i < nrs; i++) {
+            if (i) putchar(',');
+            json_result(&rs[i]);
+        }
+        printf("],\"raw\":");
+        if (raw.ran) {
+            json_result(&raw.r);
+            printf(",\"raw_method\":");
+            json_str(raw.method);
+            printf(",\"uncontended_over_raw\":%.3f", u_over_raw);
+        } else {
+            printf("null,\"raw_error\":");
+            json_str(raw.err);
+            printf(",\"uncontended_over_raw\":null");
+        }
+        printf(",\"contended_over_uncontended\":%.3f,\"wakeups_before\":%" PRIu64
+               ",\"wakeups_after\":%" PRIu64 ",\"handoffs\":%" PRIu64
+               ",\"wakeups_per_handoff\":%.3f,\"targets\":{\"uncontended_over_raw\":%.1f,"
+               "\"contended_over_uncontended\":%.1f,\"wakeups_per_handoff\":1.0},\"ok\":%s}\n",
+               c_over_u, con->wakeups_before, con->wakeups_after, con->handoffs, per_handoff,
+               TARGET_UNCONTENDED_OVER_RAW, TARGET_CONTENDED_OVER_UNCONTENDED,
+               failed ? "false" : "true");
+        goto out;
+    }
+    printf("%-12s %7s %5s %8s %10s %10s %10s\n", "scenario", "threads", "locks", "cycles",
+           "cycles/s", "acq p50 ms", "acq p99 ms");
+    for (int i = 0; i < nrs; i++)
+        print_row(&rs[i]);
+    if (raw.ran) {
+        print_row(&raw.r);
+        printf("raw = bare %s client, 1 thread: %s\n", backend, raw.method);
+        printf("(uncontended and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("uncontended / raw       = %.2f   (target >= %.1f)\n", u_over_raw,
+               TARGET_UNCONTENDED_OVER_RAW);
+    } else {
+        printf("raw bound not measured: %s\n", raw.err);
+    }
+    printf("contended / uncontended = %.2f   (handoff rate; target >= %.1f)\n", c_over_u,
+           TARGET_CONTENDED_OVER_UNCONTENDED);
+    for (int i = 0; i < nrs; i++)
+        if (rs[i].handoffs)
+            printf("%s handoff latency (release start -> next holder's acquire returns): "
+                   "p50 %.3f ms, p99 %.3f ms over %" PRIu64 " handoffs\n",
+                   rs[i].name, rs[i].handoff_p50_ms, rs[i].handoff_p99_ms, rs[i].handoffs);
+    printf("contended wake-ups: coord__lock_wakeups() %" PRIu64 " before, %" PRIu64
+           " after = %" PRIu64 " for %" PRIu64 " handoffs = %.2f per handoff "
+           "(target ~1.0: a release wakes one waiter)\n",
+           con->wakeups_before, con->wakeups_after, con->wakeups, con->handoffs, per_handoff);
+out:
+    for (int i = 0; i < 4; i++)
+        result_free(&rs[i]);
+    result_free(&raw.r);
+    return failed;
+}
+
+/* ---------- command line ---------- */
+
+typedef struct mode {
+    const char *name;
+    int (*run)(const bench_opts *o);
+    const char *help;
+} mode;
+
+static const mode modes[] = {
+    {"lock", mode_lock,
+     "uncontended / contended / parallel acquire+release, and the raw backend bound"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: coord-bench MODE --uri URI [--threads T] [--locks L] [--seconds S] "
+               "[--client-per-thread] [--raw-lease] [--json]\n"
+               "  URI defaults to COORD_URI; S defaults to 3 seconds per scenario;\n"
+               "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
+               "  --client-per-thread: a client per thread (default: one shared client)\n"
+               "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
+               "modes:\n");
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);
+}
+
+static int parse_pos(const char *flag, const char *s, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 100000) {
+        fprintf(stderr, "coord-bench: %s wants a number from 1 to 100000, not \"%s\"\n", flag, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const mode *m = NULL;
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (!strcmp(argv[1], modes[i].name)) m = &modes[i];
+    if (!m) {
+        fprintf(stderr, "coord-bench: unknown mode \"%s\"\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    bench_opts o = {.uri = getenv("COORD_URI"), .seconds = 3};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (!strcmp(a, "--json")) {
+            o.json = true;
+        } else if (!strcmp(a, "--client-per-thread")) {
+            o.client_per_thread = true;
+        } else if (!strcmp(a, "--raw-lease")) {
+            o.raw_lease = true;
+        } else if (!strcmp(a, "--uri") && has_val) {
+            o.uri = argv[++i];
+        } else if (!strcmp(a, "--threads") && has_val) {
+            if (parse_pos(a, argv[++i], &o.threads)) return 2;
+        } else if (!strcmp(a, "--locks") && has_val) {
+            if (parse_pos(a, argv[++i], &o.locks)) return 2;
+        } else if (!strcmp(a, "--seconds") && has_val) {
+            if (parse_pos(a, argv[++i], &o.seconds)) return 2;
+        } else {
+            fprintf(stderr, "coord-bench: unknown or incomplete option \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.uri) {
+        fprintf(stderr, "coord-bench: no URI: pass --uri or set COORD_URI\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = m->run(&o);
+    curl_global_cleanup();
+    return rc;
+}
