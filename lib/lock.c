@@ -108,24 +108,28 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     int rc = coord__uuid(tag);
     if (rc) return rc;
     bool first = false;
-    rc = be->lock_enqueue(k, l->dir, tag, &l->mine, &first,
+    coord_kv pred = {0};
+    int64_t after = 0;
+    rc = be->lock_enqueue(k, l->dir, tag, &l->mine, &first, &pred, &after,
                           timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
     if (rc) return rc;
     while (!first) {
         if (timeout_ms == 0) {
+            coord_kv_clear(&pred);
             withdraw(l);
             return coord_seterr(COORD_ELOCKED, "%s is held by another owner", l->dir);
         }
         if (coord__client_lost(l->c) != lost0) {
+            coord_kv_clear(&pred);
             withdraw(l);
             return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", l->dir);
         }
-        coord_kv pred;
-        int64_t after = 0;
-        rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
-        if (rc) {
-            withdraw(l);
-            return rc;
+        if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
+            rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
+            if (rc) {
+                withdraw(l);
+                return rc;
+            }
         }
         if (!pred.key) break; /* every older contender is gone: ours */
         coord__client_lock(l->c);

@@ -43,6 +43,12 @@ struct coord_watch {
     int failures;
     int64_t retry_at;
     bool pending_deleted; /* KEY watch armed on an absent key: report at once */
+    /* A first stream is opened "from now" so the server serves it at once (a start revision
+     * already passed puts a watcher on etcd's 100 ms catch-up loop); `after` is what the caller
+     * has seen, checked against the revision the stream starts at. */
+    int64_t after;
+    bool verify;     /* first `created` not yet seen */
+    bool need_check; /* KEY: changes may have happened between `after` and the stream's start */
     bool removing, removed, finished;
 };
 
@@ -554,7 +560,17 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
         etcd_watch_msg_clear(&m);
         return err;
     }
+    bool changed = false;
     if (m.created && w->next_rev == 0) w->next_rev = m.header_revision + 1;
+    if (m.created && w->verify) {
+        w->verify = false;
+        if (m.header_revision > w->after) {
+            if (w->kind == COORD_WATCH_KEY)
+                w->need_check = true; /* did it go meanwhile? */
+            else if (w->after > 0)
+                changed = true; /* list again to be sure */
+        }
+    }
     if (m.canceled) {
         int64_t compact = m.compact_revision;
         etcd_watch_msg_clear(&m);
@@ -566,8 +582,7 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
         }
         return coord_seterr(COORD_EBACKEND, "etcd watch canceled by the server");
     }
-    bool changed = false;
-    int64_t rev = 0;
+    int64_t rev = m.header_revision;
     for (size_t i = 0; i < m.nevents; i++) {
         etcd_event *ev = &m.events[i];
         if (ev->mod_revision < w->next_rev) continue; /* replay after reconnect */
@@ -650,6 +665,8 @@ static void watch_free(coord_watch *w) {
     free(w);
 }
 
+static int etcd_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
+
 static void *watch_main(void *arg) {
     etcd *e = arg;
     while (1) {
@@ -719,6 +736,27 @@ static void *watch_main(void *arg) {
             int64_t backoff = w->failures <= 1 ? 0 : w->failures < 8 ? 50L << w->failures : 5000;
             w->retry_at = coord__now_ms() + backoff + 1;
         }
+        /* Key watches whose stream started after the caller's revision: is the key still
+         * there? (Outside curl callbacks: this is a request of its own.) */
+        coord_watch *check[64];
+        int ncheck = 0;
+        pthread_mutex_lock(&e->mu);
+        for (coord_watch *w = e->watches; w && ncheck < 64; w = w->next)
+            if (w->need_check && !w->removing) {
+                w->need_check = false;
+                check[ncheck++] = w;
+            }
+        pthread_mutex_unlock(&e->mu);
+        for (int i = 0; i < ncheck; i++) {
+            coord_kv kv;
+            int rc = etcd_get(&e->base, check[i]->key, &kv, e->cfg->timeout_ms);
+            if (rc == 0)
+                coord_kv_clear(&kv);
+            else if (rc == COORD_ENOTFOUND)
+                watch_deliver(check[i], COORD_EV_DELETED, 0);
+            else
+                check[i]->need_check = true; /* try again next round */
+        }
         int64_t wait = next_wake - coord__now_ms();
         if (wait > 1000) wait = 1000;
         if (wait < 0) wait = 0;
@@ -752,11 +790,14 @@ static int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, 
         if (!(w->key = strdup(path))) goto oom;
         w->keylen = pl;
     }
-    if (after > 0) {
+    w->after = after;
+    w->verify = kind == COORD_WATCH_KEY;
+    if (kind == COORD_WATCH_CHILDREN && after > 0) {
+        /* A set watch resumes exactly after `after`, so a compacted history reports RESET. */
         w->next_rev = after + 1;
-    } else {
-        /* "From now" must mean from this call, not from when the stream gets established:
-         * read the current revision (and, for a key, whether it is already gone). */
+    } else if (after <= 0) {
+        /* "From now" means from this call: learn the current revision (and, for a key, whether
+         * it is already gone) so the stream's start can be compared with it. */
         cJSON *req = cJSON_CreateObject();
         if (!req || !etcd_add_bytes(req, "key", w->key, w->keylen) ||
             (w->relen && (!etcd_add_bytes(req, "range_end", w->range_end, w->relen) ||
@@ -776,7 +817,8 @@ static int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, 
             watch_free(w);
             return rc;
         }
-        w->next_rev = rev + 1;
+        w->after = rev;
+        if (kind == COORD_WATCH_CHILDREN) w->next_rev = rev + 1;
     }
     w->retry_at = 1; /* start at the next loop */
     pthread_mutex_lock(&e->mu);
@@ -1042,7 +1084,7 @@ done:
 
 /* A request_range op over the children of `dir` ("dir/" .. prefix end), one entry, by create
  * revision; `max_create` > 0 bounds it (the predecessor query of waitDeletes). */
-static cJSON *op_queue_range(const char *dir, bool descend, int64_t max_create) {
+static cJSON *op_queue_range(const char *dir, bool descend, int64_t max_create, int limit) {
     size_t dl = strlen(dir);
     char *pfx = malloc(dl + 2), *end = malloc(dl + 2);
     cJSON *op = cJSON_CreateObject();
@@ -1055,7 +1097,7 @@ static cJSON *op_queue_range(const char *dir, bool descend, int64_t max_create) 
         ok = etcd_add_bytes(r, "key", pfx, dl + 1) && etcd_add_bytes(r, "range_end", end, el) &&
              cJSON_AddStringToObject(r, "sort_target", "CREATE") &&
              cJSON_AddStringToObject(r, "sort_order", descend ? "DESCEND" : "ASCEND") &&
-             etcd_add_i64(r, "limit", 1) &&
+             etcd_add_i64(r, "limit", limit) &&
              (max_create <= 0 || etcd_add_i64(r, "max_create_revision", max_create));
     }
     free(pfx);
@@ -1078,7 +1120,7 @@ static int txn_first_kv(const cJSON *res, int i, coord_kv *out, bool *found) {
 }
 
 static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                             bool *first, int timeout_ms) {
+                             bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
     etcd *e = (etcd *)c;
     int64_t lease;
     lease_now(e, &lease);
@@ -1100,9 +1142,9 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     else
         cJSON_Delete(putop);
     ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
-         cJSON_AddItemToArray(succ, op_queue_range(dir, false, 0)) &&
+         cJSON_AddItemToArray(succ, op_queue_range(dir, true, 0, 2)) &&
          cJSON_AddItemToArray(fail, op_range(key)) &&
-         cJSON_AddItemToArray(fail, op_queue_range(dir, false, 0));
+         cJSON_AddItemToArray(fail, op_queue_range(dir, false, 0, 1));
     if (!ok) {
         cJSON_Delete(req);
         free(key);
@@ -1118,26 +1160,38 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     }
     bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
     int64_t myrev = 0;
-    coord_kv self = {0}, owner = {0};
-    bool found = false, has_owner = false;
-    if (succeeded) {
-        rc = etcd_header_rev(res, &myrev);
-    } else {
+    memset(pred, 0, sizeof *pred);
+    rc = etcd_header_rev(res, after);
+    const cJSON *rr = txn_response(res, 1, "response_range");
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+    if (!rc && (!rr || (kvs && !cJSON_IsArray(kvs))))
+        rc = coord_seterr(COORD_EPROTO, "etcd: lock txn answer without its range");
+    if (!rc && succeeded) {
+        /* Created now: the newest contender is ours, the next newest our predecessor. */
+        myrev = *after;
+        const cJSON *second = cJSON_GetArrayItem(kvs, 1);
+        *first = second == NULL;
+        if (second) rc = etcd_parse_kv(second, 0, pred);
+    } else if (!rc) {
+        /* Made by an earlier attempt of ours: compare with the owner, as etcd's Mutex does. */
+        coord_kv self = {0}, owner = {0};
+        bool found = false;
         rc = txn_first_kv(res, 0, &self, &found);
         if (!rc && !found) rc = coord_seterr(COORD_EPROTO, "etcd: lock key vanished in a txn");
         myrev = self.order;
+        if (!rc && cJSON_GetArraySize(kvs) > 0)
+            rc = etcd_parse_kv(cJSON_GetArrayItem(kvs, 0), 0, &owner);
+        *first = !rc && (!owner.key || owner.order == myrev);
         coord_kv_clear(&self);
+        coord_kv_clear(&owner);
     }
-    if (!rc) rc = txn_first_kv(res, 1, &owner, &has_owner);
     cJSON_Delete(res);
     if (!rc && myrev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: no revision for the lock key");
     if (rc) {
-        coord_kv_clear(&owner);
+        coord_kv_clear(pred);
         free(key);
         return rc;
     }
-    *first = !has_owner || owner.order == myrev;
-    coord_kv_clear(&owner);
     memset(mine, 0, sizeof *mine);
     mine->key = key;
     mine->version = myrev;
@@ -1153,7 +1207,7 @@ static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
     cJSON *req = cJSON_CreateObject();
     cJSON *succ = cJSON_AddArrayToObject(req, "success");
     bool ok = req && succ && cJSON_AddItemToArray(succ, op_range(mine->key)) &&
-              cJSON_AddItemToArray(succ, op_queue_range(dir, true, mine->order - 1));
+              cJSON_AddItemToArray(succ, op_queue_range(dir, true, mine->order - 1, 1));
     if (!ok) {
         cJSON_Delete(req);
         return coord_seterr(COORD_ENOMEM, "out of memory");

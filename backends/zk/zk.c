@@ -559,7 +559,7 @@ static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, conten
 }
 
 static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                           bool *first, int timeout_ms) {
+                           bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
     zk *z = (zk *)c;
     int64_t deadline = deadline_of(timeout_ms);
     char path[MAX_PATH], protect[128];
@@ -568,8 +568,8 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coor
     int rc;
     memset(mine, 0, sizeof *mine);
     while (1) {
-        rc = do_create(z, path, NULL, 0, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline,
-                       mine);
+        rc =
+            do_create(z, path, NULL, 0, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline, mine);
         if (rc == ZOK) break;
         if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) return map_rc(rc, "create", path);
         if (coord__now_ms() >= deadline) return map_rc(rc, "create", path);
@@ -603,14 +603,29 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coor
         coord_kv_clear(mine);
         return rc;
     }
-    *first = n > 0 && strcmp(cs[0].name, zk_basename(mine->key)) == 0;
+    /* The same listing tells who is just before us: no second read before waiting. */
+    memset(pred, 0, sizeof *pred);
+    *after = 0;
+    const char *me = zk_basename(mine->key);
+    size_t at = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cs[i].name, me) == 0) at = i;
+    *first = at == 0;
+    if (at > 0 && at < n) {
+        if (asprintf(&pred->key, "%s/%s", dir, cs[at - 1].name) < 0) pred->key = NULL;
+        pred->order = cs[at - 1].seq;
+    }
     free(cs);
     zop_unref(op);
+    if (at == n) {
+        coord_kv_clear(mine);
+        return coord_seterr(COORD_ESESSION, "lock node vanished right after its creation");
+    }
     return 0;
 }
 
-static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
-                               coord_kv *pred, int64_t *after, int timeout_ms) {
+static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
+                               int64_t *after, int timeout_ms) {
     zk *z = (zk *)c;
     zop *op;
     contender *cs;

@@ -229,13 +229,15 @@ typedef struct coord_backend {
 
     /**
      * Mandatory. Add an ephemeral contender for this attempt, named with `tag` (a UUID unique
-     * to the attempt), and learn whether it is first, in as few round trips as the backend
-     * allows. `mine` receives the contender's full path (key), order and token. After a lost
-     * connection the backend finds a contender it may already have made for `tag` rather than
-     * making a second one.
+     * to the attempt), and learn in the same exchange whether it is first, in as few round
+     * trips as the backend allows. `mine` receives the contender's full path (key), order and
+     * token. When it is not first, `pred->key` receives the contender just before it if the
+     * backend learnt that too (else NULL: ask lock_predecessor), and `*after` the point to
+     * watch it from. After a lost connection the backend finds a contender it may already have
+     * made for `tag` rather than making a second one.
      */
     int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                        bool *first, int timeout_ms);
+                        bool *first, coord_kv *pred, int64_t *after, int timeout_ms);
 
     /**
      * Mandatory. The contender immediately before `mine`: `pred->key` is its full path, or NULL
