@@ -4,8 +4,9 @@
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
  *                    [--client-per-thread] [--raw-lease] [--json]
+ *   coord-bench counter --uri etcd://127.0.0.1:2379/bench [--seconds S] [--json]
  *
- * Modes are dispatched from a table (`modes` below); counter and ring come later.
+ * Modes are dispatched from a table (`modes` below); ring comes later.
  *
  * lock: scenarios uncontended (1 thread, 1 lock), contended (8 threads, 1 lock) and parallel
  * (8 threads, 8 locks), plus "custom" (T threads, default 8, over L locks, default 1, thread i
@@ -24,6 +25,19 @@
  * delete); handoff latency is from a release's start to the next holder's acquire returning.
  * Wake-ups are coord__lock_wakeups() (lib/internal.h, hence the static library): waiters woken
  * by their predecessor's deletion; a release should wake exactly one waiter.
+ *
+ * counter: scenarios uncontended (1 thread adding 1 to one counter), contended (8 threads on
+ * one counter) and sharded (8 threads on a counter of 8 shards, coord_counter_options.shards);
+ * every thread has its own coord_counter handle, all share one client. A cycle is one
+ * coord_counter_add(k, 1) and its latency the time that call takes. The raw bound is one thread
+ * of the bare backend client doing what an uncontended add must do, one conditional write on
+ * the version seen last:
+ *   ZooKeeper: zoo_set2(path, value, cached version, &stat), stat.version cached (sync API);
+ *   etcd:      POST /v3/kv/txn (mod_revision(key) == last seen ? put key), the answer's header
+ *              revision cached as the key's mod_revision, one keep-alive libcurl handle.
+ * Raw and uncontended are interleaved in slices as in the lock mode. Each scenario's counter is
+ * fresh ("bench-<pid>-<scenario>"): its value is read before and after, and the difference must
+ * equal the successful adds (warm-up ones included), else the run fails.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -57,6 +71,8 @@
 #define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
 #define TARGET_UNCONTENDED_OVER_RAW 0.9
 #define TARGET_CONTENDED_OVER_UNCONTENDED 0.8
+#define COUNTER_SHARDS 8 /* counter mode: shards of the "sharded" scenario */
+#define TARGET_SHARDED_OVER_CONTENDED 3.0
 
 typedef struct bench_opts {
     const char *uri;
@@ -382,8 +398,10 @@ static int raw_zk_mkdirs(zhandle_t *zh, const char *path, const struct ACL_vecto
     }
 }
 
-static void raw_zk(const coord_uri *u, int64_t ms, raw_result *out) {
-    out->method = "zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API)";
+/* Connect the bare ZooKeeper client to the URI's hosts, with digest auth when the URI names a
+ * user. The handle, or NULL with out->err set. `*acl` is what the bound's nodes are made with. */
+static zhandle_t *raw_zk_open(const coord_uri *u, zk_wait *zw, const struct ACL_vector **acl,
+                              raw_result *out) {
     char hosts[2048] = "";
     size_t hl = 0;
     for (size_t i = 0; i < u->nhosts && hl < sizeof hosts; i++) {
@@ -392,45 +410,55 @@ static void raw_zk(const coord_uri *u, int64_t ms, raw_result *out) {
                                i ? "," : "", u->hosts[i].host, u->hosts[i].port);
     }
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    zk_wait zw = {.state = 0};
-    pthread_mutex_init(&zw.mu, NULL);
-    pthread_cond_init(&zw.cv, NULL);
     zhandle_t *zh =
-        zookeeper_init(hosts, raw_zk_watcher, ms_or(u->session_ttl_ms, 10000), NULL, &zw, 0);
-    char parent[1024] = "", child[1100];
+        zookeeper_init(hosts, raw_zk_watcher, ms_or(u->session_ttl_ms, 10000), NULL, zw, 0);
     if (!zh) {
         snprintf(out->err, sizeof out->err, "zookeeper_init %.300s: %s", hosts, strerror(errno));
-        goto done;
+        return NULL;
     }
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += ms_or(u->connect_timeout_ms, 5000) / 1000 + 1;
-    pthread_mutex_lock(&zw.mu);
-    while (zw.state != ZOO_CONNECTED_STATE)
-        if (pthread_cond_timedwait(&zw.cv, &zw.mu, &dl) == ETIMEDOUT) break;
-    bool connected = zw.state == ZOO_CONNECTED_STATE;
-    pthread_mutex_unlock(&zw.mu);
+    pthread_mutex_lock(&zw->mu);
+    while (zw->state != ZOO_CONNECTED_STATE)
+        if (pthread_cond_timedwait(&zw->cv, &zw->mu, &dl) == ETIMEDOUT) break;
+    bool connected = zw->state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&zw->mu);
     if (!connected) {
         snprintf(out->err, sizeof out->err, "zookeeper %.300s: not connected within %d ms", hosts,
                  ms_or(u->connect_timeout_ms, 5000));
-        goto done;
+        zookeeper_close(zh);
+        return NULL;
     }
-    const struct ACL_vector *acl = &ZOO_OPEN_ACL_UNSAFE;
+    *acl = &ZOO_OPEN_ACL_UNSAFE;
     if (u->user) {
         char cred[512];
         snprintf(cred, sizeof cred, "%s:%s", u->user, u->password ? u->password : "");
-        int rc = zoo_add_auth(zh, "digest", cred, (int)strlen(cred), raw_zk_auth_done, &zw);
-        pthread_mutex_lock(&zw.mu);
-        while (rc == ZOK && !zw.auth_done)
-            if (pthread_cond_timedwait(&zw.cv, &zw.mu, &dl) == ETIMEDOUT) break;
-        if (rc == ZOK) rc = zw.auth_done ? zw.auth_rc : ZOPERATIONTIMEOUT;
-        pthread_mutex_unlock(&zw.mu);
+        int rc = zoo_add_auth(zh, "digest", cred, (int)strlen(cred), raw_zk_auth_done, zw);
+        pthread_mutex_lock(&zw->mu);
+        while (rc == ZOK && !zw->auth_done)
+            if (pthread_cond_timedwait(&zw->cv, &zw->mu, &dl) == ETIMEDOUT) break;
+        if (rc == ZOK) rc = zw->auth_done ? zw->auth_rc : ZOPERATIONTIMEOUT;
+        pthread_mutex_unlock(&zw->mu);
         if (rc != ZOK) {
             snprintf(out->err, sizeof out->err, "zookeeper digest auth: %s", zerror(rc));
-            goto done;
+            zookeeper_close(zh);
+            return NULL;
         }
-        acl = &ZOO_CREATOR_ALL_ACL;
+        *acl = &ZOO_CREATOR_ALL_ACL;
     }
+    return zh;
+}
+
+static void raw_zk(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API)";
+    zk_wait zw = {.state = 0};
+    pthread_mutex_init(&zw.mu, NULL);
+    pthread_cond_init(&zw.cv, NULL);
+    const struct ACL_vector *acl = NULL;
+    char parent[1024] = "", child[1100];
+    zhandle_t *zh = raw_zk_open(u, &zw, &acl, out);
+    if (!zh) goto done;
     snprintf(parent, sizeof parent, "%s/bench-raw-%ld", u->prefix, (long)getpid());
     snprintf(child, sizeof child, "%s/_c_raw-lock-", parent);
     int rc = raw_zk_mkdirs(zh, parent, acl);
@@ -485,6 +513,69 @@ static void raw_zk(const coord_uri *u, int64_t ms, raw_result *out) {
     out->r.elapsed_ns += now_ns() - start;
     out->r.slices++;
 done:
+    if (zh && parent[0]) zoo_delete(zh, parent, -1);
+    if (zh) zookeeper_close(zh);
+    pthread_mutex_destroy(&zw.mu);
+    pthread_cond_destroy(&zw.cv);
+}
+
+/* Counter bound: what an uncontended add must do, one conditional write on the version seen
+ * last (the node is made, outside the timed loop, with version 0). */
+static void raw_zk_counter(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "zoo_set2(path, value, cached version, &stat) (sync API), stat.version cached";
+    zk_wait zw = {.state = 0};
+    pthread_mutex_init(&zw.mu, NULL);
+    pthread_cond_init(&zw.cv, NULL);
+    const struct ACL_vector *acl = NULL;
+    char parent[1024] = "", node[1100] = "";
+    zhandle_t *zh = raw_zk_open(u, &zw, &acl, out);
+    if (!zh) goto done;
+    snprintf(parent, sizeof parent, "%s/bench-raw-%ld", u->prefix, (long)getpid());
+    snprintf(node, sizeof node, "%s/counter", parent);
+    int rc = raw_zk_mkdirs(zh, parent, acl);
+    if (rc != ZOK) {
+        snprintf(out->err, sizeof out->err, "zookeeper create %.300s: %s", parent, zerror(rc));
+        parent[0] = 0;
+        goto done;
+    }
+    struct Stat st;
+    rc = zoo_create2(zh, node, "0", 1, acl, 0, NULL, 0, &st);
+    if (rc != ZOK) {
+        snprintf(out->err, sizeof out->err, "zoo_create2 %.300s: %s", node, zerror(rc));
+        node[0] = 0;
+        goto done;
+    }
+    int version = st.version;
+    long long value = 0;
+    int64_t start = 0, deadline = 0;
+    for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        start = now_ns();
+        deadline = start + ms * 1000000;
+        do {
+            char buf[24];
+            int64_t t0 = now_ns();
+            int len = snprintf(buf, sizeof buf, "%lld", ++value);
+            rc = zoo_set2(zh, node, buf, len, version, &st);
+            int64_t t1 = now_ns();
+            if (rc != ZOK) {
+                snprintf(out->err, sizeof out->err, "zoo_set2 %.300s version %d: %s", node, version,
+                         zerror(rc));
+                goto done;
+            }
+            version = st.version;
+            if (!warm) {
+                if (samples_add(&out->r.lat, t1 - t0)) {
+                    snprintf(out->err, sizeof out->err, "out of memory");
+                    goto done;
+                }
+                out->r.cycles++;
+            }
+        } while (!warm && now_ns() < deadline);
+    }
+    out->r.elapsed_ns += now_ns() - start;
+    out->r.slices++;
+done:
+    if (zh && node[0]) zoo_delete(zh, node, -1);
     if (zh && parent[0]) zoo_delete(zh, parent, -1);
     if (zh) zookeeper_close(zh);
     pthread_mutex_destroy(&zw.mu);
@@ -576,6 +667,50 @@ static int raw_etcd_post(etcd_http *e, const char *path, cJSON *req, cJSON **out
     return 0;
 }
 
+/* A keep-alive libcurl handle on the URI's first member, authenticated when the URI names a
+ * user. 0, or -1 with e->err set; the caller frees e->h, e->hdrs and e->resp.data either way. */
+static int raw_etcd_open(const coord_uri *u, etcd_http *e) {
+    bool tls = strcmp(u->scheme, "etcds") == 0;
+    bool v6 = strchr(u->hosts[0].host, ':') != NULL;
+    snprintf(e->base, sizeof e->base, v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+             u->hosts[0].host, u->hosts[0].port);
+    if (!(e->h = curl_easy_init())) {
+        snprintf(e->err, e->errlen, "curl_easy_init failed");
+        return -1;
+    }
+    curl_easy_setopt(e->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TIMEOUT_MS, (long)ms_or(u->timeout_ms, 5000));
+    curl_easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, (long)ms_or(u->connect_timeout_ms, 5000));
+    curl_easy_setopt(e->h, CURLOPT_WRITEFUNCTION, raw_on_body);
+    curl_easy_setopt(e->h, CURLOPT_WRITEDATA, &e->resp);
+    if (u->ca) curl_easy_setopt(e->h, CURLOPT_CAINFO, u->ca);
+    if (u->cert) {
+        curl_easy_setopt(e->h, CURLOPT_SSLCERT, u->cert);
+        curl_easy_setopt(e->h, CURLOPT_SSLKEY, u->key);
+    }
+    e->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->hdrs);
+    if (u->user) {
+        cJSON *req = cJSON_CreateObject(), *res = NULL;
+        if (req) {
+            cJSON_AddStringToObject(req, "name", u->user);
+            cJSON_AddStringToObject(req, "password", u->password ? u->password : "");
+        }
+        if (raw_etcd_post(e, "/v3/auth/authenticate", req, &res)) return -1;
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(res, "token");
+        char *line = NULL;
+        if (cJSON_IsString(tok) && asprintf(&line, "Authorization: %s", tok->valuestring) > 0) {
+            e->hdrs = curl_slist_append(e->hdrs, line);
+            curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->hdrs);
+        }
+        free(line);
+        cJSON_Delete(res);
+    }
+    return 0;
+}
+
 static void raw_etcd(const coord_uri *u, int64_t ms, bool with_lease, raw_result *out) {
     out->method = with_lease
                       ? "POST /v3/kv/txn (create_revision(key)==0 ? put key + range prefix sort "
@@ -587,46 +722,8 @@ static void raw_etcd(const coord_uri *u, int64_t ms, bool with_lease, raw_result
     char lease[32] = "";
     etcd_http e = {.err = out->err, .errlen = sizeof out->err};
     char *key = NULL, *dir = NULL, *dir_end = NULL, *key64 = NULL;
-    bool tls = strcmp(u->scheme, "etcds") == 0;
-    bool v6 = strchr(u->hosts[0].host, ':') != NULL;
-    snprintf(e.base, sizeof e.base, v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
-             u->hosts[0].host, u->hosts[0].port);
-    if (!(e.h = curl_easy_init())) {
-        snprintf(out->err, sizeof out->err, "curl_easy_init failed");
-        goto done;
-    }
-    curl_easy_setopt(e.h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e.h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e.h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e.h, CURLOPT_TIMEOUT_MS, (long)ms_or(u->timeout_ms, 5000));
-    curl_easy_setopt(e.h, CURLOPT_CONNECTTIMEOUT_MS, (long)ms_or(u->connect_timeout_ms, 5000));
-    curl_easy_setopt(e.h, CURLOPT_WRITEFUNCTION, raw_on_body);
-    curl_easy_setopt(e.h, CURLOPT_WRITEDATA, &e.resp);
-    if (u->ca) curl_easy_setopt(e.h, CURLOPT_CAINFO, u->ca);
-    if (u->cert) {
-        curl_easy_setopt(e.h, CURLOPT_SSLCERT, u->cert);
-        curl_easy_setopt(e.h, CURLOPT_SSLKEY, u->key);
-    }
-    e.hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.hdrs);
     cJSON *res = NULL;
-    if (u->user) {
-        cJSON *req = cJSON_CreateObject();
-        if (req) {
-            cJSON_AddStringToObject(req, "name", u->user);
-            cJSON_AddStringToObject(req, "password", u->password ? u->password : "");
-        }
-        if (raw_etcd_post(&e, "/v3/auth/authenticate", req, &res)) goto done;
-        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(res, "token");
-        char *line = NULL;
-        if (cJSON_IsString(tok) && asprintf(&line, "Authorization: %s", tok->valuestring) > 0) {
-            e.hdrs = curl_slist_append(e.hdrs, line);
-            curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.hdrs);
-        }
-        free(line);
-        cJSON_Delete(res);
-        res = NULL;
-    }
+    if (raw_etcd_open(u, &e)) goto done;
     if (asprintf(&dir, "%s/bench-raw-%ld/", u->prefix, (long)getpid()) < 0) dir = NULL;
     if (dir && asprintf(&key, "%sraw", dir) < 0) key = NULL;
     if (!dir || !key || !(dir_end = strdup(dir)) || !(key64 = b64(key, strlen(key)))) {
@@ -741,11 +838,151 @@ done:
     free(dir);
     free(dir_end);
 }
+
+/* An int64 that the JSON gateway sends as a string (or a number); false when absent. */
+static bool json_i64(const cJSON *obj, const char *field, int64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
+    if (cJSON_IsString(v)) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v->valuestring, &end, 10);
+        if (errno || end == v->valuestring || *end) return false;
+        *out = x;
+        return true;
+    }
+    if (cJSON_IsNumber(v)) {
+        *out = (int64_t)v->valuedouble;
+        return true;
+    }
+    return false;
+}
+
+/* Counter bound: what an uncontended add must do, one conditional write on the mod_revision
+ * seen last. The key is put and its mod_revision read outside the timed loop; after each
+ * successful txn (a single put) the answer's header revision is the key's new mod_revision. */
+static void raw_etcd_counter(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "POST /v3/kv/txn (mod_revision(key)==last seen ? put key), one keep-alive "
+                  "libcurl handle, lease-less key; header revision cached";
+    etcd_http e = {.err = out->err, .errlen = sizeof out->err};
+    char *key = NULL;
+    cJSON *res = NULL;
+    bool made = false;
+    if (raw_etcd_open(u, &e)) goto done;
+    if (asprintf(&key, "%s/bench-raw-%ld/counter", u->prefix, (long)getpid()) < 0) {
+        key = NULL;
+        snprintf(out->err, sizeof out->err, "out of memory");
+        goto done;
+    }
+    cJSON *req = cJSON_CreateObject();
+    if (req && (!add_b64(req, "key", key, strlen(key)) || !add_b64(req, "value", "0", 1))) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    if (raw_etcd_post(&e, "/v3/kv/put", req, &res)) goto done;
+    made = true;
+    cJSON_Delete(res);
+    res = NULL;
+    req = cJSON_CreateObject();
+    if (req && !add_b64(req, "key", key, strlen(key))) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    if (raw_etcd_post(&e, "/v3/kv/range", req, &res)) goto done;
+    int64_t rev = 0;
+    const cJSON *kv0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+    if (!json_i64(kv0, "mod_revision", &rev) || rev <= 0) {
+        snprintf(out->err, sizeof out->err, "range %.300s: no mod_revision in the answer", key);
+        goto done;
+    }
+    cJSON_Delete(res);
+    res = NULL;
+    long long value = 0;
+    int64_t start = 0, deadline = 0;
+    for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        start = now_ns();
+        deadline = start + ms * 1000000;
+        do {
+            char buf[24];
+            int64_t t0 = now_ns();
+            int len = snprintf(buf, sizeof buf, "%lld", ++value);
+            req = cJSON_CreateObject();
+            cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+            cJSON *succ = cJSON_AddArrayToObject(req, "success");
+            cJSON *cmp = cJSON_CreateObject(), *putop = cJSON_CreateObject();
+            bool ok = cmps && succ && cmp && putop;
+            if (ok) {
+                cJSON_AddItemToArray(cmps, cmp);
+                cJSON_AddItemToArray(succ, putop);
+            } else {
+                cJSON_Delete(cmp);
+                cJSON_Delete(putop);
+            }
+            cJSON *put = ok ? cJSON_AddObjectToObject(putop, "request_put") : NULL;
+            char revs[24];
+            snprintf(revs, sizeof revs, "%lld", (long long)rev);
+            ok = ok && put && add_b64(cmp, "key", key, strlen(key)) &&
+                 cJSON_AddStringToObject(cmp, "target", "MOD") &&
+                 cJSON_AddStringToObject(cmp, "result", "EQUAL") &&
+                 cJSON_AddStringToObject(cmp, "mod_revision", revs) &&
+                 add_b64(put, "key", key, strlen(key)) && add_b64(put, "value", buf, (size_t)len);
+            if (!ok) {
+                cJSON_Delete(req);
+                snprintf(out->err, sizeof out->err, "out of memory");
+                goto done;
+            }
+            if (raw_etcd_post(&e, "/v3/kv/txn", req, &res)) goto done;
+            bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+            bool has_rev =
+                json_i64(cJSON_GetObjectItemCaseSensitive(res, "header"), "revision", &rev);
+            cJSON_Delete(res);
+            res = NULL;
+            int64_t t1 = now_ns();
+            if (!succeeded || !has_rev) {
+                snprintf(out->err, sizeof out->err, "txn on %.300s: %s", key,
+                         succeeded ? "no header revision in the answer"
+                                   : "mod_revision differs (someone else wrote the key)");
+                goto done;
+            }
+            if (!warm) {
+                if (samples_add(&out->r.lat, t1 - t0)) {
+                    snprintf(out->err, sizeof out->err, "out of memory");
+                    goto done;
+                }
+                out->r.cycles++;
+            }
+        } while (!warm && now_ns() < deadline);
+    }
+    out->r.elapsed_ns += now_ns() - start;
+    out->r.slices++;
+done:
+    cJSON_Delete(res);
+    if (e.h && made) {
+        /* Remove the key; keep the error of the timed loop, if any. */
+        char saved[sizeof out->err];
+        memcpy(saved, out->err, sizeof saved);
+        cJSON *dreq = cJSON_CreateObject();
+        if (dreq && !add_b64(dreq, "key", key, strlen(key))) {
+            cJSON_Delete(dreq);
+            dreq = NULL;
+        }
+        res = NULL;
+        if (raw_etcd_post(&e, "/v3/kv/deleterange", dreq, &res) == 0) cJSON_Delete(res);
+        memcpy(out->err, saved, sizeof saved);
+    }
+    if (e.h) curl_easy_cleanup(e.h);
+    curl_slist_free_all(e.hdrs);
+    free(e.resp.data);
+    free(key);
+}
 #endif
+
+/* What the raw bound does: a lock cycle or a counter add. */
+typedef enum raw_kind { RAW_LOCK, RAW_COUNTER } raw_kind;
 
 /* One slice of `ms` of the raw bound for the URI's backend, added to out->r; false (out->err
  * set) when it could not be measured. */
-static bool raw_slice(const bench_opts *o, const char *backend, int64_t ms, raw_result *out) {
+static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t ms,
+                      raw_result *out) {
     coord_uri *u = NULL;
     int rc = coord_uri_parse(&u, o->uri);
     if (rc) {
@@ -755,17 +992,24 @@ static bool raw_slice(const bench_opts *o, const char *backend, int64_t ms, raw_
     bool tried = false;
 #ifdef COORD_WITH_ZOOKEEPER
     if (!strcmp(backend, "zookeeper")) {
-        raw_zk(u, ms, out);
+        if (kind == RAW_COUNTER)
+            raw_zk_counter(u, ms, out);
+        else
+            raw_zk(u, ms, out);
         tried = true;
     }
 #endif
 #ifdef COORD_WITH_ETCD
     if (!strcmp(backend, "etcd")) {
-        raw_etcd(u, ms, o->raw_lease, out);
+        if (kind == RAW_COUNTER)
+            raw_etcd_counter(u, ms, out);
+        else
+            raw_etcd(u, ms, o->raw_lease, out);
         tried = true;
     }
 #endif
     (void)ms;
+    (void)kind;
     if (!tried) snprintf(out->err, sizeof out->err, "no raw client for %s in this build", backend);
     coord_uri_free(u);
     return !out->err[0];
@@ -849,7 +1093,7 @@ static int mode_lock(const bench_opts *o) {
         int64_t ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
         bool raw_turn = (k % 2 == 0) == (slice % 2 == 0);
         if (raw_turn) {
-            if (raw_ok) raw_ok = raw_slice(o, backend, ms, &raw);
+            if (raw_ok) raw_ok = raw_slice(o, backend, RAW_LOCK, ms, &raw);
         } else if (lock_scenario(o, c, &rs[0], ms)) {
             failed = 1;
         }
@@ -927,23 +1171,362 @@ out:
     return failed;
 }
 
+/* ---------- counter mode ---------- */
+
+typedef struct counter_run {
+    coord_client *c; /* shared by every thread */
+    const char *name;
+    unsigned shards;
+    pthread_barrier_t ready, go;
+    int64_t start_ns, deadline_ns; /* written by the main thread between the barriers */
+    atomic_bool abort;
+} counter_run;
+
+typedef struct counter_worker {
+    counter_run *run;
+    int idx;
+    pthread_t th;
+    samples lat;
+    uint64_t adds;   /* successful timed adds */
+    uint64_t warm;   /* successful warm-up adds */
+    uint64_t failed; /* failed adds: applied or not, unknown */
+    int64_t end_ns;
+    int err;
+    char errmsg[600];
+} counter_worker;
+
+/* A counter scenario over its slices, and the check that no add was lost or doubled. */
+typedef struct counter_result {
+    result r; /* r.cycles: successful timed adds; r.locks unused */
+    unsigned shards;
+    char counter[96]; /* the counter's name, fresh for each run (pid) */
+    uint64_t ok;      /* successful adds, warm-up ones included */
+    uint64_t failed;
+    int64_t before, after;
+    bool have_before, have_after;
+    int verdict; /* VERDICT_* */
+} counter_result;
+
+#define VERDICT_UNCHECKED -1 /* a value could not be read */
+#define VERDICT_MISMATCH 0
+#define VERDICT_EXACT 1
+#define VERDICT_BOUNDS 2 /* adds of unknown outcome, and the value within what they allow */
+
+static void counter_fail(counter_worker *w, int rc, const char *what) {
+    w->err = rc;
+    snprintf(w->errmsg, sizeof w->errmsg, "thread %d: %s: %s: %s", w->idx, what, coord_strerror(rc),
+             coord_last_error());
+    atomic_store(&w->run->abort, true);
+}
+
+static void *counter_worker_main(void *arg) {
+    counter_worker *w = arg;
+    counter_run *run = w->run;
+    coord_counter_options co = COORD_COUNTER_OPTIONS_INIT;
+    co.shards = run->shards;
+    coord_counter *k = NULL;
+    int rc = coord_counter_new(&k, run->c, run->name, &co);
+    if (rc) counter_fail(w, rc, "coord_counter_new");
+    /* Warm-up add: the key (and its parents) made, the handle's version cache filled. */
+    if (!rc) {
+        rc = coord_counter_add(k, 1, NULL);
+        if (rc) {
+            w->failed++;
+            counter_fail(w, rc, "add (warm-up)");
+        } else {
+            w->warm++;
+        }
+    }
+    pthread_barrier_wait(&run->ready);
+    pthread_barrier_wait(&run->go);
+    while (!rc && !atomic_load(&run->abort) && now_ns() < run->deadline_ns) {
+        int64_t t0 = now_ns();
+        rc = coord_counter_add(k, 1, NULL);
+        int64_t t1 = now_ns();
+        if (rc) {
+            w->failed++;
+            counter_fail(w, rc, "add");
+            break;
+        }
+        w->adds++;
+        if (samples_add(&w->lat, t1 - t0)) {
+            counter_fail(w, COORD_ENOMEM, "latency samples");
+            break;
+        }
+    }
+    w->end_ns = now_ns();
+    coord_counter_free(k);
+    return NULL;
+}
+
+/* Run one slice of `ms` milliseconds of a counter scenario, adding to `cr`; 0, or -1 after
+ * printing why. */
+static int counter_scenario(coord_client *c, counter_result *cr, int64_t ms) {
+    result *r = &cr->r;
+    int T = r->threads;
+    counter_run run;
+    memset(&run, 0, sizeof run);
+    run.c = c;
+    run.name = cr->counter;
+    run.shards = cr->shards;
+    atomic_init(&run.abort, false);
+    counter_worker *ws = calloc((size_t)T, sizeof *ws);
+    if (!ws) {
+        fprintf(stderr, "coord-bench: out of memory\n");
+        return -1;
+    }
+    pthread_barrier_init(&run.ready, NULL, (unsigned)T + 1);
+    pthread_barrier_init(&run.go, NULL, (unsigned)T + 1);
+    for (int i = 0; i < T; i++) {
+        ws[i].run = &run;
+        ws[i].idx = i;
+        int prc = pthread_create(&ws[i].th, NULL, counter_worker_main, &ws[i]);
+        if (prc) {
+            /* The others already wait at barriers sized for T threads: nothing to recover. */
+            fprintf(stderr, "coord-bench: %s: cannot start thread %d: %s\n", r->name, i,
+                    strerror(prc));
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&run.ready);
+    run.start_ns = now_ns();
+    run.deadline_ns = run.start_ns + ms * 1000000;
+    pthread_barrier_wait(&run.go);
+    int64_t end = run.start_ns;
+    bool failed = false;
+    for (int i = 0; i < T; i++) {
+        pthread_join(ws[i].th, NULL);
+        if (ws[i].err) {
+            fprintf(stderr, "coord-bench: %s: %s\n", r->name, ws[i].errmsg);
+            failed = true;
+        }
+        if (samples_append(&r->lat, &ws[i].lat)) failed = true;
+        r->cycles += ws[i].adds;
+        cr->ok += ws[i].adds + ws[i].warm;
+        cr->failed += ws[i].failed;
+        if (ws[i].end_ns > end) end = ws[i].end_ns;
+        free(ws[i].lat.v);
+    }
+    r->elapsed_ns += end - run.start_ns;
+    r->slices++;
+    pthread_barrier_destroy(&run.ready);
+    pthread_barrier_destroy(&run.go);
+    free(ws);
+    return failed ? -1 : 0;
+}
+
+/* Read the scenario's counter (the sum of its shards). 0, or -1 after printing why. */
+static int counter_read(coord_client *c, const counter_result *cr, int64_t *out) {
+    coord_counter_options co = COORD_COUNTER_OPTIONS_INIT;
+    co.shards = cr->shards;
+    coord_counter *k = NULL;
+    int rc = coord_counter_new(&k, c, cr->counter, &co);
+    if (!rc) rc = coord_counter_get(k, out);
+    if (rc)
+        fprintf(stderr, "coord-bench: %s: read counter %s: %s: %s\n", cr->r.name, cr->counter,
+                coord_strerror(rc), coord_last_error());
+    coord_counter_free(k);
+    return rc ? -1 : 0;
+}
+
+static void counter_verdict(counter_result *cr) {
+    int64_t delta;
+    if (!cr->have_before || !cr->have_after) {
+        cr->verdict = VERDICT_UNCHECKED;
+    } else if (__builtin_sub_overflow(cr->after, cr->before, &delta) || delta < 0) {
+        cr->verdict = VERDICT_MISMATCH;
+    } else if ((uint64_t)delta == cr->ok && !cr->failed) {
+        cr->verdict = VERDICT_EXACT;
+    } else if ((uint64_t)delta >= cr->ok && (uint64_t)delta <= cr->ok + cr->failed) {
+        cr->verdict = VERDICT_BOUNDS;
+    } else {
+        cr->verdict = VERDICT_MISMATCH;
+    }
+}
+
+static const char *verdict_text(int v) {
+    switch (v) {
+    case VERDICT_EXACT:
+        return "exact";
+    case VERDICT_MISMATCH:
+        return "MISMATCH";
+    case VERDICT_BOUNDS:
+        return "NOT VERIFIED (failed adds of unknown outcome; value within their bounds)";
+    default:
+        return "NOT VERIFIED (value not read)";
+    }
+}
+
+static void json_counter_result(const counter_result *cr, bool raw) {
+    const result *r = &cr->r;
+    printf("{\"name\":");
+    json_str(r->name);
+    printf(",\"threads\":%d,\"shards\":%u,\"adds\":%" PRIu64 ",\"elapsed_s\":%.3f,"
+           "\"adds_per_s\":%.1f,\"add_p50_ms\":%.3f,\"add_p99_ms\":%.3f,\"slices\":%d",
+           r->threads, cr->shards, r->cycles, r->elapsed_s, r->rate, r->p50_ms, r->p99_ms,
+           r->slices);
+    if (!raw) {
+        printf(",\"counter\":");
+        json_str(cr->counter);
+        printf(",\"successful_adds\":%" PRIu64 ",\"failed_adds\":%" PRIu64, cr->ok, cr->failed);
+        if (cr->have_before)
+            printf(",\"value_before\":%" PRId64, cr->before);
+        else
+            printf(",\"value_before\":null");
+        if (cr->have_after)
+            printf(",\"value_after\":%" PRId64, cr->after);
+        else
+            printf(",\"value_after\":null");
+        printf(",\"exact\":%s", cr->verdict == VERDICT_EXACT      ? "true"
+                                : cr->verdict == VERDICT_MISMATCH ? "false"
+                                                                  : "null");
+    }
+    putchar('}');
+}
+
+static void print_counter_row(const counter_result *cr) {
+    const result *r = &cr->r;
+    printf("%-12s %7d %6u %9" PRIu64 " %10.1f %10.3f %10.3f\n", r->name, r->threads, cr->shards,
+           r->cycles, r->rate, r->p50_ms, r->p99_ms);
+}
+
+static int mode_counter(const bench_opts *o) {
+    coord_client *c = NULL;
+    int rc = coord_client_open(&c, o->uri, NULL);
+    if (rc) {
+        fprintf(stderr, "coord-bench: connect: %s: %s\n", coord_strerror(rc), coord_last_error());
+        return 1;
+    }
+    const char *backend = coord_client_backend(c);
+    counter_result cs[3] = {
+        {.r = {.name = "uncontended", .threads = 1}, .shards = 1},
+        {.r = {.name = "contended", .threads = DEFAULT_THREADS}, .shards = 1},
+        {.r = {.name = "sharded", .threads = DEFAULT_THREADS}, .shards = COUNTER_SHARDS},
+    };
+    int failed = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(cs[i].counter, sizeof cs[i].counter, "bench-%ld-%s", (long)getpid(), cs[i].r.name);
+        cs[i].have_before = counter_read(c, &cs[i], &cs[i].before) == 0;
+        if (!cs[i].have_before) failed = 1;
+    }
+    if (!o->json)
+        printf("coord-bench counter: backend %s, prefix %s, %d s per scenario, client shared "
+               "(one coord_client, one coord_counter handle per thread)\n",
+               backend, coord_client_prefix(c), o->seconds);
+
+    /* Uncontended and raw run interleaved (raw unc | unc raw | raw unc), as in the lock mode. */
+    counter_result raw = {.r = {.name = "raw", .threads = 1}, .shards = 1};
+    raw_result rawr;
+    memset(&rawr, 0, sizeof rawr);
+    bool raw_ok = true;
+    int64_t total_ms = (int64_t)o->seconds * 1000;
+    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+        int slice = k / 2;
+        int64_t ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
+        bool raw_turn = (k % 2 == 0) == (slice % 2 == 0);
+        if (raw_turn) {
+            if (raw_ok) raw_ok = raw_slice(o, backend, RAW_COUNTER, ms, &rawr);
+        } else if (counter_scenario(c, &cs[0], ms)) {
+            failed = 1;
+        }
+    }
+    rawr.ran = raw_ok && rawr.r.slices > 0;
+    raw.r.cycles = rawr.r.cycles;
+    raw.r.elapsed_ns = rawr.r.elapsed_ns;
+    raw.r.slices = rawr.r.slices;
+    raw.r.lat = rawr.r.lat;
+    for (int i = 1; i < 3; i++)
+        if (counter_scenario(c, &cs[i], total_ms)) failed = 1;
+    for (int i = 0; i < 3; i++) {
+        cs[i].have_after = counter_read(c, &cs[i], &cs[i].after) == 0;
+        counter_verdict(&cs[i]);
+        if (cs[i].verdict != VERDICT_EXACT) failed = 1;
+        result_finish(&cs[i].r);
+    }
+    coord_client_close(c);
+    result_finish(&raw.r);
+
+    double u_over_raw = rawr.ran ? ratio(cs[0].r.rate, raw.r.rate) : 0;
+    double s_over_c = ratio(cs[2].r.rate, cs[1].r.rate);
+    if (o->json) {
+        printf("{\"mode\":\"counter\",\"backend\":");
+        json_str(backend);
+        printf(",\"seconds\":%d,\"client\":\"shared\",\"scenarios\":[", o->seconds);
+        for (int i = 0; i < 3; i++) {
+            if (i) putchar(',');
+            json_counter_result(&cs[i], false);
+        }
+        printf("],\"raw\":");
+        if (rawr.ran) {
+            json_counter_result(&raw, true);
+            printf(",\"raw_method\":");
+            json_str(rawr.method);
+            printf(",\"uncontended_over_raw\":%.3f", u_over_raw);
+        } else {
+            printf("null,\"raw_error\":");
+            json_str(rawr.err);
+            printf(",\"uncontended_over_raw\":null");
+        }
+        printf(",\"sharded_over_contended\":%.3f,\"targets\":{\"uncontended_over_raw\":%.1f,"
+               "\"sharded_over_contended\":%.1f},\"ok\":%s}\n",
+               s_over_c, TARGET_UNCONTENDED_OVER_RAW, TARGET_SHARDED_OVER_CONTENDED,
+               failed ? "false" : "true");
+        goto out;
+    }
+    printf("%-12s %7s %6s %9s %10s %10s %10s\n", "scenario", "threads", "shards", "adds", "adds/s",
+           "add p50 ms", "add p99 ms");
+    for (int i = 0; i < 3; i++)
+        print_counter_row(&cs[i]);
+    if (rawr.ran) {
+        print_counter_row(&raw);
+        printf("raw = bare %s client, 1 thread: %s\n", backend, rawr.method);
+        printf("(uncontended and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("uncontended / raw   = %.2f   (target >= %.1f)\n", u_over_raw,
+               TARGET_UNCONTENDED_OVER_RAW);
+    } else {
+        printf("raw bound not measured: %s\n", rawr.err);
+    }
+    printf("sharded / contended = %.2f   (%d threads on %d shards vs on 1 key; target >= %.1f)\n",
+           s_over_c, DEFAULT_THREADS, COUNTER_SHARDS, TARGET_SHARDED_OVER_CONTENDED);
+    for (int i = 0; i < 3; i++) {
+        const counter_result *cr = &cs[i];
+        printf("%s: counter %s", cr->r.name, cr->counter);
+        if (cr->have_before && cr->have_after)
+            printf(" went from %" PRId64 " to %" PRId64, cr->before, cr->after);
+        printf(", successful adds %" PRIu64 " (%" PRIu64 " timed + %" PRIu64 " warm-up)", cr->ok,
+               cr->r.cycles, cr->ok - cr->r.cycles);
+        if (cr->failed) printf(", failed adds %" PRIu64 " (outcome unknown)", cr->failed);
+        printf(": %s\n", verdict_text(cr->verdict));
+    }
+out:
+    for (int i = 0; i < 3; i++)
+        result_free(&cs[i].r);
+    result_free(&raw.r);
+    return failed;
+}
+
 /* ---------- command line ---------- */
 
 typedef struct mode {
     const char *name;
     int (*run)(const bench_opts *o);
+    bool lock_opts; /* takes --threads, --locks, --client-per-thread, --raw-lease */
     const char *help;
 } mode;
 
 static const mode modes[] = {
-    {"lock", mode_lock,
+    {"lock", mode_lock, true,
      "uncontended / contended / parallel acquire+release, and the raw backend bound"},
+    {"counter", mode_counter, false,
+     "uncontended add vs the raw conditional write; 8 writers on 1 key vs on 8 shards"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: coord-bench MODE --uri URI [--threads T] [--locks L] [--seconds S] "
+    fprintf(f, "usage: coord-bench MODE --uri URI [--seconds S] [--json]\n"
+               "       coord-bench lock --uri URI [--threads T] [--locks L] [--seconds S] "
                "[--client-per-thread] [--raw-lease] [--json]\n"
                "  URI defaults to COORD_URI; S defaults to 3 seconds per scenario;\n"
+               "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
@@ -1000,6 +1583,13 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
+    }
+    if (!m->lock_opts && (o.threads || o.locks || o.client_per_thread || o.raw_lease)) {
+        fprintf(stderr,
+                "coord-bench: --threads, --locks, --client-per-thread and --raw-lease are "
+                "lock options, not %s ones\n",
+                m->name);
+        return 2;
     }
     if (!o.uri) {
         fprintf(stderr, "coord-bench: no URI: pass --uri or set COORD_URI\n");

@@ -12,4 +12,6 @@ fi
 for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"; do
     echo "== $uri"
     build/examples/hello --uri "$uri"
+    build/examples/lock_demo --uri "$uri" --workers 3 --rounds 2
+    build/examples/counter_demo --uri "$uri" --workers 4 --adds 50
 done

@@ -283,7 +283,7 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
     int64_t deadline = coord__now_ms() + timeout_ms;
     int ep = atomic_load(&e->current);
     int rc = COORD_EUNAVAILABLE;
-    bool reauthed = false;
+    bool reauthed = false, unavailable = false;
     size_t tries = 0;
     while (1) {
         int64_t budget = deadline - coord__now_ms();
@@ -299,6 +299,7 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
         try_result t = post_once(e, h, ep, path, json, idempotent, hd, budget, &r, &status, &rc);
         curl_slist_free_all(hd);
         tries++;
+        if (t == TRY_NEXT || (t == TRY_OK && status == 503)) unavailable = true;
         if (t == TRY_OK) {
             if (status == 200) {
                 rc = etcd_parse_body(r.body, r.len, out);
@@ -347,6 +348,10 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
             nanosleep(&ts, NULL);
         }
     }
+    if (rc == COORD_ETIMEDOUT && unavailable)
+        /* Time ran out while members were refusing or unavailable: that is the cause. */
+        rc = coord_seterr(COORD_EUNAVAILABLE, "etcd %s: no member available within %d ms (%s)",
+                          path, timeout_ms, coord_last_error());
     handle_put(e, h);
     free(json);
     return rc;
