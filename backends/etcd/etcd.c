@@ -299,7 +299,9 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
         try_result t = post_once(e, h, ep, path, json, idempotent, hd, budget, &r, &status, &rc);
         curl_slist_free_all(hd);
         tries++;
-        if (t == TRY_NEXT || (t == TRY_OK && status == 503)) unavailable = true;
+        if (t == TRY_NEXT || (t == TRY_OK && status == 503) ||
+            (t == TRY_FAIL && rc == COORD_EUNAVAILABLE))
+            unavailable = true;
         if (t == TRY_OK) {
             if (status == 200) {
                 rc = etcd_parse_body(r.body, r.len, out);

@@ -510,7 +510,7 @@ static int zk_list(coord_conn *c, const char *path, unsigned flags, coord_kv **o
         coord_kv_array_free(arr, got);
         return rc;
     }
-    qsort(arr, got, sizeof *arr, cmp_order);
+    if (got > 1) qsort(arr, got, sizeof *arr, cmp_order);
     *out = arr;
     *n = got;
     return 0;
