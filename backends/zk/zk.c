@@ -1027,8 +1027,9 @@ static int expire_once(zk *z, const clientid_t *cid) {
     int rc = 0;
     if (!other)
         rc = coord_seterr(COORD_EBACKEND, "zookeeper_init failed");
-    else if (zop_wait(o, deadline_of(z->cfg->timeout_ms)) || o->rc != ZOK)
+    else if (zop_wait(o, deadline_of(z->cfg->timeout_ms)))
         rc = coord_seterr(COORD_EUNAVAILABLE, "could not attach to the session to expire it");
+    /* ZSESSIONEXPIRED: an earlier attempt already ended it, which is what was asked. */
     if (other) zookeeper_close(other); /* sends closeSession only if still connected */
     o->refs = 1;
     zop_unref(o);
@@ -1047,7 +1048,7 @@ static int zk_expire(coord_conn *c) {
     for (int attempt = 0; attempt < 10; attempt++) {
         int rc = expire_once(z, &cid);
         if (rc) return rc;
-        struct timespec dl = coord__deadline(1000);
+        struct timespec dl = coord__deadline(z->cfg->session_ttl_ms);
         pthread_mutex_lock(&z->mu);
         while (z->session == s0 && !z->replace && z->zstate != ZOO_EXPIRED_SESSION_STATE)
             if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;

@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static coord_client *open_client(void **state, char **uri_out) {
-    char *uri = coord_test_uri(state, 0, NULL);
-    coord_client *c = NULL;
-    int rc = coord_client_open(&c, uri, NULL);
-    if (rc) fail_msg("open %s: %s", uri, coord_last_error());
-    if (uri_out)
-        *uri_out = uri;
-    else
-        free(uri);
-    return c;
-}
-
 #define THREADS 4
 #define ADDS 250
 
@@ -116,7 +104,7 @@ static void exactness(void **state) {
 
 static void sharded(void **state) {
     exactness_with(state, 4);
-    coord_client *c = open_client(state, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_counter_options o = COORD_COUNTER_OPTIONS_INIT;
     o.shards = 4;
     coord_counter *k;
@@ -128,7 +116,7 @@ static void sharded(void **state) {
 }
 
 static void operations(void **state) {
-    coord_client *c = open_client(state, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_counter *k;
     int64_t v = -1;
     assert_int_equal(coord_counter_new(&k, c, "ops", NULL), 0);
@@ -182,7 +170,7 @@ static void operations(void **state) {
 /* Curator's binary formats (ZooKeeper only), read back by decoding the raw bytes. */
 static void formats(void **state) {
     const coord_test_backend *b = *state;
-    coord_client *c = open_client(state, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_counter_options o = COORD_COUNTER_OPTIONS_INIT;
     coord_counter *k;
     o.format = COORD_COUNTER_INT64_BE;
@@ -223,7 +211,7 @@ static void formats(void **state) {
 }
 
 static void bad_args(void **state) {
-    coord_client *c = open_client(state, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_counter *k = (coord_counter *)1;
     const char *bad[] = {"", "a/b", "..", "x\x7f"};
     for (size_t i = 0; i < 4; i++) {

@@ -12,25 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static coord_client *open_client(void **state, const char *params, coord_test_states *rec,
-                                 char **uri_out) {
-    char *uri = coord_test_uri(state, 0, params);
-    coord_options o = COORD_OPTIONS_INIT;
-    if (rec) {
-        coord_test_states_init(rec);
-        o.on_session = coord_test_states_cb;
-        o.payload = rec;
-    }
-    coord_client *c = NULL;
-    int rc = coord_client_open(&c, uri, &o);
-    if (rc) fail_msg("open %s: %s: %s", uri, coord_strerror(rc), coord_last_error());
-    if (uri_out)
-        *uri_out = uri;
-    else
-        free(uri);
-    return c;
-}
-
 /* A second client on the same prefix as `uri`. */
 static coord_client *open_same(const char *uri) {
     coord_client *c = NULL;
@@ -113,7 +94,7 @@ static void *exclusion_worker(void *arg) {
 
 static void exclusion(void **state) {
     char *uri;
-    coord_client *c1 = open_client(state, NULL, NULL, &uri);
+    coord_client *c1 = coord_test_open(state, NULL, NULL, &uri);
     coord_client *c2 = open_same(uri);
     shared *s = calloc(1, sizeof *s);
     worker ws[2 * EX_THREADS];
@@ -142,7 +123,7 @@ static void exclusion(void **state) {
 /* ---- try, timeout, misuse, two handles of one client ---- */
 
 static void try_timeout(void **state) {
-    coord_client *c = open_client(state, NULL, NULL, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_lock *a, *b;
     uint64_t tok;
     assert_int_equal(coord_lock_new(&a, c, "tt"), 0);
@@ -213,7 +194,7 @@ static void *fifo_waiter(void *arg) {
 
 static void fifo_no_herd(void **state) {
     char *uri;
-    coord_client *c = open_client(state, NULL, NULL, &uri);
+    coord_client *c = coord_test_open(state, NULL, NULL, &uri);
     coord_client *c2 = open_same(uri);
     fifo f = {.c = c, .n = 0};
     pthread_mutex_init(&f.mu, NULL);
@@ -266,7 +247,7 @@ static void *waiter(void *arg) {
 static void session_loss(void **state) {
     char *uri;
     coord_test_states rec_a, rec_w;
-    coord_client *a = open_client(state, "session_ttl_ms=3000", &rec_a, &uri);
+    coord_client *a = coord_test_open(state, "session_ttl_ms=3000", &rec_a, &uri);
     coord_client *b = open_same(uri);
     coord_lock *la, *lb;
     assert_int_equal(coord_lock_new(&la, a, "sl"), 0);
@@ -311,7 +292,7 @@ static void session_loss(void **state) {
 }
 
 static void bad_names(void **state) {
-    coord_client *c = open_client(state, NULL, NULL, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     char long_name[257];
     memset(long_name, 'x', 256);
     long_name[256] = 0;
@@ -389,7 +370,7 @@ static int wait_exit(pid_t p, int timeout_ms) {
 static void etcdctl_interop(void **state) {
     (void)state;
     void *st = (void *)&coord_test_etcd;
-    coord_client *c = open_client(&st, NULL, NULL, NULL);
+    coord_client *c = coord_test_open(&st, NULL, NULL, NULL);
     char lockname[512], cmd[1024];
     snprintf(lockname, sizeof lockname, "%s/lock/io", coord_client_prefix(c));
     const char *ep = getenv("COORD_TEST_ETCD");

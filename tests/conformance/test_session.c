@@ -8,21 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static coord_client *open_client(void **state, const char *params, coord_test_states *rec) {
-    char *uri = coord_test_uri(state, 0, params);
-    coord_options o = COORD_OPTIONS_INIT;
-    if (rec) {
-        coord_test_states_init(rec);
-        o.on_session = coord_test_states_cb;
-        o.payload = rec;
-    }
-    coord_client *c = NULL;
-    int rc = coord_client_open(&c, uri, &o);
-    if (rc) fail_msg("open %s: %s: %s", uri, coord_strerror(rc), coord_last_error());
-    free(uri);
-    return c;
-}
-
 static char *path_of(coord_client *c, const char *rel) {
     char *p;
     assert_true(asprintf(&p, "%s/%s", coord_client_prefix(c), rel) > 0);
@@ -31,7 +16,7 @@ static char *path_of(coord_client *c, const char *rel) {
 
 static void open_close(void **state) {
     const coord_test_backend *b = *state;
-    coord_client *c = open_client(state, NULL, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     assert_string_equal(coord_client_backend(c), strcmp(b->scheme, "zk") ? "etcd" : "zookeeper");
     assert_int_equal(coord_client_state(c), COORD_SESSION_CONNECTED);
     assert_int_equal(coord_client_session(c), 1);
@@ -41,7 +26,7 @@ static void open_close(void **state) {
 
 /* The seam's KV contract: versions, conditional writes, deletes and listings. */
 static void kv_contract(void **state) {
-    coord_client *c = open_client(state, NULL, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_conn *k = coord__client_conn(c);
     const coord_backend *be = k->backend;
     char *dir = path_of(c, "kv"), *a = path_of(c, "kv/a"), *b = path_of(c, "kv/b");
@@ -142,7 +127,7 @@ static int wait_count(events *e, int *field, int want, int timeout_ms) {
 }
 
 static void watches(void **state) {
-    coord_client *c = open_client(state, NULL, NULL);
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     coord_conn *k = coord__client_conn(c);
     const coord_backend *be = k->backend;
     char *dir = path_of(c, "w"), *a = path_of(c, "w/a"), *b = path_of(c, "w/b");
@@ -208,7 +193,7 @@ static void unreachable(void **state) {
 /* Session loss: LOST, then CONNECTED with a new session; ephemeral state is gone. */
 static void session_loss(void **state) {
     coord_test_states rec;
-    coord_client *c = open_client(state, "session_ttl_ms=3000", &rec);
+    coord_client *c = coord_test_open(state, "session_ttl_ms=3000", &rec, NULL);
     coord_conn *k = coord__client_conn(c);
     const coord_backend *be = k->backend;
     char *eph = path_of(c, "eph");
@@ -234,7 +219,7 @@ static void session_loss(void **state) {
 static void suspend_resume(void **state) {
     const coord_test_backend *b = *state;
     coord_test_states rec;
-    coord_client *c = open_client(state, "session_ttl_ms=9000&timeout_ms=2000", &rec);
+    coord_client *c = coord_test_open(state, "session_ttl_ms=9000&timeout_ms=2000", &rec, NULL);
     const char *addr = getenv(b->single);
     coord_test_servers("pause", b->servers_name, addr);
     int susp = coord_test_states_wait(&rec, COORD_SESSION_SUSPENDED, 0, 10000);
@@ -255,7 +240,7 @@ static void suspend_resume(void **state) {
 static void etcd_watch_compacted(void **state) {
     (void)state;
     void *st = (void *)&coord_test_etcd;
-    coord_client *c = open_client(&st, NULL, NULL);
+    coord_client *c = coord_test_open(&st, NULL, NULL, NULL);
     coord_conn *k = coord__client_conn(c);
     const coord_backend *be = k->backend;
     char *dir = path_of(c, "cw"), *a = path_of(c, "cw/a");

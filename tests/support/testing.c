@@ -68,3 +68,22 @@ int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_m
     pthread_mutex_unlock(&s->mu);
     return found;
 }
+
+coord_client *coord_test_open(void **state, const char *params, coord_test_states *rec,
+                              char **uri_out) {
+    char *uri = coord_test_uri(state, 0, params);
+    coord_options o = COORD_OPTIONS_INIT;
+    if (rec) {
+        coord_test_states_init(rec);
+        o.on_session = coord_test_states_cb;
+        o.payload = rec;
+    }
+    coord_client *c = NULL;
+    int rc = coord_client_open(&c, uri, &o);
+    if (rc) fail_msg("open %s: %s: %s", uri, coord_strerror(rc), coord_last_error());
+    if (uri_out)
+        *uri_out = uri;
+    else
+        free(uri);
+    return c;
+}

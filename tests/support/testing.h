@@ -52,4 +52,12 @@ void coord_test_states_cb(coord_client *c, coord_session_state st, void *payload
 /* Wait until `st` has been recorded at index >= from; returns its index or -1 on timeout. */
 int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_ms);
 
+/*
+ * Open a client on a fresh prefix of the backend under test (see coord_test_uri); with `rec`,
+ * session states are recorded there. Fails the test when the open fails. `*uri_out` (may be
+ * NULL) receives the URI, for more clients on the same prefix; the caller frees it.
+ */
+coord_client *coord_test_open(void **state, const char *params, coord_test_states *rec,
+                              char **uri_out);
+
 #endif
