@@ -49,6 +49,7 @@ struct coord_watch {
     int64_t after;
     bool verify;     /* first `created` not yet seen */
     bool need_check; /* KEY: changes may have happened between `after` and the stream's start */
+    bool deleted_reported;
     bool removing, removed, finished;
 };
 
@@ -417,6 +418,16 @@ static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t se
     return 0;
 }
 
+/* Send a request built by the caller, consuming it; `built` false means building it ran out
+ * of memory. */
+static int send_built(etcd *e, const char *path, cJSON *req, bool built, bool idempotent,
+                      int timeout_ms, cJSON **res) {
+    int rc = built && req ? call(e, path, req, idempotent, timeout_ms, res)
+                          : coord_seterr(COORD_ENOMEM, "out of memory");
+    cJSON_Delete(req);
+    return rc;
+}
+
 /* ---------- lease / session ---------- */
 
 static int lease_grant(etcd *e, int timeout_ms) {
@@ -553,6 +564,12 @@ static void *keepalive_main(void *arg) {
 /* ---------- watches ---------- */
 
 static void watch_deliver(coord_watch *w, coord_watch_event ev, int64_t rev) {
+    /* A key goes once: the check after the stream starts and the stream's own event may both
+     * see the same deletion. */
+    if (ev == COORD_EV_DELETED) {
+        if (w->deleted_reported) return;
+        w->deleted_reported = true;
+    }
     w->fn(w->payload, ev, rev);
 }
 
@@ -949,13 +966,8 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
              cJSON_AddItemToArray(fail, op_range(path));
     if (ok && expect != COORD_VERSION_ANY)
         ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
-    if (!ok) {
-        cJSON_Delete(req);
-        return coord_seterr(COORD_ENOMEM, "out of memory");
-    }
     cJSON *res = NULL;
-    int rc = call(e, "/v3/kv/txn", req, false, timeout_ms, &res);
-    cJSON_Delete(req);
+    int rc = send_built(e, "/v3/kv/txn", req, ok, false, timeout_ms, &res);
     if (rc) return rc;
     bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
     const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
@@ -1000,13 +1012,8 @@ static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout
     if (ok) ok = cJSON_AddItemToArray(fail, op_range(path));
     if (ok && expect != COORD_VERSION_ANY)
         ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
-    if (!ok) {
-        cJSON_Delete(req);
-        return coord_seterr(COORD_ENOMEM, "out of memory");
-    }
     cJSON *res = NULL;
-    int rc = call(e, "/v3/kv/txn", req, false, timeout_ms, &res);
-    cJSON_Delete(req);
+    int rc = send_built(e, "/v3/kv/txn", req, ok, false, timeout_ms, &res);
     if (rc) return rc;
     bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
     if (succeeded) {
@@ -1215,13 +1222,8 @@ static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
     cJSON *succ = cJSON_AddArrayToObject(req, "success");
     bool ok = req && succ && cJSON_AddItemToArray(succ, op_range(mine->key)) &&
               cJSON_AddItemToArray(succ, op_queue_range(dir, true, mine->order - 1, 1));
-    if (!ok) {
-        cJSON_Delete(req);
-        return coord_seterr(COORD_ENOMEM, "out of memory");
-    }
     cJSON *res = NULL;
-    int rc = call(e, "/v3/kv/txn", req, true, timeout_ms, &res);
-    cJSON_Delete(req);
+    int rc = send_built(e, "/v3/kv/txn", req, ok, true, timeout_ms, &res);
     if (rc) return rc;
     coord_kv self = {0};
     bool mine_found = false, pred_found = false;

@@ -201,7 +201,7 @@ typedef struct coord_backend {
      * Mandatory. Watch `path` (kind COORD_WATCH_KEY or COORD_WATCH_CHILDREN) for changes after
      * `after` (etcd: a revision already seen, 0 = from now; ignored by backends without
      * revisions). `fn` runs on a backend thread for each event, never concurrently with itself
-     * for one watch. A KEY watch on an absent key reports COORD_EV_DELETED at once.
+     * for one watch. A KEY watch reports COORD_EV_DELETED once, at once if the key is absent.
      * The watch survives reconnects and failover; when events may have been missed (ZooKeeper
      * session replaced, etcd history compacted) it reports COORD_EV_RESET and goes on.
      */
