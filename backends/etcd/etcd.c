@@ -939,6 +939,32 @@ static cJSON *op_range(const char *path) {
     return op;
 }
 
+/* A request_put op; `lease` 0 for none. */
+static cJSON *op_put(const char *key, const void *value, size_t len, int64_t lease) {
+    cJSON *op = cJSON_CreateObject();
+    cJSON *put = cJSON_AddObjectToObject(op, "request_put");
+    if (!put || !etcd_add_bytes(put, "key", key, strlen(key)) ||
+        (len && !etcd_add_bytes(put, "value", value, len)) ||
+        (lease && !etcd_add_i64(put, "lease", lease))) {
+        cJSON_Delete(op);
+        return NULL;
+    }
+    return op;
+}
+
+/* An empty TxnRequest with its compare, success and failure arrays; NULL when out of memory. */
+static cJSON *txn_new(cJSON **cmps, cJSON **succ, cJSON **fail) {
+    cJSON *req = cJSON_CreateObject();
+    *cmps = cJSON_AddArrayToObject(req, "compare");
+    *succ = cJSON_AddArrayToObject(req, "success");
+    *fail = cJSON_AddArrayToObject(req, "failure");
+    if (!*cmps || !*succ || !*fail) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    return req;
+}
+
 static int etcd_put(coord_conn *c, const char *path, const void *value, size_t len, int64_t expect,
                     unsigned flags, coord_kv *out, int timeout_ms) {
     etcd *e = (etcd *)c;
@@ -947,20 +973,9 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
     int64_t lease = 0;
     if (flags & COORD_PUT_EPHEMERAL) lease_now(e, &lease);
     /* Txn: [compare] -> put + read back (create revision), else read the current entry. */
-    cJSON *req = cJSON_CreateObject();
-    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
-    cJSON *succ = cJSON_AddArrayToObject(req, "success");
-    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
-    cJSON *putop = cJSON_CreateObject();
-    cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
-    bool ok = req && cmps && succ && fail && put &&
-              etcd_add_bytes(put, "key", path, strlen(path)) &&
-              etcd_add_bytes(put, "value", value ? value : "", len) &&
-              (!lease || etcd_add_i64(put, "lease", lease));
-    if (ok)
-        ok = cJSON_AddItemToArray(succ, putop);
-    else
-        cJSON_Delete(putop);
+    cJSON *cmps, *succ, *fail;
+    cJSON *req = txn_new(&cmps, &succ, &fail);
+    bool ok = req && cJSON_AddItemToArray(succ, op_put(path, value, len, lease));
     if (ok)
         ok = cJSON_AddItemToArray(succ, op_range(path)) &&
              cJSON_AddItemToArray(fail, op_range(path));
@@ -998,13 +1013,11 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
 
 static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms) {
     etcd *e = (etcd *)c;
-    cJSON *req = cJSON_CreateObject();
-    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
-    cJSON *succ = cJSON_AddArrayToObject(req, "success");
-    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
+    cJSON *cmps, *succ, *fail;
+    cJSON *req = txn_new(&cmps, &succ, &fail);
     cJSON *delop = cJSON_CreateObject();
     cJSON *del = cJSON_AddObjectToObject(delop, "request_delete_range");
-    bool ok = req && cmps && succ && fail && del && etcd_add_bytes(del, "key", path, strlen(path));
+    bool ok = req && del && etcd_add_bytes(del, "key", path, strlen(path));
     if (ok)
         ok = cJSON_AddItemToArray(succ, delop);
     else
@@ -1143,18 +1156,9 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     char *key = NULL;
     if (asprintf(&key, "%s/%llx-%s", dir, (unsigned long long)lease, tag) < 0)
         return coord_seterr(COORD_ENOMEM, "out of memory");
-    cJSON *req = cJSON_CreateObject();
-    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
-    cJSON *succ = cJSON_AddArrayToObject(req, "success");
-    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
-    cJSON *putop = cJSON_CreateObject();
-    cJSON *put = cJSON_AddObjectToObject(putop, "request_put");
-    bool ok = req && cmps && succ && fail && put && etcd_add_bytes(put, "key", key, strlen(key)) &&
-              etcd_add_i64(put, "lease", lease);
-    if (ok)
-        ok = cJSON_AddItemToArray(succ, putop);
-    else
-        cJSON_Delete(putop);
+    cJSON *cmps, *succ, *fail;
+    cJSON *req = txn_new(&cmps, &succ, &fail);
+    bool ok = req && cJSON_AddItemToArray(succ, op_put(key, NULL, 0, lease));
     ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
          cJSON_AddItemToArray(succ, op_queue_range(dir, true, 0, 2)) &&
          cJSON_AddItemToArray(fail, op_range(key)) &&
