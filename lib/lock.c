@@ -19,6 +19,10 @@ struct coord_lock {
     uint64_t lost_at; /* coord__client_lost() when the hold began */
     coord_kv mine;
     bool woken; /* guarded by the client's waiter mutex */
+    /* Names this handle's contender. Per handle, not per attempt: etcd keeps every key ever
+     * made under the prefix in its index until a compaction, and each queue range walks them
+     * all, so a fresh key per acquire slows every later acquire down. */
+    char tag[37];
 };
 
 static _Atomic uint64_t lock_wakeups;
@@ -55,7 +59,9 @@ int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
     coord_lock *l = calloc(1, sizeof *l);
     if (!l) return coord_seterr(COORD_ENOMEM, "out of memory");
     int rc = coord__path(&l->dir, c, "lock", name);
+    if (!rc) rc = coord__uuid(l->tag);
     if (rc) {
+        free(l->dir);
         free(l);
         return rc;
     }
@@ -104,13 +110,11 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     const coord_backend *be = k->backend;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
     uint64_t lost0 = coord__client_lost(l->c);
-    char tag[37];
-    int rc = coord__uuid(tag);
-    if (rc) return rc;
+    int rc;
     bool first = false;
     coord_kv pred = {0};
     int64_t after = 0;
-    rc = be->lock_enqueue(k, l->dir, tag, &l->mine, &first, &pred, &after,
+    rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after,
                           timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
     if (rc) return rc;
     while (!first) {

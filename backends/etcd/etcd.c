@@ -972,26 +972,40 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
         return coord_seterr(COORD_ENOTSUP, "etcd has no sequential keys");
     int64_t lease = 0;
     if (flags & COORD_PUT_EPHEMERAL) lease_now(e, &lease);
-    /* Txn: [compare] -> put + read back (create revision), else read the current entry. */
+    /* Txn: [compare] -> put, else read the current entry (one round trip for a conflict).
+     * A conditional put learns its revision from the answer's header; only an unconditional
+     * one reads back, as it cannot tell whether it created the key (the create revision). */
+    bool readback = expect == COORD_VERSION_ANY;
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
-    bool ok = req && cJSON_AddItemToArray(succ, op_put(path, value, len, lease));
-    if (ok)
-        ok = cJSON_AddItemToArray(succ, op_range(path)) &&
-             cJSON_AddItemToArray(fail, op_range(path));
-    if (ok && expect != COORD_VERSION_ANY)
-        ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    bool ok = req && cJSON_AddItemToArray(succ, op_put(path, value, len, lease)) &&
+              cJSON_AddItemToArray(fail, op_range(path));
+    if (ok && readback) ok = cJSON_AddItemToArray(succ, op_range(path));
+    if (ok && !readback) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
     cJSON *res = NULL;
     int rc = send_built(e, "/v3/kv/txn", req, ok, false, timeout_ms, &res);
     if (rc) return rc;
     bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
-    const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
     coord_kv cur = {0};
     bool found = false;
-    if (!rr && succeeded) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without range");
-    if (!rc && rr) rc = first_kv(rr, &cur, &found);
+    if (succeeded && !readback) {
+        int64_t rev = 0;
+        rc = etcd_header_rev(res, &rev);
+        if (!rc && rev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without revision");
+        if (!rc && !(cur.key = strdup(path))) rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        cur.version = rev;
+        if (expect == COORD_VERSION_ABSENT) cur.order = rev, cur.token = (uint64_t)rev;
+        found = true;
+    } else {
+        const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
+        if (!rr && succeeded) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without range");
+        if (!rc && rr) rc = first_kv(rr, &cur, &found);
+    }
     cJSON_Delete(res);
-    if (rc) return rc;
+    if (rc) {
+        coord_kv_clear(&cur);
+        return rc;
+    }
     if (succeeded && !found) {
         /* Deleted between our put and read in the same txn: impossible; the server is odd. */
         return coord_seterr(COORD_EPROTO, "etcd: key vanished inside a txn");
@@ -1013,6 +1027,19 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
 
 static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms) {
     etcd *e = (etcd *)c;
+    if (expect == COORD_VERSION_ANY) {
+        /* Unconditional: a plain DeleteRange, lighter for the server than a Txn. */
+        cJSON *req = cJSON_CreateObject();
+        bool ok = req && etcd_add_bytes(req, "key", path, strlen(path));
+        cJSON *res = NULL;
+        int rc = send_built(e, "/v3/kv/deleterange", req, ok, false, timeout_ms, &res);
+        if (rc) return rc;
+        int64_t deleted = 0;
+        rc = etcd_get_i64(res, "deleted", &deleted);
+        cJSON_Delete(res);
+        if (!rc && deleted == 0) rc = coord_seterr(COORD_ENOTFOUND, "%s does not exist", path);
+        return rc;
+    }
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
     cJSON *delop = cJSON_CreateObject();
@@ -1023,8 +1050,7 @@ static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout
     else
         cJSON_Delete(delop);
     if (ok) ok = cJSON_AddItemToArray(fail, op_range(path));
-    if (ok && expect != COORD_VERSION_ANY)
-        ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
+    if (ok) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
     cJSON *res = NULL;
     int rc = send_built(e, "/v3/kv/txn", req, ok, false, timeout_ms, &res);
     if (rc) return rc;

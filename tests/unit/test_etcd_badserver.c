@@ -816,17 +816,45 @@ static void test_put_del_bad_answers(void **state) {
         check_err("put", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
         coord_kv_clear(&kv);
     }
+    /* A conditional put takes its version from the answer's header. */
+    static const char *const cput_bodies[] = {
+        "{\"succeeded\":true}",
+        "{\"succeeded\":true,\"header\":{\"revision\":\"x\"}}",
+        "{\"succeeded\":true,\"header\":{\"revision\":\"-4\"}}",
+    };
+    for (size_t i = 0; i < sizeof cput_bodies / sizeof *cput_bodies; i++) {
+        print_message("    conditional put body %zu: \"%s\"\n", i, cput_bodies[i]);
+        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, cput_bodies[i]});
+        coord_kv kv = {0};
+        int64_t t0 = coord__now_ms();
+        int rc = conn->backend->put(conn, "/app/x", "v", 1, COORD_VERSION_ABSENT, 0, &kv, 1000);
+        check_err("put", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
+        coord_kv_clear(&kv);
+    }
+    /* An unconditional delete is a DeleteRange, a conditional one a Txn. */
     static const char *const del_bodies[] = {
+        "[]",
+        "{\"deleted\":\"x\"}",
+        "{\"deleted\":[]}",
+    };
+    for (size_t i = 0; i < sizeof del_bodies / sizeof *del_bodies; i++) {
+        print_message("    del body %zu: \"%s\"\n", i, del_bodies[i]);
+        set_script(&f->s, "/v3/kv/deleterange", (reply){R_JSON, 200, del_bodies[i]});
+        int64_t t0 = coord__now_ms();
+        int rc = conn->backend->del(conn, "/app/x", COORD_VERSION_ANY, 1000);
+        check_err("del", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
+    }
+    static const char *const cdel_bodies[] = {
         "[]",
         "{\"succeeded\":true}",
         "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":\"x\"}}]}",
         "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":[]}}]}",
     };
-    for (size_t i = 0; i < sizeof del_bodies / sizeof *del_bodies; i++) {
-        print_message("    del body %zu: \"%s\"\n", i, del_bodies[i]);
-        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, del_bodies[i]});
+    for (size_t i = 0; i < sizeof cdel_bodies / sizeof *cdel_bodies; i++) {
+        print_message("    conditional del body %zu: \"%s\"\n", i, cdel_bodies[i]);
+        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, cdel_bodies[i]});
         int64_t t0 = coord__now_ms();
-        int rc = conn->backend->del(conn, "/app/x", COORD_VERSION_ANY, 1000);
+        int rc = conn->backend->del(conn, "/app/x", 5, 1000);
         check_err("del", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
     }
     /* A write is not re-sent after the connection dropped: it may have been applied. */

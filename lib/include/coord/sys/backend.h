@@ -173,7 +173,8 @@ typedef struct coord_backend {
      * COORD_VERSION_ABSENT: only create). With COORD_PUT_SEQUENTIAL the created name gets a
      * sequence suffix (COORD_ENOTSUP where the backend has none).
      * On success, `out` (may be NULL) receives the written entry: its key (the created name for
-     * sequential puts), version, order and token; value is not copied back.
+     * sequential puts) and version, and order and token when the put created the entry or was
+     * unconditional (after a conditional update they may be 0); value is not copied back.
      * On COORD_ECONFLICT, `out` receives the current entry with its value (version 0 if absent)
      * when the backend got it in the same round trip (etcd: the Txn's failure branch), else it
      * has version -1 and the caller reads again (ZooKeeper).
