@@ -22,6 +22,13 @@
 
 typedef struct etcd etcd;
 
+/* An answer being received. */
+typedef struct resp {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} resp;
+
 struct coord_watch {
     etcd *e;
     struct coord_watch *next;
@@ -49,6 +56,13 @@ struct coord_watch {
     int64_t after;
     bool verify;     /* first `created` not yet seen */
     bool need_check; /* KEY: changes may have happened between `after` and the stream's start */
+    /* The check is a range on the watch thread's multi handle, so it never holds up the
+     * delivery of other watches' events. */
+    CURL *ch;
+    struct curl_slist *chdrs;
+    char *cbody;
+    resp cresp;
+    int64_t check_at;
     bool deleted_reported;
     bool removing, removed, finished;
 };
@@ -84,12 +98,6 @@ struct etcd {
 };
 
 /* ---------- HTTP ---------- */
-
-typedef struct resp {
-    char *body;
-    size_t len, cap;
-    bool too_big;
-} resp;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
     resp *r = ud;
@@ -679,7 +687,61 @@ static int watch_start(etcd *e, coord_watch *w) {
     return curl_multi_add_handle(e->multi, w->h) == CURLM_OK ? 0 : COORD_EBACKEND;
 }
 
+/* Start the read that tells whether a KEY watch's key went before its stream started. */
+static int check_start(etcd *e, coord_watch *w) {
+    cJSON *req = cJSON_CreateObject();
+    bool ok = req && etcd_add_bytes(req, "key", w->key, w->keylen) &&
+              cJSON_AddBoolToObject(req, "keys_only", 1);
+    free(w->cbody);
+    w->cbody = ok ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
+    if (!w->cbody || (!w->ch && !(w->ch = curl_easy_init()))) return COORD_ENOMEM;
+    curl_slist_free_all(w->chdrs);
+    w->chdrs = make_headers(e, NULL);
+    free(w->cresp.body);
+    memset(&w->cresp, 0, sizeof w->cresp);
+    char url[600];
+    snprintf(url, sizeof url, "%s/v3/kv/range", e->endpoints[atomic_load(&e->current)]);
+    curl_easy_reset(w->ch);
+    setup_handle(e, w->ch);
+    curl_easy_setopt(w->ch, CURLOPT_URL, url);
+    curl_easy_setopt(w->ch, CURLOPT_POSTFIELDS, w->cbody);
+    curl_easy_setopt(w->ch, CURLOPT_HTTPHEADER, w->chdrs);
+    curl_easy_setopt(w->ch, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(w->ch, CURLOPT_WRITEDATA, &w->cresp);
+    curl_easy_setopt(w->ch, CURLOPT_PRIVATE, w);
+    curl_easy_setopt(w->ch, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
+    curl_easy_setopt(w->ch, CURLOPT_TIMEOUT_MS, (long)e->cfg->timeout_ms);
+    return curl_multi_add_handle(e->multi, w->ch) == CURLM_OK ? 0 : COORD_EBACKEND;
+}
+
+/* The check finished: report the deletion, or look again a little later. */
+static void check_done(coord_watch *w, CURLcode cc) {
+    long status = 0;
+    curl_easy_getinfo(w->ch, CURLINFO_RESPONSE_CODE, &status);
+    cJSON *res = NULL;
+    if (cc == CURLE_OK && status == 200 &&
+        etcd_parse_body(w->cresp.body, w->cresp.len, &res) == 0) {
+        /* Gone, or made again since the caller saw it (a lock handle reuses its key): either
+         * way the entry the caller watches has been deleted. */
+        const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+        int64_t created = 0;
+        if (!kv || (etcd_get_i64(kv, "create_revision", &created) == 0 && created > w->after))
+            watch_deliver(w, COORD_EV_DELETED, 0);
+    } else {
+        w->need_check = true;
+        w->check_at = coord__now_ms() + 200;
+    }
+    cJSON_Delete(res);
+    free(w->cresp.body);
+    memset(&w->cresp, 0, sizeof w->cresp);
+}
+
 static void watch_free(coord_watch *w) {
+    if (w->ch) curl_easy_cleanup(w->ch);
+    curl_slist_free_all(w->chdrs);
+    free(w->cbody);
+    free(w->cresp.body);
     if (w->h) curl_easy_cleanup(w->h);
     curl_slist_free_all(w->hdrs);
     free(w->body);
@@ -708,6 +770,7 @@ static void *watch_main(void *arg) {
             coord_watch *w = *pp;
             if (w->removing) {
                 if (w->h) curl_multi_remove_handle(e->multi, w->h);
+                if (w->ch) curl_multi_remove_handle(e->multi, w->ch);
                 *pp = w->next;
                 w->removed = true;
                 continue;
@@ -741,6 +804,10 @@ static void *watch_main(void *arg) {
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&w);
             curl_multi_remove_handle(e->multi, msg->easy_handle);
             if (!w) continue;
+            if (msg->easy_handle == w->ch) {
+                check_done(w, msg->data.result);
+                continue;
+            }
             /* The stream ended: an error, a dead member, a compaction reset or an auth error.
              * Resume from next_rev, on the next member if this one failed. */
             if (w->status == 401 && e->cfg->uri->user) {
@@ -761,26 +828,27 @@ static void *watch_main(void *arg) {
             w->retry_at = coord__now_ms() + backoff + 1;
         }
         /* Key watches whose stream started after the caller's revision: is the key still
-         * there? (Outside curl callbacks: this is a request of its own.) */
+         * there? */
         coord_watch *check[64];
         int ncheck = 0;
+        now = coord__now_ms();
         pthread_mutex_lock(&e->mu);
-        for (coord_watch *w = e->watches; w && ncheck < 64; w = w->next)
-            if (w->need_check && !w->removing) {
-                w->need_check = false;
-                check[ncheck++] = w;
+        for (coord_watch *w = e->watches; w && ncheck < 64; w = w->next) {
+            if (!w->need_check || w->removing) continue;
+            if (w->check_at > now) {
+                if (w->check_at < next_wake) next_wake = w->check_at;
+                continue;
             }
-        pthread_mutex_unlock(&e->mu);
-        for (int i = 0; i < ncheck; i++) {
-            coord_kv kv;
-            int rc = etcd_get(&e->base, check[i]->key, &kv, e->cfg->timeout_ms);
-            if (rc == 0)
-                coord_kv_clear(&kv);
-            else if (rc == COORD_ENOTFOUND)
-                watch_deliver(check[i], COORD_EV_DELETED, 0);
-            else
-                check[i]->need_check = true; /* try again next round */
+            w->need_check = false;
+            check[ncheck++] = w;
         }
+        pthread_mutex_unlock(&e->mu);
+        for (int i = 0; i < ncheck; i++)
+            if (check_start(e, check[i])) {
+                check[i]->need_check = true;
+                check[i]->check_at = coord__now_ms() + 200;
+            }
+        if (ncheck) curl_multi_perform(e->multi, &running);
         int64_t wait = next_wake - coord__now_ms();
         if (wait > 1000) wait = 1000;
         if (wait < 0) wait = 0;
@@ -978,8 +1046,17 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
     bool readback = expect == COORD_VERSION_ANY;
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
-    bool ok = req && cJSON_AddItemToArray(succ, op_put(path, value, len, lease)) &&
-              cJSON_AddItemToArray(fail, op_range(path));
+    cJSON *put = op_put(path, value, len, lease);
+    /* An update learns the entry's create revision (its token) from the previous entry. */
+    if (put && expect > 0 &&
+        !cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(put, "request_put"), "prev_kv",
+                               1)) {
+        cJSON_Delete(put);
+        put = NULL;
+    }
+    bool ok = req && put && cJSON_AddItemToArray(succ, put);
+    if (!ok) cJSON_Delete(put);
+    ok = ok && cJSON_AddItemToArray(fail, op_range(path));
     if (ok && readback) ok = cJSON_AddItemToArray(succ, op_range(path));
     if (ok && !readback) ok = cJSON_AddItemToArray(cmps, compare_version(path, expect));
     cJSON *res = NULL;
@@ -994,7 +1071,15 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
         if (!rc && rev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without revision");
         if (!rc && !(cur.key = strdup(path))) rc = coord_seterr(COORD_ENOMEM, "out of memory");
         cur.version = rev;
-        if (expect == COORD_VERSION_ABSENT) cur.order = rev, cur.token = (uint64_t)rev;
+        int64_t created = rev;
+        if (!rc && expect > 0) {
+            const cJSON *pr = txn_response(res, 0, "response_put");
+            const cJSON *prev = cJSON_GetObjectItemCaseSensitive(pr, "prev_kv");
+            rc = prev ? etcd_get_i64(prev, "create_revision", &created)
+                      : coord_seterr(COORD_EPROTO, "etcd: put answer without the previous entry");
+        }
+        cur.order = created;
+        cur.token = (uint64_t)created;
         found = true;
     } else {
         const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
