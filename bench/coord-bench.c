@@ -6,7 +6,9 @@
  *                    [--client-per-thread] [--raw-lease] [--json]
  *   coord-bench counter --uri etcd://127.0.0.1:2379/bench [--seconds S] [--json]
  *
- * Modes are dispatched from a table (`modes` below); ring comes later.
+ *   coord-bench ring [--json]
+ *
+ * Modes are dispatched from a table (`modes` below).
  *
  * lock: scenarios uncontended (1 thread, 1 lock), contended (8 threads, 1 lock) and parallel
  * (8 threads, 8 locks), plus "custom" (T threads, default 8, over L locks, default 1, thread i
@@ -38,6 +40,15 @@
  * Raw and uncontended are interleaved in slices as in the lock mode. Each scenario's counter is
  * fresh ("bench-<pid>-<scenario>"): its value is read before and after, and the difference must
  * equal the successful adds (warm-up ones included), else the run fails.
+ *
+ * ring: the hash ring alone (coord_hashring_*, no server), for each placement: lookup time at
+ * 10 / 100 / 1,000 / 10,000 members (mean over a loop of lookups cycling through 65,536
+ * distinct keys, median of 7 runs; keys are independent, so the CPU may overlap consecutive
+ * lookups), build time at 10,000 members (median of 5), the ring's memory, the share of keys
+ * that move when a member joins a ring of 100 and when one leaves the 101 against the ideal
+ * 1/101 (and whether any key moved between two other members), and max/mean keys per member at
+ * 100 and 10,000 members (sampled: the key counts are printed). Targets apply to the default
+ * placement. Member ids are "10.a.b.c:11211", so the libmemcached placement drops the port.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -47,6 +58,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1505,6 +1517,295 @@ out:
     return failed;
 }
 
+/* ---------- ring mode: the hash ring itself (no server) ---------- */
+
+#define RING_TARGET_LOOKUP_100_NS 50.0
+#define RING_TARGET_LOOKUP_10K_NS 100.0
+#define RING_TARGET_BUILD_10K_MS 50.0
+#define RING_TARGET_MOVED_RATIO 1.1
+#define RING_TARGET_MAX_OVER_MEAN 1.10
+#define RING_SIZES 4
+#define RING_KEYS 65536  /* distinct keys cycled through by the lookup loops */
+#define RING_RUNS 7      /* lookup loops and builds are timed this many times; the median counts */
+#define RING_CHURN_N 100 /* join and leave measured on a ring of this many members */
+
+static const size_t ring_sizes[RING_SIZES] = {10, 100, 1000, 10000};
+
+typedef struct ring_placement {
+    const char *name;
+    int placement;
+    double lookup_ns[RING_SIZES];
+    size_t bytes[RING_SIZES];
+    double build_ms; /* at 10,000 members */
+    /* One join (100 -> 101 members) and one leave (101 -> 100), over churn_keys keys. */
+    size_t churn_keys;
+    double joined_moved, left_moved, ideal_moved; /* fractions of the keys */
+    size_t misplaced; /* keys moved between members that neither joined nor left */
+    /* max/mean load at 100 and 10,000 members over balance_keys[] keys */
+    size_t balance_keys[2];
+    double max_over_mean[2];
+} ring_placement;
+
+/* "10.<a>.<b>.<c>:11211": memcached-style ids, so every placement hashes the same names. */
+static char **ring_ids(size_t n) {
+    char **ids = calloc(n + 1, sizeof *ids);
+    for (size_t i = 0; ids && i <= n; i++)
+        if (asprintf(&ids[i], "10.%zu.%zu.%zu:11211", i >> 16, (i >> 8) & 255, i & 255) < 0) {
+            ids[i] = NULL;
+            return NULL; /* the bench exits on failure; the leak does not matter */
+        }
+    return ids;
+}
+
+static void ring_ids_free(char **ids, size_t n) {
+    for (size_t i = 0; ids && i <= n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static coord_hashring *ring_build(const ring_placement *p, char *const *ids, size_t n) {
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    o.placement = p->placement;
+    coord_hashring *h = NULL;
+    int rc = coord_hashring_build(&h, (const char *const *)ids, NULL, n, &o);
+    if (rc)
+        fprintf(stderr, "coord-bench: ring %s, %zu members: %s: %s\n", p->name, n,
+                coord_strerror(rc), coord_last_error());
+    return h;
+}
+
+/* The keys the lookup loops cycle through, stored together with their lengths. */
+typedef struct ring_keys {
+    char (*key)[16];
+    size_t *len;
+} ring_keys;
+
+/* Median over RING_RUNS of the mean time of `iters` lookups cycling through `keys`. */
+static double ring_lookup_ns(const coord_hashring *h, const ring_keys *keys, size_t iters) {
+    samples runs = {0};
+    uintptr_t sink = 0;
+    for (int r = 0; r < RING_RUNS; r++) {
+        int64_t t0 = now_ns();
+        for (size_t i = 0; i < iters; i++) {
+            size_t k = i % RING_KEYS;
+            sink += (uintptr_t)coord_hashring_lookup(h, keys->key[k], keys->len[k]);
+        }
+        if (samples_add(&runs, now_ns() - t0)) break;
+    }
+    qsort(runs.v, runs.n, sizeof *runs.v, cmp_i64);
+    double ns = pct_ms(&runs, 0.5) * 1e6 / (double)iters;
+    free(runs.v);
+    return sink == 1 ? ns + 1e-9 : ns; /* keeps the loop from being optimised away */
+}
+
+/* Keys owned per member over `nkeys` keys "load:<i>", as max/mean. */
+static double ring_max_over_mean(const coord_hashring *h, char **ids, size_t n, size_t nkeys) {
+    /* Map the returned id (a pointer into the ring) back to its index through the digits of
+     * the id, which ring_ids made unique. */
+    size_t *count = calloc(n, sizeof *count);
+    if (!count) return 0;
+    char k[32];
+    for (size_t i = 0; i < nkeys; i++) {
+        int len = snprintf(k, sizeof k, "load:%zu", i);
+        const char *id = coord_hashring_lookup(h, k, (size_t)len);
+        unsigned a, b, c;
+        if (!id || sscanf(id, "10.%u.%u.%u:", &a, &b, &c) != 3) continue;
+        size_t j = (size_t)a << 16 | (size_t)b << 8 | c;
+        if (j < n) count[j]++;
+    }
+    size_t mx = 0;
+    for (size_t j = 0; j < n; j++)
+        mx = count[j] > mx ? count[j] : mx;
+    free(count);
+    (void)ids;
+    return (double)mx / ((double)nkeys / (double)n);
+}
+
+static int ring_measure(ring_placement *p, const ring_keys *keys) {
+    char **ids = ring_ids(ring_sizes[RING_SIZES - 1]);
+    if (!ids) return -1;
+    bool md5 = p->placement != COORD_RING_DEFAULT; /* about 0.4 us a key through OpenSSL */
+    for (int s = 0; s < RING_SIZES; s++) {
+        coord_hashring *h = ring_build(p, ids, ring_sizes[s]);
+        if (!h) goto fail;
+        p->bytes[s] = coord__hashring_bytes(h);
+        p->lookup_ns[s] = ring_lookup_ns(h, keys, md5 ? 100000 : 1000000);
+        if (s == RING_SIZES - 1) {
+            samples runs = {0};
+            for (int r = 0; r < 5; r++) {
+                int64_t t0 = now_ns();
+                coord_hashring *b = ring_build(p, ids, ring_sizes[s]);
+                int64_t t = now_ns() - t0;
+                coord_hashring_free(b);
+                if (!b || samples_add(&runs, t)) break;
+            }
+            qsort(runs.v, runs.n, sizeof *runs.v, cmp_i64);
+            p->build_ms = pct_ms(&runs, 0.5);
+            free(runs.v);
+        }
+        if (ring_sizes[s] == 100 || ring_sizes[s] == 10000) {
+            int b = ring_sizes[s] == 100 ? 0 : 1;
+            p->balance_keys[b] = md5 ? (b ? 2000000 : 1000000) : 10000000;
+            p->max_over_mean[b] = ring_max_over_mean(h, ids, ring_sizes[s], p->balance_keys[b]);
+        }
+        coord_hashring_free(h);
+    }
+
+    /* Churn: ids[0..100) joined by ids[100]; then ids[37] leaves the 101. */
+    size_t n = RING_CHURN_N;
+    char *left[RING_CHURN_N];
+    for (size_t i = 0, j = 0; i <= n; i++)
+        if (i != 37) left[j++] = ids[i];
+    coord_hashring *before = ring_build(p, ids, n), *joined = ring_build(p, ids, n + 1),
+                   *after = ring_build(p, left, n);
+    if (!before || !joined || !after) {
+        coord_hashring_free(before);
+        coord_hashring_free(joined);
+        coord_hashring_free(after);
+        goto fail;
+    }
+    p->churn_keys = md5 ? 200000 : 1000000;
+    size_t jm = 0, lm = 0;
+    char k[32];
+    for (size_t i = 0; i < p->churn_keys; i++) {
+        int len = snprintf(k, sizeof k, "churn:%zu", i);
+        const char *x = coord_hashring_lookup(before, k, (size_t)len);
+        const char *y = coord_hashring_lookup(joined, k, (size_t)len);
+        const char *z = coord_hashring_lookup(after, k, (size_t)len);
+        if (strcmp(x, y)) {
+            jm++;
+            if (strcmp(y, ids[n])) p->misplaced++;
+        }
+        if (strcmp(y, z)) {
+            lm++;
+            if (strcmp(y, ids[37])) p->misplaced++;
+        }
+    }
+    coord_hashring_free(before);
+    coord_hashring_free(joined);
+    coord_hashring_free(after);
+    p->joined_moved = (double)jm / (double)p->churn_keys;
+    p->left_moved = (double)lm / (double)p->churn_keys;
+    p->ideal_moved = 1.0 / (double)(n + 1);
+    ring_ids_free(ids, ring_sizes[RING_SIZES - 1]);
+    return 0;
+fail:
+    ring_ids_free(ids, ring_sizes[RING_SIZES - 1]);
+    return -1;
+}
+
+static void json_ring_placement(const ring_placement *p) {
+    printf("{\"placement\":");
+    json_str(p->name);
+    printf(",\"lookup_ns\":{");
+    for (int s = 0; s < RING_SIZES; s++)
+        printf("%s\"%zu\":%.1f", s ? "," : "", ring_sizes[s], p->lookup_ns[s]);
+    printf("},\"bytes\":{");
+    for (int s = 0; s < RING_SIZES; s++)
+        printf("%s\"%zu\":%zu", s ? "," : "", ring_sizes[s], p->bytes[s]);
+    printf("},\"build_ms_10000\":%.2f,\"churn_members\":%d,\"churn_keys\":%zu,"
+           "\"join_moved\":%.5f,\"leave_moved\":%.5f,\"ideal_moved\":%.5f,\"join_ratio\":%.3f,"
+           "\"leave_ratio\":%.3f,\"misplaced_keys\":%zu,\"max_over_mean\":{\"100\":%.3f,"
+           "\"10000\":%.3f},\"balance_keys\":{\"100\":%zu,\"10000\":%zu}}",
+           p->build_ms, RING_CHURN_N, p->churn_keys, p->joined_moved, p->left_moved, p->ideal_moved,
+           ratio(p->joined_moved, p->ideal_moved), ratio(p->left_moved, p->ideal_moved),
+           p->misplaced, p->max_over_mean[0], p->max_over_mean[1], p->balance_keys[0],
+           p->balance_keys[1]);
+}
+
+static const char *met(bool ok) {
+    return ok ? "met" : "MISSED";
+}
+
+/* The placements, measured without any server. A convergence part (rings of several clients
+ * over --uri agreeing on one epoch) is to come beside it. */
+static int ring_placements(const bench_opts *o) {
+    ring_placement ps[3] = {{.name = "default", .placement = COORD_RING_DEFAULT},
+                            {.name = "ketama", .placement = COORD_RING_KETAMA},
+                            {.name = "libmemcached", .placement = COORD_RING_LIBMEMCACHED}};
+    ring_keys keys = {malloc(RING_KEYS * sizeof *keys.key), malloc(RING_KEYS * sizeof *keys.len)};
+    int failed = !keys.key || !keys.len;
+    for (size_t i = 0; !failed && i < RING_KEYS; i++)
+        keys.len[i] = (size_t)snprintf(keys.key[i], sizeof keys.key[i], "user:%08zx",
+                                       i * 2654435761u % 4294967291u);
+    for (int i = 0; !failed && i < 3; i++)
+        if (ring_measure(&ps[i], &keys)) failed = 1;
+    free(keys.key);
+    free(keys.len);
+    if (failed) return 1;
+
+    const ring_placement *d = &ps[0];
+    bool t_l100 = d->lookup_ns[1] <= RING_TARGET_LOOKUP_100_NS;
+    bool t_l10k = d->lookup_ns[3] <= RING_TARGET_LOOKUP_10K_NS;
+    bool t_build = d->build_ms <= RING_TARGET_BUILD_10K_MS;
+    double jr = ratio(d->joined_moved, d->ideal_moved), lr = ratio(d->left_moved, d->ideal_moved);
+    bool t_moved = jr <= RING_TARGET_MOVED_RATIO && lr <= RING_TARGET_MOVED_RATIO && !d->misplaced;
+    bool t_balance = d->max_over_mean[0] <= RING_TARGET_MAX_OVER_MEAN;
+    if (o->json) {
+        printf("{\"mode\":\"ring\",\"vnodes\":%d,\"placements\":[", COORD_RING_VNODES_DEFAULT);
+        for (int i = 0; i < 3; i++) {
+            if (i) putchar(',');
+            json_ring_placement(&ps[i]);
+        }
+        printf("],\"targets\":{\"lookup_ns_100\":%.0f,\"lookup_ns_10000\":%.0f,"
+               "\"build_ms_10000\":%.0f,\"moved_ratio\":%.1f,\"max_over_mean_100\":%.2f},"
+               "\"met\":{\"lookup_ns_100\":%s,\"lookup_ns_10000\":%s,\"build_ms_10000\":%s,"
+               "\"moved_ratio\":%s,\"max_over_mean_100\":%s},\"ok\":%s}\n",
+               RING_TARGET_LOOKUP_100_NS, RING_TARGET_LOOKUP_10K_NS, RING_TARGET_BUILD_10K_MS,
+               RING_TARGET_MOVED_RATIO, RING_TARGET_MAX_OVER_MEAN, t_l100 ? "true" : "false",
+               t_l10k ? "true" : "false", t_build ? "true" : "false", t_moved ? "true" : "false",
+               t_balance ? "true" : "false", d->misplaced ? "false" : "true");
+        return d->misplaced ? 1 : 0;
+    }
+    printf("coord-bench ring: the hash ring alone (coord_hashring_*), no server; default "
+           "placement with %d vnodes\n",
+           COORD_RING_VNODES_DEFAULT);
+    printf("lookup: mean ns over a loop of lookups of %d distinct keys, median of %d runs\n",
+           RING_KEYS, RING_RUNS);
+    printf("%-13s %9s %9s %9s %9s %11s %9s %9s\n", "placement", "ns@10", "ns@100", "ns@1000",
+           "ns@10000", "build@10000", "MB@100", "MB@10000");
+    for (int i = 0; i < 3; i++) {
+        const ring_placement *p = &ps[i];
+        printf("%-13s %9.1f %9.1f %9.1f %9.1f %8.2f ms %9.3f %9.2f\n", p->name, p->lookup_ns[0],
+               p->lookup_ns[1], p->lookup_ns[2], p->lookup_ns[3], p->build_ms,
+               (double)p->bytes[1] / 1e6, (double)p->bytes[3] / 1e6);
+    }
+    printf("\nchurn at %d members (ideal share moved 1/%d = %.5f); load as max/mean keys per "
+           "member\n",
+           RING_CHURN_N, RING_CHURN_N + 1, d->ideal_moved);
+    printf("%-13s %9s %7s %9s %7s %10s %11s %13s\n", "placement", "join", "ratio", "leave", "ratio",
+           "misplaced", "max/mean@100", "max/mean@10000");
+    for (int i = 0; i < 3; i++) {
+        const ring_placement *p = &ps[i];
+        printf("%-13s %9.5f %7.3f %9.5f %7.3f %10zu %11.3f %13.3f\n", p->name, p->joined_moved,
+               ratio(p->joined_moved, p->ideal_moved), p->left_moved,
+               ratio(p->left_moved, p->ideal_moved), p->misplaced, p->max_over_mean[0],
+               p->max_over_mean[1]);
+    }
+    printf("(misplaced: keys that moved between members that neither joined nor left; keys: %zu "
+           "for churn, %zu/%zu for load at 100/10000 members (default), %zu/%zu (ketama "
+           "placements), so sampling noise is about %.1f%%/%.1f%% of a member's load)\n",
+           ps[0].churn_keys, ps[0].balance_keys[0], ps[0].balance_keys[1], ps[1].balance_keys[0],
+           ps[1].balance_keys[1], 100.0 / sqrt((double)ps[0].balance_keys[0] / 100.0),
+           100.0 / sqrt((double)ps[0].balance_keys[1] / 10000.0));
+    printf("\ntargets (default placement):\n");
+    printf("  lookup at 100 members    %7.1f ns  (<= %.0f)  %s\n", d->lookup_ns[1],
+           RING_TARGET_LOOKUP_100_NS, met(t_l100));
+    printf("  lookup at 10000 members  %7.1f ns  (<= %.0f) %s\n", d->lookup_ns[3],
+           RING_TARGET_LOOKUP_10K_NS, met(t_l10k));
+    printf("  build of 10000 members   %7.2f ms  (<= %.0f)  %s\n", d->build_ms,
+           RING_TARGET_BUILD_10K_MS, met(t_build));
+    printf("  moved on join / leave    %.3f / %.3f x ideal  (<= %.1f, none misplaced)  %s\n", jr,
+           lr, RING_TARGET_MOVED_RATIO, met(t_moved));
+    printf("  max/mean at 100 members  %7.3f     (<= %.2f)  %s\n", d->max_over_mean[0],
+           RING_TARGET_MAX_OVER_MEAN, met(t_balance));
+    return d->misplaced ? 1 : 0;
+}
+
+static int mode_ring(const bench_opts *o) {
+    return ring_placements(o);
+}
+
 /* ---------- command line ---------- */
 
 typedef struct mode {
@@ -1512,6 +1813,7 @@ typedef struct mode {
     int (*run)(const bench_opts *o);
     bool lock_opts; /* takes --threads, --locks, --client-per-thread, --raw-lease */
     const char *help;
+    bool no_server; /* runs without --uri */
 } mode;
 
 static const mode modes[] = {
@@ -1519,6 +1821,8 @@ static const mode modes[] = {
      "uncontended / contended / parallel acquire+release, and the raw backend bound"},
     {"counter", mode_counter, false,
      "uncontended add vs the raw conditional write; 8 writers on 1 key vs on 8 shards"},
+    {"ring", mode_ring, false,
+     "hash ring placements, no server: lookup ns, build time, memory, churn, balance", true},
 };
 
 static void usage(FILE *f) {
@@ -1530,6 +1834,7 @@ static void usage(FILE *f) {
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
+               "ring: needs no server (--uri and --seconds are not used)\n"
                "modes:\n");
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
         fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);
@@ -1591,7 +1896,7 @@ int main(int argc, char **argv) {
                 m->name);
         return 2;
     }
-    if (!o.uri) {
+    if (!o.uri && !m->no_server) {
         fprintf(stderr, "coord-bench: no URI: pass --uri or set COORD_URI\n");
         return 2;
     }

@@ -39,6 +39,9 @@ struct coord_client {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic uint64_t lost;
+    /* Recipes that keep state across sessions (ring memberships) hear of every state change. */
+    pthread_mutex_t lmu;
+    coord__listener *listeners;
 };
 
 static _Thread_local coord_client *in_callback;
@@ -97,11 +100,32 @@ static void on_state(void *core, coord_session_state st) {
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
+    pthread_mutex_lock(&c->lmu);
+    for (coord__listener *l = c->listeners; l; l = l->next)
+        l->fn(l->payload, st);
+    pthread_mutex_unlock(&c->lmu);
     if (c->on_session) {
         in_callback = c;
         c->on_session(c, st, c->payload);
         in_callback = NULL;
     }
+}
+
+void coord__client_listen(coord_client *c, coord__listener *l) {
+    pthread_mutex_lock(&c->lmu);
+    l->next = c->listeners;
+    c->listeners = l;
+    pthread_mutex_unlock(&c->lmu);
+}
+
+void coord__client_unlisten(coord_client *c, coord__listener *l) {
+    pthread_mutex_lock(&c->lmu);
+    for (coord__listener **pp = &c->listeners; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->lmu);
 }
 
 static int pick(int opt, int uri, int def) {
@@ -161,8 +185,10 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
     atomic_init(&c->state, COORD_SESSION_CONNECTED);
     atomic_init(&c->lost, 0);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->lmu, NULL);
     coord__cond_init(&c->cv);
     if ((rc = b->open(&c->conn, &c->cfg))) {
+        pthread_mutex_destroy(&c->lmu);
         pthread_mutex_destroy(&c->mu);
         pthread_cond_destroy(&c->cv);
         coord_uri_free(u);
@@ -181,6 +207,7 @@ void coord_client_close(coord_client *c) {
         return;
     }
     c->backend->close(c->conn);
+    pthread_mutex_destroy(&c->lmu);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     coord_uri_free(c->uri);

@@ -38,6 +38,16 @@ void coord__client_unlock(coord_client *c);
 int coord__client_wait(coord_client *c, int64_t deadline_ms);
 void coord__client_wake(coord_client *c);
 
+/* Session state listeners of one client, called on a backend thread for every change before the
+ * application's callback; `fn` must not block. After unlisten returns it is not running. */
+typedef struct coord__listener {
+    void (*fn)(void *payload, coord_session_state st);
+    void *payload;
+    struct coord__listener *next;
+} coord__listener;
+void coord__client_listen(coord_client *c, coord__listener *l);
+void coord__client_unlisten(coord_client *c, coord__listener *l);
+
 /* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */
 int coord__path(char **out, const coord_client *c, const char *kind, const char *name);
 
@@ -48,7 +58,19 @@ int coord__uuid(char out[37]);
 int coord__counter_decode(int format, const void *data, size_t len, int64_t *out);
 size_t coord__counter_encode(int format, int64_t v, unsigned char out[24]);
 
+/* Ring member value codec (pure). A member's value is its data, verbatim when its weight is 1;
+ * otherwise (or when the data itself starts with the marker) "\xff" "coord-weight=<w>\n" and
+ * the data. decode never fails: a malformed marker reads as plain data of weight 1. */
+int coord__member_encode(const void *data, size_t len, unsigned weight, unsigned char **out,
+                         size_t *outlen);
+void coord__member_decode(const void *value, size_t len, unsigned *weight, size_t *data_off);
+/* The epoch of a member set sorted by id: a digest of (id, weight) pairs, 0 for the empty set. */
+uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size_t n);
+
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
+
+/* Bytes a built hash ring holds (for coord-bench); 0 for NULL. */
+size_t coord__hashring_bytes(const coord_hashring *h);
 
 #endif

@@ -14,4 +14,6 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     build/examples/hello --uri "$uri"
     build/examples/lock_demo --uri "$uri" --workers 3 --rounds 2
     build/examples/counter_demo --uri "$uri" --workers 4 --adds 50
+    # A short session TTL so the demo's killed worker goes within seconds.
+    build/examples/ring_demo --uri "$uri?session_ttl_ms=3000" --workers 4 --keys 10000
 done

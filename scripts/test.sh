@@ -44,7 +44,8 @@ export COORD_TEST_REQUIRE_SERVERS=1
 echo "== valgrind: unit and conformance suites"
 for t in build/tests/test_uri build/tests/test_name build/tests/test_etcd_codec \
     build/tests/test_counter_codec build/tests/test_etcd_badserver build/tests/test_session \
-    build/tests/test_lock build/tests/test_counter; do
+    build/tests/test_ring_codec build/tests/test_hashring build/tests/test_lock \
+    build/tests/test_counter build/tests/test_ring; do
     [ -x "$t" ] || continue
     valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
         --suppressions=tests/valgrind.supp "$t" >"$t.valgrind.log" 2>&1 ||

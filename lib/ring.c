@@ -1,0 +1,517 @@
+/*
+ * Ring membership (API.md section 5). Members are ephemeral entries of
+ * "<prefix>/group/<group>"; every ring watches that directory and, on each change, lists it and
+ * swaps in a new immutable hash ring. Lookups only take a reference on the current snapshot, so
+ * they never wait for the network nor for a rebuild.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+/* One member set and its hash ring; immutable once published. */
+typedef struct snap {
+    _Atomic int refs;
+    coord_hashring *h;
+    uint64_t epoch;
+    char **ids; /* sorted */
+    unsigned *weights;
+    size_t n;
+} snap;
+
+struct coord_ring {
+    coord_client *c;
+    char *dir;
+    coord_ring_options opts;
+    coord_watch *w;
+    coord__listener listener;
+
+    /* Held only to take a reference on, or to replace, the current snapshot. */
+    pthread_mutex_t snap_mu;
+    snap *cur;
+
+    /* Worker: lists after watch events, registers again after a session was replaced. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started, stop, dirty, session_event;
+
+    /* Serialises refreshes (worker, join, leave) and guards the membership below. */
+    pthread_mutex_t op_mu;
+    char *member; /* NULL: not joined */
+    char *member_path;
+    unsigned char *value;
+    size_t vlen;
+    uint64_t session; /* the session the registration was made in */
+};
+
+/* ---------- member value codec (pure) ---------- */
+
+#define MAGIC                                                                                      \
+    "\xff"                                                                                         \
+    "coord-weight="
+#define MAGIC_LEN (sizeof MAGIC - 1)
+
+int coord__member_encode(const void *data, size_t len, unsigned weight, unsigned char **out,
+                         size_t *outlen) {
+    bool plain = weight == 1 && !(len >= MAGIC_LEN && memcmp(data, MAGIC, MAGIC_LEN) == 0);
+    char head[MAGIC_LEN + 16];
+    size_t hl = plain ? 0 : (size_t)snprintf(head, sizeof head, "%s%u\n", MAGIC, weight);
+    unsigned char *v = malloc(hl + len + 1);
+    if (!v) return coord_seterr(COORD_ENOMEM, "out of memory");
+    memcpy(v, head, hl);
+    if (len) memcpy(v + hl, data, len);
+    *out = v;
+    *outlen = hl + len;
+    return 0;
+}
+
+void coord__member_decode(const void *value, size_t len, unsigned *weight, size_t *data_off) {
+    const unsigned char *v = value;
+    *weight = 1;
+    *data_off = 0;
+    if (len < MAGIC_LEN || memcmp(v, MAGIC, MAGIC_LEN) != 0) return;
+    uint64_t w = 0;
+    size_t i = MAGIC_LEN;
+    for (; i < len && i < MAGIC_LEN + 11 && v[i] >= '0' && v[i] <= '9'; i++)
+        w = w * 10 + (uint64_t)(v[i] - '0');
+    /* A malformed envelope counts as plain data of weight 1: every reader decides alike. */
+    if (i == MAGIC_LEN || i >= len || v[i] != '\n' || w > COORD_RING_MAX_WEIGHT) return;
+    *weight = (unsigned)w;
+    *data_off = i + 1;
+}
+
+uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size_t n) {
+    if (n == 0) return 0;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return 0;
+    XXH3_64bits_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char w[4] = {(unsigned char)weights[i], (unsigned char)(weights[i] >> 8),
+                              (unsigned char)(weights[i] >> 16), (unsigned char)(weights[i] >> 24)};
+        XXH3_64bits_update(st, ids[i], strlen(ids[i]) + 1);
+        XXH3_64bits_update(st, w, sizeof w);
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h ? h : 1; /* 0 is the empty set */
+}
+
+/* ---------- snapshots ---------- */
+
+static void snap_unref(snap *s) {
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
+    coord_hashring_free(s->h);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->ids[i]);
+    free(s->ids);
+    free(s->weights);
+    free(s);
+}
+
+static snap *snap_get(coord_ring *r) {
+    pthread_mutex_lock(&r->snap_mu);
+    snap *s = r->cur;
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&r->snap_mu);
+    return s;
+}
+
+static int cmp_member(const void *a, const void *b) {
+    const coord_kv *x = a, *y = b;
+    return strcmp(x->key, y->key);
+}
+
+/* Build the snapshot of a listing (sorted by id). Takes the keys out of `kv`. */
+static int snap_build(const coord_ring *r, coord_kv *kv, size_t n, snap **out) {
+    snap *s = calloc(1, sizeof *s);
+    if (!s) return coord_seterr(COORD_ENOMEM, "out of memory");
+    atomic_init(&s->refs, 1);
+    if (n) qsort(kv, n, sizeof *kv, cmp_member);
+    s->ids = n ? calloc(n, sizeof *s->ids) : NULL;
+    s->weights = n ? calloc(n, sizeof *s->weights) : NULL;
+    if (n && (!s->ids || !s->weights)) {
+        snap_unref(s);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t off;
+        coord__member_decode(kv[i].value, kv[i].len, &s->weights[i], &off);
+        s->ids[i] = kv[i].key;
+        kv[i].key = NULL;
+        s->n++;
+    }
+    s->epoch = coord__ring_epoch((const char *const *)s->ids, s->weights, s->n);
+    int rc = coord_hashring_build(&s->h, (const char *const *)s->ids, s->weights, s->n, &r->opts);
+    if (rc) {
+        snap_unref(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Ids in `a` but not in `b` (both sorted); the result points into `a`. */
+static size_t diff(const snap *a, const snap *b, const char **out) {
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n) {
+        int c = j < b->n ? strcmp(a->ids[i], b->ids[j]) : -1;
+        if (c < 0)
+            out[k++] = a->ids[i++];
+        else if (c > 0)
+            j++;
+        else
+            i++, j++;
+    }
+    return k;
+}
+
+/* List the group and publish the member set if it changed. Called with op_mu held. */
+static int refresh(coord_ring *r) {
+    coord_conn *k = coord__client_conn(r->c);
+    coord_kv *kv = NULL;
+    size_t n = 0;
+    int rc = k->backend->list(k, r->dir, 0, &kv, &n, NULL, coord__client_timeout(r->c));
+    if (rc) return rc;
+    snap *s = NULL;
+    rc = snap_build(r, kv, n, &s);
+    coord_kv_array_free(kv, n);
+    if (rc) return rc;
+    snap *old = r->cur;
+    if (old && old->epoch == s->epoch) {
+        snap_unref(s);
+        return 0;
+    }
+    pthread_mutex_lock(&r->snap_mu);
+    r->cur = s;
+    pthread_mutex_unlock(&r->snap_mu);
+    if (old && r->opts.on_change) {
+        const char **joined = s->n ? malloc(s->n * sizeof *joined) : NULL;
+        const char **left = old->n ? malloc(old->n * sizeof *left) : NULL;
+        if ((!s->n || joined) && (!old->n || left)) {
+            coord_ring_change ch = {.epoch = s->epoch,
+                                    .joined = joined,
+                                    .njoined = diff(s, old, joined),
+                                    .left = left,
+                                    .nleft = diff(old, s, left)};
+            r->opts.on_change(r, &ch, r->opts.payload);
+        }
+        free(joined);
+        free(left);
+    }
+    snap_unref(old);
+    return 0;
+}
+
+/* ---------- registration ---------- */
+
+/* Register this handle's member in the current session. Called with op_mu held. */
+static int register_member(coord_ring *r) {
+    coord_conn *k = coord__client_conn(r->c);
+    uint64_t session = coord_client_session(r->c);
+    coord_kv kv = {0};
+    int rc = k->backend->put(k, r->member_path, r->value, r->vlen, COORD_VERSION_ABSENT,
+                             COORD_PUT_EPHEMERAL, &kv, coord__client_timeout(r->c));
+    coord_kv_clear(&kv);
+    if (rc == COORD_ECONFLICT)
+        return coord_seterr(COORD_EEXISTS, "member %s of %s is held by another live session",
+                            r->member, r->dir);
+    if (rc == 0) r->session = session;
+    return rc;
+}
+
+static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev;
+    (void)rev;
+    coord_ring *r = payload;
+    pthread_mutex_lock(&r->mu);
+    r->dirty = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void on_session(void *payload, coord_session_state st) {
+    coord_ring *r = payload;
+    if (st != COORD_SESSION_CONNECTED) return;
+    pthread_mutex_lock(&r->mu);
+    r->session_event = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void *worker(void *arg) {
+    coord_ring *r = arg;
+    int64_t list_at = 0, join_at = 0;
+    int list_fail = 0, join_fail = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now = coord__now_ms();
+        bool do_list = r->dirty && now >= list_at;
+        bool do_join = r->session_event && now >= join_at;
+        if (!do_list && !do_join) {
+            int64_t at = INT64_MAX;
+            if (r->dirty) at = list_at;
+            if (r->session_event && join_at < at) at = join_at;
+            if (at == INT64_MAX)
+                pthread_cond_wait(&r->cv, &r->mu);
+            else {
+                struct timespec dl = coord__deadline(at - now);
+                pthread_cond_timedwait(&r->cv, &r->mu, &dl);
+            }
+            continue;
+        }
+        if (do_list) r->dirty = false;
+        if (do_join) r->session_event = false;
+        pthread_mutex_unlock(&r->mu);
+
+        pthread_mutex_lock(&r->op_mu);
+        int jrc = 0, lrc = 0;
+        if (do_join && r->member && coord_client_session(r->c) != r->session &&
+            coord_client_state(r->c) == COORD_SESSION_CONNECTED)
+            jrc = register_member(r); /* the old session's entry may linger a moment: retried */
+        if (do_list) lrc = refresh(r);
+        pthread_mutex_unlock(&r->op_mu);
+
+        pthread_mutex_lock(&r->mu);
+        now = coord__now_ms();
+        if (jrc) {
+            r->session_event = true;
+            join_fail++;
+            join_at = now + (join_fail < 6 ? 50L << join_fail : 2000);
+        } else if (do_join) {
+            join_fail = 0;
+        }
+        if (lrc) {
+            r->dirty = true;
+            list_fail++;
+            list_at = now + (list_fail < 6 ? 25L << list_fail : 1000);
+        } else if (do_list) {
+            list_fail = 0;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---------- public API ---------- */
+
+int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
+                   const coord_ring_options *opts) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    if (opts) {
+        if (opts->version == 0 || opts->version > COORD_RING_OPTIONS_VERSION)
+            return coord_seterr(COORD_EINVAL, "unsupported coord_ring_options version %u",
+                                opts->version);
+        o = *opts;
+    }
+    /* Checks placement and vnodes before any traffic. */
+    coord_hashring *probe = NULL;
+    int rc = coord_hashring_build(&probe, NULL, NULL, 0, &o);
+    if (rc) return rc;
+    coord_hashring_free(probe);
+    coord_ring *r = calloc(1, sizeof *r);
+    if (!r) return coord_seterr(COORD_ENOMEM, "out of memory");
+    rc = coord__path(&r->dir, c, "group", group);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    r->c = c;
+    r->opts = o;
+    pthread_mutex_init(&r->snap_mu, NULL);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->op_mu, NULL);
+    coord__cond_init(&r->cv);
+    r->listener.fn = on_session;
+    r->listener.payload = r;
+    coord__client_listen(c, &r->listener);
+    coord_conn *k = coord__client_conn(c);
+    /* Watch first, then list: a change after the listing is always reported. */
+    rc = k->backend->watch(k, r->dir, COORD_WATCH_CHILDREN, 0, on_event, r, &r->w);
+    if (!rc) {
+        pthread_mutex_lock(&r->op_mu);
+        rc = refresh(r);
+        pthread_mutex_unlock(&r->op_mu);
+    }
+    if (!rc && pthread_create(&r->thread, NULL, worker, r) != 0)
+        rc = coord_seterr(COORD_ENOMEM, "cannot start the ring thread");
+    if (rc) {
+        coord_ring_free(r);
+        return rc;
+    }
+    r->started = true;
+    *out = r;
+    return 0;
+}
+
+int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size_t len,
+                    unsigned weight) {
+    if (!r) return coord_seterr(COORD_EINVAL, "ring is NULL");
+    int rc = coord_name_check(member_id);
+    if (rc) return rc;
+    if (!data && len) return coord_seterr(COORD_EINVAL, "data is NULL with length %zu", len);
+    if (weight > COORD_RING_MAX_WEIGHT)
+        return coord_seterr(COORD_EINVAL, "weight %u is above %u", weight, COORD_RING_MAX_WEIGHT);
+    pthread_mutex_lock(&r->op_mu);
+    if (r->member) {
+        rc = coord_seterr(COORD_EINVAL, "this ring handle already joined as %s", r->member);
+        goto out;
+    }
+    if (asprintf(&r->member_path, "%s/%s", r->dir, member_id) < 0) {
+        r->member_path = NULL;
+        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!(r->member = strdup(member_id)) ||
+        coord__member_encode(data, len, weight, &r->value, &r->vlen)) {
+        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = register_member(r);
+    if (rc) goto fail;
+    refresh(r); /* our own ring shows us at once; the watch would tell the worker anyway */
+    goto out;
+fail:
+    free(r->member);
+    free(r->member_path);
+    free(r->value);
+    r->member = r->member_path = NULL;
+    r->value = NULL;
+out:
+    pthread_mutex_unlock(&r->op_mu);
+    return rc;
+}
+
+int coord_ring_leave(coord_ring *r) {
+    if (!r) return coord_seterr(COORD_EINVAL, "ring is NULL");
+    pthread_mutex_lock(&r->op_mu);
+    int rc = 0;
+    if (!r->member) {
+        rc = coord_seterr(COORD_EINVAL, "this ring handle has not joined");
+    } else {
+        coord_conn *k = coord__client_conn(r->c);
+        rc = k->backend->del(k, r->member_path, COORD_VERSION_ANY, coord__client_timeout(r->c));
+        if (rc == COORD_ENOTFOUND) rc = 0; /* gone with an earlier session */
+        if (rc == 0) {
+            free(r->member);
+            free(r->member_path);
+            free(r->value);
+            r->member = r->member_path = NULL;
+            r->value = NULL;
+            refresh(r);
+        }
+    }
+    pthread_mutex_unlock(&r->op_mu);
+    return rc;
+}
+
+int coord_ring_lookup(coord_ring *r, const void *key, size_t keylen, char *member, size_t cap) {
+    if (!r || (!key && keylen) || !member) return coord_seterr(COORD_EINVAL, "NULL argument");
+    snap *s = snap_get(r);
+    const char *id = coord_hashring_lookup(s->h, key, keylen);
+    int rc = 0;
+    if (!id)
+        rc = coord_seterr(COORD_ENOTFOUND, "ring %s has no members", r->dir);
+    else if (strlen(id) >= cap)
+        rc = coord_seterr(COORD_EINVAL, "member id needs %zu bytes, buffer has %zu", strlen(id) + 1,
+                          cap);
+    else
+        memcpy(member, id, strlen(id) + 1);
+    snap_unref(s);
+    return rc;
+}
+
+int coord_ring_lookup_n(coord_ring *r, const void *key, size_t keylen, size_t n, char **members,
+                        size_t *count) {
+    if (count) *count = 0;
+    if (!r || (!key && keylen) || (!members && n) || !count)
+        return coord_seterr(COORD_EINVAL, "NULL argument");
+    snap *s = snap_get(r);
+    const char **ids = n ? malloc(n * sizeof *ids) : NULL;
+    int rc = 0;
+    if (n && !ids) {
+        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+    } else if (!s->n) {
+        rc = coord_seterr(COORD_ENOTFOUND, "ring %s has no members", r->dir);
+    } else {
+        size_t got = coord_hashring_lookup_n(s->h, key, keylen, n, ids);
+        for (size_t i = 0; i < got && !rc; i++)
+            if (!(members[i] = strdup(ids[i]))) {
+                while (i--) {
+                    free(members[i]);
+                    members[i] = NULL;
+                }
+                rc = coord_seterr(COORD_ENOMEM, "out of memory");
+            }
+        if (!rc) *count = got;
+    }
+    free(ids);
+    snap_unref(s);
+    return rc;
+}
+
+int coord_ring_members(coord_ring *r, char ***ids, size_t *count) {
+    if (ids) *ids = NULL;
+    if (count) *count = 0;
+    if (!r || !ids || !count) return coord_seterr(COORD_EINVAL, "NULL argument");
+    snap *s = snap_get(r);
+    int rc = 0;
+    char **v = calloc(s->n + 1, sizeof *v);
+    for (size_t i = 0; v && i < s->n; i++)
+        if (!(v[i] = strdup(s->ids[i]))) {
+            coord_ring_strings_free(v, i);
+            v = NULL;
+        }
+    if (!v)
+        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+    else
+        *ids = v, *count = s->n;
+    snap_unref(s);
+    return rc;
+}
+
+void coord_ring_strings_free(char **v, size_t n) {
+    if (!v) return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+uint64_t coord_ring_epoch(const coord_ring *r) {
+    if (!r) return 0;
+    snap *s = snap_get((coord_ring *)r);
+    uint64_t e = s->epoch;
+    snap_unref(s);
+    return e;
+}
+
+void coord_ring_free(coord_ring *r) {
+    if (!r) return;
+    coord_conn *k = coord__client_conn(r->c);
+    coord__client_unlisten(r->c, &r->listener);
+    if (r->w) k->backend->unwatch(k, r->w);
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = true;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+    if (r->member) coord_ring_leave(r);
+    free(r->member);
+    free(r->member_path);
+    free(r->value);
+    snap_unref(r->cur);
+    pthread_mutex_destroy(&r->snap_mu);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->op_mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->dir);
+    free(r);
+}

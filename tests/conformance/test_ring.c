@@ -1,0 +1,467 @@
+/* Ring membership conformance: one body per behaviour, run against ZooKeeper and etcd. */
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testing.h"
+
+/* Records on_change callbacks so a test can wait for a state without sleeping. */
+typedef struct watcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t epoch;
+    int changes;
+    char joined[64][64], left[64][64];
+    int njoined, nleft;
+} watcher;
+
+static void watcher_init(watcher *w) {
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    coord__cond_init(&w->cv);
+}
+
+static void watcher_destroy(watcher *w) {
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+static void on_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)r;
+    watcher *w = payload;
+    pthread_mutex_lock(&w->mu);
+    w->epoch = ch->epoch;
+    w->changes++;
+    for (size_t i = 0; i < ch->njoined && w->njoined < 64; i++)
+        snprintf(w->joined[w->njoined++], 64, "%s", ch->joined[i]);
+    for (size_t i = 0; i < ch->nleft && w->nleft < 64; i++)
+        snprintf(w->left[w->nleft++], 64, "%s", ch->left[i]);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static coord_ring *ring_open(coord_client *c, const char *group, watcher *w) {
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    if (w) {
+        o.on_change = on_change;
+        o.payload = w;
+    }
+    coord_ring *r = NULL;
+    int rc = coord_ring_new(&r, c, group, &o);
+    if (rc) fail_msg("coord_ring_new: %s: %s", coord_err_name(rc), coord_last_error());
+    return r;
+}
+
+static bool has_member(coord_ring *r, const char *id) {
+    char **ids;
+    size_t n;
+    assert_int_equal(coord_ring_members(r, &ids, &n), 0);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || strcmp(ids[i], id) == 0;
+    coord_ring_strings_free(ids, n);
+    return found;
+}
+
+static size_t member_count(coord_ring *r) {
+    char **ids;
+    size_t n;
+    assert_int_equal(coord_ring_members(r, &ids, &n), 0);
+    coord_ring_strings_free(ids, n);
+    return n;
+}
+
+/* Wait (bounded, woken by the ring's callback) until `id` is (or is not) a member of `r`. */
+static int64_t await_member(coord_ring *r, watcher *w, const char *id, bool present,
+                            int timeout_ms) {
+    int64_t t0 = coord__now_ms(), end = t0 + timeout_ms;
+    pthread_mutex_lock(&w->mu);
+    while (has_member(r, id) != present) {
+        if (coord__now_ms() >= end) {
+            pthread_mutex_unlock(&w->mu);
+            fail_msg("%s did not %s within %d ms", id, present ? "appear" : "disappear",
+                     timeout_ms);
+        }
+        struct timespec dl = coord__deadline(50);
+        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return coord__now_ms() - t0;
+}
+
+static coord_client *open_uri(const char *uri, const char *extra) {
+    char u[1024];
+    snprintf(u, sizeof u, "%s%s%s", uri, extra ? (strchr(uri, '?') ? "&" : "?") : "",
+             extra ? extra : "");
+    coord_client *c;
+    int rc = coord_client_open(&c, u, NULL);
+    if (rc) fail_msg("open %s: %s", u, coord_last_error());
+    return c;
+}
+
+/* Three members and an observer agree on the epoch and on 10,000 keys. */
+static void converge(void **state) {
+    char *uri;
+    coord_client *obs = coord_test_open(state, NULL, NULL, &uri);
+    watcher wo;
+    watcher_init(&wo);
+    coord_ring *ro = ring_open(obs, "g", &wo);
+    assert_int_equal(member_count(ro), 0);
+    assert_int_equal(coord_ring_epoch(ro), 0);
+    coord_client *mc[3];
+    coord_ring *mr[3];
+    watcher mw[3];
+    for (int i = 0; i < 3; i++) {
+        char id[16], data[16];
+        snprintf(id, sizeof id, "m%d", i);
+        snprintf(data, sizeof data, "host-%d", i);
+        mc[i] = open_uri(uri, NULL);
+        watcher_init(&mw[i]);
+        mr[i] = ring_open(mc[i], "g", &mw[i]);
+        assert_int_equal(coord_ring_join(mr[i], id, data, strlen(data), 1), 0);
+        assert_true(has_member(mr[i], id)); /* a joiner sees itself at once */
+    }
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        await_member(ro, &wo, id, true, 5000);
+        for (int j = 0; j < 3; j++)
+            await_member(mr[j], &mw[j], id, true, 5000);
+    }
+    uint64_t e = coord_ring_epoch(ro);
+    assert_true(e != 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(coord_ring_epoch(mr[i]) == e);
+    /* the observer's callback told it who joined */
+    pthread_mutex_lock(&wo.mu);
+    assert_int_equal(wo.njoined, 3);
+    assert_true(wo.epoch == e);
+    pthread_mutex_unlock(&wo.mu);
+    size_t per[3] = {0};
+    for (int k = 0; k < 10000; k++) {
+        char key[32], a[256], b[256];
+        snprintf(key, sizeof key, "key-%d", k);
+        assert_int_equal(coord_ring_lookup(ro, key, strlen(key), a, sizeof a), 0);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(coord_ring_lookup(mr[i], key, strlen(key), b, sizeof b), 0);
+            assert_string_equal(a, b);
+        }
+        per[a[1] - '0']++;
+    }
+    for (int i = 0; i < 3; i++)
+        assert_true(per[i] > 2000); /* each of three members owns a fair share */
+    /* replica sets: distinct, the first is the owner */
+    char *reps[4];
+    size_t nrep;
+    char owner[64];
+    assert_int_equal(coord_ring_lookup_n(ro, "k", 1, 4, reps, &nrep), 0);
+    assert_int_equal(nrep, 3);
+    assert_int_equal(coord_ring_lookup(ro, "k", 1, owner, sizeof owner), 0);
+    assert_string_equal(reps[0], owner);
+    assert_string_not_equal(reps[0], reps[1]);
+    assert_string_not_equal(reps[1], reps[2]);
+    assert_string_not_equal(reps[0], reps[2]);
+    for (size_t i = 0; i < nrep; i++)
+        free(reps[i]);
+    char small[2];
+    assert_int_equal(coord_ring_lookup(ro, "k", 1, small, sizeof small), COORD_EINVAL);
+
+    /* a ring started after the members sees them at once */
+    coord_ring *late = ring_open(obs, "g", NULL);
+    assert_int_equal(member_count(late), 3);
+    assert_true(coord_ring_epoch(late) == e);
+    coord_ring_free(late);
+
+    /* a member that leaves disappears at once; keys move only away from it */
+    char before[1000][8];
+    for (int k = 0; k < 1000; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "key-%d", k);
+        assert_int_equal(coord_ring_lookup(ro, key, strlen(key), before[k], 8), 0);
+    }
+    int64_t t0 = coord__now_ms();
+    assert_int_equal(coord_ring_leave(mr[1]), 0);
+    assert_false(has_member(mr[1], "m1"));
+    int64_t took = await_member(ro, &wo, "m1", false, 5000);
+    print_message("    leave seen by the observer after %lld ms\n",
+                  (long long)(coord__now_ms() - t0));
+    assert_true(took < 2000);
+    for (int k = 0; k < 1000; k++) {
+        char key[32], now[8];
+        snprintf(key, sizeof key, "key-%d", k);
+        assert_int_equal(coord_ring_lookup(ro, key, strlen(key), now, sizeof now), 0);
+        if (strcmp(before[k], "m1") != 0) assert_string_equal(now, before[k]);
+        assert_string_not_equal(now, "m1");
+    }
+    pthread_mutex_lock(&wo.mu);
+    assert_true(wo.nleft == 1 && strcmp(wo.left[0], "m1") == 0);
+    pthread_mutex_unlock(&wo.mu);
+    assert_true(coord_ring_epoch(ro) != e);
+    assert_int_equal(coord_ring_leave(mr[1]), COORD_EINVAL); /* not joined any more */
+
+    for (int i = 0; i < 3; i++) {
+        coord_ring_free(mr[i]); /* leaves if joined */
+        coord_client_close(mc[i]);
+        watcher_destroy(&mw[i]);
+    }
+    await_member(ro, &wo, "m0", false, 5000);
+    await_member(ro, &wo, "m2", false, 5000);
+    assert_int_equal(coord_ring_epoch(ro), 0);
+    char out[8];
+    assert_int_equal(coord_ring_lookup(ro, "k", 1, out, sizeof out), COORD_ENOTFOUND);
+    coord_ring_free(ro);
+    watcher_destroy(&wo);
+    coord_client_close(obs);
+    free(uri);
+}
+
+/* A live id is refused; weights shift ownership; the data is stored as the value. */
+static void duplicate_and_weight(void **state) {
+    char *uri;
+    coord_client *a = coord_test_open(state, NULL, NULL, &uri);
+    coord_client *b = open_uri(uri, NULL);
+    coord_ring *ra = ring_open(a, "d", NULL), *rb = ring_open(b, "d", NULL);
+    assert_int_equal(coord_ring_join(ra, "same", "x", 1, 1), 0);
+    assert_int_equal(coord_ring_join(rb, "same", "y", 1, 1), COORD_EEXISTS);
+    assert_int_equal(coord_ring_join(ra, "other", NULL, 0, 1), COORD_EINVAL); /* joined once */
+    /* the stored value is the data, readable by any client of the server */
+    coord_conn *k = coord__client_conn(a);
+    char path[512];
+    snprintf(path, sizeof path, "%s/group/d/same", coord_client_prefix(a));
+    coord_kv kv = {0};
+    assert_int_equal(k->backend->get(k, path, &kv, 5000), 0);
+    assert_int_equal(kv.len, 1);
+    assert_memory_equal(kv.value, "x", 1);
+    coord_kv_clear(&kv);
+    /* a weight-3 member owns about three times the keys */
+    assert_int_equal(coord_ring_join(rb, "heavy", "h", 1, 3), 0);
+    watcher w;
+    watcher_init(&w);
+    coord_ring *obs = ring_open(a, "d", &w);
+    assert_int_equal(member_count(obs), 2);
+    int heavy = 0;
+    for (int i = 0; i < 8000; i++) {
+        char key[32], m[64];
+        snprintf(key, sizeof key, "w%d", i);
+        assert_int_equal(coord_ring_lookup(obs, key, strlen(key), m, sizeof m), 0);
+        heavy += strcmp(m, "heavy") == 0;
+    }
+    print_message("    weight 3 vs 1: %d of 8000 keys\n", heavy);
+    assert_true(heavy > 5200 && heavy < 6800);
+    coord_ring_free(obs);
+    watcher_destroy(&w);
+    coord_ring_free(ra);
+    coord_ring_free(rb);
+    coord_client_close(a);
+    coord_client_close(b);
+    free(uri);
+}
+
+/* A member whose process dies goes after its session TTL. */
+static void process_death(void **state) {
+    /* Fork before this process has any client: the child starts its own from scratch. */
+    char *uri = coord_test_uri(state, 0, NULL);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        char u[1024];
+        snprintf(u, sizeof u, "%s%ssession_ttl_ms=2000", uri, strchr(uri, '?') ? "&" : "?");
+        coord_client *c;
+        coord_ring *cr;
+        if (coord_client_open(&c, u, NULL) || coord_ring_new(&cr, c, "pd", NULL) ||
+            coord_ring_join(cr, "doomed", NULL, 0, 1))
+            _exit(1);
+        if (write(ready[1], "j", 1) != 1) _exit(1);
+        pause(); /* until killed */
+        _exit(0);
+    }
+    close(ready[1]);
+    char ch;
+    ssize_t got = read(ready[0], &ch, 1);
+    close(ready[0]);
+    if (got != 1) {
+        kill(p, SIGKILL);
+        waitpid(p, NULL, 0);
+        fail_msg("the member process could not join");
+    }
+    coord_client *obs = open_uri(uri, NULL);
+    watcher w;
+    watcher_init(&w);
+    coord_ring *r = ring_open(obs, "pd", &w);
+    assert_true(has_member(r, "doomed")); /* a ring started after a member sees it at once */
+    int64_t t0 = coord__now_ms();
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
+    await_member(r, &w, "doomed", false, 15000);
+    print_message("    a killed member left the ring after %lld ms (TTL 2000)\n",
+                  (long long)(coord__now_ms() - t0));
+    coord_ring_free(r);
+    watcher_destroy(&w);
+    coord_client_close(obs);
+    free(uri);
+}
+
+/* A member whose session expires comes back by itself with the new session. */
+static void session_loss_rejoins(void **state) {
+    char *uri;
+    coord_test_states rec;
+    coord_client *m = coord_test_open(state, "session_ttl_ms=2000", &rec, &uri);
+    coord_client *obs = open_uri(uri, NULL);
+    watcher w;
+    watcher_init(&w);
+    coord_ring *ro = ring_open(obs, "sl", &w);
+    coord_ring *rm = ring_open(m, "sl", NULL);
+    assert_int_equal(coord_ring_join(rm, "phoenix", "p", 1, 1), 0);
+    await_member(ro, &w, "phoenix", true, 5000);
+    uint64_t s0 = coord_client_session(m);
+    coord_conn *k = coord__client_conn(m);
+    assert_int_equal(k->backend->expire(k), 0);
+    int lost = coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 15000);
+    assert_true(lost >= 0);
+    /* gone with the session, then registered again under the new one */
+    await_member(ro, &w, "phoenix", false, 15000);
+    await_member(ro, &w, "phoenix", true, 15000);
+    assert_true(coord_client_session(m) != s0);
+    pthread_mutex_lock(&w.mu);
+    int left = 0, joined = 0;
+    for (int i = 0; i < w.nleft; i++)
+        left += strcmp(w.left[i], "phoenix") == 0;
+    for (int i = 0; i < w.njoined; i++)
+        joined += strcmp(w.joined[i], "phoenix") == 0;
+    pthread_mutex_unlock(&w.mu);
+    assert_true(left >= 1 && joined >= 2);
+    coord_ring_free(rm);
+    await_member(ro, &w, "phoenix", false, 5000);
+    coord_ring_free(ro);
+    watcher_destroy(&w);
+    coord_client_close(obs);
+    coord_client_close(m);
+    free(uri);
+}
+
+/* Lookups from 4 threads while members join and leave: only ids that were ever members. */
+typedef struct churn {
+    coord_ring *r;
+    _Atomic bool stop;
+    _Atomic long lookups, bad;
+} churn;
+
+static void *looker(void *arg) {
+    churn *c = arg;
+    char key[32], m[64];
+    for (long i = 0; !atomic_load(&c->stop); i++) {
+        snprintf(key, sizeof key, "c%ld", i);
+        int rc = coord_ring_lookup(c->r, key, strlen(key), m, sizeof m);
+        if (rc == 0 && strncmp(m, "churn-", 6) != 0) atomic_fetch_add(&c->bad, 1);
+        if (rc != 0 && rc != COORD_ENOTFOUND) atomic_fetch_add(&c->bad, 1);
+        atomic_fetch_add(&c->lookups, 1);
+        sched_yield(); /* leave the client's threads their share of a small machine */
+    }
+    return NULL;
+}
+
+static void lookups_during_churn(void **state) {
+    char *uri;
+    coord_client *c = coord_test_open(state, NULL, NULL, &uri);
+    watcher w;
+    watcher_init(&w);
+    churn ch = {.r = ring_open(c, "churn", &w)};
+    coord_ring *m[4];
+    for (int i = 0; i < 4; i++) /* before the threads: a failed assert must not leave them */
+        m[i] = ring_open(c, "churn", NULL);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, looker, &ch);
+    int rc = 0;
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 4; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "churn-%d", i);
+            if (!rc)
+                rc = round % 2 == 0 ? coord_ring_join(m[i], id, NULL, 0, 1 + (unsigned)i)
+                                    : coord_ring_leave(m[i]);
+        }
+    for (int i = 0; i < 4; i++)
+        coord_ring_free(m[i]);
+    atomic_store(&ch.stop, true);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    if (rc) fail_msg("churn: %s: %s", coord_err_name(rc), coord_last_error());
+    await_member(ch.r, &w, "churn-0", false, 5000);
+    pthread_mutex_lock(&w.mu);
+    int changes = w.changes;
+    pthread_mutex_unlock(&w.mu);
+    print_message("    %ld lookups during churn, %d changes seen\n", atomic_load(&ch.lookups),
+                  changes);
+    assert_int_equal(atomic_load(&ch.bad), 0);
+    assert_true(atomic_load(&ch.lookups) > 0);
+    assert_true(changes >= 2);
+    coord_ring_free(ch.r);
+    watcher_destroy(&w);
+    coord_client_close(c);
+    free(uri);
+}
+
+static void bad_arguments(void **state) {
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
+    char long_name[257];
+    memset(long_name, 'x', 256);
+    long_name[256] = 0;
+    const char *bad[] = {"", "a/b", "..", ".", long_name, "a\x01"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        coord_ring *r = (coord_ring *)1;
+        assert_int_equal(coord_ring_new(&r, c, bad[i], NULL), COORD_EINVAL);
+        assert_null(r);
+    }
+    coord_ring *r;
+    assert_int_equal(coord_ring_new(&r, c, NULL, NULL), COORD_EINVAL);
+    assert_int_equal(coord_ring_new(&r, NULL, "g", NULL), COORD_EINVAL);
+    assert_int_equal(coord_ring_new(NULL, c, "g", NULL), COORD_EINVAL);
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    o.placement = 42;
+    assert_int_equal(coord_ring_new(&r, c, "g", &o), COORD_EINVAL);
+    o = (coord_ring_options)COORD_RING_OPTIONS_INIT;
+    o.version = 99;
+    assert_int_equal(coord_ring_new(&r, c, "g", &o), COORD_EINVAL);
+    r = ring_open(c, "g", NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(coord_ring_join(r, bad[i], NULL, 0, 1), COORD_EINVAL);
+    assert_int_equal(coord_ring_join(r, "ok", NULL, 5, 1), COORD_EINVAL);
+    assert_int_equal(coord_ring_join(r, "ok", NULL, 0, COORD_RING_MAX_WEIGHT + 1), COORD_EINVAL);
+    assert_int_equal(coord_ring_join(NULL, "ok", NULL, 0, 1), COORD_EINVAL);
+    assert_int_equal(coord_ring_leave(r), COORD_EINVAL);
+    char m[8];
+    size_t n;
+    char **ids;
+    assert_int_equal(coord_ring_lookup(r, NULL, 3, m, sizeof m), COORD_EINVAL);
+    assert_int_equal(coord_ring_lookup(r, "k", 1, NULL, 0), COORD_EINVAL);
+    assert_int_equal(coord_ring_lookup(r, "k", 1, m, sizeof m), COORD_ENOTFOUND);
+    assert_int_equal(coord_ring_lookup_n(r, "k", 1, 2, NULL, &n), COORD_EINVAL);
+    assert_int_equal(coord_ring_members(r, NULL, &n), COORD_EINVAL);
+    assert_int_equal(coord_ring_members(NULL, &ids, &n), COORD_EINVAL);
+    assert_int_equal(coord_ring_epoch(NULL), 0);
+    coord_ring_free(r);
+    coord_ring_free(NULL);
+    coord_client_close(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        COORD_CONFORMANCE(converge),
+        COORD_CONFORMANCE(duplicate_and_weight),
+        COORD_CONFORMANCE(process_death),
+        COORD_CONFORMANCE(session_loss_rejoins),
+        COORD_CONFORMANCE(lookups_during_churn),
+        COORD_CONFORMANCE(bad_arguments),
+    };
+    const char *filter = getenv("COORD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
