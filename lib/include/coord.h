@@ -398,6 +398,92 @@ COORD_EXTERN size_t coord_hashring_lookup_n(const coord_hashring *h, const void 
 /** Free the ring. Every string it returned becomes invalid. NULL-safe. */
 COORD_EXTERN void coord_hashring_free(coord_hashring *h);
 
+/* Membership. A ring handle watches the group "<prefix>/group/<group>" (no polling) and keeps a
+ * hash ring of its live members; it may also register one member of its own. */
+
+/** Largest weight a member may join with. */
+#define COORD_RING_MAX_WEIGHT 65535u
+
+/**
+ * Watch `group` (a name, see coord_name_check) and build its ring from the members present now,
+ * so the ring is complete when this returns. `opts` may be NULL (defaults). The handle belongs
+ * to the caller (coord_ring_free) and must be freed before its client.
+ *
+ * `opts->on_change` runs after every change of the member set, on the ring's own thread, or on
+ * the caller's thread inside coord_ring_join / coord_ring_leave (which show the caller its own
+ * change at once). It must not block and must not call coord_ring_join, coord_ring_leave or
+ * coord_ring_free on the same ring; lookups are fine.
+ *
+ * Errors: COORD_EINVAL (NULL argument, bad group name, bad options), COORD_ENOMEM, and the
+ * backend's errors for the first listing (COORD_EUNAVAILABLE, COORD_ETIMEDOUT, COORD_EAUTH...).
+ */
+COORD_EXTERN int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
+                                const coord_ring_options *opts);
+
+/**
+ * Register `member_id` in the group with `data` (`len` bytes, may be NULL when 0) as the value
+ * of "<prefix>/group/<group>/<member_id>", ephemeral (ZooKeeper) or on the client's lease
+ * (etcd): it goes when the process dies or its session expires. When the client replaces an
+ * expired session, the member is registered again by itself.
+ *
+ * `weight` (0 to COORD_RING_MAX_WEIGHT) scales the member's share of keys; 0 keeps it listed but
+ * owning nothing (e.g. while it drains). With weight 1 the stored value is exactly `data`, so
+ * kazoo's Party, tooz or etcdctl read it as is; other weights are stored as "\xff" "coord-weight=
+ * <w>\n" followed by `data`.
+ *
+ * One membership per handle. Errors: COORD_EINVAL (bad id, weight, or this handle has joined
+ * already), COORD_EEXISTS (the id is held by another live session), COORD_ENOMEM, backend errors.
+ * Thread-safe.
+ */
+COORD_EXTERN int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size_t len,
+                                 unsigned weight);
+
+/**
+ * Remove this handle's member from the group at once (observers see it go without waiting for a
+ * session timeout). COORD_EINVAL when the handle has not joined; on a backend error the
+ * membership is kept (it still goes with the session) and leave may be called again.
+ */
+COORD_EXTERN int coord_ring_leave(coord_ring *r);
+
+/**
+ * Copy the id of the member owning `key` (`keylen` bytes) into `member` (`cap` bytes, NUL
+ * included). Reads the current ring only: never blocks on the network, safe from any thread
+ * while the ring updates. COORD_ENOTFOUND when no member owns keys, COORD_EINVAL for NULL
+ * arguments or a buffer too small (ids are at most 255 bytes: 256 always suffices).
+ */
+COORD_EXTERN int coord_ring_lookup(coord_ring *r, const void *key, size_t keylen, char *member,
+                                   size_t cap);
+
+/**
+ * Up to `n` distinct members for `key`, clockwise from its owner (replica sets): fills
+ * `members[0..*count)` (an array of at least `n` pointers the caller provides) with copies the
+ * caller frees with free(). Same reading rules and errors as coord_ring_lookup.
+ */
+COORD_EXTERN int coord_ring_lookup_n(coord_ring *r, const void *key, size_t keylen, size_t n,
+                                     char **members, size_t *count);
+
+/**
+ * The current member ids, sorted: `*ids` is a new array of `*count` strings; free it with
+ * coord_ring_strings_free(*ids, *count). COORD_EINVAL for NULL arguments, COORD_ENOMEM.
+ */
+COORD_EXTERN int coord_ring_members(coord_ring *r, char ***ids, size_t *count);
+
+/** Free `n` strings of `v` and the array `v` itself (from coord_ring_members). NULL-safe. */
+COORD_EXTERN void coord_ring_strings_free(char **v, size_t n);
+
+/**
+ * The epoch of the current member set: a 64-bit digest of its (id, weight) pairs, 0 for an empty
+ * set (and for NULL). It changes exactly when the member set changes, and two rings of the same
+ * group that show the same epoch map every key to the same member, whichever client or backend
+ * they run on. (A revision or a child version would differ between clients that saw the same set
+ * at different times.) A set that comes back, e.g. after a leave and a join of the same id, has
+ * its old epoch again.
+ */
+COORD_EXTERN uint64_t coord_ring_epoch(const coord_ring *r);
+
+/** Leave (when joined), stop watching and free the handle. NULL-safe. */
+COORD_EXTERN void coord_ring_free(coord_ring *r);
+
 #ifdef __cplusplus
 }
 #endif
