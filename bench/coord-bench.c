@@ -78,6 +78,7 @@
 #endif
 
 #include "internal.h" /* coord__lock_wakeups; coord/sys/backend.h: coord_uri_parse */
+#include "ring_converge.h"
 
 #define DEFAULT_THREADS 8
 #define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
@@ -1802,8 +1803,43 @@ static int ring_placements(const bench_opts *o) {
     return d->misplaced ? 1 : 0;
 }
 
+#define RING_CONVERGE_SAMPLES 50
+#define RING_TARGET_CONVERGE_P99_MS 100.0
+
+/* With --uri: membership convergence on the servers, join (and leave) to every observer. */
+static int ring_convergence(const bench_opts *o) {
+    char group[64];
+    snprintf(group, sizeof group, "bench-%ld", (long)getpid());
+    ring_converge r;
+    if (ring_converge_run(o->uri, group, RING_CONVERGE_SAMPLES, &r)) return 1;
+    bool met_p99 = r.join_p99_ms <= RING_TARGET_CONVERGE_P99_MS;
+    if (o->json) {
+        printf("{\"mode\":\"ring-convergence\",\"uri\":");
+        json_str(o->uri);
+        printf(",\"samples\":%d,\"observers\":%d,\"join_p50_ms\":%.3f,\"join_p99_ms\":%.3f,"
+               "\"leave_p50_ms\":%.3f,\"leave_p99_ms\":%.3f,\"join_call_p50_ms\":%.3f,"
+               "\"target_p99_ms\":%.0f,\"met\":%s}\n",
+               r.samples, r.observers, r.join_p50_ms, r.join_p99_ms, r.leave_p50_ms, r.leave_p99_ms,
+               r.write_p50_ms, RING_TARGET_CONVERGE_P99_MS, met_p99 ? "true" : "false");
+        return 0;
+    }
+    printf("\nmembership convergence on %s: %d joins and leaves of one member, %d observer "
+           "clients\n",
+           o->uri, r.samples, r.observers);
+    printf("  join  -> every observer updated  p50 %7.3f ms  p99 %7.3f ms  (p99 <= %.0f)  %s\n",
+           r.join_p50_ms, r.join_p99_ms, RING_TARGET_CONVERGE_P99_MS, met(met_p99));
+    printf("  leave -> every observer updated  p50 %7.3f ms  p99 %7.3f ms\n", r.leave_p50_ms,
+           r.leave_p99_ms);
+    printf("  bound: the join call itself (one write and one listing) p50 %.3f ms; an observer\n"
+           "  needs the server's notification and one listing after it\n",
+           r.write_p50_ms);
+    return 0;
+}
+
 static int mode_ring(const bench_opts *o) {
-    return ring_placements(o);
+    int rc = ring_placements(o);
+    if (o->uri && ring_convergence(o)) rc = 1;
+    return rc;
 }
 
 /* ---------- command line ---------- */
@@ -1822,7 +1858,9 @@ static const mode modes[] = {
     {"counter", mode_counter, false,
      "uncontended add vs the raw conditional write; 8 writers on 1 key vs on 8 shards"},
     {"ring", mode_ring, false,
-     "hash ring placements, no server: lookup ns, build time, memory, churn, balance", true},
+     "hash ring placements (no server): lookup ns, build time, memory, churn, balance; "
+     "with --uri also membership convergence",
+     true},
 };
 
 static void usage(FILE *f) {
@@ -1834,7 +1872,8 @@ static void usage(FILE *f) {
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
-               "ring: needs no server (--uri and --seconds are not used)\n"
+               "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
+               "  convergence is measured too (--seconds is not used)\n"
                "modes:\n");
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
         fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);

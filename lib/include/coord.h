@@ -427,7 +427,8 @@ COORD_EXTERN int coord_ring_new(coord_ring **out, coord_client *c, const char *g
  * expired session, the member is registered again by itself.
  *
  * `weight` (0 to COORD_RING_MAX_WEIGHT) scales the member's share of keys; 0 keeps it listed but
- * owning nothing (e.g. while it drains). With weight 1 the stored value is exactly `data`, so
+ * owning nothing (e.g. while it drains) in the default and KETAMA placements, while LIBMEMCACHED,
+ * like libmemcached, counts 0 as 1. With weight 1 the stored value is exactly `data`, so
  * kazoo's Party, tooz or etcdctl read it as is; other weights are stored as "\xff" "coord-weight=
  * <w>\n" followed by `data`.
  *
