@@ -1187,7 +1187,8 @@ out:
 /* ---------- counter mode ---------- */
 
 typedef struct counter_run {
-    coord_client *c; /* shared by every thread */
+    coord_client *c;     /* shared by every thread, unless `own_uri` */
+    const char *own_uri; /* --client-per-thread: each thread opens its own client (session) */
     const char *name;
     unsigned shards;
     pthread_barrier_t ready, go;
@@ -1238,8 +1239,11 @@ static void *counter_worker_main(void *arg) {
     coord_counter_options co = COORD_COUNTER_OPTIONS_INIT;
     co.shards = run->shards;
     coord_counter *k = NULL;
-    int rc = coord_counter_new(&k, run->c, run->name, &co);
-    if (rc) counter_fail(w, rc, "coord_counter_new");
+    coord_client *own = NULL;
+    int rc = run->own_uri ? coord_client_open(&own, run->own_uri, NULL) : 0;
+    if (rc) counter_fail(w, rc, "coord_client_open");
+    if (!rc && (rc = coord_counter_new(&k, own ? own : run->c, run->name, &co)))
+        counter_fail(w, rc, "coord_counter_new");
     /* Warm-up add: the key (and its parents) made, the handle's version cache filled. */
     if (!rc) {
         rc = coord_counter_add(k, 1, NULL);
@@ -1269,17 +1273,19 @@ static void *counter_worker_main(void *arg) {
     }
     w->end_ns = now_ns();
     coord_counter_free(k);
+    coord_client_close(own);
     return NULL;
 }
 
 /* Run one slice of `ms` milliseconds of a counter scenario, adding to `cr`; 0, or -1 after
  * printing why. */
-static int counter_scenario(coord_client *c, counter_result *cr, int64_t ms) {
+static int counter_scenario(coord_client *c, const char *own_uri, counter_result *cr, int64_t ms) {
     result *r = &cr->r;
     int T = r->threads;
     counter_run run;
     memset(&run, 0, sizeof run);
     run.c = c;
+    run.own_uri = own_uri;
     run.name = cr->counter;
     run.shards = cr->shards;
     atomic_init(&run.abort, false);
@@ -1411,6 +1417,7 @@ static int mode_counter(const bench_opts *o) {
         return 1;
     }
     const char *backend = coord_client_backend(c);
+    const char *own_uri = o->client_per_thread ? o->uri : NULL;
     counter_result cs[3] = {
         {.r = {.name = "uncontended", .threads = 1}, .shards = 1},
         {.r = {.name = "contended", .threads = DEFAULT_THREADS}, .shards = 1},
@@ -1423,9 +1430,10 @@ static int mode_counter(const bench_opts *o) {
         if (!cs[i].have_before) failed = 1;
     }
     if (!o->json)
-        printf("coord-bench counter: backend %s, prefix %s, %d s per scenario, client shared "
-               "(one coord_client, one coord_counter handle per thread)\n",
-               backend, coord_client_prefix(c), o->seconds);
+        printf("coord-bench counter: backend %s, prefix %s, %d s per scenario, %s\n", backend,
+               coord_client_prefix(c), o->seconds,
+               own_uri ? "a client per thread (a session per writer, as separate processes)"
+                       : "client shared (one coord_client, one coord_counter handle per thread)");
 
     /* Uncontended and raw run interleaved (raw unc | unc raw | raw unc), as in the lock mode. */
     counter_result raw = {.r = {.name = "raw", .threads = 1}, .shards = 1};
@@ -1439,7 +1447,7 @@ static int mode_counter(const bench_opts *o) {
         bool raw_turn = (k % 2 == 0) == (slice % 2 == 0);
         if (raw_turn) {
             if (raw_ok) raw_ok = raw_slice(o, backend, RAW_COUNTER, ms, &rawr);
-        } else if (counter_scenario(c, &cs[0], ms)) {
+        } else if (counter_scenario(c, own_uri, &cs[0], ms)) {
             failed = 1;
         }
     }
@@ -1449,7 +1457,7 @@ static int mode_counter(const bench_opts *o) {
     raw.r.slices = rawr.r.slices;
     raw.r.lat = rawr.r.lat;
     for (int i = 1; i < 3; i++)
-        if (counter_scenario(c, &cs[i], total_ms)) failed = 1;
+        if (counter_scenario(c, own_uri, &cs[i], total_ms)) failed = 1;
     for (int i = 0; i < 3; i++) {
         cs[i].have_after = counter_read(c, &cs[i], &cs[i].after) == 0;
         counter_verdict(&cs[i]);
@@ -1464,7 +1472,8 @@ static int mode_counter(const bench_opts *o) {
     if (o->json) {
         printf("{\"mode\":\"counter\",\"backend\":");
         json_str(backend);
-        printf(",\"seconds\":%d,\"client\":\"shared\",\"scenarios\":[", o->seconds);
+        printf(",\"seconds\":%d,\"client\":\"%s\",\"scenarios\":[", o->seconds,
+               own_uri ? "per-thread" : "shared");
         for (int i = 0; i < 3; i++) {
             if (i) putchar(',');
             json_counter_result(&cs[i], false);
@@ -1847,7 +1856,7 @@ static int mode_ring(const bench_opts *o) {
 typedef struct mode {
     const char *name;
     int (*run)(const bench_opts *o);
-    bool lock_opts; /* takes --threads, --locks, --client-per-thread, --raw-lease */
+    bool lock_opts; /* takes --threads, --locks, --raw-lease */
     const char *help;
     bool no_server; /* runs without --uri */
 } mode;
@@ -1870,7 +1879,8 @@ static void usage(FILE *f) {
                "  URI defaults to COORD_URI; S defaults to 3 seconds per scenario;\n"
                "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
-               "  --client-per-thread: a client per thread (default: one shared client)\n"
+               "  --client-per-thread: a client per thread (default: one shared client); also for\n"
+               "  counter\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
                "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
                "  convergence is measured too (--seconds is not used)\n"
@@ -1928,10 +1938,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!m->lock_opts && (o.threads || o.locks || o.client_per_thread || o.raw_lease)) {
+    if (!m->lock_opts &&
+        (o.threads || o.locks || o.raw_lease || (o.client_per_thread && m->run != mode_counter))) {
         fprintf(stderr,
-                "coord-bench: --threads, --locks, --client-per-thread and --raw-lease are "
-                "lock options, not %s ones\n",
+                "coord-bench: --threads, --locks and --raw-lease are lock options, and "
+                "--client-per-thread a lock and counter one, not %s ones\n",
                 m->name);
         return 2;
     }
