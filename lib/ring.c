@@ -303,18 +303,13 @@ int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
     *out = NULL;
     if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
-    coord_ring_options o = COORD_RING_OPTIONS_INIT;
-    if (opts) {
-        if (opts->version == 0 || opts->version > COORD_RING_OPTIONS_VERSION)
-            return coord_seterr(COORD_EINVAL, "unsupported coord_ring_options version %u",
-                                opts->version);
-        o = *opts;
-    }
-    /* Checks placement and vnodes before any traffic. */
+    /* The hash ring checks the options (version, placement) before any traffic. */
     coord_hashring *probe = NULL;
-    int rc = coord_hashring_build(&probe, NULL, NULL, 0, &o);
+    int rc = coord_hashring_build(&probe, NULL, NULL, 0, opts);
     if (rc) return rc;
     coord_hashring_free(probe);
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    if (opts) o = *opts;
     coord_ring *r = calloc(1, sizeof *r);
     if (!r) return coord_seterr(COORD_ENOMEM, "out of memory");
     rc = coord__path(&r->dir, c, "group", group);

@@ -650,6 +650,27 @@ static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud) {
     return len;
 }
 
+/* Prepare `*h` (made on first use) to POST `json` to `path` of endpoint `ep` on the watch
+ * thread's multi handle; the caller adds it. Nonzero when out of memory. */
+static int multi_post(etcd *e, CURL **h, struct curl_slist **hdrs, coord_watch *w, int ep,
+                      const char *path, const char *json, curl_write_callback fn, void *ud) {
+    if (!*h && !(*h = curl_easy_init())) return 1;
+    curl_slist_free_all(*hdrs);
+    *hdrs = make_headers(e, NULL);
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", e->endpoints[ep], path);
+    curl_easy_reset(*h);
+    setup_handle(e, *h);
+    curl_easy_setopt(*h, CURLOPT_URL, url);
+    curl_easy_setopt(*h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(*h, CURLOPT_HTTPHEADER, *hdrs);
+    curl_easy_setopt(*h, CURLOPT_WRITEFUNCTION, fn);
+    curl_easy_setopt(*h, CURLOPT_WRITEDATA, ud);
+    curl_easy_setopt(*h, CURLOPT_PRIVATE, w);
+    curl_easy_setopt(*h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
+    return 0;
+}
+
 static int watch_start(etcd *e, coord_watch *w) {
     cJSON *req = cJSON_CreateObject();
     cJSON *cr = cJSON_AddObjectToObject(req, "create_request");
@@ -663,21 +684,9 @@ static int watch_start(etcd *e, coord_watch *w) {
     w->body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!w->body) return COORD_ENOMEM;
-    if (!w->h && !(w->h = curl_easy_init())) return COORD_ENOMEM;
-    curl_slist_free_all(w->hdrs);
-    w->hdrs = make_headers(e, NULL);
-    char url[600];
     w->endpoint = atomic_load(&e->current);
-    snprintf(url, sizeof url, "%s/v3/watch", e->endpoints[w->endpoint]);
-    curl_easy_reset(w->h);
-    setup_handle(e, w->h);
-    curl_easy_setopt(w->h, CURLOPT_URL, url);
-    curl_easy_setopt(w->h, CURLOPT_POSTFIELDS, w->body);
-    curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, w->hdrs);
-    curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, on_watch_data);
-    curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
-    curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
-    curl_easy_setopt(w->h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
+    if (multi_post(e, &w->h, &w->hdrs, w, w->endpoint, "/v3/watch", w->body, on_watch_data, w))
+        return COORD_ENOMEM;
     /* A silent member (paused, partitioned) is noticed by TCP keepalive probes. */
     curl_easy_setopt(w->h, CURLOPT_TCP_KEEPIDLE, 2L);
     curl_easy_setopt(w->h, CURLOPT_TCP_KEEPINTVL, 1L);
@@ -695,22 +704,11 @@ static int check_start(etcd *e, coord_watch *w) {
     free(w->cbody);
     w->cbody = ok ? cJSON_PrintUnformatted(req) : NULL;
     cJSON_Delete(req);
-    if (!w->cbody || (!w->ch && !(w->ch = curl_easy_init()))) return COORD_ENOMEM;
-    curl_slist_free_all(w->chdrs);
-    w->chdrs = make_headers(e, NULL);
     free(w->cresp.body);
     memset(&w->cresp, 0, sizeof w->cresp);
-    char url[600];
-    snprintf(url, sizeof url, "%s/v3/kv/range", e->endpoints[atomic_load(&e->current)]);
-    curl_easy_reset(w->ch);
-    setup_handle(e, w->ch);
-    curl_easy_setopt(w->ch, CURLOPT_URL, url);
-    curl_easy_setopt(w->ch, CURLOPT_POSTFIELDS, w->cbody);
-    curl_easy_setopt(w->ch, CURLOPT_HTTPHEADER, w->chdrs);
-    curl_easy_setopt(w->ch, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(w->ch, CURLOPT_WRITEDATA, &w->cresp);
-    curl_easy_setopt(w->ch, CURLOPT_PRIVATE, w);
-    curl_easy_setopt(w->ch, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
+    if (!w->cbody || multi_post(e, &w->ch, &w->chdrs, w, atomic_load(&e->current), "/v3/kv/range",
+                                w->cbody, on_body, &w->cresp))
+        return COORD_ENOMEM;
     curl_easy_setopt(w->ch, CURLOPT_TIMEOUT_MS, (long)e->cfg->timeout_ms);
     return curl_multi_add_handle(e->multi, w->ch) == CURLM_OK ? 0 : COORD_EBACKEND;
 }

@@ -796,6 +796,43 @@ static void test_list_bad_answers(void **state) {
     }
 }
 
+/* Each answer in `bodies` to `path` makes `op` fail with COORD_EPROTO, quickly. */
+typedef int (*kv_op)(coord_conn *conn);
+static void each_body_eproto(fixture *f, const char *what, const char *path,
+                             const char *const *bodies, size_t n, kv_op op, coord_conn *conn) {
+    for (size_t i = 0; i < n; i++) {
+        print_message("    %s body %zu: \"%s\"\n", what, i, bodies[i]);
+        set_script(&f->s, path, (reply){R_JSON, 200, bodies[i]});
+        int64_t t0 = coord__now_ms();
+        int rc = op(conn);
+        check_err(what, rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
+    }
+}
+
+static int put_any(coord_conn *k) {
+    coord_kv kv = {0};
+    int rc = k->backend->put(k, "/app/x", "v", 1, COORD_VERSION_ANY, 0, &kv, 1000);
+    coord_kv_clear(&kv);
+    return rc;
+}
+
+static int put_absent(coord_conn *k) {
+    coord_kv kv = {0};
+    int rc = k->backend->put(k, "/app/x", "v", 1, COORD_VERSION_ABSENT, 0, &kv, 1000);
+    coord_kv_clear(&kv);
+    return rc;
+}
+
+static int del_any(coord_conn *k) {
+    return k->backend->del(k, "/app/x", COORD_VERSION_ANY, 1000);
+}
+
+static int del_version(coord_conn *k) {
+    return k->backend->del(k, "/app/x", 5, 1000);
+}
+
+#define BODIES(b) b, sizeof b / sizeof *b
+
 static void test_put_del_bad_answers(void **state) {
     fixture *f = *state;
     coord_conn *conn = open_ok(f);
@@ -807,56 +844,24 @@ static void test_put_del_bad_answers(void **state) {
         "{\"succeeded\":true,\"responses\":[{},{\"response_range\":{}}]}",
         "{\"succeeded\":false,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"?\"}]}}]}",
     };
-    for (size_t i = 0; i < sizeof put_bodies / sizeof *put_bodies; i++) {
-        print_message("    put body %zu: \"%s\"\n", i, put_bodies[i]);
-        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, put_bodies[i]});
-        coord_kv kv = {0};
-        int64_t t0 = coord__now_ms();
-        int rc = conn->backend->put(conn, "/app/x", "v", 1, COORD_VERSION_ANY, 0, &kv, 1000);
-        check_err("put", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-        coord_kv_clear(&kv);
-    }
+    each_body_eproto(f, "put", "/v3/kv/txn", BODIES(put_bodies), put_any, conn);
     /* A conditional put takes its version from the answer's header. */
     static const char *const cput_bodies[] = {
         "{\"succeeded\":true}",
         "{\"succeeded\":true,\"header\":{\"revision\":\"x\"}}",
         "{\"succeeded\":true,\"header\":{\"revision\":\"-4\"}}",
     };
-    for (size_t i = 0; i < sizeof cput_bodies / sizeof *cput_bodies; i++) {
-        print_message("    conditional put body %zu: \"%s\"\n", i, cput_bodies[i]);
-        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, cput_bodies[i]});
-        coord_kv kv = {0};
-        int64_t t0 = coord__now_ms();
-        int rc = conn->backend->put(conn, "/app/x", "v", 1, COORD_VERSION_ABSENT, 0, &kv, 1000);
-        check_err("put", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-        coord_kv_clear(&kv);
-    }
+    each_body_eproto(f, "conditional put", "/v3/kv/txn", BODIES(cput_bodies), put_absent, conn);
     /* An unconditional delete is a DeleteRange, a conditional one a Txn. */
-    static const char *const del_bodies[] = {
-        "[]",
-        "{\"deleted\":\"x\"}",
-        "{\"deleted\":[]}",
-    };
-    for (size_t i = 0; i < sizeof del_bodies / sizeof *del_bodies; i++) {
-        print_message("    del body %zu: \"%s\"\n", i, del_bodies[i]);
-        set_script(&f->s, "/v3/kv/deleterange", (reply){R_JSON, 200, del_bodies[i]});
-        int64_t t0 = coord__now_ms();
-        int rc = conn->backend->del(conn, "/app/x", COORD_VERSION_ANY, 1000);
-        check_err("del", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-    }
+    static const char *const del_bodies[] = {"[]", "{\"deleted\":\"x\"}", "{\"deleted\":[]}"};
+    each_body_eproto(f, "del", "/v3/kv/deleterange", BODIES(del_bodies), del_any, conn);
     static const char *const cdel_bodies[] = {
         "[]",
         "{\"succeeded\":true}",
         "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":\"x\"}}]}",
         "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":[]}}]}",
     };
-    for (size_t i = 0; i < sizeof cdel_bodies / sizeof *cdel_bodies; i++) {
-        print_message("    conditional del body %zu: \"%s\"\n", i, cdel_bodies[i]);
-        set_script(&f->s, "/v3/kv/txn", (reply){R_JSON, 200, cdel_bodies[i]});
-        int64_t t0 = coord__now_ms();
-        int rc = conn->backend->del(conn, "/app/x", 5, 1000);
-        check_err("del", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-    }
+    each_body_eproto(f, "conditional del", "/v3/kv/txn", BODIES(cdel_bodies), del_version, conn);
     /* A write is not re-sent after the connection dropped: it may have been applied. */
     set_script(&f->s, "/v3/kv/txn", (reply){R_CLOSE, 0, NULL});
     int txns = count_of(&f->s, &f->s.txns);
