@@ -1,4 +1,4 @@
-# Image for the `example` service of docker-compose.yml: builds coord from this
+# Image of the example services (service1..service3) of docker-compose.yml: builds coord from this
 # repository on Debian 12.  The ZooKeeper/etcd servers run in their own containers,
 # so the server packages are skipped (scripts/deps.sh --no-servers).
 FROM debian:12

@@ -9,6 +9,32 @@ if [ "${1:-}" != "--inner" ]; then
     cmake --build build -j"$(nproc)" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
     exec bash scripts/servers.sh run single -- bash "$0" --inner
 fi
+
+# Checks a run of two `service` instances: the shared report has every (round, job) once, the
+# fencing tokens grow, the jobs-done values in it follow each other, and each instance saw the
+# counter grow by exactly the number of jobs processed by all.
+check_service() { # dir jobs*rounds
+    awk -v want="$2" '
+        FILENAME ~ /report$/ {
+            n++
+            if (seen[$3 " " $4]++) { print "service: " $4 " processed twice in " $3; bad = 1 }
+            split($6, kv, "=")
+            if (n > 1 && $1 + 0 <= tok) { print "service: token " $1 " after " tok; bad = 1 }
+            if (n > 1 && kv[2] != prev + 1) { print "service: jobs-done " kv[2] " after " prev; bad = 1 }
+            tok = $1 + 0; prev = kv[2] + 0
+            next
+        }
+        / processed [0-9]+ jobs in / {
+            sum += $3; runs++
+            if ($NF - $(NF - 2) != want) { print "service: " $0 " (want +" want ")"; bad = 1 }
+        }
+        END {
+            printf "service: %d report lines for %d jobs x rounds, %d processed by %d instances, %s\n",
+                n, want, sum, runs, (bad || n != want || sum != want || runs != 2) ? "MISMATCH" : "ok"
+            exit (bad || n != want || sum != want || runs != 2)
+        }' "$1/report" "$1/out"
+}
+
 for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"; do
     echo "== $uri"
     build/examples/hello --uri "$uri"
@@ -16,4 +42,19 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     build/examples/counter_demo --uri "$uri" --workers 4 --adds 50
     # A short session TTL so the demo's killed worker goes within seconds.
     build/examples/ring_demo --uri "$uri?session_ttl_ms=3000" --workers 4 --keys 10000
+    # Two service instances in parallel: 8 jobs, 3 rounds, one report file behind the lock.
+    tmp=$(mktemp -d)
+    {
+        pids=()
+        for id in svc-a svc-b; do
+            build/examples/service --uri "$uri" --id "$id" --expect 2 --jobs 8 --rounds 3 \
+                --report "$tmp/report" &
+            pids+=($!)
+        done
+        st=0
+        for pid in "${pids[@]}"; do wait "$pid" || st=1; done
+        exit "$st"
+    } 2>&1 | tee "$tmp/out" || { echo "service: an instance failed"; exit 1; }
+    check_service "$tmp" 24
+    rm -rf "$tmp"
 done
