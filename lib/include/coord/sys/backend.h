@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * The backend seam: for people writing a coord backend, not for applications.
  *
  * A backend is a const, versioned table of functions (coord_backend) registered under one or
@@ -44,24 +45,30 @@ typedef struct coord_uri coord_uri;
 
 /** One host of a URI. */
 typedef struct coord_uri_host {
-    char *host; /* without brackets for IPv6 */
-    int port;
+    char *host; /**< Host name or address, without brackets for IPv6. */
+    int port;   /**< Port (the scheme's default when the URI gives none). */
 } coord_uri_host;
 
 /** A parsed URI (lib/uri.c). All strings are NUL-terminated and owned by the struct. */
 struct coord_uri {
-    char *scheme;   /* "zk", "etcd" or "etcds" */
-    char *user;     /* NULL when the URI has no credentials */
-    char *password; /* NULL when the URI has no credentials */
-    coord_uri_host *hosts;
-    size_t nhosts;
-    char *prefix; /* "/coord" by default; no trailing '/' */
+    char *scheme;          /**< "zk", "etcd" or "etcds" */
+    char *user;            /**< NULL when the URI has no credentials */
+    char *password;        /**< NULL when the URI has no credentials */
+    coord_uri_host *hosts; /**< The hosts, in the URI's order. */
+    size_t nhosts;         /**< Number of `hosts` (at least 1). */
+    char *prefix;          /**< "/coord" by default; no trailing '/' */
+    /** The query parameters session_ttl_ms, timeout_ms and connect_timeout_ms; 0 when absent.
+     *  @{ */
     int session_ttl_ms, timeout_ms, connect_timeout_ms;
-    char *ca, *cert, *key; /* etcds only; NULL when absent */
+    /** @} */
+    /** The etcds query parameters ca, cert and key (file paths); NULL when absent. @{ */
+    char *ca, *cert, *key;
+    /** @} */
 };
 
 /** Parse `text`. COORD_EINVAL with a detail on any malformed part. Pure: no I/O. */
 COORD_EXTERN int coord_uri_parse(coord_uri **out, const char *text);
+/** Free a parsed URI. NULL-safe. */
 COORD_EXTERN void coord_uri_free(coord_uri *u);
 
 /** Record the detail of a failure for coord_last_error(); returns `err` for tail calls. */
@@ -71,22 +78,27 @@ COORD_EXTERN int coord_seterr(int err, const char *fmt, ...)
 #endif
     ;
 
+/** One entry as the slots exchange it (see the data model above). Fields come from malloc. */
 typedef struct coord_kv {
-    char *key; /* full path for get; child name (last segment) for list */
-    void *value;
-    size_t len;
-    int64_t version; /* 0 = absent, see above */
-    int64_t order;
-    uint64_t token;
+    char *key;       /**< full path for get; child name (last segment) for list */
+    void *value;     /**< The value's bytes (may be NULL when `len` is 0). */
+    size_t len;      /**< Length of `value`. */
+    int64_t version; /**< 0 = absent, see above */
+    int64_t order;   /**< Creation order among siblings, see above. */
+    uint64_t token;  /**< Fencing number, see above. */
 } coord_kv;
 
+/** Free `key` and `value` and zero the entry. NULL-safe. */
 COORD_EXTERN void coord_kv_clear(coord_kv *kv);
+/** Clear `n` entries of `kvs`, then free the array. NULL-safe. */
 COORD_EXTERN void coord_kv_array_free(coord_kv *kvs, size_t n);
 
 /** Passed to open: the resolved configuration and the core's session-state sink. */
 typedef struct coord_config {
-    const coord_uri *uri;
+    const coord_uri *uri; /**< The parsed URI (hosts, prefix, credentials, TLS files). */
+    /** The resolved values: the client's options, else the URI's, else the defaults. @{ */
     int session_ttl_ms, timeout_ms, connect_timeout_ms;
+    /** @} */
     /**
      * The backend reports every session transition here, from its own thread, in order:
      * CONNECTED once a session exists, SUSPENDED when contact is lost, LOST when the session
@@ -94,52 +106,57 @@ typedef struct coord_config {
      * Not called for the first CONNECTED inside `open`.
      */
     void (*on_state)(void *core, coord_session_state state);
-    void *core;
+    void *core; /**< The first argument of on_state. */
 } coord_config;
 
 /** A live connection. Backends embed it as the first member of their own struct. */
 typedef struct coord_conn {
-    const struct coord_backend *backend;
+    const struct coord_backend *backend; /**< The table that opened the connection. */
 } coord_conn;
 
 /** Put flags. */
-#define COORD_PUT_EPHEMERAL 0x1u  /* tied to the current session */
-#define COORD_PUT_SEQUENTIAL 0x2u /* ZooKeeper: server appends a 10-digit sequence */
+#define COORD_PUT_EPHEMERAL 0x1u  /**< tied to the current session */
+#define COORD_PUT_SEQUENTIAL 0x2u /**< ZooKeeper: server appends a 10-digit sequence */
 
 /** List flags. */
-#define COORD_LIST_NAMES 0x1u /* names and order only */
+#define COORD_LIST_NAMES 0x1u /**< names and order only */
 
 /** `expect` values for conditional writes, besides a version from a coord_kv. */
-#define COORD_VERSION_ANY (-1) /* unconditional */
-#define COORD_VERSION_ABSENT 0 /* must not exist */
+#define COORD_VERSION_ANY (-1) /**< unconditional */
+#define COORD_VERSION_ABSENT 0 /**< must not exist */
 
 /** Watch kinds and events. */
-#define COORD_WATCH_KEY 1      /* one key: reports its deletion (or absence when armed) */
-#define COORD_WATCH_CHILDREN 2 /* the direct children of a path: reports any change of the set */
+#define COORD_WATCH_KEY 1      /**< one key: reports its deletion (or absence when armed) */
+#define COORD_WATCH_CHILDREN 2 /**< a path's direct children: reports any change of the set */
 
+/** What a watch reports to its coord_watch_fn. */
 typedef enum coord_watch_event {
-    COORD_EV_DELETED = 1, /* the watched key is gone (or was already gone) */
-    COORD_EV_CHANGED = 2, /* the watched set changed: list it again */
-    COORD_EV_RESET = 3,   /* events may have been missed (session replaced, history
+    COORD_EV_DELETED = 1, /**< the watched key is gone (or was already gone) */
+    COORD_EV_CHANGED = 2, /**< the watched set changed: list it again */
+    COORD_EV_RESET = 3,   /**< events may have been missed (session replaced, history
                              compacted): list again from scratch */
-    COORD_EV_ERROR = 4    /* the watch ended with an error; no further events */
+    COORD_EV_ERROR = 4    /**< the watch ended with an error; no further events */
 } coord_watch_event;
 
+/** A watch's callback: `revision` is the event's etcd revision when known, else 0. */
 typedef void (*coord_watch_fn)(void *payload, coord_watch_event ev, int64_t revision);
+/** A watch made by coord_backend.watch and stopped by coord_backend.unwatch. */
 typedef struct coord_watch coord_watch;
 
 /** Capability bits: recipes test these instead of a backend's name. */
-#define COORD_CAP_SEQUENTIAL 0x1u /* native sequential names (ZooKeeper) */
-#define COORD_CAP_REVISIONS 0x2u  /* global revisions; watches resume from one (etcd) */
-#define COORD_CAP_CONTAINERS 0x4u /* empty parents are removed by the server */
+#define COORD_CAP_SEQUENTIAL 0x1u /**< native sequential names (ZooKeeper) */
+#define COORD_CAP_REVISIONS 0x2u  /**< global revisions; watches resume from one (etcd) */
+#define COORD_CAP_CONTAINERS 0x4u /**< empty parents are removed by the server */
 
+/** The version of coord_backend this header declares. */
 #define COORD_BACKEND_VERSION 1
 
+/** A backend: its identity and its slots (see the rules at the top of this file). */
 typedef struct coord_backend {
-    unsigned version;           /* COORD_BACKEND_VERSION the table was written against */
-    const char *name;           /* "zookeeper", "etcd" */
-    const char *const *schemes; /* NULL-terminated URI schemes served */
-    unsigned caps;
+    unsigned version;           /**< COORD_BACKEND_VERSION the table was written against */
+    const char *name;           /**< "zookeeper", "etcd" */
+    const char *const *schemes; /**< NULL-terminated URI schemes served */
+    unsigned caps;              /**< COORD_CAP_* bits */
 
     /* --- methods of version 1 --- */
 
