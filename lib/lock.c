@@ -19,6 +19,7 @@ struct coord_lock {
     uint64_t lost_at; /* coord__client_lost() when the hold began */
     coord_kv mine;
     bool woken; /* guarded by the client's waiter mutex */
+    _Atomic bool cancel;
     /* Names this handle's contender. Per handle, not per attempt: etcd keeps every key ever
      * made under the prefix in its index until a compaction, and each queue range walks them
      * all, so a fresh key per acquire slows every later acquire down. */
@@ -80,6 +81,17 @@ static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
     coord__client_wake(l->c);
 }
 
+void coord_lock_cancel(coord_lock *l) {
+    if (!l) return;
+    atomic_store(&l->cancel, true);
+    coord__client_wake(l->c);
+}
+
+/* A cancel asked for: consume it. */
+static bool canceled(coord_lock *l) {
+    return atomic_exchange(&l->cancel, false);
+}
+
 /* Time left for one backend call: the client's operation timeout, within the deadline. */
 static int op_budget(const coord_lock *l, int64_t deadline) {
     int t = coord__client_timeout(l->c);
@@ -114,6 +126,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     bool first = false;
     coord_kv pred = {0};
     int64_t after = 0;
+    if (canceled(l)) return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
     rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after,
                           timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
     if (rc) return rc;
@@ -127,6 +140,11 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
             coord_kv_clear(&pred);
             withdraw(l);
             return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", l->dir);
+        }
+        if (canceled(l)) {
+            coord_kv_clear(&pred);
+            withdraw(l);
+            return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
         }
         if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
             rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
@@ -148,7 +166,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         }
         coord__client_lock(l->c);
         bool timed_out = false;
-        while (!l->woken && coord__client_lost(l->c) == lost0) {
+        while (!l->woken && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel)) {
             if (coord__client_wait(l->c, deadline) != 0 && coord__now_ms() >= deadline) {
                 timed_out = !l->woken;
                 break;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone on Debian, as root:
 #   install what is missing, build (plain, ASan+UBSan, and without backends), check formatting,
-#   docker-compose.yml and the installed package, start local ZooKeeper and etcd (single node
-#   and 3-member clusters), run unit, conformance and cluster tests, the same under the
-#   sanitizers, and the conformance suite under valgrind. Servers are stopped afterwards, also
-#   on failure.
+#   docker-compose.yml, the API reference (Doxygen, warnings are errors) and the installed
+#   package, start local ZooKeeper and etcd (single node and 3-member clusters), run unit,
+#   conformance and cluster tests, the same under the sanitizers, and the conformance suite
+#   under valgrind. Servers are stopped afterwards, also on failure.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 JOBS=$(nproc)
@@ -27,6 +27,9 @@ if [ "${1:-}" != "--inner" ]; then
     git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$' | xargs clang-format --dry-run -Werror
     echo "== docker-compose.yml"
     docker-compose -f docker-compose.yml config -q
+    echo "== API reference (Doxygen; any warning, e.g. an undocumented public item, fails)"
+    cmake --build build --target doc >build/doc.log 2>&1 || { cat build/doc.log; exit 1; }
+    if grep -E 'warning:|error:' build/doc.log; then echo "doxygen reported the above"; exit 1; fi
     echo "== installed package: find_package and pkg-config consumers"
     rm -rf build-install && cmake --install build --prefix "$PWD/build-install/prefix" >/dev/null
     cmake -S tests/install -B build-install/cmake -DCMAKE_PREFIX_PATH="$PWD/build-install/prefix" >/dev/null
@@ -35,6 +38,8 @@ if [ "${1:-}" != "--inner" ]; then
     PKG_CONFIG_PATH="$PWD/build-install/prefix/lib/pkgconfig" \
         sh -c 'cc tests/install/consumer.c $(pkg-config --cflags --libs coord) -o build-install/pc-consumer'
     LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/pc-consumer
+    LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/prefix/bin/coordctl --version
+    test -s build-install/prefix/share/man/man1/coordctl.1
 
     exec bash scripts/servers.sh run both -- bash "$0" --inner
 fi

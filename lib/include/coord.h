@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * coord: coordinate processes through a ZooKeeper ensemble or an etcd cluster.
  *
  * One API over both backends; the backend is chosen at run time by the URI scheme
@@ -40,7 +41,7 @@ extern "C" {
 #define COORD_EXTERN __attribute__((visibility("default")))
 #endif
 
-/*
+/**
  * Error codes, defined once. X(name, value, text). Numbers are never reused.
  * COORD_ENOTSUP: the operation or URI scheme is not available in this build or backend.
  * COORD_ECLOSED: the object is being closed (for example an acquire interrupted by close).
@@ -61,8 +62,10 @@ extern "C" {
     X(COORD_EPROTO, -12, "unexpected or malformed answer from the server")                         \
     X(COORD_EBACKEND, -13, "backend failure")                                                      \
     X(COORD_ENOTSUP, -14, "not supported by this build or backend")                                \
-    X(COORD_ECLOSED, -15, "object is closing")
+    X(COORD_ECLOSED, -15, "object is closing")                                                     \
+    X(COORD_ECANCELED, -16, "operation canceled")
 
+/** Error codes: the COORD_ERRORS table as an enumeration (0 or a negative value). */
 typedef enum coord_err {
 #define COORD_X_ENUM(name, value, text) name = value,
     COORD_ERRORS(COORD_X_ENUM)
@@ -84,6 +87,7 @@ COORD_EXTERN const char *coord_last_error(void);
 /** Runtime version, e.g. "0.1.0". Compare with COORD_VERSION_STRING for header/library skew. */
 COORD_EXTERN const char *coord_version(void);
 
+/** A connection to the cluster and the session it holds (coord_client_open). */
 typedef struct coord_client coord_client;
 
 /** Session states reported to coord_options.on_session. */
@@ -106,6 +110,7 @@ COORD_EXTERN const char *coord_session_state_name(coord_session_state s);
  */
 typedef void (*coord_session_cb)(coord_client *c, coord_session_state state, void *payload);
 
+/** The version of coord_options this header declares (coord_options.version). */
 #define COORD_OPTIONS_VERSION 1
 
 /**
@@ -113,6 +118,7 @@ typedef void (*coord_session_cb)(coord_client *c, coord_session_state state, voi
  * over the URI. Fields are only ever appended; set `version` with COORD_OPTIONS_INIT.
  */
 typedef struct coord_options {
+    /** COORD_OPTIONS_VERSION (set by COORD_OPTIONS_INIT or coord_options_init). */
     unsigned version;
     /** ZooKeeper session timeout / etcd lease TTL (default 10000). */
     int session_ttl_ms;
@@ -122,9 +128,11 @@ typedef struct coord_options {
     int connect_timeout_ms;
     /** Session-state callback, may be NULL. */
     coord_session_cb on_session;
+    /** Passed to on_session as its last argument. */
     void *payload;
 } coord_options;
 
+/** Initialiser with the defaults: `coord_options o = COORD_OPTIONS_INIT;`. */
 #define COORD_OPTIONS_INIT                                                                         \
     { COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
 
@@ -173,6 +181,7 @@ COORD_EXTERN int coord_name_check(const char *name);
 /* ------------------------------------------------------------------------------------------ */
 /* Lock: a fair (FIFO), herd-free distributed mutex with fencing tokens.                      */
 
+/** A handle on a named distributed lock (coord_lock_new). */
 typedef struct coord_lock coord_lock;
 
 /**
@@ -213,23 +222,43 @@ COORD_EXTERN int coord_lock_token(const coord_lock *l, uint64_t *out);
 /** True while the handle holds the lock; false once released or lost with the session (no I/O). */
 COORD_EXTERN bool coord_lock_held(const coord_lock *l);
 
+/**
+ * Make coord_lock_acquire on `l`, running in another thread, give up: it removes its waiter entry
+ * and returns COORD_ECANCELED. When no acquire is running, the next one returns COORD_ECANCELED
+ * at once (so a cancel racing with the start of an acquire is never lost). Does not touch a hold
+ * already taken. Thread-safe, not async-signal-safe (call it from a thread, e.g. one that waits
+ * for signals with sigwait).
+ */
+COORD_EXTERN void coord_lock_cancel(coord_lock *l);
+
 /** Release if held, then free. NULL-safe. */
 COORD_EXTERN void coord_lock_free(coord_lock *l);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Counter: an exact, linearizable distributed int64.                                          */
 
+/** A handle on a named distributed counter (coord_counter_new). */
 typedef struct coord_counter coord_counter;
 
-/** Stored formats. DECIMAL is ASCII (readable by etcdctl, zkCli.sh and kazoo's Counter); the
- *  binary ones are Apache Curator's (DistributedAtomicLong, SharedCount), ZooKeeper only. */
-#define COORD_COUNTER_DECIMAL 0
-#define COORD_COUNTER_INT64_BE 1
-#define COORD_COUNTER_INT32_BE 2
+/**
+ * @name Counter formats
+ * Stored formats (coord_counter_options.format). DECIMAL is ASCII (readable by etcdctl, zkCli.sh
+ * and kazoo's Counter); the binary ones are Apache Curator's (DistributedAtomicLong, SharedCount),
+ * ZooKeeper only.
+ * @{
+ */
+#define COORD_COUNTER_DECIMAL 0  /**< ASCII decimal (the default). */
+#define COORD_COUNTER_INT64_BE 1 /**< 8 bytes big-endian: Curator's DistributedAtomicLong. */
+#define COORD_COUNTER_INT32_BE 2 /**< 4 bytes big-endian: Curator's SharedCount. */
+/** @} */
 
+/** The version of coord_counter_options this header declares. */
 #define COORD_COUNTER_OPTIONS_VERSION 1
 
+/** Counter options (coord_counter_new). Fields are only ever appended. */
 typedef struct coord_counter_options {
+    /** COORD_COUNTER_OPTIONS_VERSION (set by COORD_COUNTER_OPTIONS_INIT or
+     *  coord_counter_options_init). */
     unsigned version;
     /** Keys that adds are spread over (default 1). With more than one, get sums them and
      *  cas/set are not available. */
@@ -238,9 +267,11 @@ typedef struct coord_counter_options {
     int format;
 } coord_counter_options;
 
+/** Initialiser with the defaults: one shard, COORD_COUNTER_DECIMAL. */
 #define COORD_COUNTER_OPTIONS_INIT                                                                 \
     { COORD_COUNTER_OPTIONS_VERSION, 1, COORD_COUNTER_DECIMAL }
 
+/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
 COORD_EXTERN int coord_counter_options_init(coord_counter_options *opts, unsigned version);
 
 /**
@@ -281,8 +312,9 @@ typedef struct coord_ring coord_ring;
 /** An immutable hash ring over a given member set, usable without any server. */
 typedef struct coord_hashring coord_hashring;
 
-/*
- * Placements: how keys map to members.
+/**
+ * @name Placements
+ * How keys map to members (coord_ring_options.placement).
  *
  * COORD_RING_DEFAULT: multi-probe consistent hashing over XXH3-64. Each member gets
  *   `weight * vnodes` points on a 32-bit circle; a key is hashed to 3 probe positions and belongs
@@ -291,12 +323,14 @@ typedef struct coord_hashring coord_hashring;
  *   whatever the order the members are given in; when a member joins, leaves or changes weight,
  *   keys only move to or from that member; with the default vnodes the load of the busiest of 100
  *   equal members is within about 10% of the mean.
+ *
  * COORD_RING_KETAMA: libketama's continuum, point for point: per member
  *   floorf((float)w/(float)W * 40.0 * n) MD5 digests of "<id>-<i>", 4 little-endian points per
  *   digest (w its weight, W the total, n the number of members of non-zero weight); a key hashes
  *   to the first 4 bytes of its MD5 read little-endian and belongs to the first point >= that
  *   hash, wrapping to the first point. Equal points go to the member given first (as libketama
  *   does with a stable qsort such as glibc's).
+ *
  * COORD_RING_LIBMEMCACHED: libmemcached's weighted ketama (MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED)
  *   with member ids "host:port": an id ending in ":11211" is hashed without that suffix
  *   ("host-<i>"), the digest count is computed in single precision as libmemcached does (39 rather
@@ -304,9 +338,11 @@ typedef struct coord_hashring coord_hashring;
  *   (libmemcached's server order). A coord ring and a libmemcached client given the same servers
  *   in the same order map every key alike.
  */
-#define COORD_RING_DEFAULT 0
-#define COORD_RING_KETAMA 1
-#define COORD_RING_LIBMEMCACHED 2
+/** @{ */
+#define COORD_RING_DEFAULT 0      /**< Multi-probe consistent hashing over XXH3-64. */
+#define COORD_RING_KETAMA 1       /**< libketama's continuum. */
+#define COORD_RING_LIBMEMCACHED 2 /**< libmemcached's weighted ketama. */
+/** @} */
 
 /** Points per unit of weight of COORD_RING_DEFAULT when coord_ring_options.vnodes is 0. A built
  *  ring holds about 10 bytes a point: some 12 MB for 10,000 members of weight 1. */
@@ -321,15 +357,20 @@ typedef struct coord_ring_change {
     uint64_t epoch;
     /** Ids that joined since the previous report. */
     const char *const *joined;
+    /** Number of ids in `joined`. */
     size_t njoined;
     /** Ids that left since the previous report. */
     const char *const *left;
+    /** Number of ids in `left`. */
     size_t nleft;
 } coord_ring_change;
 
+/** The version of coord_ring_options this header declares. */
 #define COORD_RING_OPTIONS_VERSION 1
 
+/** Ring options (coord_ring_new, coord_hashring_build). Fields are only ever appended. */
 typedef struct coord_ring_options {
+    /** COORD_RING_OPTIONS_VERSION (set by COORD_RING_OPTIONS_INIT or coord_ring_options_init). */
     unsigned version;
     /** COORD_RING_DEFAULT (default), COORD_RING_KETAMA or COORD_RING_LIBMEMCACHED. */
     int placement;
@@ -339,9 +380,11 @@ typedef struct coord_ring_options {
     /** Member set changes of a coord_ring, may be NULL. Runs on a library thread and must not
      *  block. Not used by coord_hashring_build. */
     void (*on_change)(coord_ring *r, const coord_ring_change *change, void *payload);
+    /** Passed to on_change as its last argument. */
     void *payload;
 } coord_ring_options;
 
+/** Initialiser with the defaults: COORD_RING_DEFAULT placement, default vnodes. */
 #define COORD_RING_OPTIONS_INIT                                                                    \
     { COORD_RING_OPTIONS_VERSION, COORD_RING_DEFAULT, 0, NULL, NULL }
 

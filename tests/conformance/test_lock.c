@@ -291,6 +291,39 @@ static void session_loss(void **state) {
     free(uri);
 }
 
+/* A waiting acquire canceled from another thread returns COORD_ECANCELED and leaves nothing. */
+static void cancel_wait(void **state) {
+    char *uri;
+    coord_client *a = coord_test_open(state, NULL, NULL, &uri);
+    coord_client *b = open_same(uri);
+    coord_lock *la;
+    assert_int_equal(coord_lock_new(&la, a, "cx"), 0);
+    assert_int_equal(coord_lock_acquire(la, 1000), 0);
+    waiter_arg wa = {.rc = 1};
+    assert_int_equal(coord_lock_new(&wa.l, b, "cx"), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, waiter, &wa);
+    await_contenders(a, "cx", 2);
+    int64_t t0 = coord__now_ms();
+    coord_lock_cancel(wa.l);
+    pthread_join(th, NULL);
+    assert_int_equal(wa.rc, COORD_ECANCELED);
+    assert_true(coord__now_ms() - t0 < 5000);
+    assert_int_equal(contenders(a, "cx"), 1); /* only the holder */
+    assert_false(coord_lock_held(wa.l));
+    /* a cancel with no acquire running makes the next one return at once */
+    coord_lock_cancel(wa.l);
+    assert_int_equal(coord_lock_acquire(wa.l, -1), COORD_ECANCELED);
+    assert_int_equal(coord_lock_release(la), 0);
+    assert_int_equal(coord_lock_acquire(wa.l, 1000), 0);
+    coord_lock_cancel(NULL);
+    coord_lock_free(wa.l);
+    coord_lock_free(la);
+    coord_client_close(b);
+    coord_client_close(a);
+    free(uri);
+}
+
 static void bad_names(void **state) {
     coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     char long_name[257];
@@ -421,9 +454,10 @@ static void etcdctl_interop(void **state) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(bad_names),    COORD_CONFORMANCE(try_timeout),
-        COORD_CONFORMANCE(exclusion),    COORD_CONFORMANCE(fifo_no_herd),
-        COORD_CONFORMANCE(session_loss), cmocka_unit_test(etcdctl_interop),
+        COORD_CONFORMANCE(bad_names),      COORD_CONFORMANCE(try_timeout),
+        COORD_CONFORMANCE(exclusion),      COORD_CONFORMANCE(fifo_no_herd),
+        COORD_CONFORMANCE(session_loss),   COORD_CONFORMANCE(cancel_wait),
+        cmocka_unit_test(etcdctl_interop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# coordctl end to end, the same checks against ZooKeeper and etcd (COORD_TEST_ZK, COORD_TEST_ETCD
+# from scripts/servers.sh). Usage: test_coordctl.sh path/to/coordctl
+# Every wait is bounded (timeout(1), read -t); exit 77 (skipped) without servers unless
+# COORD_TEST_REQUIRE_SERVERS=1.
+set -uo pipefail
+CTL=${1:?usage: test_coordctl.sh path/to/coordctl}
+fails=0
+tmp=$(mktemp -d)
+pids=()
+main=$BASHPID
+cleanup() {
+    # A forked child killed before it execs runs this trap too: only the script itself cleans up.
+    [ "$BASHPID" = "$main" ] || return 0
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ -z "${COORD_TEST_ZK:-}" ] || [ -z "${COORD_TEST_ETCD:-}" ]; then
+    echo "COORD_TEST_ZK / COORD_TEST_ETCD not set: start servers with scripts/servers.sh"
+    [ "${COORD_TEST_REQUIRE_SERVERS:-0}" = 1 ] && exit 1
+    exit 77
+fi
+
+ok() { echo "  ok   $*"; }
+bad() {
+    echo "  FAIL $*"
+    fails=$((fails + 1))
+}
+# expect STATUS DESCRIPTION -- command...: run with a bound, compare the exit status
+expect() {
+    local want=$1 what=$2
+    shift 3
+    timeout 30 "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then ok "$what"; else bad "$what: exit $got, want $want: $(cat "$tmp/err")"; fi
+}
+# out_is TEXT DESCRIPTION: the last command's stdout
+out_is() {
+    if [ "$(cat "$tmp/out")" = "$1" ]; then ok "$2"; else bad "$2: got '$(cat "$tmp/out")', want '$1'"; fi
+}
+json_check() { # PYTHON-EXPR DESCRIPTION: evaluated with d = the last stdout line as JSON
+    if python3 -c "import json,sys; d=json.loads(open('$tmp/out').read().splitlines()[-1]); sys.exit(0 if ($1) else 1)" 2>/dev/null; then
+        ok "$2"
+    else
+        bad "$2: $(cat "$tmp/out")"
+    fi
+}
+# reap PID: wait (at most 20 s) for a background coordctl to exit; its status in $st
+st=0
+reap() {
+    timeout 20 tail --pid="$1" -f /dev/null
+    kill -KILL "$1" 2>/dev/null
+    wait "$1"
+    st=$?
+}
+# await_blocked PID: coordctl has started and blocked the signals it waits for (SIGTERM is bit
+# 15 of SigBlk; the main thread shows them unblocked while in sigwaitinfo, its other threads
+# show the mask), so a SIGTERM now reaches its own handling rather than killing it at once.
+await_blocked() {
+    local i mask
+    for ((i = 0; i < 400; i++)); do
+        for mask in $(awk '/^SigBlk/ {print $2}' /proc/"$1"/task/*/status 2>/dev/null); do
+            if (((16#$mask >> 14) & 1)); then return 0; fi
+        done
+        sleep 0.05
+    done
+    return 1
+}
+# await_line FD TEXT: the next line on FD (a FIFO kept open by this script, so writers never
+# meet a closed pipe) arrives within 20 s and contains TEXT; it is left in $line
+line=""
+await_line() {
+    line=""
+    if read -r -t 20 line <&"$1" && [[ $line == *"$2"* ]]; then return 0; fi
+    echo "    (read '$line' from fd $1)"
+    return 1
+}
+
+run_backend() {
+    local uri=$1
+    export COORD_URI=$uri
+    echo "== $uri"
+
+    # ---- counter
+    expect 0 "counter get of a missing counter" -- "$CTL" counter get c
+    out_is 0 "it reads 0"
+    expect 0 "counter set" -- "$CTL" counter set c 10
+    expect 0 "counter add" -- "$CTL" counter add c 5
+    out_is 15 "add prints the new value"
+    expect 0 "counter add negative" -- "$CTL" counter add c -3
+    out_is 12 "add -3"
+    expect 0 "counter cas success" -- "$CTL" counter cas c 12 20
+    expect 3 "counter cas on another value exits 3" -- "$CTL" counter cas c 12 30
+    expect 0 "counter get" -- "$CTL" counter get c
+    out_is 20 "the failed cas changed nothing"
+    expect 0 "counter get --json" -- "$CTL" --json counter get c
+    json_check 'd["value"] == 20 and d["counter"] == "c"' "JSON output parses"
+    expect 0 "sharded add" -- "$CTL" counter add s 4 --shards 4
+    expect 0 "sharded add" -- "$CTL" counter add s 5 --shards 4
+    expect 0 "sharded get" -- "$CTL" counter get s --shards 4
+    out_is 9 "sharded total"
+    expect 2 "cas on a sharded counter is an invalid argument" -- "$CTL" counter cas s 9 1 --shards 4
+    expect 2 "counter with a bad value" -- "$CTL" counter add c notanumber
+
+    # ---- lock
+    expect 7 "lock passes CMD's status" -- "$CTL" lock L -- sh -c 'test -n "$COORD_LOCK_TOKEN"; exit 7'
+    expect 0 "CMD sees its fencing token" -- "$CTL" lock L -- sh -c 'echo "$COORD_LOCK_TOKEN"'
+    local t1
+    t1=$(cat "$tmp/out")
+    expect 0 "a second hold" -- "$CTL" lock L -- sh -c 'echo "$COORD_LOCK_TOKEN"'
+    if [ "$(cat "$tmp/out")" -gt "$t1" ] 2>/dev/null; then ok "tokens increase"; else bad "tokens: $t1 then $(cat "$tmp/out")"; fi
+    mkfifo "$tmp/held" "$tmp/m1" "$tmp/m2"
+    exec 7<>"$tmp/held" 8<>"$tmp/m1" 9<>"$tmp/m2"
+    # A script's background jobs start with SIGINT ignored; coordctl takes it all the same.
+    "$CTL" lock L -- sh -c 'echo "held $$" >"$0"; exec sleep 60' "$tmp/held" 2>"$tmp/holder.err" &
+    local holder=$!
+    pids+=("$holder")
+    if await_line 7 held; then ok "holder runs CMD"; else bad "holder did not start"; fi
+    expect 75 "a second lock --timeout fails while the first holds" -- "$CTL" lock L --timeout 300 -- true
+    expect 75 "--timeout 0 tries once" -- "$CTL" lock L --timeout 0 -- true
+    # a waiter interrupted while waiting leaves nothing behind
+    "$CTL" lock L -- true 2>/dev/null &
+    local waiter=$!
+    pids+=("$waiter")
+    await_blocked "$waiter" || bad "the waiter did not start"
+    kill -INT "$waiter"
+    reap "$waiter"
+    if [ "$st" = 130 ]; then ok "SIGINT while waiting: exit 128+2"; else bad "interrupted waiter exit $st"; fi
+    kill -TERM "$holder" # forwarded to CMD (sleep), which dies of it
+    reap "$holder"
+    if [ "$st" = 143 ]; then ok "SIGTERM forwarded to CMD: exit 128+15"; else bad "holder exit $st: $(cat "$tmp/holder.err")"; fi
+    expect 0 "lock free after CMD ended by signal (and no waiter left)" -- "$CTL" lock L --timeout 5000 -- true
+    # CMD killed directly
+    "$CTL" lock L -- sh -c 'echo "held $$" >"$0"; exec sleep 60' "$tmp/held" 2>/dev/null &
+    holder=$!
+    pids+=("$holder")
+    await_line 7 held || bad "holder did not start"
+    kill -KILL "${line#held }" 2>/dev/null
+    reap "$holder"
+    if [ "$st" = 137 ]; then ok "CMD killed: exit 128+9"; else bad "killed CMD exit $st"; fi
+    expect 0 "lock free after CMD was killed" -- "$CTL" lock L --timeout 5000 -- true
+    expect 127 "a CMD that does not exist" -- "$CTL" lock L -- /nonexistent/cmd
+    expect 2 "lock without CMD" -- "$CTL" lock L --timeout 10
+    expect 0 "lock --json notes the token on stderr" -- "$CTL" --json lock L -- true
+    if grep -q '"token":' "$tmp/err"; then ok "JSON token line"; else bad "no JSON token: $(cat "$tmp/err")"; fi
+
+    # ---- ring
+    "$CTL" ring join G m1 --data d1 >"$tmp/m1" &
+    local m1=$!
+    pids+=("$m1")
+    if await_line 8 joined; then ok "ring join holds the membership"; else bad "m1 did not join"; fi
+    "$CTL" --json ring join G m2 --weight 2 >"$tmp/m2" &
+    local m2=$!
+    pids+=("$m2")
+    if await_line 9 '"joined":"m2"'; then ok "ring join --json"; else bad "m2 did not join"; fi
+    expect 1 "a live duplicate id is refused" -- "$CTL" ring join G m1
+    if grep -q "another live session" "$tmp/err"; then ok "and says why"; else bad "duplicate: $(cat "$tmp/err")"; fi
+    expect 0 "ring members" -- "$CTL" ring members G
+    out_is "$(printf 'm1\nm2')" "both members listed"
+    expect 0 "ring lookup" -- "$CTL" ring lookup G some-key
+    case "$(cat "$tmp/out")" in m1 | m2) ok "lookup prints an owner" ;; *) bad "lookup: $(cat "$tmp/out")" ;; esac
+    local owner
+    owner=$(cat "$tmp/out")
+    expect 0 "ring lookup -n 2 --json" -- "$CTL" --json ring lookup G some-key -n 2
+    json_check "d['owner'] == '$owner' and d['replicas'][0] == '$owner' and sorted(d['replicas']) == ['m1','m2']" "replicas: the owner first, distinct"
+    kill -INT "$m1"
+    reap "$m1"
+    if [ "$st" = 0 ]; then ok "join leaves on SIGINT, exit 0"; else bad "m1 exit $st"; fi
+    expect 0 "ring members after the leave" -- "$CTL" ring members G
+    out_is m2 "the member that left is gone at once"
+    kill -TERM "$m2"
+    reap "$m2"
+    expect 0 "ring members of an empty group" -- "$CTL" ring members G
+    out_is "" "no members"
+    expect 1 "lookup on an empty ring fails" -- "$CTL" ring lookup G k
+    exec 7>&- 8>&- 9>&-
+    rm -f "$tmp/held" "$tmp/m1" "$tmp/m2"
+}
+
+prefix=coordctl-$$-$RANDOM
+run_backend "zk://$COORD_TEST_ZK/$prefix"
+run_backend "etcd://$COORD_TEST_ETCD/$prefix"
+
+echo "== errors and usage"
+unset COORD_URI
+expect 2 "no URI" -- "$CTL" counter get c
+expect 2 "bad URI" -- "$CTL" --uri 'bogus://x/p' counter get c
+if [ "$(wc -l <"$tmp/err")" = 1 ]; then ok "one line on stderr"; else bad "stderr: $(cat "$tmp/err")"; fi
+expect 1 "unreachable cluster" -- "$CTL" --uri 'etcd://127.0.0.1:1/p?connect_timeout_ms=300&timeout_ms=500' counter get c
+if [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q 127.0.0.1 "$tmp/err"; then ok "one clear line with the detail"; else bad "stderr: $(cat "$tmp/err")"; fi
+expect 1 "unreachable ZooKeeper" -- "$CTL" --uri 'zk://127.0.0.1:1/p?connect_timeout_ms=300&timeout_ms=500' counter get c
+expect 2 "bad name" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" counter get 'a/b'
+expect 2 "unknown command" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" frobnicate
+expect 0 "--help" -- "$CTL" --help
+expect 0 "--version" -- "$CTL" --version
+
+echo "coordctl: $fails failure(s)"
+[ "$fails" = 0 ]
