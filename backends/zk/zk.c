@@ -779,17 +779,33 @@ static void zk_unwatch(coord_conn *c, coord_watch *w) {
             break;
         }
     pthread_mutex_unlock(&z->mu);
+    /* No arm starts once dead; those in flight register their watcher when they complete. */
     pthread_mutex_lock(&w->mu);
     w->dead = true;
+    while (w->pending > 0)
+        pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    /* Drop the client-side registration so the watcher context is never used again. */
+    /* Drop the client-side registration so the watcher context is never used again. An event
+     * that already arrived sits in the client's completion queue, out of reach of
+     * zoo_remove_watches: a request issued after it completes after that event has run. */
+    zop *barrier = NULL;
     zhandle_t *zh = zh_acquire(z);
     if (zh) {
         zoo_remove_watches(zh, w->path, ZWATCHTYPE_ANY, on_watch, w, 1);
+        args root = {.path = "/"};
+        if ((barrier = zop_new()) && issue_get(zh, barrier, &root) != ZOK) {
+            barrier->refs = 1;
+            zop_unref(barrier);
+            barrier = NULL;
+        }
         zh_release(z);
     }
+    if (barrier) {
+        zop_wait(barrier, deadline_of(z->cfg->timeout_ms));
+        zop_unref(barrier);
+    }
     pthread_mutex_lock(&w->mu);
-    while (w->in_fn || w->pending > 0)
+    while (w->in_fn)
         pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
     pthread_mutex_destroy(&w->mu);

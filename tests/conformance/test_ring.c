@@ -409,6 +409,21 @@ static void lookups_during_churn(void **state) {
     free(uri);
 }
 
+/* Freeing a ring while its own leave's change event is on its way (ZooKeeper queues the event
+ * where removing the watch cannot reach it): nothing may touch the freed ring (ASan, valgrind). */
+static void free_during_own_change(void **state) {
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
+    for (int i = 0; i < 20; i++) {
+        coord_ring *r = ring_open(c, "fc", NULL);
+        assert_int_equal(coord_ring_join(r, "self", NULL, 0, 1), 0);
+        coord_ring_free(r); /* leaves, then stops watching */
+    }
+    coord_ring *r = ring_open(c, "fc", NULL);
+    assert_int_equal(member_count(r), 0);
+    coord_ring_free(r);
+    coord_client_close(c);
+}
+
 static void bad_arguments(void **state) {
     coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     char long_name[257];
@@ -459,6 +474,7 @@ int main(void) {
         COORD_CONFORMANCE(process_death),
         COORD_CONFORMANCE(session_loss_rejoins),
         COORD_CONFORMANCE(lookups_during_churn),
+        COORD_CONFORMANCE(free_during_own_change),
         COORD_CONFORMANCE(bad_arguments),
     };
     const char *filter = getenv("COORD_TEST_FILTER");
