@@ -64,7 +64,8 @@ struct coord_watch {
     resp cresp;
     int64_t check_at;
     bool deleted_reported;
-    bool removing, removed, finished;
+    _Atomic bool removing; /* read by the stream callback without the lock */
+    bool removed, finished;
 };
 
 struct etcd {
