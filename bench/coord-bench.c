@@ -78,7 +78,6 @@
 #endif
 
 #include "internal.h" /* coord__lock_wakeups; coord/sys/backend.h: coord_uri_parse */
-#include "ring_converge.h"
 
 #define DEFAULT_THREADS 8
 #define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
@@ -1815,34 +1814,145 @@ static int ring_placements(const bench_opts *o) {
 #define RING_CONVERGE_SAMPLES 50
 #define RING_TARGET_CONVERGE_P99_MS 100.0
 
-/* With --uri: membership convergence on the servers, join (and leave) to every observer. */
+#define RING_OBSERVERS 3
+#define RING_WAIT_NS (10 * 1000000000LL)
+
+/* An observer of the convergence run: its own client (session), woken by its ring's callback. */
+typedef struct observer {
+    coord_client *c;
+    coord_ring *r;
+    int64_t seen_at; /* when the awaited epoch was seen, 0 before */
+    uint64_t want;   /* the epoch awaited */
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+} observer;
+
+static void on_ring_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)r;
+    observer *ob = payload;
+    pthread_mutex_lock(ob->mu);
+    if (ch->epoch == ob->want && !ob->seen_at) ob->seen_at = now_ns();
+    pthread_cond_broadcast(ob->cv);
+    pthread_mutex_unlock(ob->mu);
+}
+
+/* Arm every observer for `want`, then (the change made by the caller) wait until each shows it;
+ * the slowest's delay after t0, or -1 after RING_WAIT_NS. */
+static void observers_arm(observer *obs, uint64_t want) {
+    pthread_mutex_lock(obs[0].mu);
+    for (int i = 0; i < RING_OBSERVERS; i++) {
+        obs[i].seen_at = 0;
+        obs[i].want = want;
+    }
+    pthread_mutex_unlock(obs[0].mu);
+}
+
+static int64_t observers_await(observer *obs, int64_t t0) {
+    int64_t end = now_ns() + RING_WAIT_NS, last = 0;
+    pthread_mutex_lock(obs[0].mu);
+    for (int i = 0; i < RING_OBSERVERS; i++) {
+        while (!obs[i].seen_at && coord_ring_epoch(obs[i].r) != obs[i].want) {
+            if (now_ns() >= end) {
+                pthread_mutex_unlock(obs[0].mu);
+                return -1;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(obs[0].cv, obs[0].mu, &ts);
+        }
+        int64_t at = obs[i].seen_at ? obs[i].seen_at : now_ns();
+        if (at > last) last = at;
+    }
+    pthread_mutex_unlock(obs[0].mu);
+    return last - t0;
+}
+
+/* With --uri: membership convergence on the servers. One member joins and leaves
+ * RING_CONVERGE_SAMPLES times; the time until every observer shows the change, beside the join
+ * call itself (one write and one listing). */
 static int ring_convergence(const bench_opts *o) {
     char group[64];
     snprintf(group, sizeof group, "bench-%ld", (long)getpid());
-    ring_converge r;
-    if (ring_converge_run(o->uri, group, RING_CONVERGE_SAMPLES, &r)) return 1;
-    bool met_p99 = r.join_p99_ms <= RING_TARGET_CONVERGE_P99_MS;
-    if (o->json) {
-        printf("{\"mode\":\"ring-convergence\",\"uri\":");
-        json_str(o->uri);
-        printf(",\"samples\":%d,\"observers\":%d,\"join_p50_ms\":%.3f,\"join_p99_ms\":%.3f,"
-               "\"leave_p50_ms\":%.3f,\"leave_p99_ms\":%.3f,\"join_call_p50_ms\":%.3f,"
-               "\"target_p99_ms\":%.0f,\"met\":%s}\n",
-               r.samples, r.observers, r.join_p50_ms, r.join_p99_ms, r.leave_p50_ms, r.leave_p99_ms,
-               r.write_p50_ms, RING_TARGET_CONVERGE_P99_MS, met_p99 ? "true" : "false");
-        return 0;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    observer obs[RING_OBSERVERS] = {0};
+    coord_client *mc = NULL;
+    coord_ring *mr = NULL;
+    samples join = {0}, leave = {0}, call = {0};
+    int rc = 0;
+    for (int i = 0; i < RING_OBSERVERS && !rc; i++) {
+        obs[i].mu = &mu;
+        obs[i].cv = &cv;
+        coord_ring_options ro = COORD_RING_OPTIONS_INIT;
+        ro.on_change = on_ring_change;
+        ro.payload = &obs[i];
+        if (!(rc = coord_client_open(&obs[i].c, o->uri, NULL)))
+            rc = coord_ring_new(&obs[i].r, obs[i].c, group, &ro);
     }
-    printf("\nmembership convergence on %s: %d joins and leaves of one member, %d observer "
-           "clients\n",
-           o->uri, r.samples, r.observers);
-    printf("  join  -> every observer updated  p50 %7.3f ms  p99 %7.3f ms  (p99 <= %.0f)  %s\n",
-           r.join_p50_ms, r.join_p99_ms, RING_TARGET_CONVERGE_P99_MS, met(met_p99));
-    printf("  leave -> every observer updated  p50 %7.3f ms  p99 %7.3f ms\n", r.leave_p50_ms,
-           r.leave_p99_ms);
-    printf("  bound: the join call itself (one write and one listing) p50 %.3f ms; an observer\n"
-           "  needs the server's notification and one listing after it\n",
-           r.write_p50_ms);
-    return 0;
+    if (!rc && !(rc = coord_client_open(&mc, o->uri, NULL)))
+        rc = coord_ring_new(&mr, mc, group, NULL);
+    for (int s = 0; s < RING_CONVERGE_SAMPLES && !rc; s++) {
+        uint64_t empty = coord_ring_epoch(obs[0].r);
+        observers_arm(obs, UINT64_MAX); /* nothing to see until the join is known */
+        int64_t t0 = now_ns();
+        if ((rc = coord_ring_join(mr, "bench-member", NULL, 0, 1))) break;
+        int64_t t1 = now_ns();
+        observers_arm(obs, coord_ring_epoch(mr)); /* the joiner shows itself at once */
+        int64_t d = observers_await(obs, t0);
+        if (d < 0) break;
+        observers_arm(obs, empty);
+        int64_t t2 = now_ns();
+        if ((rc = coord_ring_leave(mr))) break;
+        int64_t e = observers_await(obs, t2);
+        if (e < 0 || samples_add(&call, t1 - t0) || samples_add(&join, d) || samples_add(&leave, e))
+            break;
+    }
+    bool complete = !rc && join.n == RING_CONVERGE_SAMPLES;
+    if (rc)
+        fprintf(stderr, "coord-bench ring: %s: %s\n", coord_strerror(rc), coord_last_error());
+    else if (!complete)
+        fprintf(stderr, "coord-bench ring: an observer did not converge within %lld s\n",
+                RING_WAIT_NS / 1000000000LL);
+    coord_ring_free(mr);
+    coord_client_close(mc);
+    for (int i = 0; i < RING_OBSERVERS; i++) {
+        coord_ring_free(obs[i].r);
+        coord_client_close(obs[i].c);
+    }
+    if (complete) {
+        qsort(join.v, join.n, sizeof *join.v, cmp_i64);
+        qsort(leave.v, leave.n, sizeof *leave.v, cmp_i64);
+        qsort(call.v, call.n, sizeof *call.v, cmp_i64);
+        double j50 = pct_ms(&join, 0.5), j99 = pct_ms(&join, 0.99);
+        double l50 = pct_ms(&leave, 0.5), l99 = pct_ms(&leave, 0.99), c50 = pct_ms(&call, 0.5);
+        bool met_p99 = j99 <= RING_TARGET_CONVERGE_P99_MS;
+        if (o->json) {
+            printf("{\"mode\":\"ring-convergence\",\"uri\":");
+            json_str(o->uri);
+            printf(",\"samples\":%zu,\"observers\":%d,\"join_p50_ms\":%.3f,\"join_p99_ms\":%.3f,"
+                   "\"leave_p50_ms\":%.3f,\"leave_p99_ms\":%.3f,\"join_call_p50_ms\":%.3f,"
+                   "\"target_p99_ms\":%.0f,\"met\":%s}\n",
+                   join.n, RING_OBSERVERS, j50, j99, l50, l99, c50, RING_TARGET_CONVERGE_P99_MS,
+                   met_p99 ? "true" : "false");
+        } else {
+            printf("\nmembership convergence on %s: %zu joins and leaves of one member, %d "
+                   "observer clients\n",
+                   o->uri, join.n, RING_OBSERVERS);
+            printf("  join  -> every observer updated  p50 %7.3f ms  p99 %7.3f ms  (p99 <= %.0f)  "
+                   "%s\n",
+                   j50, j99, RING_TARGET_CONVERGE_P99_MS, met(met_p99));
+            printf("  leave -> every observer updated  p50 %7.3f ms  p99 %7.3f ms\n", l50, l99);
+            printf("  bound: the join call itself (one write and one listing) p50 %.3f ms; an "
+                   "observer\n  needs the server's notification and one listing after it\n",
+                   c50);
+        }
+    }
+    free(join.v);
+    free(leave.v);
+    free(call.v);
+    return complete ? 0 : 1;
 }
 
 static int mode_ring(const bench_opts *o) {

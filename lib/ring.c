@@ -125,8 +125,11 @@ static int cmp_member(const void *a, const void *b) {
     return strcmp(x->key, y->key);
 }
 
-/* Build the snapshot of a listing (sorted by id). Takes the keys out of `kv`. */
-static int snap_build(const coord_ring *r, coord_kv *kv, size_t n, snap **out) {
+/* Build the snapshot of a listing (sorted by id), taking the keys out of `kv`; `*out` stays NULL
+ * when the set has the epoch `unchanged` (the hash ring, the costly part, is then not built). */
+static int snap_build(const coord_ring *r, coord_kv *kv, size_t n, const snap *unchanged,
+                      snap **out) {
+    *out = NULL;
     snap *s = calloc(1, sizeof *s);
     if (!s) return coord_seterr(COORD_ENOMEM, "out of memory");
     atomic_init(&s->refs, 1);
@@ -145,6 +148,10 @@ static int snap_build(const coord_ring *r, coord_kv *kv, size_t n, snap **out) {
         s->n++;
     }
     s->epoch = coord__ring_epoch((const char *const *)s->ids, s->weights, s->n);
+    if (unchanged && unchanged->epoch == s->epoch) {
+        snap_unref(s);
+        return 0;
+    }
     int rc = coord_hashring_build(&s->h, (const char *const *)s->ids, s->weights, s->n, &r->opts);
     if (rc) {
         snap_unref(s);
@@ -176,15 +183,10 @@ static int refresh(coord_ring *r) {
     size_t n = 0;
     int rc = k->backend->list(k, r->dir, 0, &kv, &n, NULL, coord__client_timeout(r->c));
     if (rc) return rc;
-    snap *s = NULL;
-    rc = snap_build(r, kv, n, &s);
+    snap *s, *old = r->cur;
+    rc = snap_build(r, kv, n, old, &s);
     coord_kv_array_free(kv, n);
-    if (rc) return rc;
-    snap *old = r->cur;
-    if (old && old->epoch == s->epoch) {
-        snap_unref(s);
-        return 0;
-    }
+    if (rc || !s) return rc; /* an error, or the same member set */
     pthread_mutex_lock(&r->snap_mu);
     r->cur = s;
     pthread_mutex_unlock(&r->snap_mu);
@@ -242,6 +244,18 @@ static void on_session(void *payload, coord_session_state st) {
     pthread_mutex_unlock(&r->mu);
 }
 
+/* After an attempt: on failure ask again (`*again`) at a time backing off from `base_ms` up to
+ * 32 times it; on success reset the failure count. */
+static int64_t retry_at(int rc, int *fails, int64_t base_ms, bool *again) {
+    if (!rc) {
+        *fails = 0;
+        return 0;
+    }
+    *again = true;
+    if (*fails < 5) ++*fails;
+    return coord__now_ms() + (base_ms << *fails);
+}
+
 static void *worker(void *arg) {
     coord_ring *r = arg;
     int64_t list_at = 0, join_at = 0;
@@ -276,21 +290,8 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&r->op_mu);
 
         pthread_mutex_lock(&r->mu);
-        now = coord__now_ms();
-        if (jrc) {
-            r->session_event = true;
-            join_fail++;
-            join_at = now + (join_fail < 6 ? 50L << join_fail : 2000);
-        } else if (do_join) {
-            join_fail = 0;
-        }
-        if (lrc) {
-            r->dirty = true;
-            list_fail++;
-            list_at = now + (list_fail < 6 ? 25L << list_fail : 1000);
-        } else if (do_list) {
-            list_fail = 0;
-        }
+        if (do_join) join_at = retry_at(jrc, &join_fail, 50, &r->session_event);
+        if (do_list) list_at = retry_at(lrc, &list_fail, 25, &r->dirty);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;

@@ -87,3 +87,15 @@ coord_client *coord_test_open(void **state, const char *params, coord_test_state
         free(uri);
     return c;
 }
+
+#define X16 "xxxxxxxxxxxxxxxx"
+const char *const coord_test_bad_names[] = {
+    "",
+    "a/b",
+    "..",
+    ".",
+    X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16,
+    "a\x01",
+    "tab\there",
+    "x\x7f",
+    NULL};
