@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone on Debian, as root:
-#   install what is missing, build (plain, ASan+UBSan, and without backends), check formatting,
-#   docker-compose.yml, the API reference (Doxygen, warnings are errors) and the installed
+#   install what is missing, build (plain, ASan+UBSan, ThreadSanitizer, and without backends),
+#   check formatting, docker-compose.yml, the API reference (Doxygen, warnings are errors) and the installed
 #   package, start local ZooKeeper and etcd (single node and 3-member clusters), run unit,
-#   conformance and cluster tests, the same under the sanitizers, and the conformance suite
-#   under valgrind. Servers are stopped afterwards, also on failure.
+#   conformance and cluster tests, the same under ASan+UBSan, the conformance suites under
+#   ThreadSanitizer and under valgrind. Servers are stopped afterwards, also on failure.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 JOBS=$(nproc)
@@ -17,6 +17,11 @@ if [ "${1:-}" != "--inner" ]; then
     echo "== build with ASan+UBSan"
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORD_SANITIZE=ON >>build.log 2>&1
     cmake --build build-asan -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+    echo "== build with ThreadSanitizer (conformance suites)"
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORD_TSAN=ON -DCOORD_BUILD_EXAMPLES=OFF \
+        -DCOORD_BUILD_BENCH=OFF -DCOORD_BUILD_TOOLS=OFF >>build.log 2>&1
+    cmake --build build-tsan -j"$JOBS" --target test_ring test_lock test_counter test_session \
+        >>build.log 2>&1 || { tail -50 build.log; exit 1; }
     echo "== build without backends"
     cmake -S . -B build-nobackend -DCOORD_WITH_ZOOKEEPER=OFF -DCOORD_WITH_ETCD=OFF >>build.log 2>&1
     cmake --build build-nobackend -j"$JOBS" --target test_backends test_uri hello >>build.log 2>&1 ||
@@ -56,6 +61,13 @@ for t in build/tests/test_uri build/tests/test_name build/tests/test_etcd_codec 
         --suppressions=tests/valgrind.supp "$t" >"$t.valgrind.log" 2>&1 ||
         { cat "$t.valgrind.log"; echo "valgrind: $t failed"; exit 1; }
     echo "valgrind ok: $t"
+done
+echo "== ThreadSanitizer: ring (lookups during churn), lock, counter and session suites"
+for t in test_ring test_lock test_counter test_session; do
+    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+        build-tsan/tests/$t >"build-tsan/$t.log" 2>&1 ||
+        { cat "build-tsan/$t.log"; echo "ThreadSanitizer: $t failed"; exit 1; }
+    echo "tsan ok: $t"
 done
 echo "== ASan+UBSan: unit, conformance and cluster suites"
 (cd build-asan && LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp ctest -j1 --output-on-failure)
