@@ -43,7 +43,6 @@
 #include <unistd.h>
 
 #define ID_MAX 256          /* member ids are at most 255 bytes */
-#define LOCK_SLICE_MS 1000  /* acquire in slices, to notice a stop request while waiting */
 #define MAX_PASSES 20       /* passes over the jobs of one round while the ring keeps changing */
 #define COUNTER "jobs-done" /* the shared counter */
 #define LOCK "report"       /* the lock around the report */
@@ -120,9 +119,11 @@ static void *signal_thread(void *arg) {
         bool exiting = s->exiting;
         bool first = !exiting && !s->stop_sig;
         if (first) s->stop_sig = sig;
+        coord_lock *lock = s->lock; /* freed only after this thread has ended */
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         if (exiting) return NULL;
+        if (first && lock) coord_lock_cancel(lock); /* a waiting acquire gives up at once */
         if (first)
             printf("[%s] %s: stopping after the current job\n", s->cfg->id,
                    sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -229,8 +230,7 @@ static int process(state *s, int round, int j) {
     char job[32];
     job_name(j, job, sizeof job);
     int rc;
-    while ((rc = coord_lock_acquire(s->lock, LOCK_SLICE_MS)) == COORD_ETIMEDOUT)
-        if (stop_signal(s)) return 1;
+    if ((rc = coord_lock_acquire(s->lock, -1)) == COORD_ECANCELED) return 1; /* stop requested */
     if (rc == COORD_ESESSION) { /* the client opens a new session by itself: try again */
         printf("[%s] round %d %s: session expired while waiting for the lock, job retried\n",
                cfg->id, round, job);
@@ -444,7 +444,13 @@ static int start(state *s, int64_t *before) {
         (rc = coord_counter_get(s->counter, before)))
         goto fail;
     what = "lock " LOCK;
-    if ((rc = coord_lock_new(&s->lock, s->c, LOCK))) goto fail;
+    coord_lock *lock;
+    if ((rc = coord_lock_new(&lock, s->c, LOCK))) goto fail;
+    pthread_mutex_lock(&s->mu); /* the signal thread cancels a wait on it */
+    s->lock = lock;
+    bool stopping = s->stop_sig != 0;
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) coord_lock_cancel(lock); /* the signal came before the handle existed */
     coord_ring_options ro = COORD_RING_OPTIONS_INIT;
     ro.on_change = on_ring_change;
     ro.payload = s;
@@ -568,6 +574,12 @@ int main(int argc, char **argv) {
                cfg.id, s.processed, cfg.rounds, COUNTER, before, after);
     status = 0;
 out:;
+    /* The signal thread ends first: it may be cancelling a wait on the lock freed below. */
+    pthread_mutex_lock(&s.mu);
+    s.exiting = true;
+    pthread_mutex_unlock(&s.mu);
+    pthread_kill(sig_tid, SIGTERM); /* blocked everywhere: only the signal thread takes it */
+    pthread_join(sig_tid, NULL);
     bool opened = s.c != NULL;
     coord_ring_free(s.done); /* leaves "<group>-done" */
     coord_ring_free(s.ring); /* leaves the group */
@@ -575,12 +587,6 @@ out:;
     coord_counter_free(s.counter);
     coord_client_close(s.c);
     if (opened) printf("[%s] left the group, session closed\n", cfg.id);
-
-    pthread_mutex_lock(&s.mu);
-    s.exiting = true;
-    pthread_mutex_unlock(&s.mu);
-    pthread_kill(sig_tid, SIGTERM); /* blocked everywhere: only the signal thread takes it */
-    pthread_join(sig_tid, NULL);
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     return status;
