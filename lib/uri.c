@@ -20,6 +20,7 @@ void coord_uri_free(coord_uri *u) {
     if (!u) return;
     free(u->scheme);
     free(u->user);
+    if (u->password) explicit_bzero(u->password, strlen(u->password));
     free(u->password);
     for (size_t i = 0; i < u->nhosts; i++)
         free(u->hosts[i].host);
@@ -251,12 +252,16 @@ int coord_uri_parse(coord_uri **out, const char *text) {
             return coord_seterr(COORD_EINVAL, "URI contains a space or control character");
     if (memchr(text, '#', len)) return coord_seterr(COORD_EINVAL, "URI has a fragment ('#')");
 
+    /* Details quote parts of the URI but never its credentials: not the whole text, and nothing
+     * at all when an '@' follows the host list, as then a password holding a '/' or '?' (not
+     * percent-encoded) may have been taken for a host, a path or a query. */
     const char *sep = strstr(text, "://");
-    if (!sep) return coord_seterr(COORD_EINVAL, "URI \"%s\" has no scheme (zk://, etcd://)", text);
+    if (!sep) return coord_seterr(COORD_EINVAL, "URI has no scheme (zk://, etcd:// or etcds://)");
     coord_uri *u = calloc(1, sizeof *u);
     if (!u) return coord_seterr(COORD_ENOMEM, "out of memory");
     int rc = COORD_EINVAL;
     int defport = 0;
+    const char *auth = NULL, *ae = NULL;
     if (!(u->scheme = dup_range(text, (size_t)(sep - text)))) goto oom;
     for (char *c = u->scheme; *c; c++)
         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
@@ -265,13 +270,16 @@ int coord_uri_parse(coord_uri **out, const char *text) {
     else if (!strcmp(u->scheme, "etcd") || !strcmp(u->scheme, "etcds"))
         defport = 2379;
     else {
-        coord_seterr(COORD_EINVAL, "unknown URI scheme \"%s\" (expected zk, etcd or etcds)",
-                     u->scheme);
+        bool word = strlen(u->scheme) <= 16;
+        for (const char *c = u->scheme; *c && word; c++)
+            word = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("+-.", *c);
+        coord_seterr(COORD_EINVAL, "unknown URI scheme%s%s%s (expected zk, etcd or etcds)",
+                     word ? " \"" : "", word ? u->scheme : "", word ? "\"" : "");
         goto fail;
     }
 
-    const char *auth = sep + 3;
-    const char *ae = auth + strcspn(auth, "/?");
+    auth = sep + 3;
+    ae = auth + strcspn(auth, "/?");
     const char *at = NULL;
     for (const char *p = auth; p < ae; p++)
         if (*p == '@') at = p;
@@ -306,6 +314,10 @@ int coord_uri_parse(coord_uri **out, const char *text) {
 oom:
     rc = coord_seterr(COORD_ENOMEM, "out of memory");
 fail:
+    if (rc == COORD_EINVAL && ae && strchr(ae, '@'))
+        coord_seterr(rc, "malformed URI (detail withheld: it has an '@' after the host list, so it "
+                         "may hold credentials; percent-encode '/', '?', '#' and '@' in user "
+                         "names and passwords)");
     coord_uri_free(u);
     return rc;
 }

@@ -65,6 +65,11 @@ struct coord_watch {
     int64_t check_at;
     bool deleted_reported;
     _Atomic bool removing; /* read by the stream callback without the lock */
+    /* The server refused the stream's token (a 401, or a stream canceled as Unauthenticated,
+     * which is how etcd 3.4 answers a watch with a token it no longer knows); `gen` and
+     * `cgen` are the token generations the stream and the check were sent with. */
+    bool unauth;
+    uint64_t gen, cgen;
     bool removed, finished;
 };
 
@@ -179,6 +184,40 @@ static struct curl_slist *make_headers(etcd *e, uint64_t *gen) {
 
 typedef enum { TRY_OK, TRY_NEXT, TRY_FAIL } try_result;
 
+/* An OpenSSL alert by which a server refuses the client's certificate (or its absence). */
+static bool cert_alert(const char *why) {
+    return strstr(why, "alert") && (strstr(why, "certificate") || strstr(why, "unknown ca") ||
+                                    strstr(why, "access denied"));
+}
+
+/*
+ * A TLS connection broke before any answer: was it the server refusing this client's
+ * certificate? With TLS 1.3 a server says so only after the client has finished its handshake,
+ * and the alert is often lost with the connection, so libcurl reports a send or receive error
+ * like a dying server's. A TLS 1.2 handshake gets the refusal inside the handshake itself, so
+ * one is tried to tell. True, with the alert in `why`, for a refusal.
+ */
+static bool tls_refused(etcd *e, int ep, CURLcode cc, char *why, size_t cap, int64_t budget_ms) {
+    if (strncmp(e->endpoints[ep], "https:", 6) != 0) return false;
+    if (cc != CURLE_SEND_ERROR && cc != CURLE_RECV_ERROR && cc != CURLE_GOT_NOTHING) return false;
+    if (cert_alert(why)) return true;
+    CURL *h = budget_ms > 0 ? curl_easy_init() : NULL;
+    if (!h) return false;
+    char buf[CURL_ERROR_SIZE] = "";
+    setup_handle(e, h);
+    curl_easy_setopt(h, CURLOPT_URL, e->endpoints[ep]);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION,
+                     (long)(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, buf);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, budget_ms < 1000 ? (long)budget_ms : 1000L);
+    CURLcode dc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    if (dc != CURLE_SSL_CONNECT_ERROR || !cert_alert(buf)) return false;
+    snprintf(why, cap, "%s", buf);
+    return true;
+}
+
 /* A request body handed to curl by a read callback, so we know whether any of it left, and so
  * curl cannot silently send a write a second time: it re-sends a request on its own when a
  * reused connection turns out dead, which it can only do by rewinding the body. */
@@ -228,15 +267,28 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
     long ct = e->cfg->connect_timeout_ms < budget_ms ? e->cfg->connect_timeout_ms : (long)budget_ms;
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ct > 0 ? ct : 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, budget_ms > 0 ? (long)budget_ms : 1L);
+    char why[CURL_ERROR_SIZE] = ""; /* libcurl's detail (never holds the request's body) */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, why);
+    int64_t t0 = coord__now_ms();
     CURLcode cc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     *status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (cc == CURLE_OK) return TRY_OK;
+    if (!why[0]) snprintf(why, sizeof why, "%s", curl_easy_strerror(cc));
+    if (*status == 0 && !r->len &&
+        tls_refused(e, ep, cc, why, sizeof why, budget_ms - (coord__now_ms() - t0))) {
+        /* Refused in the handshake: nothing was applied. */
+        *err = coord_seterr(
+            COORD_EAUTH, "etcd %s: TLS: the server refused this client%s: %s", e->endpoints[ep],
+            e->cfg->uri->cert ? "'s certificate" : " without a certificate (cert= and key=)", why);
+        return TRY_FAIL;
+    }
     if (b.sent && !idempotent && !r->too_big) {
         if (cc == CURLE_GOT_NOTHING) *status = -1; /* see below: maybe a rejected token */
         *err = coord_seterr(cc == CURLE_OPERATION_TIMEDOUT ? COORD_ETIMEDOUT : COORD_EUNAVAILABLE,
                             "etcd %s%s: %s after the request was sent; it may have been applied",
-                            e->endpoints[ep], path, curl_easy_strerror(cc));
+                            e->endpoints[ep], path, why);
         return TRY_FAIL;
     }
     if (r->too_big) {
@@ -247,19 +299,16 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s: %s", e->endpoints[ep],
-                            curl_easy_strerror(cc));
+        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s: %s", e->endpoints[ep], why);
         return TRY_NEXT;
     case CURLE_OPERATION_TIMEDOUT:
-        *err = coord_seterr(COORD_ETIMEDOUT, "etcd %s%s: %s", e->endpoints[ep], path,
-                            curl_easy_strerror(cc));
+        *err = coord_seterr(COORD_ETIMEDOUT, "etcd %s%s: %s", e->endpoints[ep], path, why);
         return TRY_FAIL;
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
-        *err =
-            coord_seterr(COORD_EAUTH, "etcd %s: TLS: %s", e->endpoints[ep], curl_easy_strerror(cc));
+        *err = coord_seterr(COORD_EAUTH, "etcd %s: TLS: %s", e->endpoints[ep], why);
         return TRY_FAIL;
     case CURLE_GOT_NOTHING:
         /* etcd 3.4.23 answers auth errors with an empty reply (etcd-io/etcd#15256). */
@@ -267,8 +316,7 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
         *status = -1;
         return TRY_FAIL;
     default:
-        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s%s: %s", e->endpoints[ep], path,
-                            curl_easy_strerror(cc));
+        *err = coord_seterr(COORD_EUNAVAILABLE, "etcd %s%s: %s", e->endpoints[ep], path, why);
         return TRY_FAIL;
     }
 }
@@ -323,7 +371,14 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
             char msg[256];
             rc = etcd_parse_error(status, r.body, r.len, &grpc, msg, sizeof msg);
             free(r.body);
-            coord_seterr(rc, "etcd %s%s: %s", e->endpoints[ep], path, msg);
+            const char *who = e->cfg->uri->user;
+            if (rc == COORD_EAUTH) /* say who was refused (never with what password) */
+                coord_seterr(rc, "etcd %s%s: %s (%s%s%s)", e->endpoints[ep], path, msg,
+                             who ? "as user \""
+                                 : "authentication needed: no user:password@ in the URI",
+                             who ? who : "", who ? "\"" : "");
+            else
+                coord_seterr(rc, "etcd %s%s: %s", e->endpoints[ep], path, msg);
             if (rc == COORD_EAUTH && status == 401 && e->cfg->uri->user && !reauthed) {
                 reauthed = true;
                 int arc = authenticate(e, h, ep, deadline - coord__now_ms(), gen);
@@ -369,6 +424,13 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
     return rc;
 }
 
+/* Successful authentications, process-wide: tests check that a revoked token was replaced. */
+static _Atomic uint64_t authentications;
+uint64_t coord__etcd_authentications(void);
+uint64_t coord__etcd_authentications(void) {
+    return atomic_load(&authentications);
+}
+
 /* Obtain a token with the URI's credentials, unless another thread already replaced the one
  * that was rejected (`seen_gen`). */
 static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t seen_gen) {
@@ -384,6 +446,8 @@ static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t se
         return coord_seterr(COORD_ENOMEM, "out of memory");
     }
     char *json = cJSON_PrintUnformatted(req);
+    cJSON *pw = cJSON_GetObjectItemCaseSensitive(req, "password");
+    explicit_bzero(pw->valuestring, strlen(pw->valuestring)); /* copies of the password */
     cJSON_Delete(req);
     if (!json) return coord_seterr(COORD_ENOMEM, "out of memory");
     struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
@@ -393,6 +457,7 @@ static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t se
     try_result t =
         post_once(e, h, ep, "/v3/auth/authenticate", json, true, hd, budget_ms, &r, &status, &rc);
     curl_slist_free_all(hd);
+    explicit_bzero(json, strlen(json));
     free(json);
     if (t != TRY_OK) {
         free(r.body);
@@ -420,10 +485,12 @@ static int authenticate(etcd *e, CURL *h, int ep, int64_t budget_ms, uint64_t se
     cJSON_Delete(j);
     if (!t2) return coord_seterr(COORD_ENOMEM, "out of memory");
     pthread_mutex_lock(&e->mu);
+    if (e->token) explicit_bzero(e->token, strlen(e->token));
     free(e->token);
     e->token = t2;
     e->token_gen++;
     pthread_mutex_unlock(&e->mu);
+    atomic_fetch_add(&authentications, 1);
     return 0;
 }
 
@@ -605,6 +672,8 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
         }
     }
     if (m.canceled) {
+        if (strstr(m.msg, "Unauthenticated") || strstr(m.msg, "invalid auth token"))
+            w->unauth = true;
         int64_t compact = m.compact_revision;
         etcd_watch_msg_clear(&m);
         if (compact > 0) {
@@ -653,11 +722,12 @@ static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud) {
 
 /* Prepare `*h` (made on first use) to POST `json` to `path` of endpoint `ep` on the watch
  * thread's multi handle; the caller adds it. Nonzero when out of memory. */
-static int multi_post(etcd *e, CURL **h, struct curl_slist **hdrs, coord_watch *w, int ep,
-                      const char *path, const char *json, curl_write_callback fn, void *ud) {
+static int multi_post(etcd *e, CURL **h, struct curl_slist **hdrs, uint64_t *gen, coord_watch *w,
+                      int ep, const char *path, const char *json, curl_write_callback fn,
+                      void *ud) {
     if (!*h && !(*h = curl_easy_init())) return 1;
     curl_slist_free_all(*hdrs);
-    *hdrs = make_headers(e, NULL);
+    *hdrs = make_headers(e, gen);
     char url[600];
     snprintf(url, sizeof url, "%s%s", e->endpoints[ep], path);
     curl_easy_reset(*h);
@@ -686,7 +756,8 @@ static int watch_start(etcd *e, coord_watch *w) {
     cJSON_Delete(req);
     if (!w->body) return COORD_ENOMEM;
     w->endpoint = atomic_load(&e->current);
-    if (multi_post(e, &w->h, &w->hdrs, w, w->endpoint, "/v3/watch", w->body, on_watch_data, w))
+    if (multi_post(e, &w->h, &w->hdrs, &w->gen, w, w->endpoint, "/v3/watch", w->body, on_watch_data,
+                   w))
         return COORD_ENOMEM;
     /* A silent member (paused, partitioned) is noticed by TCP keepalive probes. */
     curl_easy_setopt(w->h, CURLOPT_TCP_KEEPIDLE, 2L);
@@ -694,6 +765,7 @@ static int watch_start(etcd *e, coord_watch *w) {
     etcd_lines_reset(&w->lines);
     w->status = 0;
     w->errlen = 0;
+    w->unauth = false;
     return curl_multi_add_handle(e->multi, w->h) == CURLM_OK ? 0 : COORD_EBACKEND;
 }
 
@@ -707,15 +779,27 @@ static int check_start(etcd *e, coord_watch *w) {
     cJSON_Delete(req);
     free(w->cresp.body);
     memset(&w->cresp, 0, sizeof w->cresp);
-    if (!w->cbody || multi_post(e, &w->ch, &w->chdrs, w, atomic_load(&e->current), "/v3/kv/range",
-                                w->cbody, on_body, &w->cresp))
+    if (!w->cbody || multi_post(e, &w->ch, &w->chdrs, &w->cgen, w, atomic_load(&e->current),
+                                "/v3/kv/range", w->cbody, on_body, &w->cresp))
         return COORD_ENOMEM;
     curl_easy_setopt(w->ch, CURLOPT_TIMEOUT_MS, (long)e->cfg->timeout_ms);
     return curl_multi_add_handle(e->multi, w->ch) == CURLM_OK ? 0 : COORD_EBACKEND;
 }
 
-/* The check finished: report the deletion, or look again a little later. */
-static void check_done(coord_watch *w, CURLcode cc) {
+/* A token the server refused on the watch thread: replace it (unless another thread did), so
+ * the streams and checks sent next carry a good one. Nothing else would: a watch can wait while
+ * the application makes no call. */
+static int watch_reauth(etcd *e, int ep, uint64_t gen) {
+    if (!e->cfg->uri->user) return COORD_EAUTH;
+    CURL *h = handle_get(e);
+    int rc = h ? authenticate(e, h, ep, e->cfg->timeout_ms, gen) : COORD_ENOMEM;
+    handle_put(e, h);
+    return rc;
+}
+
+/* The check finished: report the deletion, or look again a little later (at once after a
+ * refused token was replaced). */
+static void check_done(etcd *e, coord_watch *w, CURLcode cc) {
     long status = 0;
     curl_easy_getinfo(w->ch, CURLINFO_RESPONSE_CODE, &status);
     cJSON *res = NULL;
@@ -730,6 +814,8 @@ static void check_done(coord_watch *w, CURLcode cc) {
     } else {
         w->need_check = true;
         w->check_at = coord__now_ms() + 200;
+        if (status == 401 && watch_reauth(e, atomic_load(&e->current), w->cgen) == 0)
+            w->check_at = 0;
     }
     cJSON_Delete(res);
     free(w->cresp.body);
@@ -804,18 +890,15 @@ static void *watch_main(void *arg) {
             curl_multi_remove_handle(e->multi, msg->easy_handle);
             if (!w) continue;
             if (msg->easy_handle == w->ch) {
-                check_done(w, msg->data.result);
+                check_done(e, w, msg->data.result);
                 continue;
             }
             /* The stream ended: an error, a dead member, a compaction reset or an auth error.
              * Resume from next_rev, on the next member if this one failed. */
-            if (w->status == 401 && e->cfg->uri->user) {
-                CURL *h = handle_get(e);
-                uint64_t gen;
-                curl_slist_free_all(make_headers(e, &gen));
-                if (h) authenticate(e, h, w->endpoint, e->cfg->timeout_ms, gen);
-                handle_put(e, h);
-            }
+            /* A refused token: a new one, then a new stream at once (with the usual back-off
+             * while no new one can be had, e.g. the password was changed). */
+            if ((w->status == 401 || w->unauth) && watch_reauth(e, w->endpoint, w->gen) == 0)
+                w->failures = 0;
             if (w->status != 200 || msg->data.result != CURLE_WRITE_ERROR) {
                 int cur = atomic_load(&e->current);
                 if (cur == w->endpoint)
@@ -1361,6 +1444,7 @@ static void etcd_free(etcd *e) {
     for (size_t i = 0; i < e->nendpoints; i++)
         free(e->endpoints[i]);
     free(e->endpoints);
+    if (e->token) explicit_bzero(e->token, strlen(e->token));
     free(e->token);
     if (e->multi) curl_multi_cleanup(e->multi);
     pthread_mutex_destroy(&e->mu);

@@ -38,7 +38,9 @@ struct zk {
     coord_conn base;
     const coord_config *cfg;
     char *hosts;
-    char *auth;             /* "user:password" or NULL */
+    char *auth;          /* "user:password" or NULL */
+    struct ACL above[2]; /* ACL of the nodes above the prefix when authenticated */
+    struct ACL_vector above_acl;
     pthread_rwlock_t hlock; /* read: using zh; write: replacing it */
     zhandle_t *zh;
     pthread_mutex_t mu;
@@ -88,6 +90,9 @@ static int map_rc(int rc, const char *what, const char *path) {
         err = COORD_ESESSION;
         break;
     case ZNOAUTH:
+        /* "not authenticated" is ZooKeeper's word for any ACL refusal. */
+        return coord_seterr(COORD_EAUTH, "zookeeper %s %s: permission denied by the ACL (%s, %d)",
+                            what, path, zerror(rc), rc);
     case ZAUTHFAILED:
         err = COORD_EAUTH;
         break;
@@ -268,9 +273,13 @@ static int issue_children(zhandle_t *zh, zop *o, void *a) {
     return zoo_aget_children2(zh, ((args *)a)->path, 0, on_kids, o);
 }
 
-static const struct ACL_vector *acl_for(zk *z) {
-    /* With credentials, nodes are readable and writable by their creator only. */
-    return z->auth ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
+/* The ACL of a node made at `len` bytes of a path: with credentials, the prefix and every node
+ * under it are their creator's only; the nodes above the prefix (say "/apps" of "/apps/a") are
+ * shared ground where others make their own prefixes, so they also let anyone read and create
+ * (but not delete, write, or change the ACL). */
+static const struct ACL_vector *acl_for(zk *z, size_t len) {
+    if (!z->auth) return &ZOO_OPEN_ACL_UNSAFE;
+    return len < strlen(z->cfg->uri->prefix) ? &z->above_acl : &ZOO_CREATOR_ALL_ACL;
 }
 
 static int64_t deadline_of(int timeout_ms) {
@@ -291,7 +300,7 @@ static int make_parents(zk *z, const char *path, int64_t deadline) {
         args a = {.path = parent,
                   .value = NULL,
                   .len = -1,
-                  .acl = acl_for(z),
+                  .acl = acl_for(z, plen),
                   .mode = plen > prefix_len ? ZOO_CONTAINER : ZOO_PERSISTENT};
         zop *o = NULL;
         int rc = run(z, issue_create, &a, deadline, &o);
@@ -340,7 +349,11 @@ static int do_create(zk *z, const char *path, const void *value, size_t len, uns
     int mode = (flags & COORD_PUT_EPHEMERAL)
                    ? ((flags & COORD_PUT_SEQUENTIAL) ? ZOO_EPHEMERAL_SEQUENTIAL : ZOO_EPHEMERAL)
                    : ((flags & COORD_PUT_SEQUENTIAL) ? ZOO_PERSISTENT_SEQUENTIAL : ZOO_PERSISTENT);
-    args a = {.path = path, .value = value, .len = (int)len, .acl = acl_for(z), .mode = mode};
+    args a = {.path = path,
+              .value = value,
+              .len = (int)len,
+              .acl = acl_for(z, strlen(path)),
+              .mode = mode};
     for (int attempt = 0; attempt < 4; attempt++) {
         zop *o = NULL;
         int rc = run(z, issue_create, &a, deadline, &o);
@@ -922,6 +935,7 @@ extern const coord_backend coord__zk_backend;
 
 static void zk_free(zk *z) {
     free(z->hosts);
+    if (z->auth) explicit_bzero(z->auth, strlen(z->auth));
     free(z->auth);
     pthread_rwlock_destroy(&z->hlock);
     pthread_mutex_destroy(&z->mu);
@@ -954,6 +968,9 @@ static int zk_open(coord_conn **out, const coord_config *cfg) {
         size_t l = strlen(u->user) + strlen(u->password) + 2;
         if (!(z->auth = malloc(l))) goto oom;
         snprintf(z->auth, l, "%s:%s", u->user, u->password);
+        z->above[0] = (struct ACL){ZOO_PERM_ALL, ZOO_AUTH_IDS};
+        z->above[1] = (struct ACL){ZOO_PERM_READ | ZOO_PERM_CREATE, ZOO_ANYONE_ID_UNSAFE};
+        z->above_acl = (struct ACL_vector){2, z->above};
     }
     int64_t deadline = coord__now_ms() + cfg->connect_timeout_ms;
     z->zh = new_handle(z, NULL, on_session, z);
@@ -974,6 +991,26 @@ static int zk_open(coord_conn **out, const coord_config *cfg) {
         int zrc = make_parents(z, probe, deadline);
         if (zrc != ZOK) {
             rc = map_rc(zrc, "create", u->prefix);
+            goto fail;
+        }
+        /* The server takes any digest, a wrong password being just another identity: find out
+         * now whether this one may use the prefix, rather than have each operation refused (or
+         * reads of absent nodes answer "none" on a prefix it cannot read). */
+        args a = {.path = u->prefix};
+        zop *o = NULL;
+        zrc = run(z, issue_get, &a, deadline, &o);
+        if (o) zop_unref(o);
+        if (zrc == ZNOAUTH) {
+            rc = coord_seterr(COORD_EAUTH,
+                              "zookeeper: permission denied on %s for %s%s%s: its ACL admits "
+                              "another identity (digest authentication takes a wrong password "
+                              "for another identity)",
+                              u->prefix, u->user ? "user \"" : "a client without credentials",
+                              u->user ? u->user : "", u->user ? "\"" : "");
+            goto fail;
+        }
+        if (zrc != ZOK && zrc != ZNONODE) {
+            rc = map_rc(zrc, "get", u->prefix);
             goto fail;
         }
     }
