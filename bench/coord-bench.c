@@ -1033,6 +1033,19 @@ static double ratio(double a, double b) {
     return b > 0 ? a / b : 0;
 }
 
+/* The URI as printed: credentials ("user:password@") replaced by "***@". */
+static const char *shown_uri(const char *uri, char *buf, size_t cap) {
+    const char *auth = strstr(uri, "://");
+    if (!auth) return uri;
+    auth += 3;
+    const char *at = NULL;
+    for (const char *p = auth; *p && *p != '/' && *p != '?'; p++)
+        if (*p == '@') at = p;
+    if (!at) return uri;
+    snprintf(buf, cap, "%.*s***%s", (int)(auth - uri), uri, at);
+    return buf;
+}
+
 static void json_str(const char *s) {
     putchar('"');
     for (; *s; s++) {
@@ -1928,9 +1941,10 @@ static int ring_convergence(const bench_opts *o) {
         double j50 = pct_ms(&join, 0.5), j99 = pct_ms(&join, 0.99);
         double l50 = pct_ms(&leave, 0.5), l99 = pct_ms(&leave, 0.99), c50 = pct_ms(&call, 0.5);
         bool met_p99 = j99 <= RING_TARGET_CONVERGE_P99_MS;
+        char shown[1024];
         if (o->json) {
             printf("{\"mode\":\"ring-convergence\",\"uri\":");
-            json_str(o->uri);
+            json_str(shown_uri(o->uri, shown, sizeof shown));
             printf(",\"samples\":%zu,\"observers\":%d,\"join_p50_ms\":%.3f,\"join_p99_ms\":%.3f,"
                    "\"leave_p50_ms\":%.3f,\"leave_p99_ms\":%.3f,\"join_call_p50_ms\":%.3f,"
                    "\"target_p99_ms\":%.0f,\"met\":%s}\n",
@@ -1939,7 +1953,7 @@ static int ring_convergence(const bench_opts *o) {
         } else {
             printf("\nmembership convergence on %s: %zu joins and leaves of one member, %d "
                    "observer clients\n",
-                   o->uri, join.n, RING_OBSERVERS);
+                   shown_uri(o->uri, shown, sizeof shown), join.n, RING_OBSERVERS);
             printf("  join  -> every observer updated  p50 %7.3f ms  p99 %7.3f ms  (p99 <= %.0f)  "
                    "%s\n",
                    j50, j99, RING_TARGET_CONVERGE_P99_MS, met(met_p99));
