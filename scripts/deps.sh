@@ -26,6 +26,7 @@ BASE_PKGS=(
     build-essential cmake pkg-config git ca-certificates curl
     libzookeeper-mt-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev
     libxxhash-dev libmemcached-dev valgrind clang-format openssl procps netcat-openbsd doxygen
+    clang libclang-rt-dev
 )
 SERVER_PKGS=(zookeeperd etcd-server etcd-client docker-compose)
 # ports used by scripts/servers.sh (defaults)

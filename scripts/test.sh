@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone on Debian, as root:
 #   install what is missing, build (plain, ASan+UBSan, ThreadSanitizer, and without backends),
-#   check formatting, docker-compose.yml, the API reference (Doxygen, warnings are errors) and the installed
-#   package, start local ZooKeeper and etcd (single node and 3-member clusters), run unit,
+#   fuzz the parsers (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
+#   check formatting, docker-compose.yml, the API reference (Doxygen, warnings are errors) and
+#   the installed package, start local ZooKeeper and etcd (single node and 3-member clusters), run unit,
 #   conformance and cluster tests, the same under ASan+UBSan, the conformance suites under
 #   ThreadSanitizer and under valgrind. Servers are stopped afterwards, also on failure.
 set -euo pipefail
@@ -17,6 +18,8 @@ if [ "${1:-}" != "--inner" ]; then
     echo "== build with ASan+UBSan"
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORD_SANITIZE=ON >>build.log 2>&1
     cmake --build build-asan -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+    echo "== fuzzing (libFuzzer, 20 s per target)"
+    bash scripts/fuzz.sh 20
     echo "== build with ThreadSanitizer (conformance suites)"
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORD_TSAN=ON -DCOORD_BUILD_EXAMPLES=OFF \
         -DCOORD_BUILD_BENCH=OFF -DCOORD_BUILD_TOOLS=OFF >>build.log 2>&1

@@ -19,6 +19,18 @@ int etcd_unb64(const char *s, void **out, size_t *len) {
     size_t n = strlen(s);
     if (n % 4 != 0 || n > (size_t)INT32_MAX / 2)
         return coord_seterr(COORD_EPROTO, "etcd: bad base64 length %zu", n);
+    /* Only the alphabet, then at most two '='. EVP_DecodeBlock alone also takes leading and
+     * trailing whitespace and a trailing run of '-' (PEM leniency) and decodes fewer bytes. */
+    size_t pad = 0;
+    if (n >= 1 && s[n - 1] == '=') pad++;
+    if (n >= 2 && s[n - 2] == '=') pad++;
+    for (size_t i = 0; i + pad < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return coord_seterr(COORD_EPROTO, "etcd: malformed base64%s",
+                                c == '=' ? " padding" : "");
+    }
     unsigned char *buf = malloc(n / 4 * 3 + 1);
     if (!buf) return coord_seterr(COORD_ENOMEM, "out of memory");
     int got = n ? EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n) : 0;
@@ -27,14 +39,6 @@ int etcd_unb64(const char *s, void **out, size_t *len) {
         return coord_seterr(COORD_EPROTO, "etcd: malformed base64");
     }
     /* EVP_DecodeBlock counts the bytes that '=' padding stands for; take them back. */
-    size_t pad = 0;
-    if (n >= 1 && s[n - 1] == '=') pad++;
-    if (n >= 2 && s[n - 2] == '=') pad++;
-    for (size_t i = 0; i + pad < n; i++)
-        if (s[i] == '=') {
-            free(buf);
-            return coord_seterr(COORD_EPROTO, "etcd: malformed base64 padding");
-        }
     *len = (size_t)got - pad;
     buf[*len] = 0;
     *out = buf;

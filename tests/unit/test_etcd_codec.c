@@ -128,6 +128,16 @@ static void test_b64_malformed(void **state) {
     unb64_bad("Z===");
     unb64_bad("====");
     unb64_bad("Zm9vY=E=");
+    /* Whitespace or a run of '-' around the data: OpenSSL's EVP_DecodeBlock skips them (PEM
+     * leniency) and decoded "foo" from each of these (found by tests/fuzz/fuzz_etcd_json). */
+    unb64_bad("Zm9v    ");
+    unb64_bad("    Zm9v");
+    unb64_bad("Zm9v\n\n\n\n");
+    unb64_bad("Zm9v\r\r\r\r");
+    unb64_bad("Zm9v\t\t\t\t");
+    unb64_bad("Zm9v----");
+    unb64_bad("AAAA----");
+    unb64_bad(" Zg=");
 }
 
 /* ---------- int64 fields ---------- */
@@ -346,6 +356,9 @@ static void test_parse_kv_malformed(void **state) {
         "{\"key\":\"L2Evaw==\",\"create_revision\":\"-3\",\"mod_revision\":\"5\"}",
         /* malformed fields */
         "{\"key\":\"L2Evaw=\",\"create_revision\":\"3\",\"mod_revision\":\"5\"}",
+        /* base64 with trailing blanks or '-' (decoded "/a/" and "val" before the fix) */
+        "{\"key\":\"L2Ev    \",\"create_revision\":\"3\",\"mod_revision\":\"5\"}",
+        "{\"key\":\"Zm9v\",\"create_revision\":3,\"mod_revision\":5,\"value\":\"dmFs----\"}",
         "{\"key\":5,\"create_revision\":\"3\",\"mod_revision\":\"5\"}",
         "{\"key\":\"L2Evaw==\",\"create_revision\":\"3\",\"mod_revision\":\"5\",\"value\":\"d\"}",
         "{\"key\":\"L2Evaw==\",\"create_revision\":\"3\",\"mod_revision\":\"5\",\"value\":1}",
