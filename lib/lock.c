@@ -112,6 +112,26 @@ static void withdraw(coord_lock *l) {
     coord_seterr(0, "%s", saved);
 }
 
+/*
+ * A waiter's look or watch failed for want of a server (a member failing over, a connection
+ * being re-established): the session, and with it our place in the queue, may well survive, so
+ * pause (up to a second, growing) and look again, until the deadline, a cancel or the loss of
+ * the session decides. True when the caller should look again.
+ */
+static bool transient(coord_lock *l, int rc, int64_t deadline, uint64_t lost0, int *pause_ms) {
+    if (rc != COORD_EUNAVAILABLE && rc != COORD_ETIMEDOUT) return false;
+    int64_t now = coord__now_ms();
+    if (now >= deadline || coord__client_lost(l->c) != lost0) return false;
+    *pause_ms = *pause_ms ? (*pause_ms < 500 ? *pause_ms * 2 : 1000) : 20;
+    int64_t until = now + *pause_ms < deadline ? now + *pause_ms : deadline;
+    coord__client_lock(l->c);
+    /* Woken early by a session change or a cancel, which the loop then handles. */
+    while (coord__now_ms() < until && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel))
+        coord__client_wait(l->c, until);
+    coord__client_unlock(l->c);
+    return true;
+}
+
 int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     if (!l) return coord_seterr(COORD_EINVAL, "lock is NULL");
     if (coord_lock_held(l))
@@ -126,6 +146,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     bool first = false;
     coord_kv pred = {0};
     int64_t after = 0;
+    int pause_ms = 0;
     if (canceled(l)) return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
     rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after,
                           timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
@@ -148,6 +169,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         }
         if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
             rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
+            if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
             if (rc) {
                 withdraw(l);
                 return rc;
@@ -160,10 +182,12 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord_watch *w = NULL;
         rc = be->watch(k, pred.key, COORD_WATCH_KEY, after, on_predecessor, l, &w);
         coord_kv_clear(&pred);
+        if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
         if (rc) {
             withdraw(l);
             return rc;
         }
+        pause_ms = 0;
         coord__client_lock(l->c);
         bool timed_out = false;
         while (!l->woken && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel)) {
