@@ -3,9 +3,9 @@
 #   install what is missing, build (plain, ASan+UBSan, ThreadSanitizer, and without backends),
 #   fuzz the parsers (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
 #   check formatting, docker-compose.yml, the API reference (Doxygen, warnings are errors) and
-#   the installed package, start local ZooKeeper and etcd (single node and 3-member clusters), run unit,
-#   conformance and cluster tests, the same under ASan+UBSan, the conformance suites under
-#   ThreadSanitizer and under valgrind. Servers are stopped afterwards, also on failure.
+#   the installed package, start local ZooKeeper and etcd (single node and 3-member clusters),
+#   run unit, conformance and cluster tests, the same under ASan+UBSan, the conformance suites
+#   under ThreadSanitizer and under valgrind. Servers are stopped afterwards, also on failure.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 JOBS=$(nproc)
@@ -55,16 +55,21 @@ fi
 # Inside: servers are up and COORD_TEST_* are set.
 export COORD_TEST_REQUIRE_SERVERS=1
 echo "== valgrind: unit and conformance suites"
-for t in build/tests/test_uri build/tests/test_name build/tests/test_etcd_codec \
-    build/tests/test_counter_codec build/tests/test_etcd_badserver build/tests/test_session \
-    build/tests/test_ring_codec build/tests/test_hashring build/tests/test_lock \
-    build/tests/test_counter build/tests/test_ring; do
+VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
+    --suppressions=tests/valgrind.supp)
+for t in build/tests/test_uri build/tests/test_name build/tests/test_zk_path \
+    build/tests/test_backends build/tests/test_etcd_codec build/tests/test_counter_codec \
+    build/tests/test_etcd_badserver build/tests/test_session build/tests/test_ring_codec \
+    build/tests/test_hashring build/tests/test_lock build/tests/test_counter build/tests/test_ring; do
     [ -x "$t" ] || continue
-    valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
-        --suppressions=tests/valgrind.supp "$t" >"$t.valgrind.log" 2>&1 ||
+    "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
         { cat "$t.valgrind.log"; echo "valgrind: $t failed"; exit 1; }
     echo "valgrind ok: $t"
 done
+bash tests/conformance/test_auth_tls.sh build/tests/test_auth "${VG[@]}" \
+    >build/test_auth.valgrind.log 2>&1 ||
+    { cat build/test_auth.valgrind.log; echo "valgrind: test_auth failed"; exit 1; }
+echo "valgrind ok: build/tests/test_auth (credentials and TLS)"
 echo "== ThreadSanitizer: ring (lookups during churn), lock, counter and session suites"
 for t in test_ring test_lock test_counter test_session; do
     TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
