@@ -10,6 +10,9 @@
 #   servers.sh pause   zk|etcd N [LAYOUT]     SIGSTOP a member
 #   servers.sh resume  zk|etcd N [LAYOUT]     SIGCONT a member
 #   servers.sh pid     zk|etcd N [LAYOUT]     print the member's pid (exit 1 if not running)
+#   servers.sh leader  zk|etcd [LAYOUT]       print the number N of the member that leads now
+#                                             (waits until the running members agree on one)
+#   servers.sh heal    zk|etcd [LAYOUT]       resume stopped members, restart dead ones
 #   servers.sh status                         print what runs
 #   servers.sh env                            print the `export ...` lines again
 #   servers.sh run single|cluster|both -- CMD [ARG...]
@@ -74,7 +77,7 @@ since() { # start_us -> "1.23s"
 }
 deadline() { printf '%s' $(($(now_us) + $1 * 1000000)); } # seconds -> deadline
 expired() { (($(now_us) >= $1)); }
-usage() { sed -n '2,26s/^# \{0,1\}//p' "$SELF" >&2; exit 2; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "$SELF" >&2; exit 2; }
 
 # ---------------------------------------------------------------- locking
 lock() {
@@ -804,6 +807,68 @@ cmd_pid() {
     echo
 }
 
+# kind [layout] -> the layout to act on (as for member selection), or die
+layout_for() {
+    local kind=$1 layout=${2:-}
+    [[ $kind == zk || $kind == etcd ]] || die "expected zk or etcd, got '$kind'"
+    [[ -n $STATE ]] || die "no servers running (no state dir found via COORD_SERVERS_DIR or $POINTER)"
+    if [[ -z $layout ]]; then
+        layout=${COORD_SERVERS_LAYOUT:-}
+        if [[ -z $layout ]]; then
+            if layout_present cluster; then layout=cluster; else layout=single; fi
+        fi
+    fi
+    layout_present "$layout" || die "the $layout layout is not running"
+    printf '%s' "$layout"
+}
+
+# The running member that leads (ZooKeeper `srvr` mode, etcd's raft leader), once exactly one
+# running member claims it; an election in progress is waited out (bounded by TIMEOUT).
+cmd_leader() {
+    [[ $# -ge 1 && $# -le 2 ]] || usage
+    local kind=$1 layout n d port found count end
+    find_state
+    layout=$(layout_for "$@")
+    end=$(deadline "$TIMEOUT")
+    while :; do
+        found="" count=0
+        for ((n = 1; n <= $(members_of "$layout"); n++)); do
+            d=$(mdir "$layout" "$kind" "$n")
+            [[ $(proc_state "$d") == running ]] || continue
+            port=$(client_port "$layout" "$kind" "$n")
+            if [[ $kind == zk ]]; then
+                case $(zk_mode "$port") in leader | standalone) found=$n count=$((count + 1)) ;; esac
+            elif etcd_is_leader "$port"; then
+                found=$n count=$((count + 1))
+            fi
+        done
+        if [[ $count == 1 ]]; then
+            printf '%s\n' "$found"
+            return 0
+        fi
+        expired "$end" && die "no single $layout $kind leader after ${TIMEOUT}s ($count claim it)"
+        sleep 0.2
+    done
+}
+
+# Undo what an interrupted fault test left behind: every member of the kind runs again.
+cmd_heal() {
+    [[ $# -ge 1 && $# -le 2 ]] || usage
+    local kind=$1 layout n d
+    find_state
+    layout=$(layout_for "$@")
+    for ((n = 1; n <= $(members_of "$layout"); n++)); do
+        d=$(mdir "$layout" "$kind" "$n")
+        case $(proc_state "$d") in
+            paused)
+                signal_member "$d" CONT
+                log "resumed $layout $kind$n (pid $(member_pid "$d"))"
+                ;;
+            dead) cmd_restart "$kind" "$n" "$layout" ;;
+        esac
+    done
+}
+
 cmd_status() {
     find_state
     if [[ -z $STATE ]]; then
@@ -921,6 +986,8 @@ main() {
         pause) cmd_signal STOP paused "$@" ;;
         resume) cmd_signal CONT resumed "$@" ;;
         pid) cmd_pid "$@" ;;
+        leader) cmd_leader "$@" ;;
+        heal) cmd_heal "$@" ;;
         status) cmd_status ;;
         env) cmd_env ;;
         run) cmd_run "$@" ;;

@@ -616,10 +616,33 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coor
         coord_kv_clear(mine);
         return rc;
     }
+    const char *me = zk_basename(mine->key);
+    /* Another node with our tag is left from an earlier attempt of this handle whose outcome
+     * was unknown (a create, or a release's delete, cut off by a lost connection). Nobody else
+     * removes it while the session lives and a handle acquires once at a time: remove it
+     * rather than queue behind it, which would hold up every contender for good. */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cs[i].name, me) == 0 || strncmp(cs[i].name, protect, strlen(protect)) != 0)
+            continue;
+        char stale[MAX_PATH];
+        snprintf(stale, sizeof stale, "%s/%s", dir, cs[i].name);
+        args d = {.path = stale, .version = -1};
+        zop *o = NULL;
+        rc = run(z, issue_delete, &d, deadline, &o);
+        if (o) zop_unref(o);
+        if (rc != ZOK && rc != ZNONODE) {
+            free(cs);
+            zop_unref(op);
+            coord_kv_clear(mine);
+            return map_rc(rc, "delete", stale);
+        }
+        memmove(&cs[i], &cs[i + 1], (n - i - 1) * sizeof *cs);
+        n--;
+        i--;
+    }
     /* The same listing tells who is just before us: no second read before waiting. */
     memset(pred, 0, sizeof *pred);
     *after = 0;
-    const char *me = zk_basename(mine->key);
     size_t at = n;
     for (size_t i = 0; i < n; i++)
         if (strcmp(cs[i].name, me) == 0) at = i;
@@ -703,6 +726,14 @@ static void arm_done(coord_watch *w) {
     pthread_mutex_unlock(&w->mu);
 }
 
+/* An arm whose request died with the connection registered no watcher (the client only does
+ * on success): events may have been missed, so report them as a change of a set (a key's
+ * deletion is found by the next arm) and arm again, queued until the client reconnects. */
+static void arm_lost(coord_watch *w) {
+    if (w->kind == COORD_WATCH_CHILDREN) deliver(w, COORD_EV_CHANGED);
+    arm(w->z, w);
+}
+
 static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
     (void)st;
     coord_watch *w = (coord_watch *)d;
@@ -713,6 +744,8 @@ static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
         /* The parent appeared between our two calls: watch its children now. */
         deliver(w, COORD_EV_CHANGED);
         arm(w->z, w);
+    } else if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
+        arm_lost(w);
     }
     arm_done(w);
 }
@@ -735,6 +768,8 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
                 arm_done(w);
             pthread_rwlock_unlock(&z->hlock);
         }
+    } else if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
+        arm_lost(w);
     }
     arm_done(w);
 }
