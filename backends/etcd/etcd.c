@@ -350,13 +350,24 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
                 rc = coord_seterr(COORD_ETIMEDOUT, "etcd %s: timed out", path);
             break;
         }
+        /* A member that stopped answering (paused, partitioned) must not take the whole budget
+         * of a request that another member could answer: an attempt gets half of what is left,
+         * at least 250 ms. */
+        int64_t attempt = budget;
+        if (idempotent && e->nendpoints > 1 && budget > 250)
+            attempt = budget / 2 > 250 ? budget / 2 : 250;
         uint64_t gen;
         struct curl_slist *hd = make_headers(e, &gen);
         resp r = {0};
         long status = 0;
-        try_result t = post_once(e, h, ep, path, json, idempotent, hd, budget, &r, &status, &rc);
+        try_result t = post_once(e, h, ep, path, json, idempotent, hd, attempt, &r, &status, &rc);
         curl_slist_free_all(hd);
         tries++;
+        if (rc == COORD_ETIMEDOUT && t != TRY_OK && e->nendpoints > 1) {
+            /* Later calls start at the next member rather than wait on this one again. */
+            int cur = ep;
+            atomic_compare_exchange_strong(&e->current, &cur, (ep + 1) % (int)e->nendpoints);
+        }
         if (t == TRY_NEXT || (t == TRY_OK && status == 503) ||
             (t == TRY_FAIL && rc == COORD_EUNAVAILABLE))
             unavailable = true;
@@ -377,7 +388,16 @@ static int call(etcd *e, const char *path, cJSON *req, bool idempotent, int time
                              who ? "as user \""
                                  : "authentication needed: no user:password@ in the URI",
                              who ? who : "", who ? "\"" : "");
-            else
+            else if (rc == COORD_ENOTFOUND && strstr(msg, "lease")) {
+                /* The session's lease expired before the keepalive noticed: say so, and have
+                 * the keepalive find out now, so the session is replaced at once. */
+                rc = coord_seterr(COORD_ESESSION, "etcd %s%s: %s (session expired)",
+                                  e->endpoints[ep], path, msg);
+                pthread_mutex_lock(&e->mu);
+                e->kick = true;
+                pthread_cond_broadcast(&e->cv);
+                pthread_mutex_unlock(&e->mu);
+            } else
                 coord_seterr(rc, "etcd %s%s: %s", e->endpoints[ep], path, msg);
             if (rc == COORD_EAUTH && status == 401 && e->cfg->uri->user && !reauthed) {
                 reauthed = true;

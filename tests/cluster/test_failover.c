@@ -87,7 +87,50 @@ static void member_kill(void **state) {
     free(uri);
 }
 
+/* A member that stops answering (SIGSTOP: as a stalled VM or a partition would) for longer than
+ * the session TTL, while the client talks to it (etcd starts at the first member): the client
+ * moves to another member, so operations go on and the session survives. */
+static void member_pause(void **state) {
+    const coord_test_backend *b = *state;
+    char *uri = coord_test_uri(state, 1, "session_ttl_ms=3000&timeout_ms=2000");
+    coord_test_states rec;
+    coord_test_states_init(&rec);
+    coord_options o = COORD_OPTIONS_INIT;
+    o.on_session = coord_test_states_cb;
+    o.payload = &rec;
+    coord_client *c;
+    if (coord_client_open(&c, uri, &o)) fail_msg("open: %s", coord_last_error());
+    coord_conn *k = coord__client_conn(c);
+    char key[512];
+    snprintf(key, sizeof key, "%s/p", coord_client_prefix(c));
+    assert_int_equal(put_until(k->backend, k, key, 5000), 0);
+    coord_test_servers("pause", b->servers_name, "1");
+    /* Keep writing through 1.5 TTLs of silence; each write gets through within 3 s. */
+    int64_t t0 = coord__now_ms(), worst = 0;
+    int writes = 0;
+    while (coord__now_ms() - t0 < 4500) {
+        int64_t w0 = coord__now_ms();
+        int rc = put_until(k->backend, k, key, 3000);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", coord_last_error());
+            coord_test_servers("resume", b->servers_name, "1");
+            fail_msg("write %d with member 1 stopped: %s", writes, why);
+        }
+        if (coord__now_ms() - w0 > worst) worst = coord__now_ms() - w0;
+        writes++;
+    }
+    coord_test_servers("resume", b->servers_name, "1");
+    print_message("%s: %d writes while member 1 was stopped 4.5 s, slowest %lld ms\n", b->scheme,
+                  writes, (long long)worst);
+    assert_int_equal(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 0), -1);
+    assert_int_equal(coord_client_session(c), 1);
+    coord_client_close(c);
+    free(uri);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {COORD_CONFORMANCE(member_kill)};
+    const struct CMUnitTest tests[] = {COORD_CONFORMANCE(member_kill),
+                                       COORD_CONFORMANCE(member_pause)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
