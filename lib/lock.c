@@ -24,6 +24,11 @@ struct coord_lock {
      * made under the prefix in its index until a compaction, and each queue range walks them
      * all, so a fresh key per acquire slows every later acquire down. */
     char tag[37];
+    /* Our contender whose delete failed for want of a server: it may still be on the server,
+     * ahead of everyone, so it is deleted again at the next acquire or at free, while the
+     * session it belongs to (coord__client_lost() == leftover_at) lasts. */
+    char *leftover;
+    uint64_t leftover_at;
 };
 
 static _Atomic uint64_t lock_wakeups;
@@ -101,14 +106,37 @@ static int op_budget(const coord_lock *l, int64_t deadline) {
     return left < t ? (int)left : t;
 }
 
+/* Delete a leftover contender of this handle, if any; the delete's code (kept unless it failed
+ * for want of a server, or the node or its session is gone already). */
+static int clear_leftover(coord_lock *l) {
+    if (!l->leftover) return 0;
+    int rc = 0;
+    if (coord__client_lost(l->c) == l->leftover_at) { /* else it went with its session */
+        coord_conn *k = coord__client_conn(l->c);
+        rc = k->backend->del(k, l->leftover, COORD_VERSION_ANY, coord__client_timeout(l->c));
+    }
+    if (rc == 0 || rc == COORD_ENOTFOUND || rc == COORD_ESESSION) { /* gone */
+        free(l->leftover);
+        l->leftover = NULL;
+    }
+    return rc;
+}
+
+/* Delete our contender (l->mine, cleared); a failed delete leaves it to clear_leftover. */
+static int remove_contender(coord_lock *l, uint64_t lost_at) {
+    free(l->leftover);
+    l->leftover = l->mine.key;
+    l->leftover_at = lost_at;
+    l->mine.key = NULL;
+    coord_kv_clear(&l->mine);
+    return clear_leftover(l);
+}
+
 /* Remove our contender after a failed, timed-out or abandoned attempt. */
-static void withdraw(coord_lock *l) {
-    coord_conn *k = coord__client_conn(l->c);
+static void withdraw(coord_lock *l, uint64_t lost0) {
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", coord_last_error()); /* keep the caller's detail */
-    int rc = k->backend->del(k, l->mine.key, COORD_VERSION_ANY, coord__client_timeout(l->c));
-    (void)rc; /* absent is fine: the session took it; unreachable: the session will */
-    coord_kv_clear(&l->mine);
+    remove_contender(l, lost0);
     coord_seterr(0, "%s", saved);
 }
 
@@ -148,30 +176,33 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     int64_t after = 0;
     int pause_ms = 0;
     if (canceled(l)) return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
+    /* A contender left by a failed release or withdrawal goes first (should that fail again,
+     * enqueueing still works: it finds or replaces the handle's own contender). */
+    clear_leftover(l);
     rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after,
                           timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
     if (rc) return rc;
     while (!first) {
         if (timeout_ms == 0) {
             coord_kv_clear(&pred);
-            withdraw(l);
+            withdraw(l, lost0);
             return coord_seterr(COORD_ELOCKED, "%s is held by another owner", l->dir);
         }
         if (coord__client_lost(l->c) != lost0) {
             coord_kv_clear(&pred);
-            withdraw(l);
+            withdraw(l, lost0);
             return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", l->dir);
         }
         if (canceled(l)) {
             coord_kv_clear(&pred);
-            withdraw(l);
+            withdraw(l, lost0);
             return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
         }
         if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
             rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
             if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
             if (rc) {
-                withdraw(l);
+                withdraw(l, lost0);
                 return rc;
             }
         }
@@ -184,7 +215,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord_kv_clear(&pred);
         if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
         if (rc) {
-            withdraw(l);
+            withdraw(l, lost0);
             return rc;
         }
         pause_ms = 0;
@@ -199,14 +230,14 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord__client_unlock(l->c);
         be->unwatch(k, w);
         if (timed_out) {
-            withdraw(l);
+            withdraw(l, lost0);
             return coord_seterr(COORD_ETIMEDOUT, "%s not acquired within %d ms", l->dir,
                                 timeout_ms);
         }
         /* Woken: the predecessor left (or the session changed); look again. */
     }
     if (coord__client_lost(l->c) != lost0) {
-        withdraw(l);
+        withdraw(l, lost0);
         return coord_seterr(COORD_ESESSION, "session expired while acquiring %s", l->dir);
     }
     l->held = true;
@@ -234,9 +265,9 @@ int coord_lock_release(coord_lock *l) {
         coord_kv_clear(&l->mine);
         return coord_seterr(COORD_ENOTHELD, "lock was lost with its session");
     }
-    coord_conn *k = coord__client_conn(l->c);
-    int rc = k->backend->del(k, l->mine.key, COORD_VERSION_ANY, coord__client_timeout(l->c));
-    coord_kv_clear(&l->mine);
+    /* On failure the node may still be there: the handle no longer holds the lock, and deletes
+     * the node again at its next acquire or at free. */
+    int rc = remove_contender(l, l->lost_at);
     if (rc == COORD_ENOTFOUND)
         return coord_seterr(COORD_ENOTHELD, "lock node vanished (session expired)");
     return rc;
@@ -245,6 +276,8 @@ int coord_lock_release(coord_lock *l) {
 void coord_lock_free(coord_lock *l) {
     if (!l) return;
     if (l->held) coord_lock_release(l);
+    clear_leftover(l);
+    free(l->leftover);
     coord_kv_clear(&l->mine);
     free(l->dir);
     free(l);
