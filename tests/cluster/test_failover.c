@@ -36,17 +36,12 @@ static int put_until(const coord_backend *be, coord_conn *k, const char *path, i
 
 static void member_kill(void **state) {
     const coord_test_backend *b = *state;
-    char *uri = coord_test_uri(state, 1, "session_ttl_ms=8000&timeout_ms=3000");
     coord_test_states rec;
-    coord_test_states_init(&rec);
-    coord_options o = COORD_OPTIONS_INIT;
-    o.on_session = coord_test_states_cb;
-    o.payload = &rec;
-    coord_client *c;
-    int rc = coord_client_open(&c, uri, &o);
-    if (rc) fail_msg("open: %s", coord_last_error());
+    coord_client *c =
+        coord_test_open_on(state, 1, "session_ttl_ms=8000&timeout_ms=3000", &rec, NULL);
     coord_conn *k = coord__client_conn(c);
     const coord_backend *be = k->backend;
+    int rc;
     char key[512], watched[512];
     snprintf(key, sizeof key, "%s/k", coord_client_prefix(c));
     for (int m = 1; m <= 3; m++) {
@@ -84,7 +79,6 @@ static void member_kill(void **state) {
     assert_int_equal(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 0), -1);
     assert_int_equal(coord_client_session(c), 1);
     coord_client_close(c);
-    free(uri);
 }
 
 /* A member that stops answering (SIGSTOP: as a stalled VM or a partition would) for longer than
@@ -92,14 +86,9 @@ static void member_kill(void **state) {
  * moves to another member, so operations go on and the session survives. */
 static void member_pause(void **state) {
     const coord_test_backend *b = *state;
-    char *uri = coord_test_uri(state, 1, "session_ttl_ms=3000&timeout_ms=2000");
     coord_test_states rec;
-    coord_test_states_init(&rec);
-    coord_options o = COORD_OPTIONS_INIT;
-    o.on_session = coord_test_states_cb;
-    o.payload = &rec;
-    coord_client *c;
-    if (coord_client_open(&c, uri, &o)) fail_msg("open: %s", coord_last_error());
+    coord_client *c =
+        coord_test_open_on(state, 1, "session_ttl_ms=3000&timeout_ms=2000", &rec, NULL);
     coord_conn *k = coord__client_conn(c);
     char key[512];
     snprintf(key, sizeof key, "%s/p", coord_client_prefix(c));
@@ -126,7 +115,6 @@ static void member_pause(void **state) {
     assert_int_equal(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 0), -1);
     assert_int_equal(coord_client_session(c), 1);
     coord_client_close(c);
-    free(uri);
 }
 
 int main(void) {

@@ -69,13 +69,20 @@ static const char *auth_hosts(const coord_test_backend *b) {
     return need(strcmp(b->scheme, "zk") == 0 ? "COORD_TEST_ZK" : "COORD_TEST_ETCD_AUTH");
 }
 
+/* Open as `cred` with extra URI `params`; with `rec`, session states are recorded there. */
 static int open_opts(coord_client **c, const coord_test_backend *b, const char *cred,
-                     const char *prefix, const char *params, const coord_options *o) {
+                     const char *prefix, const char *params, coord_test_states *rec) {
     char uri[512];
     snprintf(uri, sizeof uri, "%s://%s%s%s%s?connect_timeout_ms=3000%s", b->scheme, cred,
              *cred ? "@" : "", auth_hosts(b), prefix, params ? params : "");
+    coord_options o = COORD_OPTIONS_INIT;
+    if (rec) {
+        coord_test_states_init(rec);
+        o.on_session = coord_test_states_cb;
+        o.payload = rec;
+    }
     *c = NULL;
-    return coord_client_open(c, uri, o);
+    return coord_client_open(c, uri, &o);
 }
 
 static int open_as(coord_client **c, const coord_test_backend *b, const char *cred,
@@ -437,12 +444,8 @@ static void etcd_token_revoked(void **state) {
     char prefix[128];
     snprintf(prefix, sizeof prefix, "/coordtest/revoke%ld", (long)getpid());
     coord_test_states st;
-    coord_test_states_init(&st);
-    coord_options o = COORD_OPTIONS_INIT;
-    o.on_session = coord_test_states_cb;
-    o.payload = &st;
     coord_client *c;
-    expect(open_opts(&c, b, "alice:alicepw", prefix, NULL, &o), 0, "open");
+    expect(open_opts(&c, b, "alice:alicepw", prefix, NULL, &st), 0, "open");
     uint64_t s0 = coord_client_session(c);
     coord_lock *l;
     assert_int_equal(coord_lock_new(&l, c, "L"), 0);
@@ -494,12 +497,8 @@ static void etcd_lease_lost_with_revoked_token(void **state) {
     snprintf(prefix, sizeof prefix, "/coordtest/lease%ld", (long)getpid());
     snprintf(dir, sizeof dir, "%s/lock/L", prefix);
     coord_test_states st;
-    coord_test_states_init(&st);
-    coord_options o = COORD_OPTIONS_INIT;
-    o.on_session = coord_test_states_cb;
-    o.payload = &st;
     coord_client *c;
-    expect(open_opts(&c, b, "alice:alicepw", prefix, "&session_ttl_ms=3000", &o), 0, "open");
+    expect(open_opts(&c, b, "alice:alicepw", prefix, "&session_ttl_ms=3000", &st), 0, "open");
     uint64_t s0 = coord_client_session(c);
     joins j;
     joins_init(&j);

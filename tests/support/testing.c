@@ -71,7 +71,12 @@ int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_m
 
 coord_client *coord_test_open(void **state, const char *params, coord_test_states *rec,
                               char **uri_out) {
-    char *uri = coord_test_uri(state, 0, params);
+    return coord_test_open_on(state, 0, params, rec, uri_out);
+}
+
+coord_client *coord_test_open_on(void **state, int cluster, const char *params,
+                                 coord_test_states *rec, char **uri_out) {
+    char *uri = coord_test_uri(state, cluster, params);
     coord_options o = COORD_OPTIONS_INIT;
     if (rec) {
         coord_test_states_init(rec);

@@ -59,6 +59,9 @@ int coord_test_states_wait(coord_test_states *s, int st, int from, int timeout_m
  */
 coord_client *coord_test_open(void **state, const char *params, coord_test_states *rec,
                               char **uri_out);
+/* The same on the 3-member cluster when `cluster` is nonzero. */
+coord_client *coord_test_open_on(void **state, int cluster, const char *params,
+                                 coord_test_states *rec, char **uri_out);
 
 /* Names every recipe must refuse with COORD_EINVAL (API.md section 2): empty, '/', "." and "..",
  * 256 bytes, control characters. NULL-terminated. */
