@@ -27,6 +27,11 @@
  * delete); handoff latency is from a release's start to the next holder's acquire returning.
  * Wake-ups are coord__lock_wakeups() (lib/internal.h, hence the static library): waiters woken
  * by their predecessor's deletion; a release should wake exactly one waiter.
+ * On etcd the contended scenario has a raw bound of its own, run right after it: 8 threads of
+ * the bare client running etcd's Mutex algorithm with the recipe's steps (enqueue txn; a watch
+ * stream on the predecessor, a range checking it had not gone before the stream started, a
+ * range for older contenders after it goes; deleterange), which tells what the algorithm can
+ * reach on this machine apart from the library.
  *
  * counter: scenarios uncontended (1 thread adding 1 to one counter), contended (8 threads on
  * one counter) and sharded (8 threads on a counter of 8 shards, coord_counter_options.shards);
@@ -37,7 +42,9 @@
  *   ZooKeeper: zoo_set2(path, value, cached version, &stat), stat.version cached (sync API);
  *   etcd:      POST /v3/kv/txn (mod_revision(key) == last seen ? put key), the answer's header
  *              revision cached as the key's mod_revision, one keep-alive libcurl handle.
- * Raw and uncontended are interleaved in slices as in the lock mode. Each scenario's counter is
+ * Raw and uncontended are interleaved in slices as in the lock mode. After the sharded scenario,
+ * "raw-keys" runs 8 bare writers at once, each doing the raw bound's write on a key of its own:
+ * the server's ceiling for 8 writers, which no sharding can pass. Each scenario's counter is
  * fresh ("bench-<pid>-<scenario>"): its value is read before and after, and the difference must
  * equal the successful adds (warm-up ones included), else the run fails.
  *
@@ -365,6 +372,29 @@ typedef struct raw_result {
     char err[600];
 } raw_result;
 
+/* Lets the threads of a parallel raw bound start their timed loops together; a thread that
+ * fails before it gets there drops out instead, so the others do not wait for it. */
+typedef struct raw_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int expected, arrived;
+} raw_gate;
+
+static void gate_pass(raw_gate *g, bool drop) {
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    if (drop)
+        g->expected--;
+    else
+        g->arrived++;
+    if (g->arrived >= g->expected)
+        pthread_cond_broadcast(&g->cv);
+    else if (!drop)
+        while (g->arrived < g->expected)
+            pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
 #ifdef COORD_WITH_ZOOKEEPER
 typedef struct zk_wait {
     pthread_mutex_t mu;
@@ -533,7 +563,10 @@ done:
 
 /* Counter bound: what an uncontended add must do, one conditional write on the version seen
  * last (the node is made, outside the timed loop, with version 0). */
-static void raw_zk_counter(const coord_uri *u, int64_t ms, raw_result *out) {
+/* `idx` names the key (parallel writers each have their own); `gate`, when not NULL, is passed
+ * between the warm-up and the timed loop. */
+static void raw_zk_counter(const coord_uri *u, int64_t ms, int idx, raw_gate *gate,
+                           raw_result *out) {
     out->method = "zoo_set2(path, value, cached version, &stat) (sync API), stat.version cached";
     zk_wait zw = {.state = 0};
     pthread_mutex_init(&zw.mu, NULL);
@@ -542,7 +575,7 @@ static void raw_zk_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     char parent[1024] = "", node[1100] = "";
     zhandle_t *zh = raw_zk_open(u, &zw, &acl, out);
     if (!zh) goto done;
-    snprintf(parent, sizeof parent, "%s/bench-raw-%ld", u->prefix, (long)getpid());
+    snprintf(parent, sizeof parent, "%s/bench-raw-%ld-%d", u->prefix, (long)getpid(), idx);
     snprintf(node, sizeof node, "%s/counter", parent);
     int rc = raw_zk_mkdirs(zh, parent, acl);
     if (rc != ZOK) {
@@ -561,6 +594,10 @@ static void raw_zk_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     long long value = 0;
     int64_t start = 0, deadline = 0;
     for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        if (!warm) {
+            gate_pass(gate, false);
+            gate = NULL;
+        }
         start = now_ns();
         deadline = start + ms * 1000000;
         do {
@@ -587,6 +624,7 @@ static void raw_zk_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     out->r.elapsed_ns += now_ns() - start;
     out->r.slices++;
 done:
+    gate_pass(gate, true);
     if (zh && node[0]) zoo_delete(zh, node, -1);
     if (zh && parent[0]) zoo_delete(zh, parent, -1);
     if (zh) zookeeper_close(zh);
@@ -644,22 +682,15 @@ typedef struct etcd_http {
     size_t errlen;
 } etcd_http;
 
-/* POST `req` (consumed) to `path`; the parsed answer in *out. */
-static int raw_etcd_post(etcd_http *e, const char *path, cJSON *req, cJSON **out) {
+/* POST `json` to `path`; the parsed answer in *out. */
+static int raw_etcd_post_str(etcd_http *e, const char *path, const char *json, cJSON **out) {
     char url[700];
     snprintf(url, sizeof url, "%s%s", e->base, path);
-    char *json = req ? cJSON_PrintUnformatted(req) : NULL;
-    cJSON_Delete(req);
-    if (!json) {
-        snprintf(e->err, e->errlen, "out of memory");
-        return -1;
-    }
     e->resp.len = 0;
     curl_easy_setopt(e->h, CURLOPT_URL, url);
     curl_easy_setopt(e->h, CURLOPT_POSTFIELDS, json);
     curl_easy_setopt(e->h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
     CURLcode cc = curl_easy_perform(e->h);
-    free(json);
     long status = 0;
     curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
@@ -677,6 +708,19 @@ static int raw_etcd_post(etcd_http *e, const char *path, cJSON *req, cJSON **out
         return -1;
     }
     return 0;
+}
+
+/* POST `req` (consumed) to `path`; the parsed answer in *out. */
+static int raw_etcd_post(etcd_http *e, const char *path, cJSON *req, cJSON **out) {
+    char *json = req ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
+    if (!json) {
+        snprintf(e->err, e->errlen, "out of memory");
+        return -1;
+    }
+    int rc = raw_etcd_post_str(e, path, json, out);
+    free(json);
+    return rc;
 }
 
 /* A keep-alive libcurl handle on the URI's first member, authenticated when the URI names a
@@ -872,7 +916,8 @@ static bool json_i64(const cJSON *obj, const char *field, int64_t *out) {
 /* Counter bound: what an uncontended add must do, one conditional write on the mod_revision
  * seen last. The key is put and its mod_revision read outside the timed loop; after each
  * successful txn (a single put) the answer's header revision is the key's new mod_revision. */
-static void raw_etcd_counter(const coord_uri *u, int64_t ms, raw_result *out) {
+static void raw_etcd_counter(const coord_uri *u, int64_t ms, int idx, raw_gate *gate,
+                             raw_result *out) {
     out->method = "POST /v3/kv/txn (mod_revision(key)==last seen ? put key), one keep-alive "
                   "libcurl handle, lease-less key; header revision cached";
     etcd_http e = {.err = out->err, .errlen = sizeof out->err};
@@ -880,7 +925,7 @@ static void raw_etcd_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     cJSON *res = NULL;
     bool made = false;
     if (raw_etcd_open(u, &e)) goto done;
-    if (asprintf(&key, "%s/bench-raw-%ld/counter", u->prefix, (long)getpid()) < 0) {
+    if (asprintf(&key, "%s/bench-raw-%ld-%d/counter", u->prefix, (long)getpid(), idx) < 0) {
         key = NULL;
         snprintf(out->err, sizeof out->err, "out of memory");
         goto done;
@@ -911,6 +956,10 @@ static void raw_etcd_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     long long value = 0;
     int64_t start = 0, deadline = 0;
     for (int warm = 1; warm >= 0; warm--) { /* one warm-up cycle, then the timed loop */
+        if (!warm) {
+            gate_pass(gate, false);
+            gate = NULL;
+        }
         start = now_ns();
         deadline = start + ms * 1000000;
         do {
@@ -967,6 +1016,7 @@ static void raw_etcd_counter(const coord_uri *u, int64_t ms, raw_result *out) {
     out->r.elapsed_ns += now_ns() - start;
     out->r.slices++;
 done:
+    gate_pass(gate, true);
     cJSON_Delete(res);
     if (e.h && made) {
         /* Remove the key; keep the error of the timed loop, if any. */
@@ -988,6 +1038,260 @@ done:
 }
 #endif
 
+#ifdef COORD_WITH_ETCD
+/*
+ * The raw bound of the contended scenario on etcd: bare clients, a libcurl handle each plus one
+ * for their watch streams, running etcd's own Mutex algorithm on one prefix with the steps the
+ * recipe must take: a txn that enqueues and returns the two newest contenders; a watch stream on
+ * the predecessor only, which (like the library's) starts "now", so a read then checks that the
+ * predecessor had not gone before the stream started; once it goes, a read for any older
+ * contender left; a deleterange to release. Nothing else of the library (no session, retry or
+ * error handling beyond reporting).
+ */
+typedef struct raw_stream {
+    etcd_http *e; /* for the check */
+    const char *pred64;
+    int64_t pred_created;
+    http_buf buf;
+    bool gone;
+} raw_stream;
+
+/* One line of the watch stream: the creation (then the check), or the predecessor's deletion.
+ * False when the stream is to end. */
+static bool raw_stream_line(raw_stream *s, const char *line, size_t len) {
+    cJSON *msg = cJSON_ParseWithLength(line, len);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(msg, "result");
+    bool go_on = res != NULL;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"))) {
+        char req[700];
+        snprintf(req, sizeof req, "{\"key\":\"%s\",\"keys_only\":true}", s->pred64);
+        cJSON *r = NULL;
+        if (raw_etcd_post_str(s->e, "/v3/kv/range", req, &r)) {
+            go_on = false;
+        } else {
+            const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "kvs"), 0);
+            int64_t created = 0;
+            s->gone =
+                !kv || !json_i64(kv, "create_revision", &created) || created != s->pred_created;
+            go_on = !s->gone;
+        }
+        cJSON_Delete(r);
+    }
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(res, "events")) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
+        if (cJSON_IsString(type) && !strcmp(type->valuestring, "DELETE")) {
+            s->gone = true;
+            go_on = false;
+        }
+    }
+    cJSON_Delete(msg);
+    return go_on;
+}
+
+static size_t raw_on_stream(char *p, size_t sz, size_t n, void *ud) {
+    raw_stream *s = ud;
+    if (!raw_on_body(p, sz, n, &s->buf)) return 0;
+    char *nl;
+    while ((nl = memchr(s->buf.data, '\n', s->buf.len))) {
+        size_t len = (size_t)(nl - s->buf.data);
+        bool go_on = raw_stream_line(s, s->buf.data, len);
+        memmove(s->buf.data, nl + 1, s->buf.len - len - 1);
+        s->buf.len -= len + 1;
+        if (!go_on) return 0; /* ends the stream, as the library's unwatch does */
+    }
+    return sz * n;
+}
+
+typedef struct raw_contender {
+    pthread_t th;
+    const coord_uri *u;
+    const char *dir, *dir_end;
+    int64_t ms;
+    int idx;
+    raw_gate *gate;
+    raw_result res;
+    int64_t start_ns, end_ns;
+} raw_contender;
+
+static void *raw_contender_main(void *arg) {
+    raw_contender *c = arg;
+    raw_result *out = &c->res;
+    etcd_http e = {.err = out->err, .errlen = sizeof out->err};
+    etcd_http w = {.err = out->err, .errlen = sizeof out->err};
+    char *key = NULL, *key64 = NULL, *dir64 = b64(c->dir, strlen(c->dir)),
+         *end64 = b64(c->dir_end, strlen(c->dir_end));
+    bool passed = false, queued = false;
+    cJSON *res = NULL;
+    raw_stream st = {.e = &e};
+    char req[2048];
+    if (raw_etcd_open(c->u, &e) || raw_etcd_open(c->u, &w)) goto done;
+    curl_easy_setopt(w.h, CURLOPT_WRITEFUNCTION, raw_on_stream);
+    curl_easy_setopt(w.h, CURLOPT_WRITEDATA, &st);
+    curl_easy_setopt(w.h, CURLOPT_TIMEOUT_MS, (long)(c->ms + 30000)); /* a stuck run ends */
+    if (asprintf(&key, "%sc%d", c->dir, c->idx) < 0) key = NULL;
+    if (!key || !(key64 = b64(key, strlen(key))) || !dir64 || !end64) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+        goto done;
+    }
+    gate_pass(c->gate, false);
+    passed = true;
+    int64_t deadline = (c->start_ns = now_ns()) + c->ms * 1000000;
+    while (now_ns() < deadline) {
+        int64_t t0 = now_ns();
+        snprintf(req, sizeof req,
+                 "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+                 "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\"}},"
+                 "{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":"
+                 "\"CREATE\",\"sort_order\":\"DESCEND\",\"limit\":\"2\"}}]}",
+                 key64, key64, dir64, end64);
+        if (raw_etcd_post_str(&e, "/v3/kv/txn", req, &res)) goto done;
+        queued = true;
+        int64_t mine = 0;
+        const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "responses"), 1),
+            "response_range");
+        const cJSON *pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 1);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) ||
+            !json_i64(cJSON_GetObjectItemCaseSensitive(res, "header"), "revision", &mine)) {
+            snprintf(out->err, sizeof out->err, "enqueue txn on %s: not created", key);
+            goto done;
+        }
+        char pred64[700] = "";
+        while (pred) {
+            const cJSON *pk = cJSON_GetObjectItemCaseSensitive(pred, "key");
+            st.pred_created = 0;
+            if (!cJSON_IsString(pk) || !json_i64(pred, "create_revision", &st.pred_created)) {
+                snprintf(out->err, sizeof out->err, "queue range: a contender without key");
+                goto done;
+            }
+            snprintf(pred64, sizeof pred64, "%s", pk->valuestring);
+            cJSON_Delete(res);
+            res = NULL;
+            st.pred64 = pred64;
+            st.gone = false;
+            st.buf.len = 0;
+            snprintf(req, sizeof req, "{\"create_request\":{\"key\":\"%s\"}}", pred64);
+            char url[700];
+            snprintf(url, sizeof url, "%s/v3/watch", w.base);
+            curl_easy_setopt(w.h, CURLOPT_URL, url);
+            curl_easy_setopt(w.h, CURLOPT_POSTFIELDS, req);
+            curl_easy_setopt(w.h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+            CURLcode cc = curl_easy_perform(w.h);
+            if (!st.gone) {
+                if (!out->err[0])
+                    snprintf(out->err, sizeof out->err, "watch %.300s: %s", pred64,
+                             curl_easy_strerror(cc));
+                goto done;
+            }
+            snprintf(req, sizeof req,
+                     "{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":\"CREATE\","
+                     "\"sort_order\":\"DESCEND\",\"limit\":\"1\",\"max_create_revision\":\"%lld\"}",
+                     dir64, end64, (long long)(mine - 1));
+            if (raw_etcd_post_str(&e, "/v3/kv/range", req, &res)) goto done;
+            pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+        }
+        cJSON_Delete(res);
+        res = NULL;
+        int64_t t1 = now_ns();
+        if (samples_add(&out->r.lat, t1 - t0)) {
+            snprintf(out->err, sizeof out->err, "out of memory");
+            goto done;
+        }
+        out->r.cycles++;
+        snprintf(req, sizeof req, "{\"key\":\"%s\"}", key64);
+        if (raw_etcd_post_str(&e, "/v3/kv/deleterange", req, &res)) goto done;
+        queued = false;
+        cJSON_Delete(res);
+        res = NULL;
+    }
+    c->end_ns = now_ns();
+done:
+    if (!passed) gate_pass(c->gate, true);
+    cJSON_Delete(res);
+    if (queued && e.h) { /* an error left our key: remove it, keeping the error */
+        char saved[sizeof out->err];
+        memcpy(saved, out->err, sizeof saved);
+        snprintf(req, sizeof req, "{\"key\":\"%s\"}", key64);
+        res = NULL;
+        if (raw_etcd_post_str(&e, "/v3/kv/deleterange", req, &res) == 0) cJSON_Delete(res);
+        memcpy(out->err, saved, sizeof saved);
+    }
+    for (etcd_http *h = &e; h; h = h == &e ? &w : NULL) {
+        if (h->h) curl_easy_cleanup(h->h);
+        curl_slist_free_all(h->hdrs);
+        free(h->resp.data);
+    }
+    free(st.buf.data);
+    free(key);
+    free(key64);
+    free(dir64);
+    free(end64);
+    return NULL;
+}
+
+/* `threads` raw contenders on one lock for `ms`; false (out->err set) when it failed. */
+static bool raw_etcd_contended(const bench_opts *o, int threads, int64_t ms, raw_result *out) {
+    out->method = "etcd's Mutex with bare libcurl: POST /v3/kv/txn (create_revision(key)==0 ? put "
+                  "key + 2 newest of the prefix by create revision); while a predecessor: POST "
+                  "/v3/watch on it (a stream per wait) + a range checking it is still there once "
+                  "the stream is up, then on its deletion a range for the newest older contender; "
+                  "POST /v3/kv/deleterange to release";
+    coord_uri *u = NULL;
+    int rc = coord_uri_parse(&u, o->uri);
+    if (rc) {
+        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
+        return false;
+    }
+    char *dir = NULL, *dir_end = NULL;
+    if (asprintf(&dir, "%s/bench-raw-%ld-contended/", u->prefix, (long)getpid()) < 0) dir = NULL;
+    raw_contender *cs = calloc((size_t)threads, sizeof *cs);
+    raw_gate gate = {.expected = threads};
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
+    int started = 0;
+    if (!dir || !cs || !(dir_end = strdup(dir))) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+        threads = 0;
+    } else {
+        dir_end[strlen(dir_end) - 1]++;
+    }
+    for (int i = 0; i < threads; i++) {
+        cs[i] = (raw_contender){
+            .u = u, .dir = dir, .dir_end = dir_end, .ms = ms, .idx = i, .gate = &gate};
+        if (pthread_create(&cs[i].th, NULL, raw_contender_main, &cs[i])) {
+            snprintf(out->err, sizeof out->err, "cannot start raw contender %d", i);
+            for (int j = i; j < threads; j++)
+                gate_pass(&gate, true);
+            break;
+        }
+        started++;
+    }
+    int64_t start = 0, end = 0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(cs[i].th, NULL);
+        raw_result *r = &cs[i].res;
+        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
+        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
+            snprintf(out->err, sizeof out->err, "out of memory");
+        out->r.cycles += r->r.cycles;
+        if (cs[i].start_ns && (!start || cs[i].start_ns < start)) start = cs[i].start_ns;
+        if (cs[i].end_ns > end) end = cs[i].end_ns;
+        free(r->r.lat.v);
+    }
+    out->r.elapsed_ns = end > start ? end - start : 0;
+    out->r.slices = 1;
+    pthread_mutex_destroy(&gate.mu);
+    pthread_cond_destroy(&gate.cv);
+    free(cs);
+    free(dir);
+    free(dir_end);
+    coord_uri_free(u);
+    out->ran = !out->err[0] && started == threads && threads > 0;
+    return out->ran;
+}
+#endif
+
 /* What the raw bound does: a lock cycle or a counter add. */
 typedef enum raw_kind { RAW_LOCK, RAW_COUNTER } raw_kind;
 
@@ -1005,7 +1309,7 @@ static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, i
 #ifdef COORD_WITH_ZOOKEEPER
     if (!strcmp(backend, "zookeeper")) {
         if (kind == RAW_COUNTER)
-            raw_zk_counter(u, ms, out);
+            raw_zk_counter(u, ms, 0, NULL, out);
         else
             raw_zk(u, ms, out);
         tried = true;
@@ -1014,7 +1318,7 @@ static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, i
 #ifdef COORD_WITH_ETCD
     if (!strcmp(backend, "etcd")) {
         if (kind == RAW_COUNTER)
-            raw_etcd_counter(u, ms, out);
+            raw_etcd_counter(u, ms, 0, NULL, out);
         else
             raw_etcd(u, ms, o->raw_lease, out);
         tried = true;
@@ -1025,6 +1329,88 @@ static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, i
     if (!tried) snprintf(out->err, sizeof out->err, "no raw client for %s in this build", backend);
     coord_uri_free(u);
     return !out->err[0];
+}
+
+/*
+ * The server's own ceiling for the sharded scenario: `threads` bare writers, each doing the raw
+ * counter bound's conditional write on a key of its own, timed together for `ms`. No sharding
+ * scheme can add faster than this, so it bounds the sharded / contended ratio on this machine.
+ */
+typedef struct raw_writer {
+    pthread_t th;
+    const coord_uri *u;
+    const char *backend;
+    int64_t ms;
+    int idx;
+    raw_gate *gate;
+    raw_result res;
+} raw_writer;
+
+static void *raw_writer_main(void *arg) {
+    raw_writer *w = arg;
+    bool tried = false;
+#ifdef COORD_WITH_ZOOKEEPER
+    if (!strcmp(w->backend, "zookeeper")) {
+        raw_zk_counter(w->u, w->ms, w->idx, w->gate, &w->res);
+        tried = true;
+    }
+#endif
+#ifdef COORD_WITH_ETCD
+    if (!strcmp(w->backend, "etcd")) {
+        raw_etcd_counter(w->u, w->ms, w->idx, w->gate, &w->res);
+        tried = true;
+    }
+#endif
+    if (!tried) {
+        gate_pass(w->gate, true);
+        snprintf(w->res.err, sizeof w->res.err, "no raw client for %s in this build", w->backend);
+    }
+    return NULL;
+}
+
+static bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                                 raw_result *out) {
+    coord_uri *u = NULL;
+    int rc = coord_uri_parse(&u, o->uri);
+    if (rc) {
+        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
+        return false;
+    }
+    raw_writer *ws = calloc((size_t)threads, sizeof *ws);
+    raw_gate gate = {.expected = threads};
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
+    int started = 0;
+    for (int i = 0; ws && i < threads; i++) {
+        ws[i] = (raw_writer){.u = u, .backend = backend, .ms = ms, .idx = i + 1, .gate = &gate};
+        if (pthread_create(&ws[i].th, NULL, raw_writer_main, &ws[i])) {
+            snprintf(out->err, sizeof out->err, "cannot start raw writer %d", i);
+            gate_pass(&gate, true);
+            for (int j = i + 1; j < threads; j++)
+                gate_pass(&gate, true);
+            break;
+        }
+        started++;
+    }
+    if (!ws) snprintf(out->err, sizeof out->err, "out of memory");
+    for (int i = 0; i < started; i++) {
+        pthread_join(ws[i].th, NULL);
+        raw_result *r = &ws[i].res;
+        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
+        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
+            snprintf(out->err, sizeof out->err, "out of memory");
+        out->r.cycles += r->r.cycles;
+        if (r->r.elapsed_ns > out->r.elapsed_ns) out->r.elapsed_ns = r->r.elapsed_ns;
+        out->method = r->method;
+        free(r->r.lat.v);
+    }
+    out->r.slices = 1;
+    pthread_mutex_destroy(&gate.mu);
+    pthread_cond_destroy(&gate.cv);
+    free(ws);
+    coord_uri_free(u);
+    out->ran = !out->err[0] && started == threads;
+    return out->ran;
 }
 
 /* ---------- lock mode: report ---------- */
@@ -1124,16 +1510,31 @@ static int mode_lock(const bench_opts *o) {
         }
     }
     raw.ran = raw_ok && raw.r.slices > 0;
-    for (int i = 1; i < nrs; i++)
+    /* The contended scenario's own raw bound, right after it (etcd only: ZooKeeper's recipe is
+     * the bare algorithm already, and meets its target). */
+    raw_result rawc;
+    memset(&rawc, 0, sizeof rawc);
+    rawc.r.name = "raw-contend";
+    rawc.r.threads = DEFAULT_THREADS;
+    rawc.r.locks = 1;
+    for (int i = 1; i < nrs; i++) {
         if (lock_scenario(o, c, &rs[i], total_ms)) failed = 1;
+#ifdef COORD_WITH_ETCD
+        if (i == 1 && !strcmp(backend, "etcd"))
+            raw_etcd_contended(o, DEFAULT_THREADS, total_ms, &rawc);
+#endif
+    }
     coord_client_close(c);
     for (int i = 0; i < nrs; i++)
         result_finish(&rs[i]);
     result_finish(&raw.r);
+    result_finish(&rawc.r);
 
     const result *unc = &rs[0], *con = &rs[1];
     double u_over_raw = raw.ran ? ratio(unc->rate, raw.r.rate) : 0;
     double c_over_u = ratio(con->rate, unc->rate);
+    double c_over_rc = rawc.ran ? ratio(con->rate, rawc.r.rate) : 0;
+    double rc_over_raw = rawc.ran && raw.ran ? ratio(rawc.r.rate, raw.r.rate) : 0;
     double per_handoff = con->handoffs ? (double)con->wakeups / (double)con->handoffs : 0;
 
     if (o->json) {
@@ -1155,6 +1556,17 @@ static int mode_lock(const bench_opts *o) {
             printf("null,\"raw_error\":");
             json_str(raw.err);
             printf(",\"uncontended_over_raw\":null");
+        }
+        printf(",\"raw_contended\":");
+        if (rawc.ran) {
+            json_result(&rawc.r);
+            printf(",\"raw_contended_method\":");
+            json_str(rawc.method);
+            printf(",\"contended_over_raw_contended\":%.3f,\"raw_contended_over_raw\":%.3f",
+                   c_over_rc, rc_over_raw);
+        } else {
+            printf("null,\"raw_contended_error\":");
+            json_str(rawc.err[0] ? rawc.err : "measured for etcd only");
         }
         printf(",\"contended_over_uncontended\":%.3f,\"wakeups_before\":%" PRIu64
                ",\"wakeups_after\":%" PRIu64 ",\"handoffs\":%" PRIu64
@@ -1180,6 +1592,18 @@ static int mode_lock(const bench_opts *o) {
     }
     printf("contended / uncontended = %.2f   (handoff rate; target >= %.1f)\n", c_over_u,
            TARGET_CONTENDED_OVER_UNCONTENDED);
+    if (rawc.ran) {
+        print_row(&rawc.r);
+        printf("raw-contend = %d bare threads on one lock: %s\n", DEFAULT_THREADS, rawc.method);
+        printf("contended / raw-contend = %.2f   (the recipe against the same algorithm on bare "
+               "calls)\n",
+               c_over_rc);
+        printf("raw-contend / raw       = %.2f   (the best handoff rate the algorithm reaches "
+               "here, against the uncontended raw bound)\n",
+               rc_over_raw);
+    } else if (rawc.err[0]) {
+        printf("raw contended bound not measured: %s\n", rawc.err);
+    }
     for (int i = 0; i < nrs; i++)
         if (rs[i].handoffs)
             printf("%s handoff latency (release start -> next holder's acquire returns): "
@@ -1193,6 +1617,7 @@ out:
     for (int i = 0; i < 4; i++)
         result_free(&rs[i]);
     result_free(&raw.r);
+    result_free(&rawc.r);
     return failed;
 }
 
@@ -1470,6 +1895,17 @@ static int mode_counter(const bench_opts *o) {
     raw.r.lat = rawr.r.lat;
     for (int i = 1; i < 3; i++)
         if (counter_scenario(c, own_uri, &cs[i], total_ms)) failed = 1;
+    /* The server's ceiling for the sharded scenario, right after it. */
+    counter_result rawp = {.r = {.name = "raw-keys", .threads = DEFAULT_THREADS},
+                           .shards = COUNTER_SHARDS};
+    raw_result rawpr;
+    memset(&rawpr, 0, sizeof rawpr);
+    raw_parallel_counter(o, backend, DEFAULT_THREADS, total_ms, &rawpr);
+    rawp.r.cycles = rawpr.r.cycles;
+    rawp.r.elapsed_ns = rawpr.r.elapsed_ns;
+    rawp.r.slices = rawpr.r.slices;
+    rawp.r.lat = rawpr.r.lat;
+    result_finish(&rawp.r);
     for (int i = 0; i < 3; i++) {
         cs[i].have_after = counter_read(c, &cs[i], &cs[i].after) == 0;
         counter_verdict(&cs[i]);
@@ -1481,6 +1917,8 @@ static int mode_counter(const bench_opts *o) {
 
     double u_over_raw = rawr.ran ? ratio(cs[0].r.rate, raw.r.rate) : 0;
     double s_over_c = ratio(cs[2].r.rate, cs[1].r.rate);
+    double s_over_p = rawpr.ran ? ratio(cs[2].r.rate, rawp.r.rate) : 0;
+    double p_over_c = rawpr.ran ? ratio(rawp.r.rate, cs[1].r.rate) : 0;
     if (o->json) {
         printf("{\"mode\":\"counter\",\"backend\":");
         json_str(backend);
@@ -1500,6 +1938,15 @@ static int mode_counter(const bench_opts *o) {
             printf("null,\"raw_error\":");
             json_str(rawr.err);
             printf(",\"uncontended_over_raw\":null");
+        }
+        printf(",\"raw_parallel\":");
+        if (rawpr.ran) {
+            json_counter_result(&rawp, true);
+            printf(",\"sharded_over_raw_parallel\":%.3f,\"raw_parallel_over_contended\":%.3f",
+                   s_over_p, p_over_c);
+        } else {
+            printf("null,\"raw_parallel_error\":");
+            json_str(rawpr.err);
         }
         printf(",\"sharded_over_contended\":%.3f,\"targets\":{\"uncontended_over_raw\":%.1f,"
                "\"sharded_over_contended\":%.1f},\"ok\":%s}\n",
@@ -1522,6 +1969,20 @@ static int mode_counter(const bench_opts *o) {
     }
     printf("sharded / contended = %.2f   (%d threads on %d shards vs on 1 key; target >= %.1f)\n",
            s_over_c, DEFAULT_THREADS, COUNTER_SHARDS, TARGET_SHARDED_OVER_CONTENDED);
+    if (rawpr.ran) {
+        print_counter_row(&rawp);
+        printf("raw-keys = %d bare writers at once, a key each, the raw bound's write: the "
+               "server's ceiling for the sharded scenario\n",
+               DEFAULT_THREADS);
+        printf("sharded / raw-keys  = %.2f   (the share of that ceiling the sharded counter "
+               "reaches)\n",
+               s_over_p);
+        printf("raw-keys / contended = %.2f  (the most any sharding could gain over the contended "
+               "counter on this machine)\n",
+               p_over_c);
+    } else {
+        printf("raw-keys ceiling not measured: %s\n", rawpr.err);
+    }
     for (int i = 0; i < 3; i++) {
         const counter_result *cr = &cs[i];
         printf("%s: counter %s", cr->r.name, cr->counter);
@@ -1536,6 +1997,7 @@ out:
     for (int i = 0; i < 3; i++)
         result_free(&cs[i].r);
     result_free(&raw.r);
+    result_free(&rawp.r);
     return failed;
 }
 

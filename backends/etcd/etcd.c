@@ -1148,14 +1148,10 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
     bool readback = expect == COORD_VERSION_ANY;
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
+    /* No prev_kv on an update: the create revision it would give (order, token) is not part of
+     * the contract after a conditional update, and fetching the old entry costs the server a
+     * read on every counter add. */
     cJSON *put = op_put(path, value, len, lease);
-    /* An update learns the entry's create revision (its token) from the previous entry. */
-    if (put && expect > 0 &&
-        !cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(put, "request_put"), "prev_kv",
-                               1)) {
-        cJSON_Delete(put);
-        put = NULL;
-    }
     bool ok = req && put && cJSON_AddItemToArray(succ, put);
     if (!ok) cJSON_Delete(put);
     ok = ok && cJSON_AddItemToArray(fail, op_range(path));
@@ -1173,15 +1169,10 @@ static int etcd_put(coord_conn *c, const char *path, const void *value, size_t l
         if (!rc && rev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without revision");
         if (!rc && !(cur.key = strdup(path))) rc = coord_seterr(COORD_ENOMEM, "out of memory");
         cur.version = rev;
-        int64_t created = rev;
-        if (!rc && expect > 0) {
-            const cJSON *pr = txn_response(res, 0, "response_put");
-            const cJSON *prev = cJSON_GetObjectItemCaseSensitive(pr, "prev_kv");
-            rc = prev ? etcd_get_i64(prev, "create_revision", &created)
-                      : coord_seterr(COORD_EPROTO, "etcd: put answer without the previous entry");
+        if (expect == COORD_VERSION_ABSENT) { /* created now */
+            cur.order = rev;
+            cur.token = (uint64_t)rev;
         }
-        cur.order = created;
-        cur.token = (uint64_t)created;
         found = true;
     } else {
         const cJSON *rr = txn_response(res, succeeded ? 1 : 0, "response_range");
