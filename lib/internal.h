@@ -67,6 +67,10 @@ void coord__member_decode(const void *value, size_t len, unsigned *weight, size_
 /* The epoch of a member set sorted by id: a digest of (id, weight) pairs, 0 for the empty set. */
 uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size_t n);
 
+/* Test hook: while > 0, a ring join's registration that succeeds is reported as COORD_ETIMEDOUT
+ * (and the count goes down), as when the server applied it but its answer was lost. */
+extern _Atomic int coord__test_ring_lose_answers;
+
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
 

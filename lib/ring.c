@@ -46,6 +46,13 @@ struct coord_ring {
     unsigned char *value;
     size_t vlen;
     uint64_t session; /* the session the registration was made in */
+    /* A join whose outcome is unknown (it timed out or lost its connection, and may have been
+     * applied): its path and value, and the session it was made in. A retry of that join
+     * recognises the entry as its own, and leave or free remove it. */
+    char *unsure_path;
+    unsigned char *unsure_value;
+    size_t unsure_vlen;
+    uint64_t unsure_session;
 };
 
 /* ---------- member value codec (pure) ---------- */
@@ -210,6 +217,52 @@ static int refresh(coord_ring *r) {
 
 /* ---------- registration ---------- */
 
+/* The entry at `path` if it is an ephemeral one of the current session (0), COORD_EEXISTS if it
+ * is not (or the backend cannot tell), COORD_ENOTFOUND if absent, or the failure. */
+static int get_own(coord_ring *r, const char *path, coord_kv *kv) {
+    coord_conn *k = coord__client_conn(r->c);
+    if (k->backend->version < 2 || !k->backend->get_own)
+        return coord_seterr(COORD_EEXISTS, "backend %s cannot tell whose %s is", k->backend->name,
+                            path);
+    return k->backend->get_own(k, path, kv, coord__client_timeout(r->c));
+}
+
+static void unsure_clear(coord_ring *r) {
+    free(r->unsure_path);
+    free(r->unsure_value);
+    r->unsure_path = NULL;
+    r->unsure_value = NULL;
+    r->unsure_vlen = 0;
+}
+
+/* The unsure join is this one: same entry, same value, same session. */
+static bool unsure_is(const coord_ring *r, uint64_t session) {
+    return r->unsure_path && r->unsure_session == session &&
+           !strcmp(r->unsure_path, r->member_path) && r->unsure_vlen == r->vlen &&
+           !memcmp(r->unsure_value, r->value, r->vlen);
+}
+
+/* Remove the entry an unsure join may have made, if it is there and ours; 0 once nothing of it
+ * can be left (removed, absent, another's, or gone with its session). Called with op_mu held. */
+static int unsure_resolve(coord_ring *r) {
+    if (!r->unsure_path) return 0;
+    int rc = 0;
+    if (coord_client_session(r->c) == r->unsure_session) {
+        coord_kv kv = {0};
+        rc = get_own(r, r->unsure_path, &kv);
+        if (rc == 0) {
+            coord_conn *k = coord__client_conn(r->c);
+            rc = k->backend->del(k, r->unsure_path, kv.version, coord__client_timeout(r->c));
+        }
+        coord_kv_clear(&kv);
+        if (rc == COORD_ENOTFOUND || rc == COORD_EEXISTS || rc == COORD_ECONFLICT) rc = 0;
+    }
+    if (rc == 0) unsure_clear(r);
+    return rc;
+}
+
+_Atomic int coord__test_ring_lose_answers;
+
 /* Register this handle's member in the current session. Called with op_mu held. */
 static int register_member(coord_ring *r) {
     coord_conn *k = coord__client_conn(r->c);
@@ -218,6 +271,16 @@ static int register_member(coord_ring *r) {
     int rc = k->backend->put(k, r->member_path, r->value, r->vlen, COORD_VERSION_ABSENT,
                              COORD_PUT_EPHEMERAL, &kv, coord__client_timeout(r->c));
     coord_kv_clear(&kv);
+    if (rc == 0 && atomic_load(&coord__test_ring_lose_answers) > 0 &&
+        atomic_fetch_sub(&coord__test_ring_lose_answers, 1) > 0)
+        return coord_seterr(COORD_ETIMEDOUT, "test: the answer to a registration was lost");
+    if (rc == COORD_ECONFLICT && unsure_is(r, session)) {
+        /* Made by the unsure attempt, if it is ours: then this join is done. */
+        int orc = get_own(r, r->member_path, &kv);
+        if (orc == 0 && kv.len == r->vlen && (!kv.len || !memcmp(kv.value, r->value, kv.len)))
+            rc = 0;
+        coord_kv_clear(&kv);
+    }
     if (rc == COORD_ECONFLICT)
         return coord_seterr(COORD_EEXISTS, "member %s of %s is held by another live session",
                             r->member, r->dir);
@@ -369,8 +432,24 @@ int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
         goto fail;
     }
+    /* An unsure join of another entry, or of another value, goes first. */
+    if (r->unsure_path && !unsure_is(r, coord_client_session(r->c)) && (rc = unsure_resolve(r)))
+        goto fail;
     rc = register_member(r);
+    if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE) {
+        /* Perhaps applied: remember it, so a retry or a leave can tell. */
+        if (!r->unsure_path) {
+            r->unsure_path = r->member_path;
+            r->unsure_value = r->value;
+            r->unsure_vlen = r->vlen;
+            r->unsure_session = coord_client_session(r->c);
+            r->member_path = NULL;
+            r->value = NULL;
+        }
+        goto fail;
+    }
     if (rc) goto fail;
+    unsure_clear(r);
     refresh(r); /* our own ring shows us at once; the watch would tell the worker anyway */
     goto out;
 fail:
@@ -388,7 +467,9 @@ int coord_ring_leave(coord_ring *r) {
     if (!r) return coord_seterr(COORD_EINVAL, "ring is NULL");
     pthread_mutex_lock(&r->op_mu);
     int rc = 0;
-    if (!r->member) {
+    if (!r->member && r->unsure_path) {
+        rc = unsure_resolve(r); /* a join that may have registered: undo it */
+    } else if (!r->member) {
         rc = coord_seterr(COORD_EINVAL, "this ring handle has not joined");
     } else {
         coord_conn *k = coord__client_conn(r->c);
@@ -499,7 +580,8 @@ void coord_ring_free(coord_ring *r) {
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
     }
-    if (r->member) coord_ring_leave(r);
+    if (r->member || r->unsure_path) coord_ring_leave(r);
+    unsure_clear(r);
     free(r->member);
     free(r->member_path);
     free(r->value);

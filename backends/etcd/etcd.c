@@ -1063,8 +1063,8 @@ static int first_kv(const cJSON *answer, coord_kv *out, bool *found) {
     return etcd_parse_kv(kv, 0, out);
 }
 
-static int etcd_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
-    etcd *e = (etcd *)c;
+/* get; `*lease` (may be NULL) receives the key's lease (0 for none). */
+static int get_key(etcd *e, const char *path, coord_kv *out, int64_t *lease, int timeout_ms) {
     cJSON *req = cJSON_CreateObject();
     if (!req || !etcd_add_bytes(req, "key", path, strlen(path))) {
         cJSON_Delete(req);
@@ -1076,9 +1076,30 @@ static int etcd_get(coord_conn *c, const char *path, coord_kv *out, int timeout_
     if (rc) return rc;
     bool found;
     rc = first_kv(res, out, &found);
+    if (!rc && found && lease) {
+        const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+        *lease = 0;
+        if (cJSON_GetObjectItemCaseSensitive(kv, "lease")) rc = etcd_get_i64(kv, "lease", lease);
+        if (rc) coord_kv_clear(out);
+    }
     cJSON_Delete(res);
     if (!rc && !found) rc = coord_seterr(COORD_ENOTFOUND, "%s does not exist", path);
     return rc;
+}
+
+static int etcd_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    return get_key((etcd *)c, path, out, NULL, timeout_ms);
+}
+
+static int etcd_get_own(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    int64_t lease = 0, mine = 0;
+    int rc = get_key(e, path, out, &lease, timeout_ms);
+    if (rc) return rc;
+    lease_now(e, &mine);
+    if (lease && lease == mine) return 0;
+    coord_kv_clear(out);
+    return coord_seterr(COORD_EEXISTS, "%s is not on this session's lease", path);
 }
 
 /* The single response of a Txn branch, by its expected type. */
@@ -1585,6 +1606,7 @@ const coord_backend coord__etcd_backend = {
     .close = etcd_close,
     .session = etcd_session,
     .get = etcd_get,
+    .get_own = etcd_get_own,
     .put = etcd_put,
     .del = etcd_del,
     .list = etcd_list,

@@ -321,8 +321,8 @@ static void fill_kv(coord_kv *kv, const struct Stat *st, const char *name) {
 
 /* ---------- KV slots ---------- */
 
-static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
-    zk *z = (zk *)c;
+/* get; `*owner` (may be NULL) receives the node's ephemeralOwner. */
+static int get_node(zk *z, const char *path, coord_kv *out, int64_t *owner, int timeout_ms) {
     args a = {.path = path};
     zop *o = NULL;
     int rc = run(z, issue_get, &a, deadline_of(timeout_ms), &o);
@@ -330,6 +330,7 @@ static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms
         if (o) zop_unref(o);
         return map_rc(rc, "get", path);
     }
+    if (owner) *owner = o->stat.ephemeralOwner;
     memset(out, 0, sizeof *out);
     out->key = strdup(path);
     out->value = o->data;
@@ -342,6 +343,24 @@ static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms
         return coord_seterr(COORD_ENOMEM, "out of memory");
     }
     return 0;
+}
+
+static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    return get_node((zk *)c, path, out, NULL, timeout_ms);
+}
+
+static int zk_get_own(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t owner = 0;
+    int rc = get_node(z, path, out, &owner, timeout_ms);
+    if (rc) return rc;
+    /* The session read after the node: one replaced meanwhile does not own it either. */
+    zhandle_t *zh = zh_acquire(z);
+    int64_t me = zh ? zoo_client_id(zh)->client_id : 0;
+    if (zh) zh_release(z);
+    if (me && owner == me) return 0;
+    coord_kv_clear(out);
+    return coord_seterr(COORD_EEXISTS, "%s is not an ephemeral node of this session", path);
 }
 
 static int do_create(zk *z, const char *path, const void *value, size_t len, unsigned flags,
@@ -1158,6 +1177,7 @@ const coord_backend coord__zk_backend = {
     .close = zk_close,
     .session = zk_session,
     .get = zk_get,
+    .get_own = zk_get_own,
     .put = zk_put,
     .del = zk_del,
     .list = zk_list,

@@ -477,15 +477,19 @@ COORD_EXTERN int coord_ring_new(coord_ring **out, coord_client *c, const char *g
  *
  * One membership per handle. Errors: COORD_EINVAL (bad id, weight, or this handle has joined
  * already), COORD_EEXISTS (the id is held by another live session), COORD_ENOMEM, backend errors.
- * Thread-safe.
+ * After COORD_ETIMEDOUT or COORD_EUNAVAILABLE the member may or may not have been registered:
+ * calling join again with the same id and data completes it (an entry that attempt made in this
+ * session counts as this handle's own, not as another session's), and coord_ring_leave or
+ * coord_ring_free removes whatever it left. Thread-safe.
  */
 COORD_EXTERN int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size_t len,
                                  unsigned weight);
 
 /**
  * Remove this handle's member from the group at once (observers see it go without waiting for a
- * session timeout). COORD_EINVAL when the handle has not joined; on a backend error the
- * membership is kept (it still goes with the session) and leave may be called again.
+ * session timeout), or the entry a join with an unknown outcome may have left. COORD_EINVAL when
+ * the handle has not joined (nor tried); on a backend error the membership is kept (it still
+ * goes with the session) and leave may be called again.
  */
 COORD_EXTERN int coord_ring_leave(coord_ring *r);
 

@@ -116,15 +116,9 @@ static int probe_step(fx_run *run, int id, coord_client *c, coord_ring *probe, i
     case P_JOIN:
         rc = coord_ring_join(probe, "probe", NULL, 0, 1);
         if (rc == 0) return P_WAIT_IN;
+        /* After a join of unknown outcome the retry completes it (the entry that attempt made
+         * is the handle's own); only ETIMEDOUT and EUNAVAILABLE are expected here. */
         fx_err(run, id, rc);
-        if (rc == COORD_EEXISTS) {
-            /* An earlier join of ours whose outcome was unknown did register it: the handle
-             * cannot leave what it does not know it joined, so remove the entry directly. */
-            coord_conn *k = coord__client_conn(c);
-            char path[512];
-            snprintf(path, sizeof path, "%s/group/faults/probe", coord_client_prefix(c));
-            k->backend->del(k, path, COORD_VERSION_ANY, FX_OP_TIMEOUT_MS);
-        }
         fx_nap(50);
         return P_JOIN;
     case P_WAIT_IN:

@@ -149,7 +149,7 @@ typedef struct coord_watch coord_watch;
 #define COORD_CAP_CONTAINERS 0x4u /**< empty parents are removed by the server */
 
 /** The version of coord_backend this header declares. */
-#define COORD_BACKEND_VERSION 1
+#define COORD_BACKEND_VERSION 2
 
 /** A backend: its identity and its slots (see the rules at the top of this file). */
 typedef struct coord_backend {
@@ -264,6 +264,18 @@ typedef struct coord_backend {
      */
     int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
                             int64_t *after, int timeout_ms);
+
+    /* --- methods of version 2 (the core reads them only from tables of version >= 2) --- */
+
+    /**
+     * Optional (NULL: the core takes every existing entry for another session's). Read `path`
+     * as get does and say whose it is: 0 with `out` filled when it is an ephemeral entry of the
+     * current session (ZooKeeper: ephemeralOwner is our session id; etcd: the key is on our
+     * lease), COORD_EEXISTS when it exists otherwise, COORD_ENOTFOUND when it is absent. Lets a
+     * caller whose create had an unknown outcome (timed out, connection lost) recognise the
+     * entry that create made.
+     */
+    int (*get_own)(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
 } coord_backend;
 
 #ifdef __cplusplus
