@@ -104,8 +104,7 @@ static bool probe_seen(fx_run *run, bool in) {
 enum { P_IDLE, P_JOIN, P_WAIT_IN, P_LEAVE, P_WAIT_OUT };
 
 /* One step of the observer's probe rounds; returns the next state. */
-static int probe_step(fx_run *run, int id, coord_client *c, coord_ring *probe, int st,
-                      int64_t *t0) {
+static int probe_step(fx_run *run, int id, coord_ring *probe, int st, int64_t *t0) {
     ring_scn *s = run->scn;
     int rc;
     switch (st) {
@@ -162,7 +161,7 @@ static int ring_worker(fx_run *run, int id, coord_client *c) {
     int64_t t0 = 0;
     while (!fx_stopping(run)) {
         publish(run, id, r, v);
-        if (probe) st = probe_step(run, id, c, probe, st, &t0);
+        if (probe) st = probe_step(run, id, probe, st, &t0);
         fx_nap(5);
     }
     coord_ring_free(probe);
