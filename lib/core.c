@@ -34,10 +34,10 @@ struct coord_client {
     coord_session_cb on_session;
     void *payload;
     _Atomic int state;
-    /* Waiters of this client (lock acquires) sleep on `cv`; `lost` counts expired sessions so
-     * a hold can tell it outlived its session without any I/O. */
+    /* Waiters of this client (lock acquires) sleep on condition variables of their own with
+     * `mu`, so that an event wakes the one it concerns; `lost` counts expired sessions so a
+     * hold can tell it outlived its session without any I/O. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     _Atomic uint64_t lost;
     /* Recipes that keep state across sessions (ring memberships) hear of every state change. */
     pthread_mutex_t lmu;
@@ -97,7 +97,6 @@ static void on_state(void *core, coord_session_state st) {
     if (st == COORD_SESSION_LOST) {
         pthread_mutex_lock(&c->mu);
         atomic_fetch_add(&c->lost, 1);
-        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_lock(&c->lmu);
@@ -186,11 +185,9 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
     atomic_init(&c->lost, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->lmu, NULL);
-    coord__cond_init(&c->cv);
     if ((rc = b->open(&c->conn, &c->cfg))) {
         pthread_mutex_destroy(&c->lmu);
         pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
         coord_uri_free(u);
         free(c);
         return rc;
@@ -209,7 +206,6 @@ void coord_client_close(coord_client *c) {
     c->backend->close(c->conn);
     pthread_mutex_destroy(&c->lmu);
     pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
     coord_uri_free(c->uri);
     free(c);
 }
@@ -250,14 +246,14 @@ void coord__client_unlock(coord_client *c) {
     pthread_mutex_unlock(&c->mu);
 }
 
-void coord__client_wake(coord_client *c) {
+void coord__client_signal(coord_client *c, pthread_cond_t *cv) {
     pthread_mutex_lock(&c->mu);
-    pthread_cond_broadcast(&c->cv);
+    pthread_cond_signal(cv);
     pthread_mutex_unlock(&c->mu);
 }
 
-int coord__client_wait(coord_client *c, int64_t deadline_ms) {
-    if (deadline_ms == INT64_MAX) return pthread_cond_wait(&c->cv, &c->mu);
+int coord__client_wait_cv(coord_client *c, pthread_cond_t *cv, int64_t deadline_ms) {
+    if (deadline_ms == INT64_MAX) return pthread_cond_wait(cv, &c->mu);
     struct timespec dl = coord__deadline(deadline_ms - coord__now_ms());
-    return pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+    return pthread_cond_timedwait(cv, &c->mu, &dl);
 }

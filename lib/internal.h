@@ -31,12 +31,13 @@ int coord__client_timeout(const coord_client *c);
 
 /* Expired sessions so far (a hold taken at one value is gone once it changes). */
 uint64_t coord__client_lost(const coord_client *c);
-/* The client's waiter mutex and condition: wait (with the mutex held) until woken or until the
- * absolute monotonic `deadline_ms` (INT64_MAX: no bound); wake broadcasts. */
+/* The client's waiter mutex, under which waiters sleep on condition variables of their own
+ * (made with coord__cond_init): wait_cv (mutex held) until signalled or until the absolute
+ * monotonic `deadline_ms` (INT64_MAX: no bound); signal takes the mutex and wakes one. */
 void coord__client_lock(coord_client *c);
 void coord__client_unlock(coord_client *c);
-int coord__client_wait(coord_client *c, int64_t deadline_ms);
-void coord__client_wake(coord_client *c);
+int coord__client_wait_cv(coord_client *c, pthread_cond_t *cv, int64_t deadline_ms);
+void coord__client_signal(coord_client *c, pthread_cond_t *cv);
 
 /* Session state listeners of one client, called on a backend thread for every change before the
  * application's callback; `fn` must not block. After unlisten returns it is not running. */

@@ -18,6 +18,11 @@ struct coord_lock {
     bool held;
     uint64_t lost_at; /* coord__client_lost() when the hold began */
     coord_kv mine;
+    /* A waiting acquire sleeps on `cv` with the client's waiter mutex, woken alone by its
+     * predecessor's deletion, a cancel or (through `listener`) the loss of the session: a
+     * condition shared by the client's waiters would wake all of them at every hand-off. */
+    pthread_cond_t cv;
+    coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
     /* Names this handle's contender. Per handle, not per attempt: etcd keeps every key ever
@@ -58,6 +63,11 @@ int coord__path(char **out, const coord_client *c, const char *kind, const char 
     return 0;
 }
 
+static void on_session(void *payload, coord_session_state st) {
+    coord_lock *l = payload;
+    if (st == COORD_SESSION_LOST) coord__client_signal(l->c, &l->cv);
+}
+
 int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
     *out = NULL;
@@ -66,12 +76,16 @@ int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
     if (!l) return coord_seterr(COORD_ENOMEM, "out of memory");
     int rc = coord__path(&l->dir, c, "lock", name);
     if (!rc) rc = coord__uuid(l->tag);
+    if (!rc && coord__cond_init(&l->cv))
+        rc = coord_seterr(COORD_ENOMEM, "pthread_cond_init failed");
     if (rc) {
         free(l->dir);
         free(l);
         return rc;
     }
     l->c = c;
+    l->listener = (coord__listener){.fn = on_session, .payload = l};
+    coord__client_listen(c, &l->listener);
     *out = l;
     return 0;
 }
@@ -82,14 +96,14 @@ static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
     if (ev == COORD_EV_DELETED) atomic_fetch_add(&lock_wakeups, 1);
     coord__client_lock(l->c);
     l->woken = true;
+    pthread_cond_signal(&l->cv);
     coord__client_unlock(l->c);
-    coord__client_wake(l->c);
 }
 
 void coord_lock_cancel(coord_lock *l) {
     if (!l) return;
     atomic_store(&l->cancel, true);
-    coord__client_wake(l->c);
+    coord__client_signal(l->c, &l->cv);
 }
 
 /* A cancel asked for: consume it. */
@@ -155,7 +169,7 @@ static bool transient(coord_lock *l, int rc, int64_t deadline, uint64_t lost0, i
     coord__client_lock(l->c);
     /* Woken early by a session change or a cancel, which the loop then handles. */
     while (coord__now_ms() < until && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel))
-        coord__client_wait(l->c, until);
+        coord__client_wait_cv(l->c, &l->cv, until);
     coord__client_unlock(l->c);
     return true;
 }
@@ -222,7 +236,7 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord__client_lock(l->c);
         bool timed_out = false;
         while (!l->woken && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel)) {
-            if (coord__client_wait(l->c, deadline) != 0 && coord__now_ms() >= deadline) {
+            if (coord__client_wait_cv(l->c, &l->cv, deadline) != 0 && coord__now_ms() >= deadline) {
                 timed_out = !l->woken;
                 break;
             }
@@ -277,6 +291,8 @@ void coord_lock_free(coord_lock *l) {
     if (!l) return;
     if (l->held) coord_lock_release(l);
     clear_leftover(l);
+    coord__client_unlisten(l->c, &l->listener);
+    pthread_cond_destroy(&l->cv);
     free(l->leftover);
     coord_kv_clear(&l->mine);
     free(l->dir);
