@@ -1446,24 +1446,25 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
 static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
                                  coord_kv *pred, int64_t *after, int timeout_ms) {
     etcd *e = (etcd *)c;
-    /* One round trip: is my key still there, and who is the newest contender older than me. */
-    cJSON *req = cJSON_CreateObject();
-    cJSON *succ = cJSON_AddArrayToObject(req, "success");
-    bool ok = req && succ && cJSON_AddItemToArray(succ, op_range(mine->key)) &&
-              cJSON_AddItemToArray(succ, op_queue_range(dir, true, mine->order - 1, 1));
+    /* One range: the two newest contenders up to mine, which is the first of them while it
+     * exists (no other key has its create revision); the second is my predecessor. */
+    cJSON *op = op_queue_range(dir, true, mine->order, 2);
+    cJSON *req = op ? cJSON_DetachItemFromObject(op, "request_range") : NULL;
+    cJSON_Delete(op);
     cJSON *res = NULL;
-    int rc = send_built(e, "/v3/kv/txn", req, ok, true, timeout_ms, &res);
+    int rc = send_built(e, "/v3/kv/range", req, req != NULL, true, timeout_ms, &res);
     if (rc) return rc;
-    coord_kv self = {0};
-    bool mine_found = false, pred_found = false;
     memset(pred, 0, sizeof *pred);
-    rc = txn_first_kv(res, 0, &self, &mine_found);
-    if (!rc) rc = txn_first_kv(res, 1, pred, &pred_found);
+    coord_kv self = {0};
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
+    if (kvs && !cJSON_IsArray(kvs)) rc = coord_seterr(COORD_EPROTO, "etcd: kvs is not an array");
+    if (!rc && cJSON_GetArrayItem(kvs, 0)) rc = etcd_parse_kv(cJSON_GetArrayItem(kvs, 0), 0, &self);
+    if (!rc && cJSON_GetArrayItem(kvs, 1)) rc = etcd_parse_kv(cJSON_GetArrayItem(kvs, 1), 0, pred);
     if (!rc) rc = etcd_header_rev(res, after);
     cJSON_Delete(res);
-    coord_kv_clear(&self);
-    if (!rc && !mine_found)
+    if (!rc && (!self.key || self.order != mine->order || strcmp(self.key, mine->key)))
         rc = coord_seterr(COORD_ESESSION, "lock key %s is gone (session expired)", mine->key);
+    coord_kv_clear(&self);
     if (rc) coord_kv_clear(pred);
     return rc;
 }
