@@ -667,6 +667,12 @@ static void watch_deliver(coord_watch *w, coord_watch_event ev, int64_t rev) {
         w->deleted_reported = true;
     }
     w->fn(w->payload, ev, rev);
+    if (ev == COORD_EV_DELETED && w->kind == COORD_WATCH_KEY) {
+        /* Nothing is left to report: close the stream now, so the unwatch that follows (a lock
+         * waiter's, on its hand-off path) finds it gone instead of waiting for this thread. */
+        w->removing = true;
+        curl_multi_wakeup(w->e->multi);
+    }
 }
 
 static int on_watch_line(void *ctx, const char *line, size_t len) {
