@@ -1,16 +1,29 @@
 /*
  * The hash ring (API.md section 5). Pure: no I/O, no state outside the ring, immutable once built.
  *
- * One structure serves every placement: the points sorted by (position, member index) in `pos`
- * and `mem`, and `bucket`, the index of the first point of each of 2^bits equal slices of the
- * 32-bit circle, 4 to 8 points a slice on average. Finding the first point >= x reads one
- * bucket entry and counts, without branches, how many of the WINDOW positions from there are
- * below x (one or two cache lines) instead of a binary search; `pos` has WINDOW padding entries
- * of UINT32_MAX so the count never reads past the array, and a slice holding WINDOW points or
- * more below x (rare) goes on scanning.
+ * One structure serves every placement. `pt` holds the points sorted by (position, member index),
+ * a 64-bit word each, position in the high half and member in the low one, so the cache line
+ * that holds a point's position holds its member too. The circle is cut into 2^bits equal
+ * slices, 4 to 8 points each on average, and an index gives each slice's window start, the
+ * point before its first one: a uint32 base per 16 slices plus a uint8 offset per slice (320 KB
+ * at 1.28M points, small enough to stay in the L2 cache; an offset past 255 is cut to 255, which
+ * only starts the window earlier). Finding the first point >= x reads the index and counts,
+ * without branches, how many of the WINDOW (12) points from the window start are below x,
+ * instead of a binary search: the window holds the point before the successor too. `pt` has
+ * WINDOW padding points above every position, so the count never reads past the array, and a
+ * window that is all below x (rare) goes on scanning. Positions are stored with the top bit
+ * flipped: SSE2 compares them as signed numbers (it has no unsigned compare), and differences,
+ * the distances on the circle, are unchanged.
+ *
+ * In a ring far beyond the caches (10,000 members: 1.28M points, 10 MB) a probe thus costs one
+ * random memory access (the window's two or three adjacent lines, fetched together) where
+ * separate arrays of slice starts, positions and members made a chain of three, and the probes'
+ * accesses are independent, so they overlap: a lookup costs about one memory access. The CPU
+ * overlaps consecutive lookups as far as its reorder buffer reaches, so there too the fewer
+ * instructions a lookup takes, the faster it goes.
  *
  * COORD_RING_DEFAULT is multi-probe consistent hashing (Appleton and O'Reilly, 2015) in its
- * bidirectional form: each member has weight * vnodes points, the key is hashed to PROBES
+ * bidirectional form: each member has weight * vnodes points, the key is hashed to 3
  * positions, and the point nearest to any probe, before or after it, owns the key. A member's
  * load is the sum of its points' shares. With one probe and the successor rule a point's share
  * is its whole preceding gap (relative standard deviation 1 per point), so a max/mean load of
@@ -20,8 +33,8 @@
  * over 4M keys, mean / worst set): successor rule with 1000 points 1.075 / 1.100; nearest point
  * of 1 probe with 640 points 1.072 / 1.098; of 2 probes with 213 points 1.070 / 1.095; of 3
  * probes with 128 points 1.071 / 1.092; of 4 probes with 80 points 1.075 / 1.107. At 10,000
- * members 128 points is 1.28M points (about 11 MB, built in some 45 ms) where 1000 would be 10M;
- * 3 probes rather than 4 keep a lookup near 30 ns at 100 members.
+ * members 128 points is 1.28M points (about 10 MB, built in some 40 ms) where 1000 would be 10M;
+ * 3 probes rather than 4 keep a lookup near 25 ns at 100 members.
  *
  * Minimal disruption holds: a new point takes a key only by being nearer than the key's owner,
  * and the relative order of the other points does not change, so keys move only to a joining
@@ -47,9 +60,11 @@
 
 #include "internal.h"
 
-#define PROBES 3
-#define WINDOW 16 /* positions compared per successor search (count_below is written for 16) */
-#define POINTS_PER_BUCKET_LOG 3
+#define WINDOW 12 /* points compared per successor search (count_below is written for 12) */
+#define POINTS_PER_SLICE_LOG 3 /* 4 to 8 points a slice on average */
+#define GROUP_LOG 4            /* slices per base of the index: 16, some 100 points */
+#define FLIP 0x80000000u       /* stored positions have the top bit flipped (see count_below) */
+#define FLIP64 ((uint64_t)FLIP << 32)
 #define MAX_POINTS ((uint64_t)UINT32_MAX - WINDOW)
 #define GOLDEN 0x9e3779b97f4a7c15ULL
 #define MEMCACHED_PORT_SUFFIX ":11211"
@@ -62,11 +77,11 @@ struct coord_hashring {
     char *names;   /* the ids, NUL-terminated, one after the other */
     size_t owners; /* members with at least one point */
     size_t npoints;
-    uint32_t *pos;    /* npoints + WINDOW, ascending, padded with UINT32_MAX */
-    uint32_t *mem;    /* npoints: member index of each point */
-    uint32_t *bucket; /* (1 << bits) + 1 first-point indexes */
-    unsigned shift;   /* 32 - bits */
-    size_t bytes;     /* memory held, for coord-bench */
+    uint64_t *pt;   /* npoints + WINDOW: position ^ FLIP << 32 | member; padded above all */
+    uint32_t *base; /* the window start of the first slice of each group */
+    uint8_t *off;   /* the window start of each slice, from its group's base, at most 255 */
+    unsigned shift; /* 32 - bits */
+    size_t bytes;   /* memory held, for coord-bench */
     const EVP_MD *md5;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     EVP_MD *md5_fetched;
@@ -96,9 +111,9 @@ void coord_hashring_free(coord_hashring *h) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     EVP_MD_free(h->md5_fetched);
 #endif
-    free(h->pos);
-    free(h->mem);
-    free(h->bucket);
+    free(h->pt);
+    free(h->base);
+    free(h->off);
     free(h->ids);
     free(h->names);
     free(h);
@@ -138,72 +153,100 @@ static uint32_t memcached_digests(unsigned w, uint64_t total, size_t nservers) {
 
 /* ---------- successor search ---------- */
 
-/* How many of p[0..WINDOW) are below x. */
-static inline uint32_t count_below(const uint32_t *p, uint32_t x) {
+/* How many of the points p[0..WINDOW) lie below x. */
+static inline uint32_t count_below(const uint64_t *p, uint32_t x) {
 #if defined(__SSE2__)
-    /* Unsigned compare through signed compare of both sides with the top bit flipped; a lane
-     * is -1 where the position is below x. */
-    const __m128i flip = _mm_set1_epi32(INT32_MIN);
-    __m128i xv = _mm_xor_si128(_mm_set1_epi32((int32_t)x), flip);
-    __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)p), flip);
-    __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 4)), flip);
-    __m128i c = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 8)), flip);
-    __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 12)), flip);
-    __m128i s = _mm_add_epi32(_mm_add_epi32(_mm_cmpgt_epi32(xv, a), _mm_cmpgt_epi32(xv, b)),
-                              _mm_add_epi32(_mm_cmpgt_epi32(xv, c), _mm_cmpgt_epi32(xv, d)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return (uint32_t)-_mm_cvtsi128_si32(s);
+    /* The positions (high halves) of each 4 points gathered into one vector; stored with the top
+     * bit flipped, they compare as unsigned positions under SSE2's signed compare (it has no
+     * unsigned one) with x flipped alike. A lane is -1 where the point is below x. */
+    __m128i xv = _mm_set1_epi32((int32_t)(x ^ FLIP));
+    __m128i c[WINDOW / 4];
+    for (int k = 0; k < WINDOW / 4; k++) {
+        __m128 a = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 4 * k)));
+        __m128 b =
+            _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 4 * k + 2)));
+        __m128i q = _mm_castps_si128(_mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+        c[k] = _mm_cmpgt_epi32(xv, q);
+    }
+    /* A bit per point (bits 12 to 15 repeat 8 to 11). The window is sorted, so the points below
+     * x are a prefix of it: the count is the first zero bit. */
+    __m128i m = _mm_packs_epi16(_mm_packs_epi32(c[0], c[1]), _mm_packs_epi32(c[2], c[2]));
+    return (uint32_t)__builtin_ctz(~(unsigned)_mm_movemask_epi8(m) | 1u << WINDOW);
 #else
+    uint64_t xs = (uint64_t)x << 32; /* a point is below x exactly when it is below (x, 0) */
     uint32_t c = 0;
     for (int k = 0; k < WINDOW; k++)
-        c += p[k] < x;
+        c += (p[k] ^ FLIP64) < xs;
     return c;
 #endif
 }
 
-/* Index of the first point >= x, npoints when there is none. */
-static inline uint32_t successor(const coord_hashring *h, uint32_t x) {
-    uint32_t i = h->bucket[x >> h->shift];
-    uint32_t c = count_below(h->pos + i, x);
+/* The window start of slice b: the point before the slice's first one (or an earlier point, if
+ * the offset was cut). */
+static inline uint32_t slice_start(const coord_hashring *h, uint32_t b) {
+    return h->base[b >> GROUP_LOG] + h->off[b];
+}
+
+/* Index of the first point >= x, npoints when there is none; i is the window start of x's
+ * slice. */
+static inline uint32_t successor(const coord_hashring *h, uint32_t i, uint32_t x) {
+    uint32_t c = count_below(h->pt + i, x);
     i += c;
     if (c == WINDOW)
-        while (h->pos[i] < x)
+        while ((h->pt[i] ^ FLIP64) < (uint64_t)x << 32)
             i++;
     return i;
 }
 
-/* The nearer of the points on either side of x, as (distance << 32 | index): comparing these
- * picks the nearer point, and of two as near the one first in circle order. */
-static inline uint64_t nearest(const coord_hashring *h, uint32_t x) {
-    uint32_t np = (uint32_t)h->npoints;
-    uint32_t s = successor(h, x);
-    /* The winner's member is read once all probes are done: start fetching it now, as in a big
-     * ring that read is otherwise one more cache miss after the others. */
 #if defined(__GNUC__)
-    __builtin_prefetch(h->mem + s);
+#define UNLIKELY(e) __builtin_expect(!!(e), 0)
+#else
+#define UNLIKELY(e) (e)
 #endif
-    uint32_t p = s - 1 + (np & (0u - (uint32_t)(s == 0)));
-    s &= 0u - (uint32_t)(s != np);
-    uint64_t cs = (uint64_t)(h->pos[s] - x) << 32 | s;
-    uint64_t cp = (uint64_t)(x - h->pos[p]) << 32 | p;
-    return cs ^ ((cs ^ cp) & (0 - (uint64_t)(cp < cs)));
+
+/* Position of point i, top bit flipped: subtracting x flipped likewise gives the distance. */
+static inline uint32_t flipped(const coord_hashring *h, uint32_t i) {
+    return (uint32_t)(h->pt[i] >> 32);
 }
 
-/* Index of the point owning the key; -1 when the ring has no point or MD5 failed. */
-static int64_t owner_point(const coord_hashring *h, const void *key, size_t keylen) {
-    if (!h || !h->npoints || (!key && keylen)) return -1;
-    if (!key) key = "";
-    if (h->placement == COORD_RING_DEFAULT) {
-        uint64_t k = XXH3_64bits(key, keylen);
-        uint32_t probe[PROBES] = {(uint32_t)(k >> 32), (uint32_t)k, (uint32_t)(mix64(k) >> 32)};
-        uint64_t best = nearest(h, probe[0]);
-        for (int j = 1; j < PROBES; j++) {
-            uint64_t c = nearest(h, probe[j]);
-            best ^= (best ^ c) & (0 - (uint64_t)(c < best));
-        }
-        return (int64_t)(uint32_t)best;
-    }
+/* Of two (distance << 32 | index) candidates, the nearer point, and of two as near the one first
+ * in circle order. */
+static inline uint64_t nearer(uint64_t a, uint64_t b) {
+    return b < a ? b : a;
+}
+
+/* nearest() when the successor s is the first point or none: the other side is across 0. */
+static uint64_t nearest_wrap(const coord_hashring *h, uint32_t s, uint32_t x) {
+    uint32_t np = (uint32_t)h->npoints;
+    uint32_t p = s == 0 ? np - 1 : s - 1;
+    s = s == np ? 0 : s;
+    uint32_t fx = x ^ FLIP;
+    return nearer((uint64_t)(flipped(h, s) - fx) << 32 | s,
+                  (uint64_t)(fx - flipped(h, p)) << 32 | p);
+}
+
+/* The nearer of the points on either side of x, as (distance << 32 | index); i is the start of
+ * x's window. */
+static inline uint64_t nearest(const coord_hashring *h, uint32_t i, uint32_t x) {
+    uint32_t s = successor(h, i, x);
+    if (UNLIKELY(s - 1 >= (uint32_t)h->npoints - 1)) return nearest_wrap(h, s, x);
+    uint32_t fx = x ^ FLIP;
+    return nearer((uint64_t)(flipped(h, s) - fx) << 32 | s,
+                  (uint64_t)(fx - flipped(h, s - 1)) << 32 | (s - 1));
+}
+
+/* The default placement's owning point of a key. The probes do not depend on one another, so
+ * their cache misses in a big ring overlap. */
+static inline uint32_t default_owner(const coord_hashring *h, const void *key, size_t keylen) {
+    uint64_t k = XXH3_64bits(key, keylen);
+    uint32_t x0 = (uint32_t)(k >> 32), x1 = (uint32_t)k, x2 = (uint32_t)(mix64(k) >> 32);
+    uint32_t i0 = slice_start(h, x0 >> h->shift), i1 = slice_start(h, x1 >> h->shift),
+             i2 = slice_start(h, x2 >> h->shift);
+    return (uint32_t)nearer(nearer(nearest(h, i0, x0), nearest(h, i1, x1)), nearest(h, i2, x2));
+}
+
+/* The compatible placements' owning point of a key; -1 when MD5 failed. */
+static int64_t md5_owner(const coord_hashring *h, const void *key, size_t keylen) {
     /* libmemcached hashes every key to 0 when there is a single server. */
     uint32_t x = 0;
     if (h->placement == COORD_RING_KETAMA || h->n > 1) {
@@ -211,13 +254,21 @@ static int64_t owner_point(const coord_hashring *h, const void *key, size_t keyl
         if (EVP_Digest(key, keylen, d, NULL, h->md5, NULL) != 1) return -1;
         x = le32(d);
     }
-    uint32_t i = successor(h, x);
+    uint32_t i = successor(h, slice_start(h, x >> h->shift), x);
     return i == h->npoints ? 0 : i;
+}
+
+/* Index of the point owning the key; -1 when the ring has no point or MD5 failed. */
+static inline int64_t owner_point(const coord_hashring *h, const void *key, size_t keylen) {
+    if (!h || !h->npoints || (!key && keylen)) return -1;
+    if (!key) key = "";
+    if (h->placement == COORD_RING_DEFAULT) return default_owner(h, key, keylen);
+    return md5_owner(h, key, keylen);
 }
 
 const char *coord_hashring_lookup(const coord_hashring *h, const void *key, size_t keylen) {
     int64_t i = owner_point(h, key, keylen);
-    return i < 0 ? NULL : h->ids[h->mem[i]];
+    return i < 0 ? NULL : h->ids[(uint32_t)h->pt[i]];
 }
 
 size_t coord_hashring_lookup_n(const coord_hashring *h, const void *key, size_t keylen, size_t n,
@@ -231,7 +282,7 @@ size_t coord_hashring_lookup_n(const coord_hashring *h, const void *key, size_t 
     if (bitmap) memset(seen, 0, (h->n + 63) / 64 * sizeof *seen);
     size_t got = 0;
     for (size_t step = 0, i = (size_t)start; got < want && step < h->npoints; step++) {
-        uint32_t m = h->mem[i];
+        uint32_t m = (uint32_t)h->pt[i];
         bool dup = false;
         if (bitmap) {
             dup = seen[m / 64] >> (m % 64) & 1;
@@ -284,13 +335,14 @@ static int md5_points(const coord_hashring *h, EVP_MD_CTX *ctx, const char *id, 
 }
 
 /*
- * Sorting the points. A counting sort straight into the final arrays scatters every point to a
+ * Sorting the points. A counting sort straight into the final array scatters every point to a
  * random cache line of ~10 MB at 10,000 members, which is most of the build time; so the points
- * are first partitioned by the top COARSE_BITS of their position (2048 output streams), then
- * each part (some 600 points at 10,000 members, held in cache) is sorted into its slices and
- * the final arrays with local writes. Both passes are stable, and the points come in member order,
- * so equal positions stay in member order. The default placement's points are cheap to make and are
- * generated twice (count, then partition) rather than stored.
+ * are first partitioned by the top COARSE_BITS of their position (2048 parts) into the final
+ * array, then each part (some 600 points at 10,000 members, held in cache) is sorted in place
+ * through a small buffer: by slice, then by value within each slice, and written back with the
+ * position's top bit flipped. The points come in member order and a point is (position << 32 |
+ * member), so sorting by value keeps equal positions in member order. The default placement's
+ * points are cheap to make and are generated twice (count, then partition) rather than stored.
  */
 #define COARSE_BITS 11
 #define CHUNK 1024
@@ -301,7 +353,6 @@ typedef struct sorter {
     const uint64_t *tmp;   /* all points, for the MD5 placements; NULL for the default one */
     unsigned cshift;       /* 64 - coarse bits: (position << 32 | m) >> cshift is the part */
     uint32_t *part;        /* parts + 1 part starts, then write cursors */
-    uint64_t *parted;      /* the points, by part */
 } sorter;
 
 static void visit(const sorter *s, void (*fn)(const sorter *, const uint64_t *, size_t)) {
@@ -327,77 +378,84 @@ static void count_parts(const sorter *s, const uint64_t *v, size_t k) {
 
 static void fill_parts(const sorter *s, const uint64_t *v, size_t k) {
     for (size_t i = 0; i < k; i++)
-        s->parted[s->part[v[i] >> s->cshift]++] = v[i];
+        s->h->pt[s->part[v[i] >> s->cshift]++] = v[i];
 }
 
-/* Sort one part, points [lo, hi) of `parted` lying in slices [b0, b1), into pos/mem. */
-static void sort_part(coord_hashring *h, const uint64_t *v, uint32_t lo, uint32_t hi, size_t b0,
-                      size_t b1, uint32_t *cur) {
-    uint32_t *bucket = h->bucket;
+/* Sort one part, points [lo, hi) of `pt` lying in slices [b0, b1), in place through `buf`, and
+ * index its slices. */
+static void sort_part(coord_hashring *h, uint32_t lo, uint32_t hi, size_t b0, size_t b1,
+                      uint32_t *cur, uint64_t *buf) {
+    uint64_t *v = h->pt;
     memset(cur, 0, (b1 - b0) * sizeof *cur);
     for (uint32_t i = lo; i < hi; i++)
         cur[(v[i] >> 32 >> h->shift) - b0]++;
-    uint32_t at = lo;
+    uint32_t at = 0;
     for (size_t b = b0; b < b1; b++) {
         uint32_t c = cur[b - b0];
-        bucket[b] = cur[b - b0] = at;
+        cur[b - b0] = at;
+        /* The window starts at the point before the slice's first one (at 0 for the first);
+         * starting earlier is merely slower, so an offset past 255 is cut to 255. */
+        uint32_t start = lo + at > 0 ? lo + at - 1 : 0;
+        if (!(b & ((1u << GROUP_LOG) - 1))) h->base[b >> GROUP_LOG] = start;
+        uint32_t d = start - h->base[b >> GROUP_LOG];
+        h->off[b] = (uint8_t)(d < UINT8_MAX ? d : UINT8_MAX);
         at += c;
     }
-    for (uint32_t i = lo; i < hi; i++) {
-        uint32_t dst = cur[(v[i] >> 32 >> h->shift) - b0]++;
-        h->pos[dst] = (uint32_t)(v[i] >> 32);
-        h->mem[dst] = (uint32_t)v[i];
-    }
-    /* Insertion sort within each slice (4 to 8 points on average); strict > keeps it stable. */
-    for (size_t b = b0; b < b1; b++) {
-        uint32_t first = bucket[b], end = b + 1 < b1 ? bucket[b + 1] : hi;
-        for (uint32_t i = first + 1; i < end; i++) {
-            uint32_t p = h->pos[i], m = h->mem[i], j = i;
-            for (; j > first && h->pos[j - 1] > p; j--) {
-                h->pos[j] = h->pos[j - 1];
-                h->mem[j] = h->mem[j - 1];
-            }
-            h->pos[j] = p;
-            h->mem[j] = m;
+    for (uint32_t i = lo; i < hi; i++)
+        buf[cur[(v[i] >> 32 >> h->shift) - b0]++] = v[i];
+    /* Insertion sort within each slice (4 to 8 points on average); cur[b] is now its end. */
+    for (size_t b = b0, first = 0; b < b1; first = cur[b - b0], b++)
+        for (uint32_t i = (uint32_t)first + 1; i < cur[b - b0]; i++) {
+            uint64_t x = buf[i];
+            uint32_t j = i;
+            for (; j > first && buf[j - 1] > x; j--)
+                buf[j] = buf[j - 1];
+            buf[j] = x;
         }
-    }
+    for (uint32_t i = lo; i < hi; i++)
+        v[i] = buf[i - lo] ^ FLIP64;
 }
 
 static int place(coord_hashring *h, const uint64_t *count, const uint64_t *tmp) {
     size_t np = h->npoints;
     unsigned bits = 1;
-    while (bits < 32 && ((uint64_t)1 << (bits + POINTS_PER_BUCKET_LOG)) < np)
+    while (bits < 32 && ((uint64_t)1 << (bits + POINTS_PER_SLICE_LOG)) < np)
         bits++;
     unsigned cbits = bits < COARSE_BITS ? bits : COARSE_BITS;
     size_t nb = (size_t)1 << bits, nparts = (size_t)1 << cbits, per = nb / nparts;
+    size_t groups = (nb + (1u << GROUP_LOG) - 1) >> GROUP_LOG;
     h->shift = 32 - bits;
-    h->pos = malloc((np + WINDOW) * sizeof *h->pos);
-    h->mem = malloc(np * sizeof *h->mem);
-    h->bucket = malloc((nb + 1) * sizeof *h->bucket);
+    h->pt = malloc((np + WINDOW) * sizeof *h->pt);
+    h->base = malloc(groups * sizeof *h->base);
+    h->off = malloc(nb * sizeof *h->off);
     sorter s = {.h = h, .count = count, .tmp = tmp, .cshift = 64 - cbits};
     s.part = calloc(nparts + 1, sizeof *s.part);
-    s.parted = malloc(np * sizeof *s.parted);
     uint32_t *cur = malloc(per * sizeof *cur);
+    uint64_t *buf = NULL;
     int rc = 0;
-    if (!h->pos || !h->mem || !h->bucket || !s.part || !s.parted || !cur) {
-        rc = coord_seterr(COORD_ENOMEM, "out of memory for %zu ring points", np);
-        goto out;
-    }
-    h->bytes += (np + WINDOW) * sizeof *h->pos + np * sizeof *h->mem + (nb + 1) * sizeof *h->bucket;
+    if (!h->pt || !h->base || !h->off || !s.part || !cur) goto nomem;
     visit(&s, count_parts);
-    for (size_t c = 0; c < nparts; c++)
+    uint32_t biggest = 0;
+    for (size_t c = 0; c < nparts; c++) {
+        biggest = s.part[c + 1] > biggest ? s.part[c + 1] : biggest;
         s.part[c + 1] += s.part[c];
+    }
+    if (!(buf = malloc((biggest ? biggest : 1) * sizeof *buf))) goto nomem;
     visit(&s, fill_parts); /* leaves part[c] at the end of part c, the start of part c + 1 */
     for (size_t c = 0; c < nparts; c++)
-        sort_part(h, s.parted, c ? s.part[c - 1] : 0, s.part[c], c * per, (c + 1) * per, cur);
-    h->bucket[nb] = (uint32_t)np;
+        sort_part(h, c ? s.part[c - 1] : 0, s.part[c], c * per, (c + 1) * per, cur, buf);
     for (size_t i = 0; i < WINDOW; i++)
-        h->pos[np + i] = UINT32_MAX;
+        h->pt[np + i] = UINT64_MAX ^ FLIP64;
+    h->bytes += groups * sizeof *h->base + nb * sizeof *h->off;
+    h->bytes += (np + WINDOW) * sizeof *h->pt;
 out:
     free(s.part);
-    free(s.parted);
     free(cur);
+    free(buf);
     return rc;
+nomem:
+    rc = coord_seterr(COORD_ENOMEM, "out of memory for %zu ring points", np);
+    goto out;
 }
 
 static int build_points(coord_hashring *h, const uint64_t *count) {

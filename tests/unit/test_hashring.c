@@ -617,8 +617,9 @@ static void default_matches_model(void **state) {
     free_ids(ids, 50);
 
     /* A crowded slice: a ring of 64 points has 8 slices of the circle (8 points each on
-     * average), and a lookup compares 16 positions at once; find two members with a slice of
-     * more than 16 points, so that the search has to go on past them. */
+     * average), and a lookup compares 12 points at once, from the one before the slice's first;
+     * find two members with a slice of more than 16 points, so that the search has to go on past
+     * them. */
     char id[32], *two[2] = {id, "other"};
     bool found = false;
     for (int i = 0; i < 5000 && !found; i++) {
@@ -635,6 +636,18 @@ static void default_matches_model(void **state) {
     }
     assert_true(found);
     against_default_model(two, NULL, 2, 32, 3000);
+}
+
+/* Few members with many points each: the ring keeps 4 to 8 points a slice on average whatever
+ * vnodes is, so a lookup's window of 12 points is now and then all below a probe (slices of 11
+ * points or more) and the search goes on scanning; and both ends of the circle are met. Checked
+ * against the model, whose search is a plain scan. */
+static void default_many_points_per_member(void **state) {
+    (void)state;
+    char **ids = named(3);
+    against_default_model(ids, NULL, 2, 3000, 2000);
+    against_default_model(ids, NULL, 3, 2500, 2000);
+    free_ids(ids, 3);
 }
 
 /* The default placement is part of the contract (clients of different versions that see the
@@ -664,6 +677,73 @@ static void default_placement_is_stable(void **state) {
     assert_string_equal(got[2], "member-1");
     assert_string_equal(got[3], "member-3");
     coord_hashring_free(h);
+}
+
+/* Every answer of a few rings, pinned as a digest: FNV-1a over the owner and lookup_n(3) of
+ * PIN_KEYS keys. The constants were recorded from the ring before its layout last changed, so
+ * they prove a new layout answers exactly as the old one did. */
+#define PIN_KEYS 20000
+
+static uint64_t fnv(uint64_t d, const char *s) {
+    do {
+        d = (d ^ (unsigned char)*s) * 0x100000001b3ULL;
+    } while (*s++);
+    return d;
+}
+
+static uint64_t answers_digest(const coord_hashring *h) {
+    uint64_t d = 0xcbf29ce484222325ULL;
+    char k[32];
+    const char *got[3];
+    for (int i = 0; i < PIN_KEYS; i++) {
+        int len = snprintf(k, sizeof k, "pin:%d", i);
+        d = fnv(d, coord_hashring_lookup(h, k, (size_t)len));
+        size_t c = coord_hashring_lookup_n(h, k, (size_t)len, 3, got);
+        for (size_t j = 0; j < c; j++)
+            d = fnv(d, got[j]);
+        d = fnv(d, "|");
+    }
+    return d;
+}
+
+static void answers_are_pinned(void **state) {
+    (void)state;
+    static const struct {
+        int placement;
+        size_t n;
+        bool weighted; /* weights i % 4 (some 0) instead of 1 */
+        uint64_t digest;
+    } pins[] = {
+        {COORD_RING_DEFAULT, 10, false, 0x86cb26358c7db3aeULL},
+        {COORD_RING_DEFAULT, 1000, false, 0xa74014763d74141dULL},
+        {COORD_RING_DEFAULT, 10000, false, 0xf507347def11172fULL},
+        {COORD_RING_DEFAULT, 1000, true, 0xba31737966b7ca86ULL},
+        {COORD_RING_KETAMA, 10, false, 0x4402386c1760c52eULL},
+        {COORD_RING_KETAMA, 1000, false, 0x35090236fc96b6b4ULL},
+        {COORD_RING_KETAMA, 10000, false, 0x79360762b8e6b8f3ULL},
+        {COORD_RING_KETAMA, 1000, true, 0xefb134ea846a6c45ULL},
+        {COORD_RING_LIBMEMCACHED, 10, false, 0x0c0d2620c9022b76ULL},
+        {COORD_RING_LIBMEMCACHED, 1000, false, 0x4a6390a19571cbefULL},
+        {COORD_RING_LIBMEMCACHED, 10000, false, 0x1082454528d8bea9ULL},
+        {COORD_RING_LIBMEMCACHED, 1000, true, 0xc599d451269b765bULL},
+    };
+    char **ids = make_ids(10000, 11211);
+    unsigned *w = malloc(10000 * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < 10000; i++)
+        w[i] = (unsigned)(i % 4);
+    for (size_t t = 0; t < sizeof pins / sizeof *pins; t++) {
+        coord_hashring *h = build((const char *const *)ids, pins[t].weighted ? w : NULL, pins[t].n,
+                                  pins[t].placement);
+        uint64_t d = answers_digest(h);
+        coord_hashring_free(h);
+        if (d != pins[t].digest)
+            fail_msg("placement %d, %zu members%s: answers digest 0x%016llx, pinned 0x%016llx",
+                     pins[t].placement, pins[t].n, pins[t].weighted ? " (weighted)" : "",
+                     (unsigned long long)d, (unsigned long long)pins[t].digest);
+    }
+    free(w);
+    free_ids(ids, 10000);
 }
 
 /* ---------- the default placement's properties ---------- */
@@ -852,7 +932,9 @@ int main(void) {
         cmocka_unit_test(empty_and_single),
         cmocka_unit_test(invalid_arguments),
         cmocka_unit_test(default_matches_model),
+        cmocka_unit_test(default_many_points_per_member),
         cmocka_unit_test(default_placement_is_stable),
+        cmocka_unit_test(answers_are_pinned),
         cmocka_unit_test(order_independent),
         cmocka_unit_test(default_balance_and_weights),
         cmocka_unit_test(default_minimal_movement),
