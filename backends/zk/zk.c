@@ -32,6 +32,10 @@ struct coord_watch {
     int pending; /* async arm calls not yet completed */
     bool dead;
     bool in_fn;
+    /* KEY: `consumed`, the deletion came as the registered watch's event (the client drops a
+     * watch as it fires); `absent`, an arm found the node gone, which leaves a watch for its
+     * creation behind. */
+    bool consumed, absent;
 };
 
 struct zk {
@@ -731,6 +735,9 @@ static void on_watch(zhandle_t *zh, int type, int state, const char *path, void 
     coord_watch *w = ctx;
     if (type == ZOO_SESSION_EVENT) return; /* the supervisor re-arms after expiry */
     if (w->kind == COORD_WATCH_KEY && type == ZOO_DELETED_EVENT) {
+        pthread_mutex_lock(&w->mu);
+        w->consumed = true;
+        pthread_mutex_unlock(&w->mu);
         deliver(w, COORD_EV_DELETED);
         return;
     }
@@ -757,7 +764,12 @@ static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
     (void)st;
     coord_watch *w = (coord_watch *)d;
     if (rc == ZNONODE) {
-        if (w->kind == COORD_WATCH_KEY) deliver(w, COORD_EV_DELETED);
+        if (w->kind == COORD_WATCH_KEY) {
+            pthread_mutex_lock(&w->mu);
+            w->absent = true;
+            pthread_mutex_unlock(&w->mu);
+            deliver(w, COORD_EV_DELETED);
+        }
         /* CHILDREN of an absent parent: the exists watch reports its creation. */
     } else if (rc == ZOK && w->kind == COORD_WATCH_CHILDREN) {
         /* The parent appeared between our two calls: watch its children now. */
@@ -851,12 +863,16 @@ static void zk_unwatch(coord_conn *c, coord_watch *w) {
     w->dead = true;
     while (w->pending > 0)
         pthread_cond_wait(&w->cv, &w->mu);
+    /* A key watch whose deletion event has run holds no registration any more (the client
+     * drops a watch as it fires, and no arm is in flight): nothing to remove, no round trip,
+     * which keeps a lock hand-off free of two. */
+    bool spent = w->kind == COORD_WATCH_KEY && w->consumed && !w->absent;
     pthread_mutex_unlock(&w->mu);
     /* Drop the client-side registration so the watcher context is never used again. An event
      * that already arrived sits in the client's completion queue, out of reach of
      * zoo_remove_watches: a request issued after it completes after that event has run. */
     zop *barrier = NULL;
-    zhandle_t *zh = zh_acquire(z);
+    zhandle_t *zh = spent ? NULL : zh_acquire(z);
     if (zh) {
         zoo_remove_watches(zh, w->path, ZWATCHTYPE_ANY, on_watch, w, 1);
         args root = {.path = "/"};
