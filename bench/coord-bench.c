@@ -400,6 +400,61 @@ static void gate_pass(raw_gate *g, bool drop) {
     pthread_mutex_unlock(&g->mu);
 }
 
+/* The bench's URI parsed for a bare client; NULL with out->err set. */
+static coord_uri *raw_uri(const bench_opts *o, raw_result *out) {
+    coord_uri *u = NULL;
+    int rc = coord_uri_parse(&u, o->uri);
+    if (rc)
+        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
+    return u;
+}
+
+/* The head of each thread of a parallel raw bound (the first member of its own struct). */
+typedef struct raw_thread {
+    pthread_t th;
+    raw_gate *gate;
+    raw_result res;
+    int64_t start_ns, end_ns; /* its timed loop, when the thread records it */
+} raw_thread;
+
+/* Run `fn` on each of the `n` items (of `size` bytes, each starting with a raw_thread) in a
+ * thread of its own, all passing `gate` together, and add up their results in *out: cycles,
+ * latencies, and the span from the first start to the last end (or the longest loop). */
+static bool raw_threads_run(void *items, size_t size, int n, void *(*fn)(void *), raw_gate *gate,
+                            raw_result *out) {
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        raw_thread *t = (raw_thread *)(void *)((char *)items + (size_t)i * size);
+        t->gate = gate;
+        if (pthread_create(&t->th, NULL, fn, t)) {
+            snprintf(out->err, sizeof out->err, "cannot start raw thread %d", i);
+            for (int j = i; j < n; j++)
+                gate_pass(gate, true);
+            break;
+        }
+        started++;
+    }
+    int64_t start = 0, end = 0, longest = 0;
+    for (int i = 0; i < started; i++) {
+        raw_thread *t = (raw_thread *)(void *)((char *)items + (size_t)i * size);
+        pthread_join(t->th, NULL);
+        raw_result *r = &t->res;
+        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
+        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
+            snprintf(out->err, sizeof out->err, "out of memory");
+        out->r.cycles += r->r.cycles;
+        if (!out->method) out->method = r->method;
+        if (t->start_ns && (!start || t->start_ns < start)) start = t->start_ns;
+        if (t->end_ns > end) end = t->end_ns;
+        if (r->r.elapsed_ns > longest) longest = r->r.elapsed_ns;
+        free(r->r.lat.v);
+    }
+    out->r.elapsed_ns = end > start ? end - start : longest;
+    out->r.slices = 1;
+    out->ran = !out->err[0] && started == n && n > 0;
+    return out->ran;
+}
+
 #ifdef COORD_WITH_ZOOKEEPER
 typedef struct zk_wait {
     pthread_mutex_t mu;
@@ -1109,19 +1164,16 @@ static size_t raw_on_stream(char *p, size_t sz, size_t n, void *ud) {
 }
 
 typedef struct raw_contender {
-    pthread_t th;
+    raw_thread t;
     const coord_uri *u;
     const char *dir, *dir_end;
     int64_t ms;
     int idx;
-    raw_gate *gate;
-    raw_result res;
-    int64_t start_ns, end_ns;
 } raw_contender;
 
 static void *raw_contender_main(void *arg) {
     raw_contender *c = arg;
-    raw_result *out = &c->res;
+    raw_result *out = &c->t.res;
     etcd_http e = {.err = out->err, .errlen = sizeof out->err};
     etcd_http w = {.err = out->err, .errlen = sizeof out->err};
     char *key = NULL, *key64 = NULL, *dir64 = b64(c->dir, strlen(c->dir)),
@@ -1139,9 +1191,9 @@ static void *raw_contender_main(void *arg) {
         snprintf(out->err, sizeof out->err, "out of memory");
         goto done;
     }
-    gate_pass(c->gate, false);
+    gate_pass(c->t.gate, false);
     passed = true;
-    int64_t deadline = (c->start_ns = now_ns()) + c->ms * 1000000;
+    int64_t deadline = (c->t.start_ns = now_ns()) + c->ms * 1000000;
     while (now_ns() < deadline) {
         int64_t t0 = now_ns();
         snprintf(req, sizeof req,
@@ -1210,9 +1262,9 @@ static void *raw_contender_main(void *arg) {
         cJSON_Delete(res);
         res = NULL;
     }
-    c->end_ns = now_ns();
+    c->t.end_ns = now_ns();
 done:
-    if (!passed) gate_pass(c->gate, true);
+    if (!passed) gate_pass(c->t.gate, true);
     cJSON_Delete(res);
     if (queued && e.h) { /* an error left our key: remove it, keeping the error */
         char saved[sizeof out->err];
@@ -1242,57 +1294,28 @@ static bool raw_etcd_contended(const bench_opts *o, int threads, int64_t ms, raw
                   "/v3/watch on it (a stream per wait) + a range checking it is still there once "
                   "the stream is up, then on its deletion a range for the newest older contender; "
                   "POST /v3/kv/deleterange to release";
-    coord_uri *u = NULL;
-    int rc = coord_uri_parse(&u, o->uri);
-    if (rc) {
-        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
-        return false;
-    }
+    coord_uri *u = raw_uri(o, out);
+    if (!u) return false;
     char *dir = NULL, *dir_end = NULL;
     if (asprintf(&dir, "%s/bench-raw-%ld-contended/", u->prefix, (long)getpid()) < 0) dir = NULL;
     raw_contender *cs = calloc((size_t)threads, sizeof *cs);
     raw_gate gate = {.expected = threads};
     pthread_mutex_init(&gate.mu, NULL);
     pthread_cond_init(&gate.cv, NULL);
-    int started = 0;
     if (!dir || !cs || !(dir_end = strdup(dir))) {
         snprintf(out->err, sizeof out->err, "out of memory");
-        threads = 0;
     } else {
         dir_end[strlen(dir_end) - 1]++;
+        for (int i = 0; i < threads; i++)
+            cs[i] = (raw_contender){.u = u, .dir = dir, .dir_end = dir_end, .ms = ms, .idx = i};
+        raw_threads_run(cs, sizeof *cs, threads, raw_contender_main, &gate, out);
     }
-    for (int i = 0; i < threads; i++) {
-        cs[i] = (raw_contender){
-            .u = u, .dir = dir, .dir_end = dir_end, .ms = ms, .idx = i, .gate = &gate};
-        if (pthread_create(&cs[i].th, NULL, raw_contender_main, &cs[i])) {
-            snprintf(out->err, sizeof out->err, "cannot start raw contender %d", i);
-            for (int j = i; j < threads; j++)
-                gate_pass(&gate, true);
-            break;
-        }
-        started++;
-    }
-    int64_t start = 0, end = 0;
-    for (int i = 0; i < started; i++) {
-        pthread_join(cs[i].th, NULL);
-        raw_result *r = &cs[i].res;
-        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
-        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
-            snprintf(out->err, sizeof out->err, "out of memory");
-        out->r.cycles += r->r.cycles;
-        if (cs[i].start_ns && (!start || cs[i].start_ns < start)) start = cs[i].start_ns;
-        if (cs[i].end_ns > end) end = cs[i].end_ns;
-        free(r->r.lat.v);
-    }
-    out->r.elapsed_ns = end > start ? end - start : 0;
-    out->r.slices = 1;
     pthread_mutex_destroy(&gate.mu);
     pthread_cond_destroy(&gate.cv);
     free(cs);
     free(dir);
     free(dir_end);
     coord_uri_free(u);
-    out->ran = !out->err[0] && started == threads && threads > 0;
     return out->ran;
 }
 #endif
@@ -1328,26 +1351,23 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 typedef struct raw_zk_contender {
-    pthread_t th;
+    raw_thread t;
     zhandle_t *zh;
     const struct ACL_vector *acl;
     const char *dir;
     int64_t ms;
-    raw_gate *gate;
-    raw_result res;
-    int64_t start_ns, end_ns;
 } raw_zk_contender;
 
 static void *raw_zk_contender_main(void *arg) {
     raw_zk_contender *c = arg;
-    raw_result *out = &c->res;
+    raw_result *out = &c->t.res;
     raw_zk_turn t = {.fired = false};
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
     char base[1100], mine[1200] = "", pred[1200];
     snprintf(base, sizeof base, "%s/lock-", c->dir);
-    gate_pass(c->gate, false);
-    int64_t deadline = (c->start_ns = now_ns()) + c->ms * 1000000;
+    gate_pass(c->t.gate, false);
+    int64_t deadline = (c->t.start_ns = now_ns()) + c->ms * 1000000;
     while (now_ns() < deadline) {
         int64_t t0 = now_ns();
         int rc = zoo_create(c->zh, base, "", 0, c->acl, ZOO_EPHEMERAL | ZOO_SEQUENCE, mine,
@@ -1402,7 +1422,7 @@ static void *raw_zk_contender_main(void *arg) {
             goto done;
         }
     }
-    c->end_ns = now_ns();
+    c->t.end_ns = now_ns();
 done:
     if (mine[0]) zoo_delete(c->zh, mine, -1);
     pthread_mutex_destroy(&t.mu);
@@ -1415,12 +1435,8 @@ static bool raw_zk_contended(const bench_opts *o, int threads, int64_t ms, raw_r
                   "EPHEMERAL|SEQUENCE + zoo_get_children; while a lower sequence exists: "
                   "zoo_wexists on the one just before it, zoo_get_children again once it fires; "
                   "zoo_delete to release (sync API)";
-    coord_uri *u = NULL;
-    int rc = coord_uri_parse(&u, o->uri);
-    if (rc) {
-        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
-        return false;
-    }
+    coord_uri *u = raw_uri(o, out);
+    if (!u) return false;
     zk_wait zw = {.state = 0};
     pthread_mutex_init(&zw.mu, NULL);
     pthread_cond_init(&zw.cv, NULL);
@@ -1430,41 +1446,21 @@ static bool raw_zk_contended(const bench_opts *o, int threads, int64_t ms, raw_r
     raw_gate gate = {.expected = threads};
     pthread_mutex_init(&gate.mu, NULL);
     pthread_cond_init(&gate.cv, NULL);
-    int started = 0;
     zhandle_t *zh = cs ? raw_zk_open(u, &zw, &acl, out) : NULL;
     if (!cs) snprintf(out->err, sizeof out->err, "out of memory");
     if (zh) {
         snprintf(dir, sizeof dir, "%s/bench-raw-%ld-contended", u->prefix, (long)getpid());
-        rc = raw_zk_mkdirs(zh, dir, acl);
+        int rc = raw_zk_mkdirs(zh, dir, acl);
         if (rc != ZOK) {
             snprintf(out->err, sizeof out->err, "zookeeper create %.300s: %s", dir, zerror(rc));
             dir[0] = 0;
         }
     }
-    for (int i = 0; dir[0] && i < threads; i++) {
-        cs[i] = (raw_zk_contender){.zh = zh, .acl = acl, .dir = dir, .ms = ms, .gate = &gate};
-        if (pthread_create(&cs[i].th, NULL, raw_zk_contender_main, &cs[i])) {
-            snprintf(out->err, sizeof out->err, "cannot start raw contender %d", i);
-            for (int j = i; j < threads; j++)
-                gate_pass(&gate, true);
-            break;
-        }
-        started++;
+    if (dir[0]) {
+        for (int i = 0; i < threads; i++)
+            cs[i] = (raw_zk_contender){.zh = zh, .acl = acl, .dir = dir, .ms = ms};
+        raw_threads_run(cs, sizeof *cs, threads, raw_zk_contender_main, &gate, out);
     }
-    int64_t start = 0, end = 0;
-    for (int i = 0; i < started; i++) {
-        pthread_join(cs[i].th, NULL);
-        raw_result *r = &cs[i].res;
-        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
-        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
-            snprintf(out->err, sizeof out->err, "out of memory");
-        out->r.cycles += r->r.cycles;
-        if (cs[i].start_ns && (!start || cs[i].start_ns < start)) start = cs[i].start_ns;
-        if (cs[i].end_ns > end) end = cs[i].end_ns;
-        free(r->r.lat.v);
-    }
-    out->r.elapsed_ns = end > start ? end - start : 0;
-    out->r.slices = 1;
     if (zh && dir[0]) zoo_delete(zh, dir, -1);
     if (zh) zookeeper_close(zh);
     pthread_mutex_destroy(&gate.mu);
@@ -1473,7 +1469,6 @@ static bool raw_zk_contended(const bench_opts *o, int threads, int64_t ms, raw_r
     pthread_cond_destroy(&zw.cv);
     free(cs);
     coord_uri_free(u);
-    out->ran = !out->err[0] && started == threads && threads > 0;
     return out->ran;
 }
 #endif
@@ -1485,12 +1480,8 @@ typedef enum raw_kind { RAW_LOCK, RAW_COUNTER } raw_kind;
  * set) when it could not be measured. */
 static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t ms,
                       raw_result *out) {
-    coord_uri *u = NULL;
-    int rc = coord_uri_parse(&u, o->uri);
-    if (rc) {
-        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
-        return false;
-    }
+    coord_uri *u = raw_uri(o, out);
+    if (!u) return false;
     bool tried = false;
 #ifdef COORD_WITH_ZOOKEEPER
     if (!strcmp(backend, "zookeeper")) {
@@ -1523,13 +1514,11 @@ static bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, i
  * scheme can add faster than this, so it bounds the sharded / contended ratio on this machine.
  */
 typedef struct raw_writer {
-    pthread_t th;
+    raw_thread t;
     const coord_uri *u;
     const char *backend;
     int64_t ms;
     int idx;
-    raw_gate *gate;
-    raw_result res;
 } raw_writer;
 
 static void *raw_writer_main(void *arg) {
@@ -1537,65 +1526,43 @@ static void *raw_writer_main(void *arg) {
     bool tried = false;
 #ifdef COORD_WITH_ZOOKEEPER
     if (!strcmp(w->backend, "zookeeper")) {
-        raw_zk_counter(w->u, w->ms, w->idx, w->gate, &w->res);
+        raw_zk_counter(w->u, w->ms, w->idx, w->t.gate, &w->t.res);
         tried = true;
     }
 #endif
 #ifdef COORD_WITH_ETCD
     if (!strcmp(w->backend, "etcd")) {
-        raw_etcd_counter(w->u, w->ms, w->idx, w->gate, &w->res);
+        raw_etcd_counter(w->u, w->ms, w->idx, w->t.gate, &w->t.res);
         tried = true;
     }
 #endif
     if (!tried) {
-        gate_pass(w->gate, true);
-        snprintf(w->res.err, sizeof w->res.err, "no raw client for %s in this build", w->backend);
+        gate_pass(w->t.gate, true);
+        snprintf(w->t.res.err, sizeof w->t.res.err, "no raw client for %s in this build",
+                 w->backend);
     }
     return NULL;
 }
 
 static bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads, int64_t ms,
                                  raw_result *out) {
-    coord_uri *u = NULL;
-    int rc = coord_uri_parse(&u, o->uri);
-    if (rc) {
-        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(rc), coord_last_error());
-        return false;
-    }
+    coord_uri *u = raw_uri(o, out);
+    if (!u) return false;
     raw_writer *ws = calloc((size_t)threads, sizeof *ws);
     raw_gate gate = {.expected = threads};
     pthread_mutex_init(&gate.mu, NULL);
     pthread_cond_init(&gate.cv, NULL);
-    int started = 0;
-    for (int i = 0; ws && i < threads; i++) {
-        ws[i] = (raw_writer){.u = u, .backend = backend, .ms = ms, .idx = i + 1, .gate = &gate};
-        if (pthread_create(&ws[i].th, NULL, raw_writer_main, &ws[i])) {
-            snprintf(out->err, sizeof out->err, "cannot start raw writer %d", i);
-            gate_pass(&gate, true);
-            for (int j = i + 1; j < threads; j++)
-                gate_pass(&gate, true);
-            break;
-        }
-        started++;
+    if (ws) {
+        for (int i = 0; i < threads; i++)
+            ws[i] = (raw_writer){.u = u, .backend = backend, .ms = ms, .idx = i + 1};
+        raw_threads_run(ws, sizeof *ws, threads, raw_writer_main, &gate, out);
+    } else {
+        snprintf(out->err, sizeof out->err, "out of memory");
     }
-    if (!ws) snprintf(out->err, sizeof out->err, "out of memory");
-    for (int i = 0; i < started; i++) {
-        pthread_join(ws[i].th, NULL);
-        raw_result *r = &ws[i].res;
-        if (r->err[0] && !out->err[0]) snprintf(out->err, sizeof out->err, "%s", r->err);
-        if (samples_append(&out->r.lat, &r->r.lat) && !out->err[0])
-            snprintf(out->err, sizeof out->err, "out of memory");
-        out->r.cycles += r->r.cycles;
-        if (r->r.elapsed_ns > out->r.elapsed_ns) out->r.elapsed_ns = r->r.elapsed_ns;
-        out->method = r->method;
-        free(r->r.lat.v);
-    }
-    out->r.slices = 1;
     pthread_mutex_destroy(&gate.mu);
     pthread_cond_destroy(&gate.cv);
     free(ws);
     coord_uri_free(u);
-    out->ran = !out->err[0] && started == threads;
     return out->ran;
 }
 
