@@ -903,6 +903,7 @@ static void *watch_main(void *arg) {
                 w->pending_deleted = false;
                 watch_deliver(w, COORD_EV_DELETED, w->next_rev);
             }
+            if (w->removing) continue; /* its key was gone already: no stream to open */
             if (watch_start(e, w)) w->retry_at = coord__now_ms() + 500;
         }
         int running = 0;
