@@ -848,6 +848,25 @@ static int zk_watch(coord_conn *c, const char *path, int kind, int64_t after, co
     return 0;
 }
 
+/* Wait (bounded by the operation timeout) until the client has delivered every reply and event
+ * it received before now: a read issued now completes after them. */
+static void barrier(zk *z) {
+    zhandle_t *zh = zh_acquire(z);
+    if (!zh) return;
+    zop *o = zop_new();
+    args root = {.path = "/"};
+    if (o && issue_get(zh, o, &root) != ZOK) {
+        o->refs = 1; /* not submitted: the completion will never run */
+        zop_unref(o);
+        o = NULL;
+    }
+    zh_release(z);
+    if (o) {
+        zop_wait(o, deadline_of(z->cfg->timeout_ms));
+        zop_unref(o);
+    }
+}
+
 static void zk_unwatch(coord_conn *c, coord_watch *w) {
     zk *z = (zk *)c;
     if (!w) return;
@@ -871,21 +890,11 @@ static void zk_unwatch(coord_conn *c, coord_watch *w) {
     /* Drop the client-side registration so the watcher context is never used again. An event
      * that already arrived sits in the client's completion queue, out of reach of
      * zoo_remove_watches: a request issued after it completes after that event has run. */
-    zop *barrier = NULL;
     zhandle_t *zh = spent ? NULL : zh_acquire(z);
     if (zh) {
         zoo_remove_watches(zh, w->path, ZWATCHTYPE_ANY, on_watch, w, 1);
-        args root = {.path = "/"};
-        if ((barrier = zop_new()) && issue_get(zh, barrier, &root) != ZOK) {
-            barrier->refs = 1;
-            zop_unref(barrier);
-            barrier = NULL;
-        }
         zh_release(z);
-    }
-    if (barrier) {
-        zop_wait(barrier, deadline_of(z->cfg->timeout_ms));
-        zop_unref(barrier);
+        barrier(z);
     }
     pthread_mutex_lock(&w->mu);
     while (w->in_fn)
@@ -1113,6 +1122,13 @@ static void zk_close(coord_conn *c) {
     pthread_cond_broadcast(&z->cv);
     pthread_mutex_unlock(&z->mu);
     if (z->sup_started) pthread_join(z->sup, NULL);
+    /* zookeeper_close frees neither the completions still queued for its completion thread nor
+     * their buffers (ZOOKEEPER-2894): let every reply and event received so far be delivered
+     * (when connected; a closing client does not wait for a server to come back). */
+    zhandle_t *zh = zh_acquire(z);
+    bool connected = zh && zoo_state(zh) == ZOO_CONNECTED_STATE;
+    if (zh) zh_release(z);
+    if (connected) barrier(z);
     pthread_rwlock_wrlock(&z->hlock);
     if (z->zh) zookeeper_close(z->zh); /* ends the session: ephemeral nodes go at once */
     z->zh = NULL;
