@@ -4,7 +4,6 @@
  * the contender's creation number (etcd create revision, ZooKeeper czxid).
  */
 #include <limits.h>
-#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,27 +39,6 @@ static _Atomic uint64_t lock_wakeups;
 
 uint64_t coord__lock_wakeups(void) {
     return atomic_load(&lock_wakeups);
-}
-
-int coord__uuid(char out[37]) {
-    unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) return coord_seterr(COORD_EBACKEND, "RAND_bytes failed");
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-    return 0;
-}
-
-int coord__path(char **out, const coord_client *c, const char *kind, const char *name) {
-    int rc = coord_name_check(name);
-    if (rc) return rc;
-    if (asprintf(out, "%s/%s/%s", coord_client_prefix(c), kind, name) < 0) {
-        *out = NULL;
-        return coord_seterr(COORD_ENOMEM, "out of memory");
-    }
-    return 0;
 }
 
 static void on_session(void *payload, coord_session_state st) {

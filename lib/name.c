@@ -1,7 +1,11 @@
-/* Name validation for locks, counters, groups and member ids (API.md section 2). */
+/* Names of locks, counters, groups and member ids, the paths made of them, and the random tags
+ * that name a handle's entries. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "coord/sys/backend.h"
+#include "internal.h"
 
 #define COORD_NAME_MAX 255
 
@@ -19,6 +23,27 @@ int coord_name_check(const char *name) {
         if (ch < 0x20 || ch == 0x7f)
             return coord_seterr(COORD_EINVAL, "name contains control character 0x%02x at byte %zu",
                                 ch, i);
+    }
+    return 0;
+}
+
+int coord__uuid(char out[37]) {
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) return coord_seterr(COORD_EBACKEND, "RAND_bytes failed");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return 0;
+}
+
+int coord__path(char **out, const coord_client *c, const char *kind, const char *name) {
+    int rc = coord_name_check(name);
+    if (rc) return rc;
+    if (asprintf(out, "%s/%s/%s", coord_client_prefix(c), kind, name) < 0) {
+        *out = NULL;
+        return coord_seterr(COORD_ENOMEM, "out of memory");
     }
     return 0;
 }
