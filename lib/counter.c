@@ -77,11 +77,15 @@ static int check_range(const coord_counter *k, int64_t v) {
     return 0;
 }
 
-int coord_counter_options_init(coord_counter_options *o, unsigned version) {
-    if (!o || version == 0 || version > COORD_COUNTER_OPTIONS_VERSION)
-        return coord_seterr(COORD_EINVAL, "unsupported coord_counter_options version");
-    coord_counter_options d = COORD_COUNTER_OPTIONS_INIT;
-    *o = d;
+int coord_counter_options_init(coord_counter_options *opts, unsigned version) {
+    if (!opts) return coord_seterr(COORD_EINVAL, "options is NULL");
+    if (version == 0 || version > COORD_COUNTER_OPTIONS_VERSION)
+        return coord_seterr(COORD_EINVAL,
+                            "unsupported coord_counter_options version %u (this library: %d)",
+                            version, COORD_COUNTER_OPTIONS_VERSION);
+    coord_counter_options init = COORD_COUNTER_OPTIONS_INIT;
+    *opts = init;
+    opts->version = version;
     return 0;
 }
 
@@ -115,7 +119,7 @@ int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
         return coord_seterr(COORD_EINVAL,
                             "the binary (Curator) counter formats are ZooKeeper only");
     coord_counter *k = calloc(1, sizeof *k);
-    if (!k) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!k) return coord__oom();
     k->c = c;
     k->shards = o.shards;
     k->format = o.format;
@@ -128,7 +132,7 @@ int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
                 k->shard[i] = NULL;
                 rc = COORD_ENOMEM;
             }
-        if (rc == COORD_ENOMEM) coord_seterr(rc, "out of memory");
+        if (rc == COORD_ENOMEM) coord__oom();
         /* Spread writers: successive handles take successive shards (a random pick leaves
          * about a third of 8 shards unused under 8 writers). */
         k->mine = atomic_fetch_add(&next_shard, 1) % k->shards;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coord/sys/backend.h"
+#include "internal.h"
 
-static _Thread_local char last_error[1024];
+static _Thread_local char last_error[COORD__ERROR_MAX];
 
 const char *coord_strerror(int err) {
     switch (err) {
@@ -44,6 +44,18 @@ int coord_seterr(int err, const char *fmt, ...) {
     va_end(ap);
     memcpy(last_error, scratch, sizeof last_error);
     return err;
+}
+
+int coord__oom(void) {
+    return coord_seterr(COORD_ENOMEM, "out of memory");
+}
+
+void coord__error_save(coord__error_buf *b) {
+    memcpy(b->text, last_error, sizeof b->text);
+}
+
+void coord__error_restore(const coord__error_buf *b) {
+    memcpy(last_error, b->text, sizeof last_error);
 }
 
 const char *coord_session_state_name(coord_session_state s) {

@@ -98,11 +98,15 @@ static inline uint32_t le32(const unsigned char *d) {
     return (uint32_t)d[3] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[1] << 8 | d[0];
 }
 
-int coord_ring_options_init(coord_ring_options *o, unsigned version) {
-    if (!o || version == 0 || version > COORD_RING_OPTIONS_VERSION)
-        return coord_seterr(COORD_EINVAL, "unsupported coord_ring_options version");
-    coord_ring_options d = COORD_RING_OPTIONS_INIT;
-    *o = d;
+int coord_ring_options_init(coord_ring_options *opts, unsigned version) {
+    if (!opts) return coord_seterr(COORD_EINVAL, "options is NULL");
+    if (version == 0 || version > COORD_RING_OPTIONS_VERSION)
+        return coord_seterr(COORD_EINVAL,
+                            "unsupported coord_ring_options version %u (this library: %d)", version,
+                            COORD_RING_OPTIONS_VERSION);
+    coord_ring_options init = COORD_RING_OPTIONS_INIT;
+    *opts = init;
+    opts->version = version;
     return 0;
 }
 
@@ -316,7 +320,7 @@ static int md5_points(const coord_hashring *h, EVP_MD_CTX *ctx, const char *id, 
         !strcmp(id + len - sl, MEMCACHED_PORT_SUFFIX))
         len -= sl;
     char *buf = malloc(len + 16);
-    if (!buf) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!buf) return coord__oom();
     memcpy(buf, id, len);
     for (uint32_t i = 0; i < digests; i++) {
         unsigned char d[EVP_MAX_MD_SIZE];
@@ -464,7 +468,7 @@ static int build_points(coord_hashring *h, const uint64_t *count) {
     if (h->placement == COORD_RING_DEFAULT) return place(h, count, NULL);
     uint64_t *tmp = malloc(h->npoints * sizeof *tmp);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = tmp && ctx ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+    int rc = tmp && ctx ? 0 : coord__oom();
     size_t q = 0;
     for (size_t m = 0; !rc && m < h->n; m++) {
         rc = md5_points(h, ctx, h->ids[m], (uint32_t)m, (uint32_t)(count[m] / 4), tmp + q);
@@ -515,7 +519,7 @@ int coord_hashring_build(coord_hashring **out, const char *const *member_ids,
     unsigned *w = malloc((n ? n : 1) * sizeof *w);
     int rc = 0;
     if (!h || !sid || !count || !w || !(h->ids = malloc((n ? n : 1) * sizeof *h->ids))) {
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
         goto out;
     }
     h->placement = o.placement;
@@ -535,7 +539,7 @@ int coord_hashring_build(coord_hashring **out, const char *const *member_ids,
             goto out;
         }
     if (!(h->names = malloc(names ? names : 1))) {
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
         goto out;
     }
     h->bytes += names;

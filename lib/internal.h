@@ -78,4 +78,16 @@ uint64_t coord__lock_wakeups(void);
 /* Bytes a built hash ring holds (for coord-bench); 0 for NULL. */
 size_t coord__hashring_bytes(const coord_hashring *h);
 
+/* Error helpers (error.c). coord__oom records COORD_ENOMEM with the detail "out of memory"
+ * without allocating and returns COORD_ENOMEM, for `return coord__oom();`. error_save and
+ * error_restore keep the calling thread's detail across clean-up that may overwrite it (a
+ * withdrawal after a failed acquire), so the caller still sees why its call failed. */
+#define COORD__ERROR_MAX 1024
+typedef struct coord__error_buf {
+    char text[COORD__ERROR_MAX];
+} coord__error_buf;
+int coord__oom(void);
+void coord__error_save(coord__error_buf *b);
+void coord__error_restore(const coord__error_buf *b);
+
 #endif
