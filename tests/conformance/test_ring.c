@@ -10,62 +10,16 @@
 
 #include "testing.h"
 
-/* Records on_change callbacks so a test can wait for a state without sleeping. */
-typedef struct watcher {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t epoch;
-    int changes;
-    char joined[64][64], left[64][64];
-    int njoined, nleft;
-} watcher;
-
-static void watcher_init(watcher *w) {
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    coord__cond_init(&w->cv);
-}
-
-static void watcher_destroy(watcher *w) {
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-}
-
-static void on_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
-    (void)r;
-    watcher *w = payload;
-    pthread_mutex_lock(&w->mu);
-    w->epoch = ch->epoch;
-    w->changes++;
-    for (size_t i = 0; i < ch->njoined && w->njoined < 64; i++)
-        snprintf(w->joined[w->njoined++], 64, "%s", ch->joined[i]);
-    for (size_t i = 0; i < ch->nleft && w->nleft < 64; i++)
-        snprintf(w->left[w->nleft++], 64, "%s", ch->left[i]);
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static coord_ring *ring_open(coord_client *c, const char *group, watcher *w) {
+static coord_ring *ring_open(coord_client *c, const char *group, coord_test_changes *w) {
     coord_ring_options o = COORD_RING_OPTIONS_INIT;
     if (w) {
-        o.on_change = on_change;
+        o.on_change = coord_test_changes_cb;
         o.payload = w;
     }
     coord_ring *r = NULL;
     int rc = coord_ring_new(&r, c, group, &o);
     if (rc) fail_msg("coord_ring_new: %s: %s", coord_err_name(rc), coord_last_error());
     return r;
-}
-
-static bool has_member(coord_ring *r, const char *id) {
-    char **ids;
-    size_t n;
-    assert_int_equal(coord_ring_members(r, &ids, &n), 0);
-    bool found = false;
-    for (size_t i = 0; i < n; i++)
-        found = found || strcmp(ids[i], id) == 0;
-    coord_ring_strings_free(ids, n);
-    return found;
 }
 
 static size_t member_count(coord_ring *r) {
@@ -77,11 +31,11 @@ static size_t member_count(coord_ring *r) {
 }
 
 /* Wait (bounded, woken by the ring's callback) until `id` is (or is not) a member of `r`. */
-static int64_t await_member(coord_ring *r, watcher *w, const char *id, bool present,
+static int64_t await_member(coord_ring *r, coord_test_changes *w, const char *id, bool present,
                             int timeout_ms) {
     int64_t t0 = coord__now_ms(), end = t0 + timeout_ms;
     pthread_mutex_lock(&w->mu);
-    while (has_member(r, id) != present) {
+    while (coord_test_ring_has(r, id) != present) {
         if (coord__now_ms() >= end) {
             pthread_mutex_unlock(&w->mu);
             fail_msg("%s did not %s within %d ms", id, present ? "appear" : "disappear",
@@ -108,23 +62,23 @@ static coord_client *open_uri(const char *uri, const char *extra) {
 static void converge(void **state) {
     char *uri;
     coord_client *obs = coord_test_open(state, NULL, NULL, &uri);
-    watcher wo;
-    watcher_init(&wo);
+    coord_test_changes wo;
+    coord_test_changes_init(&wo);
     coord_ring *ro = ring_open(obs, "g", &wo);
     assert_int_equal(member_count(ro), 0);
     assert_int_equal(coord_ring_epoch(ro), 0);
     coord_client *mc[3];
     coord_ring *mr[3];
-    watcher mw[3];
+    coord_test_changes mw[3];
     for (int i = 0; i < 3; i++) {
         char id[16], data[16];
         snprintf(id, sizeof id, "m%d", i);
         snprintf(data, sizeof data, "host-%d", i);
         mc[i] = open_uri(uri, NULL);
-        watcher_init(&mw[i]);
+        coord_test_changes_init(&mw[i]);
         mr[i] = ring_open(mc[i], "g", &mw[i]);
         assert_int_equal(coord_ring_join(mr[i], id, data, strlen(data), 1), 0);
-        assert_true(has_member(mr[i], id)); /* a joiner sees itself at once */
+        assert_true(coord_test_ring_has(mr[i], id)); /* a joiner sees itself at once */
     }
     for (int i = 0; i < 3; i++) {
         char id[16];
@@ -186,7 +140,7 @@ static void converge(void **state) {
     }
     int64_t t0 = coord__now_ms();
     assert_int_equal(coord_ring_leave(mr[1]), 0);
-    assert_false(has_member(mr[1], "m1"));
+    assert_false(coord_test_ring_has(mr[1], "m1"));
     int64_t took = await_member(ro, &wo, "m1", false, 5000);
     print_message("    leave seen by the observer after %lld ms\n",
                   (long long)(coord__now_ms() - t0));
@@ -207,7 +161,7 @@ static void converge(void **state) {
     for (int i = 0; i < 3; i++) {
         coord_ring_free(mr[i]); /* leaves if joined */
         coord_client_close(mc[i]);
-        watcher_destroy(&mw[i]);
+        coord_test_changes_destroy(&mw[i]);
     }
     await_member(ro, &wo, "m0", false, 5000);
     await_member(ro, &wo, "m2", false, 5000);
@@ -215,7 +169,7 @@ static void converge(void **state) {
     char out[8];
     assert_int_equal(coord_ring_lookup(ro, "k", 1, out, sizeof out), COORD_ENOTFOUND);
     coord_ring_free(ro);
-    watcher_destroy(&wo);
+    coord_test_changes_destroy(&wo);
     coord_client_close(obs);
     free(uri);
 }
@@ -240,8 +194,8 @@ static void duplicate_and_weight(void **state) {
     coord_kv_clear(&kv);
     /* a weight-3 member owns about three times the keys */
     assert_int_equal(coord_ring_join(rb, "heavy", "h", 1, 3), 0);
-    watcher w;
-    watcher_init(&w);
+    coord_test_changes w;
+    coord_test_changes_init(&w);
     coord_ring *obs = ring_open(a, "d", &w);
     assert_int_equal(member_count(obs), 2);
     int heavy = 0;
@@ -254,7 +208,7 @@ static void duplicate_and_weight(void **state) {
     print_message("    weight 3 vs 1: %d of 8000 keys\n", heavy);
     assert_true(heavy > 5200 && heavy < 6800);
     coord_ring_free(obs);
-    watcher_destroy(&w);
+    coord_test_changes_destroy(&w);
     coord_ring_free(ra);
     coord_ring_free(rb);
     coord_client_close(a);
@@ -296,7 +250,7 @@ static void join_unknown_outcome(void **state) {
     assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), COORD_ETIMEDOUT);
     assert_true(stored_is(a, "m1", "d")); /* applied */
     assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), 0);
-    assert_true(has_member(r, "m1"));
+    assert_true(coord_test_ring_has(r, "m1"));
     assert_int_equal(coord_ring_leave(r), 0);
     assert_true(stored_is(a, "m1", NULL));
 
@@ -378,10 +332,11 @@ static void process_death(void **state) {
         fail_msg("the member process could not join");
     }
     coord_client *obs = open_uri(uri, NULL);
-    watcher w;
-    watcher_init(&w);
+    coord_test_changes w;
+    coord_test_changes_init(&w);
     coord_ring *r = ring_open(obs, "pd", &w);
-    assert_true(has_member(r, "doomed")); /* a ring started after a member sees it at once */
+    /* a ring started after a member sees it at once */
+    assert_true(coord_test_ring_has(r, "doomed"));
     int64_t t0 = coord__now_ms();
     kill(p, SIGKILL);
     waitpid(p, NULL, 0);
@@ -389,7 +344,7 @@ static void process_death(void **state) {
     print_message("    a killed member left the ring after %lld ms (TTL 2000)\n",
                   (long long)(coord__now_ms() - t0));
     coord_ring_free(r);
-    watcher_destroy(&w);
+    coord_test_changes_destroy(&w);
     coord_client_close(obs);
     free(uri);
 }
@@ -400,8 +355,8 @@ static void session_loss_rejoins(void **state) {
     coord_test_states rec;
     coord_client *m = coord_test_open(state, "session_ttl_ms=2000", &rec, &uri);
     coord_client *obs = open_uri(uri, NULL);
-    watcher w;
-    watcher_init(&w);
+    coord_test_changes w;
+    coord_test_changes_init(&w);
     coord_ring *ro = ring_open(obs, "sl", &w);
     coord_ring *rm = ring_open(m, "sl", NULL);
     assert_int_equal(coord_ring_join(rm, "phoenix", "p", 1, 1), 0);
@@ -415,18 +370,12 @@ static void session_loss_rejoins(void **state) {
     await_member(ro, &w, "phoenix", false, 15000);
     await_member(ro, &w, "phoenix", true, 15000);
     assert_true(coord_client_session(m) != s0);
-    pthread_mutex_lock(&w.mu);
-    int left = 0, joined = 0;
-    for (int i = 0; i < w.nleft; i++)
-        left += strcmp(w.left[i], "phoenix") == 0;
-    for (int i = 0; i < w.njoined; i++)
-        joined += strcmp(w.joined[i], "phoenix") == 0;
-    pthread_mutex_unlock(&w.mu);
-    assert_true(left >= 1 && joined >= 2);
+    assert_true(coord_test_changes_count(&w, "phoenix", 0) >= 1);
+    assert_true(coord_test_changes_count(&w, "phoenix", 1) >= 2);
     coord_ring_free(rm);
     await_member(ro, &w, "phoenix", false, 5000);
     coord_ring_free(ro);
-    watcher_destroy(&w);
+    coord_test_changes_destroy(&w);
     coord_client_close(obs);
     coord_client_close(m);
     free(uri);
@@ -456,8 +405,8 @@ static void *looker(void *arg) {
 static void lookups_during_churn(void **state) {
     char *uri;
     coord_client *c = coord_test_open(state, NULL, NULL, &uri);
-    watcher w;
-    watcher_init(&w);
+    coord_test_changes w;
+    coord_test_changes_init(&w);
     churn ch = {.r = ring_open(c, "churn", &w)};
     coord_ring *m[4];
     for (int i = 0; i < 4; i++) /* before the threads: a failed assert must not leave them */
@@ -490,23 +439,50 @@ static void lookups_during_churn(void **state) {
     assert_true(atomic_load(&ch.lookups) > 0);
     assert_true(changes >= 2);
     coord_ring_free(ch.r);
-    watcher_destroy(&w);
+    coord_test_changes_destroy(&w);
     coord_client_close(c);
     free(uri);
 }
 
 /* Freeing a ring while its own leave's change event is on its way (ZooKeeper queues the event
- * where removing the watch cannot reach it): nothing may touch the freed ring (ASan, valgrind). */
+ * where removing the watch cannot reach it): once coord_ring_free returns, the ring's on_change
+ * never runs again. Each ring reports to a recorder that outlives it, so a late callback is
+ * counted here rather than only seen by ASan or valgrind. */
 static void free_during_own_change(void **state) {
+    enum { ROUNDS = 20 };
     coord_client *c = coord_test_open(state, NULL, NULL, NULL);
-    for (int i = 0; i < 20; i++) {
-        coord_ring *r = ring_open(c, "fc", NULL);
+    coord_test_changes *rec = calloc(ROUNDS, sizeof *rec);
+    assert_non_null(rec);
+    int at_free[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        coord_test_changes_init(&rec[i]);
+        coord_ring *r = ring_open(c, "fc", &rec[i]);
         assert_int_equal(coord_ring_join(r, "self", NULL, 0, 1), 0);
         coord_ring_free(r); /* leaves, then stops watching */
+        pthread_mutex_lock(&rec[i].mu);
+        at_free[i] = rec[i].changes;
+        pthread_mutex_unlock(&rec[i].mu);
     }
-    coord_ring *r = ring_open(c, "fc", NULL);
+    /* A change seen after the frees: whatever the client had queued for them has run by now. */
+    coord_test_changes w;
+    coord_test_changes_init(&w);
+    coord_ring *r = ring_open(c, "fc", &w);
     assert_int_equal(member_count(r), 0);
+    coord_ring *probe = ring_open(c, "fc", NULL);
+    assert_int_equal(coord_ring_join(probe, "probe", NULL, 0, 1), 0);
+    if (!coord_test_changes_wait(&w, "probe", 1, 1, 5000))
+        fail_msg("the probe's join was not seen");
+    for (int i = 0; i < ROUNDS; i++) {
+        pthread_mutex_lock(&rec[i].mu);
+        int late = rec[i].changes - at_free[i];
+        pthread_mutex_unlock(&rec[i].mu);
+        if (late) fail_msg("ring %d: %d change(s) reported after coord_ring_free", i, late);
+        coord_test_changes_destroy(&rec[i]);
+    }
+    free(rec);
+    coord_ring_free(probe);
     coord_ring_free(r);
+    coord_test_changes_destroy(&w);
     coord_client_close(c);
 }
 

@@ -93,6 +93,71 @@ coord_client *coord_test_open_on(void **state, int cluster, const char *params,
     return c;
 }
 
+void coord_test_changes_init(coord_test_changes *w) {
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    coord__cond_init(&w->cv);
+}
+
+void coord_test_changes_destroy(coord_test_changes *w) {
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+void coord_test_changes_cb(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)r;
+    coord_test_changes *w = payload;
+    pthread_mutex_lock(&w->mu);
+    w->epoch = ch->epoch;
+    w->changes++;
+    for (size_t i = 0; i < ch->njoined && w->njoined < 64; i++)
+        snprintf(w->joined[w->njoined++], 64, "%s", ch->joined[i]);
+    for (size_t i = 0; i < ch->nleft && w->nleft < 64; i++)
+        snprintf(w->left[w->nleft++], 64, "%s", ch->left[i]);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Called with w->mu held. */
+static int changes_count_locked(const coord_test_changes *w, const char *id, int joined) {
+    int n = 0;
+    for (int i = 0; i < (joined ? w->njoined : w->nleft); i++)
+        n += strcmp(joined ? w->joined[i] : w->left[i], id) == 0;
+    return n;
+}
+
+int coord_test_changes_count(coord_test_changes *w, const char *id, int joined) {
+    pthread_mutex_lock(&w->mu);
+    int n = changes_count_locked(w, id, joined);
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+bool coord_test_changes_wait(coord_test_changes *w, const char *id, int joined, int times,
+                             int timeout_ms) {
+    struct timespec dl = coord__deadline(timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    bool ok;
+    while (!(ok = changes_count_locked(w, id, joined) >= times))
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &dl)) {
+            ok = changes_count_locked(w, id, joined) >= times;
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+bool coord_test_ring_has(coord_ring *r, const char *id) {
+    char **ids;
+    size_t n;
+    assert_int_equal(coord_ring_members(r, &ids, &n), 0);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || strcmp(ids[i], id) == 0;
+    coord_ring_strings_free(ids, n);
+    return found;
+}
+
 #define X16 "xxxxxxxxxxxxxxxx"
 const char *const coord_test_bad_names[] = {
     "",

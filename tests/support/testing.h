@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -62,6 +63,41 @@ coord_client *coord_test_open(void **state, const char *params, coord_test_state
 /* The same on the 3-member cluster when `cluster` is nonzero. */
 coord_client *coord_test_open_on(void **state, int cluster, const char *params,
                                  coord_test_states *rec, char **uri_out);
+
+/*
+ * Records a ring's change callbacks (on_change = coord_test_changes_cb, payload = the recorder),
+ * so a test can wait for a membership change without sleeping. Waits may also use `mu` and `cv`
+ * directly: `cv` is broadcast after every callback.
+ */
+typedef struct coord_test_changes {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t epoch;                    /* of the last change */
+    int changes;                       /* callbacks so far */
+    char joined[64][64], left[64][64]; /* ids, in the order reported (the first 64 of each) */
+    int njoined, nleft;
+} coord_test_changes;
+
+void coord_test_changes_init(coord_test_changes *w);
+void coord_test_changes_destroy(coord_test_changes *w);
+void coord_test_changes_cb(coord_ring *r, const coord_ring_change *ch, void *payload);
+/* How many times `id` was reported as joined (joined != 0) or as left so far. */
+int coord_test_changes_count(coord_test_changes *w, const char *id, int joined);
+/* Wait until `id` has been reported as joined (or left) `times` times; false after timeout_ms. */
+bool coord_test_changes_wait(coord_test_changes *w, const char *id, int joined, int times,
+                             int timeout_ms);
+/* Whether `id` is a member in `r`'s current view. */
+bool coord_test_ring_has(coord_ring *r, const char *id);
+
+/* Successful etcd authentications so far, process-wide (kept by the etcd backend): a test checks
+ * that a rejected token was replaced. Always 0 in a build without etcd. */
+#ifdef COORD_WITH_ETCD
+uint64_t coord__etcd_authentications(void);
+#else
+static inline uint64_t coord__etcd_authentications(void) {
+    return 0;
+}
+#endif
 
 /* Names every recipe must refuse with COORD_EINVAL (API.md section 2): empty, '/', "." and "..",
  * 256 bytes, control characters. NULL-terminated. */
