@@ -553,13 +553,6 @@ int coord_ring_members(coord_ring *r, char ***ids, size_t *count) {
     return rc;
 }
 
-void coord_ring_strings_free(char **v, size_t n) {
-    if (!v) return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 uint64_t coord_ring_epoch(const coord_ring *r) {
     if (!r) return 0;
     snap *s = snap_get((coord_ring *)r);

@@ -9,6 +9,9 @@
  *  - Fallible functions return 0 on success or a negative `coord_err` code. The detail of the
  *    calling thread's last failure is available from coord_last_error().
  *  - A `**out` result belongs to the caller and is released with its type's `_free`/`_close`.
+ *    An array of strings the library returns is released with coord_strings_free; each string
+ *    in it is its own allocation (free() releases one). Other returned strings are borrowed from
+ *    the object that returned them, as each function says.
  *  - Destructors accept NULL.
  *  - Callbacks run on a thread owned by the library and must not block or call back into the
  *    object that invoked them in a way that waits for that callback (for example closing the
@@ -136,7 +139,8 @@ typedef struct coord_options {
 #define COORD_OPTIONS_INIT                                                                         \
     { COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
 
-/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
+/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version or a NULL
+ *  `opts`. */
 COORD_EXTERN int coord_options_init(coord_options *opts, unsigned version);
 
 /**
@@ -171,6 +175,14 @@ COORD_EXTERN uint64_t coord_client_session(const coord_client *c);
 
 /** The key/node prefix this client works under, e.g. "/coord". Borrowed from `c`. */
 COORD_EXTERN const char *coord_client_prefix(const coord_client *c);
+
+/**
+ * Free an array of `n` strings returned by the library (coord_ring_members, and every later
+ * function that returns an array of strings): each string, then the array `v`. NULL-safe; a
+ * NULL entry is skipped. Each string is its own allocation, so a program may instead free them
+ * one by one with free(), then the array.
+ */
+COORD_EXTERN void coord_strings_free(char **v, size_t n);
 
 /**
  * Check a lock, counter, group or member name: 1 to 255 bytes, no '/', no control characters,
@@ -271,7 +283,7 @@ typedef struct coord_counter_options {
 #define COORD_COUNTER_OPTIONS_INIT                                                                 \
     { COORD_COUNTER_OPTIONS_VERSION, 1, COORD_COUNTER_DECIMAL }
 
-/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
+/** Initialise `opts` to the defaults of `version`, as coord_options_init does. */
 COORD_EXTERN int coord_counter_options_init(coord_counter_options *opts, unsigned version);
 
 /**
@@ -388,7 +400,7 @@ typedef struct coord_ring_options {
 #define COORD_RING_OPTIONS_INIT                                                                    \
     { COORD_RING_OPTIONS_VERSION, COORD_RING_DEFAULT, 0, NULL, NULL }
 
-/** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version. */
+/** Initialise `opts` to the defaults of `version`, as coord_options_init does. */
 COORD_EXTERN int coord_ring_options_init(coord_ring_options *opts, unsigned version);
 
 /**
@@ -504,19 +516,21 @@ COORD_EXTERN int coord_ring_lookup(coord_ring *r, const void *key, size_t keylen
 
 /**
  * Up to `n` distinct members for `key`, clockwise from its owner (replica sets): fills
- * `members[0..*count)` (an array of at least `n` pointers the caller provides) with copies the
- * caller frees with free(). Same reading rules and errors as coord_ring_lookup.
+ * `members[0..*count)` (an array of at least `n` pointers the caller provides) with copies that
+ * belong to the caller. When the array came from malloc, coord_strings_free(members, *count)
+ * frees the copies and the array; each copy is its own allocation, which free() releases (for
+ * an array on the stack). Same reading rules and errors as coord_ring_lookup.
  */
 COORD_EXTERN int coord_ring_lookup_n(coord_ring *r, const void *key, size_t keylen, size_t n,
                                      char **members, size_t *count);
 
 /**
  * The current member ids, sorted: `*ids` is a new array of `*count` strings; free it with
- * coord_ring_strings_free(*ids, *count). COORD_EINVAL for NULL arguments, COORD_ENOMEM.
+ * coord_strings_free(*ids, *count). COORD_EINVAL for NULL arguments, COORD_ENOMEM.
  */
 COORD_EXTERN int coord_ring_members(coord_ring *r, char ***ids, size_t *count);
 
-/** Free `n` strings of `v` and the array `v` itself (from coord_ring_members). NULL-safe. */
+/** The same as coord_strings_free, under its first name. */
 COORD_EXTERN void coord_ring_strings_free(char **v, size_t n);
 
 /**
