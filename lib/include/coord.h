@@ -13,9 +13,10 @@
  *    in it is its own allocation (free() releases one). Other returned strings are borrowed from
  *    the object that returned them, as each function says.
  *  - Destructors accept NULL.
- *  - Callbacks run on a thread owned by the library and must not block or call back into the
- *    object that invoked them in a way that waits for that callback (for example closing the
- *    client from its own session callback is refused).
+ *  - Threads (@ref md_docs_threading "docs/threading.md"): a handle is used by one thread at a
+ *    time unless its documentation or that page says otherwise; coord_client, coord_ring and a
+ *    built coord_hashring may be shared by any number of threads. Callbacks run on a thread owned
+ *    by the library, must not block, and must not free or close the object they report on.
  *
  * This header compiles as C99 and as C++.
  */
@@ -150,14 +151,15 @@ COORD_EXTERN int coord_options_init(coord_options *opts, unsigned version);
  * `*out` belongs to the caller (coord_client_close). On failure `*out` is NULL and nothing is left
  * running. Errors: COORD_EINVAL (malformed URI or options, unknown scheme), COORD_ENOTSUP (scheme
  * of a backend not built in), COORD_EUNAVAILABLE / COORD_ETIMEDOUT (no member reachable in
- * time), COORD_EAUTH, COORD_EPROTO, COORD_ENOMEM. Thread-safe.
+ * time), COORD_EAUTH, COORD_EPROTO, COORD_ENOMEM.
  */
 COORD_EXTERN int coord_client_open(coord_client **out, const char *uri, const coord_options *opts);
 
 /**
  * Release held locks, leave groups, end the session (ZooKeeper close / etcd lease revoke) and
- * free the client. NULL-safe. Every lock, counter and ring made from `c` must be freed first.
- * Must not be called from a coord callback.
+ * free the client. NULL-safe. Every lock, counter and ring made from `c` must be freed first,
+ * and no other thread may be using `c`. Called from a session callback it does nothing but
+ * record a detail in coord_last_error() (closing waits for the thread running the callback).
  */
 COORD_EXTERN void coord_client_close(coord_client *c);
 
@@ -198,9 +200,10 @@ typedef struct coord_lock coord_lock;
 
 /**
  * A handle on the lock `name` (1-255 bytes, no '/', no control characters, not "." or "..").
- * No network traffic. A handle is used by one thread at a time; many handles may share `c`, and
- * two handles exclude each other like two processes do. Free with coord_lock_free before closing
- * the client. Errors: COORD_EINVAL (bad name, NULL), COORD_ENOMEM.
+ * No network traffic. Many handles may share `c` (each used by one thread at a time: @ref
+ * md_docs_threading "docs/threading.md"), and two handles exclude each other like two processes
+ * do. Free with coord_lock_free before closing the client. Errors: COORD_EINVAL (bad name, NULL),
+ * COORD_ENOMEM.
  *
  * On the servers: etcd keys "<prefix>/lock/<name>/<lease hex>-<uuid>" on the client's lease, in
  * the layout of etcd's concurrency.Mutex (so `etcdctl lock <prefix>/lock/<name>` and coord exclude
@@ -238,8 +241,9 @@ COORD_EXTERN bool coord_lock_held(const coord_lock *l);
  * Make coord_lock_acquire on `l`, running in another thread, give up: it removes its waiter entry
  * and returns COORD_ECANCELED. When no acquire is running, the next one returns COORD_ECANCELED
  * at once (so a cancel racing with the start of an acquire is never lost). Does not touch a hold
- * already taken. Thread-safe, not async-signal-safe (call it from a thread, e.g. one that waits
- * for signals with sigwait).
+ * already taken. The one lock function that may be called from any thread while another uses
+ * the handle; not async-signal-safe (call it from a thread, e.g. one that waits for signals with
+ * sigwait).
  */
 COORD_EXTERN void coord_lock_cancel(coord_lock *l);
 
@@ -288,7 +292,7 @@ COORD_EXTERN int coord_counter_options_init(coord_counter_options *opts, unsigne
 
 /**
  * A handle on the counter `name` (stored at "<prefix>/counter/<name>", shards at
- * "<prefix>/counter/<name>/<i>"). No network traffic. One thread at a time per handle.
+ * "<prefix>/counter/<name>/<i>"). No network traffic.
  * Errors: COORD_EINVAL (bad name or options; a binary format on etcd), COORD_ENOMEM.
  */
 COORD_EXTERN int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
@@ -422,7 +426,7 @@ COORD_EXTERN int coord_ring_options_init(coord_ring_options *opts, unsigned vers
  * Errors: COORD_EINVAL (`out` NULL; `member_ids` NULL while n > 0; a NULL or empty id; the same id
  * twice; an unknown options version or placement; more than about 4 billion points in all, i.e.
  * weights times vnodes too large), COORD_ENOMEM, COORD_ENOTSUP (KETAMA or LIBMEMCACHED when the
- * crypto library refuses MD5, as in FIPS mode). Thread-safe.
+ * crypto library refuses MD5, as in FIPS mode).
  */
 COORD_EXTERN int coord_hashring_build(coord_hashring **out, const char *const *member_ids,
                                       const unsigned *weights, size_t n,
@@ -492,7 +496,7 @@ COORD_EXTERN int coord_ring_new(coord_ring **out, coord_client *c, const char *g
  * After COORD_ETIMEDOUT or COORD_EUNAVAILABLE the member may or may not have been registered:
  * calling join again with the same id and data completes it (an entry that attempt made in this
  * session counts as this handle's own, not as another session's), and coord_ring_leave or
- * coord_ring_free removes whatever it left. Thread-safe.
+ * coord_ring_free removes whatever it left.
  */
 COORD_EXTERN int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size_t len,
                                  unsigned weight);
@@ -507,8 +511,8 @@ COORD_EXTERN int coord_ring_leave(coord_ring *r);
 
 /**
  * Copy the id of the member owning `key` (`keylen` bytes) into `member` (`cap` bytes, NUL
- * included). Reads the current ring only: never blocks on the network, safe from any thread
- * while the ring updates. COORD_ENOTFOUND when no member owns keys, COORD_EINVAL for NULL
+ * included). Reads the current ring only: never blocks on the network, nor waits for an update
+ * of the ring in progress. COORD_ENOTFOUND when no member owns keys, COORD_EINVAL for NULL
  * arguments or a buffer too small (ids are at most 255 bytes: 256 always suffices).
  */
 COORD_EXTERN int coord_ring_lookup(coord_ring *r, const void *key, size_t keylen, char *member,
