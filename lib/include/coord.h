@@ -18,7 +18,7 @@
  *    built coord_hashring may be shared by any number of threads. Callbacks run on a thread owned
  *    by the library, must not block, and must not free or close the object they report on.
  *
- * This header compiles as C99 and as C++.
+ * This header compiles as C99 and as C++ (tests/headertest builds it both ways with -pedantic).
  */
 #ifndef COORD_H
 #define COORD_H

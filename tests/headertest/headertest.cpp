@@ -1,0 +1,2 @@
+// Header test as C++: the same program as headertest.c, compiled as C++.
+#include "headertest.c"
