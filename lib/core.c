@@ -42,6 +42,8 @@ struct coord_client {
     /* Recipes that keep state across sessions (ring memberships) hear of every state change. */
     pthread_mutex_t lmu;
     coord__listener *listeners;
+    /* Entries of this client the server may still hold, deleted in the background (orphan.c). */
+    struct coord__orphans *orphans;
 };
 
 static _Thread_local coord_client *in_callback;
@@ -203,6 +205,7 @@ void coord_client_close(coord_client *c) {
         coord_seterr(COORD_EINVAL, "coord_client_close called from a coord callback; ignored");
         return;
     }
+    coord__orphans_stop(c); /* before the session ends: ephemeral orphans go with it */
     c->backend->close(c->conn);
     pthread_mutex_destroy(&c->lmu);
     pthread_mutex_destroy(&c->mu);
@@ -234,8 +237,12 @@ int coord__client_timeout(const coord_client *c) {
     return c->cfg.timeout_ms;
 }
 
-uint64_t coord__client_lost(const coord_client *c) {
+uint64_t coord__session_epoch(const coord_client *c) {
     return atomic_load(&((coord_client *)c)->lost);
+}
+
+struct coord__orphans **coord__client_orphans(coord_client *c) {
+    return &c->orphans;
 }
 
 void coord__client_lock(coord_client *c) {

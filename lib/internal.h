@@ -29,8 +29,13 @@ int coord__cond_init(pthread_cond_t *cv);
 coord_conn *coord__client_conn(coord_client *c);
 int coord__client_timeout(const coord_client *c);
 
-/* Expired sessions so far (a hold taken at one value is gone once it changes). */
-uint64_t coord__client_lost(const coord_client *c);
+/*
+ * The session clock of the core, the one every recipe uses: the number of sessions this client
+ * has lost, advanced when the backend reports COORD_SESSION_LOST and before any listener runs.
+ * An ephemeral entry made at epoch E, or a hold taken then, belongs to a session that is still
+ * current exactly while the epoch is E. Non-blocking, no I/O.
+ */
+uint64_t coord__session_epoch(const coord_client *c);
 /* The client's waiter mutex, under which waiters sleep on condition variables of their own
  * (made with coord__cond_init): wait_cv (mutex held) until signalled or until the absolute
  * monotonic `deadline_ms` (INT64_MAX: no bound); signal takes the mutex and wakes one. */
@@ -48,6 +53,55 @@ typedef struct coord__listener {
 } coord__listener;
 void coord__client_listen(coord_client *c, coord__listener *l);
 void coord__client_unlisten(coord_client *c, coord__listener *l);
+
+/*
+ * Orphans (orphan.c): entries of this client's session that the server may still hold although
+ * no handle wants them any more: a delete (release, leave, withdrawal) that did not get through,
+ * or a create whose outcome is unknown (the connection dropped before the answer). The client
+ * deletes each as soon as it has a server, while the session it belongs to lasts (Curator's
+ * guaranteed delete); after that session the server has removed it anyway. Every recipe uses
+ * these instead of remembering such entries itself.
+ *
+ * An orphan is one entry, `path`, or, with a `tag`, every child of the directory `path` whose
+ * name contains `tag` (a sequential create whose name the client never learnt). `version`, when
+ * known (> 0), limits the delete to that state of the entry; COORD_VERSION_ANY says the path
+ * names only this entry (a unique tag and, on etcd, the lease are in it); otherwise (0) only an
+ * entry the backend says is ours (get_own) is deleted. `owner` is the handle that left it, compared
+ * and never dereferenced: the handle settles its orphans before it writes again, so its new entry
+ * comes after the old one is deleted. `epoch` is coord__session_epoch() of the entry's session.
+ */
+typedef struct coord__orphan_ref {
+    const void *owner;
+    const char *path;
+    const char *tag; /* NULL: `path` is the entry */
+    int64_t version; /* > 0: that version; COORD_VERSION_ANY: the path is ours; 0: get_own */
+    uint64_t epoch;
+} coord__orphan_ref;
+/* Delete the entry now, trying again across reconnects for up to `timeout_ms` (0: one attempt),
+ * then hand what is not done to the client. 0 once it is gone or handed over; COORD_ENOTFOUND
+ * when the first answer was that it is absent; COORD_ESESSION when its session has ended (so has
+ * the entry); any other failure that no retry can cure (COORD_EAUTH...) as is, nothing handed. */
+int coord__orphan_delete(coord_client *c, const coord__orphan_ref *o, int timeout_ms);
+/* Hand the entry to the client without trying first (a create of unknown outcome). 0, or
+ * COORD_ENOMEM. */
+int coord__orphan_hand(coord_client *c, const coord__orphan_ref *o);
+/* Delete every orphan of `owner` now (one attempt each within `timeout_ms`, after any attempt
+ * the client is making on one of them): 0 when none is left, else the failure, and those left
+ * stay with the client. */
+int coord__orphan_settle(coord_client *c, const void *owner, int timeout_ms);
+/* Whether `owner` left orphans the client still holds. */
+bool coord__orphan_has(coord_client *c, const void *owner);
+/* Take back the orphan of `owner` at exactly `path` if that entry exists, is ours and holds
+ * `value`: 0 with `out` filled (the caller keeps the entry), COORD_ENOTFOUND when there is no
+ * such orphan or entry (the orphan, if any, stays to be deleted), or a failure. */
+int coord__orphan_adopt(coord_client *c, const void *owner, const char *path, const void *value,
+                        size_t len, coord_kv *out, int timeout_ms);
+/* Orphans the client holds now (for tests). */
+size_t coord__orphan_count(coord_client *c);
+/* For core.c: the client's orphan state, and its end at close (pending orphans are ephemeral
+ * entries of the session that close ends, so they are dropped, not deleted). */
+struct coord__orphans **coord__client_orphans(coord_client *c);
+void coord__orphans_stop(coord_client *c);
 
 /* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */
 int coord__path(char **out, const coord_client *c, const char *kind, const char *name);
@@ -67,10 +121,6 @@ int coord__member_encode(const void *data, size_t len, unsigned weight, unsigned
 void coord__member_decode(const void *value, size_t len, unsigned *weight, size_t *data_off);
 /* The epoch of a member set sorted by id: a digest of (id, weight) pairs, 0 for the empty set. */
 uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size_t n);
-
-/* Test hook: while > 0, a ring join's registration that succeeds is reported as COORD_ETIMEDOUT
- * (and the count goes down), as when the server applied it but its answer was lost. */
-extern _Atomic int coord__test_ring_lose_answers;
 
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);

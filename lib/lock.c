@@ -15,7 +15,7 @@ struct coord_lock {
     coord_client *c;
     char *dir;
     bool held;
-    uint64_t lost_at; /* coord__client_lost() when the hold began */
+    uint64_t epoch; /* coord__session_epoch() when the hold began */
     coord_kv mine;
     /* A waiting acquire sleeps on `cv` with the client's waiter mutex, woken alone by its
      * predecessor's deletion, a cancel or (through `listener`) the loss of the session: a
@@ -24,15 +24,12 @@ struct coord_lock {
     coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
-    /* Names this handle's contender. Per handle, not per attempt: etcd keeps every key ever
-     * made under the prefix in its index until a compaction, and each queue range walks them
-     * all, so a fresh key per acquire slows every later acquire down. */
+    /* Names this handle's contenders: the same for every attempt of the handle (lock_enqueue's
+     * contract). etcd keeps every key ever made under the prefix in its index until a
+     * compaction, and each queue range walks them all, so a fresh key per acquire would slow
+     * every later acquire down. A contender the handle left behind (see orphans in internal.h)
+     * is deleted before its next enqueue, so the tag names one contender at a time. */
     char tag[37];
-    /* Our contender whose delete failed for want of a server: it may still be on the server,
-     * ahead of everyone, so it is deleted again at the next acquire or at free, while the
-     * session it belongs to (coord__client_lost() == leftover_at) lasts. */
-    char *leftover;
-    uint64_t leftover_at;
 };
 
 static _Atomic uint64_t lock_wakeups;
@@ -98,37 +95,21 @@ static int op_budget(const coord_lock *l, int64_t deadline) {
     return left < t ? (int)left : t;
 }
 
-/* Delete a leftover contender of this handle, if any; the delete's code (kept unless it failed
- * for want of a server, or the node or its session is gone already). */
-static int clear_leftover(coord_lock *l) {
-    if (!l->leftover) return 0;
-    int rc = 0;
-    if (coord__client_lost(l->c) == l->leftover_at) { /* else it went with its session */
-        coord_conn *k = coord__client_conn(l->c);
-        rc = k->backend->del(k, l->leftover, COORD_VERSION_ANY, coord__client_timeout(l->c));
-    }
-    if (rc == 0 || rc == COORD_ENOTFOUND || rc == COORD_ESESSION) { /* gone */
-        free(l->leftover);
-        l->leftover = NULL;
-    }
+/* Delete our contender (l->mine, cleared after), trying for `timeout_ms`, then leaving it to
+ * the client (see orphans in internal.h). Its path is ours alone: the tag is in it. */
+static int remove_contender(coord_lock *l, uint64_t epoch, int timeout_ms) {
+    coord__orphan_ref o = {l, l->mine.key, NULL, COORD_VERSION_ANY, epoch};
+    int rc = coord__orphan_delete(l->c, &o, timeout_ms);
+    coord_kv_clear(&l->mine);
     return rc;
 }
 
-/* Delete our contender (l->mine, cleared); a failed delete leaves it to clear_leftover. */
-static int remove_contender(coord_lock *l, uint64_t lost_at) {
-    free(l->leftover);
-    l->leftover = l->mine.key;
-    l->leftover_at = lost_at;
-    l->mine.key = NULL;
-    coord_kv_clear(&l->mine);
-    return clear_leftover(l);
-}
-
-/* Remove our contender after a failed, timed-out or abandoned attempt. */
-static void withdraw(coord_lock *l, uint64_t lost0) {
+/* Remove our contender after a failed, timed-out or abandoned attempt: one try, then the
+ * client's, so the caller's answer is not held up. */
+static void withdraw(coord_lock *l, uint64_t epoch0) {
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", coord_last_error()); /* keep the caller's detail */
-    remove_contender(l, lost0);
+    remove_contender(l, epoch0, 0);
     coord_seterr(0, "%s", saved);
 }
 
@@ -138,15 +119,16 @@ static void withdraw(coord_lock *l, uint64_t lost0) {
  * pause (up to a second, growing) and look again, until the deadline, a cancel or the loss of
  * the session decides. True when the caller should look again.
  */
-static bool transient(coord_lock *l, int rc, int64_t deadline, uint64_t lost0, int *pause_ms) {
+static bool transient(coord_lock *l, int rc, int64_t deadline, uint64_t epoch0, int *pause_ms) {
     if (rc != COORD_EUNAVAILABLE && rc != COORD_ETIMEDOUT) return false;
     int64_t now = coord__now_ms();
-    if (now >= deadline || coord__client_lost(l->c) != lost0) return false;
+    if (now >= deadline || coord__session_epoch(l->c) != epoch0) return false;
     *pause_ms = *pause_ms ? (*pause_ms < 500 ? *pause_ms * 2 : 1000) : 20;
     int64_t until = now + *pause_ms < deadline ? now + *pause_ms : deadline;
     coord__client_lock(l->c);
     /* Woken early by a session change or a cancel, which the loop then handles. */
-    while (coord__now_ms() < until && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel))
+    while (coord__now_ms() < until && coord__session_epoch(l->c) == epoch0 &&
+           !atomic_load(&l->cancel))
         coord__client_wait_cv(l->c, &l->cv, until);
     coord__client_unlock(l->c);
     return true;
@@ -161,40 +143,44 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
     coord_conn *k = coord__client_conn(l->c);
     const coord_backend *be = k->backend;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
-    uint64_t lost0 = coord__client_lost(l->c);
+    uint64_t epoch0 = coord__session_epoch(l->c);
     int rc;
     bool first = false;
     coord_kv pred = {0};
     int64_t after = 0;
     int pause_ms = 0;
     if (canceled(l)) return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
-    /* A contender left by a failed release or withdrawal goes first (should that fail again,
-     * enqueueing still works: it finds or replaces the handle's own contender). */
-    clear_leftover(l);
-    rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after,
-                          timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline));
+    int budget = timeout_ms == 0 ? coord__client_timeout(l->c) : op_budget(l, deadline);
+    /* What this handle left on the server goes first: the new contender comes after it. */
+    if ((rc = coord__orphan_settle(l->c, l, budget))) return rc;
+    rc = be->lock_enqueue(k, l->dir, l->tag, &l->mine, &first, &pred, &after, budget);
+    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        /* Perhaps made, under a name never learnt: whatever carries the tag is to go. */
+        coord__orphan_ref o = {l, l->dir, l->tag, 0, epoch0};
+        coord__orphan_hand(l->c, &o);
+    }
     if (rc) return rc;
     while (!first) {
         if (timeout_ms == 0) {
             coord_kv_clear(&pred);
-            withdraw(l, lost0);
+            withdraw(l, epoch0);
             return coord_seterr(COORD_ELOCKED, "%s is held by another owner", l->dir);
         }
-        if (coord__client_lost(l->c) != lost0) {
+        if (coord__session_epoch(l->c) != epoch0) {
             coord_kv_clear(&pred);
-            withdraw(l, lost0);
+            withdraw(l, epoch0);
             return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", l->dir);
         }
         if (canceled(l)) {
             coord_kv_clear(&pred);
-            withdraw(l, lost0);
+            withdraw(l, epoch0);
             return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", l->dir);
         }
         if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
             rc = be->lock_predecessor(k, l->dir, &l->mine, &pred, &after, op_budget(l, deadline));
-            if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
+            if (rc && transient(l, rc, deadline, epoch0, &pause_ms)) continue;
             if (rc) {
-                withdraw(l, lost0);
+                withdraw(l, epoch0);
                 return rc;
             }
         }
@@ -205,15 +191,15 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord_watch *w = NULL;
         rc = be->watch(k, pred.key, COORD_WATCH_KEY, after, on_predecessor, l, &w);
         coord_kv_clear(&pred);
-        if (rc && transient(l, rc, deadline, lost0, &pause_ms)) continue;
+        if (rc && transient(l, rc, deadline, epoch0, &pause_ms)) continue;
         if (rc) {
-            withdraw(l, lost0);
+            withdraw(l, epoch0);
             return rc;
         }
         pause_ms = 0;
         coord__client_lock(l->c);
         bool timed_out = false;
-        while (!l->woken && coord__client_lost(l->c) == lost0 && !atomic_load(&l->cancel)) {
+        while (!l->woken && coord__session_epoch(l->c) == epoch0 && !atomic_load(&l->cancel)) {
             if (coord__client_wait_cv(l->c, &l->cv, deadline) != 0 && coord__now_ms() >= deadline) {
                 timed_out = !l->woken;
                 break;
@@ -222,23 +208,23 @@ int coord_lock_acquire(coord_lock *l, int timeout_ms) {
         coord__client_unlock(l->c);
         be->unwatch(k, w);
         if (timed_out) {
-            withdraw(l, lost0);
+            withdraw(l, epoch0);
             return coord_seterr(COORD_ETIMEDOUT, "%s not acquired within %d ms", l->dir,
                                 timeout_ms);
         }
         /* Woken: the predecessor left (or the session changed); look again. */
     }
-    if (coord__client_lost(l->c) != lost0) {
-        withdraw(l, lost0);
+    if (coord__session_epoch(l->c) != epoch0) {
+        withdraw(l, epoch0);
         return coord_seterr(COORD_ESESSION, "session expired while acquiring %s", l->dir);
     }
     l->held = true;
-    l->lost_at = lost0;
+    l->epoch = epoch0;
     return 0;
 }
 
 bool coord_lock_held(const coord_lock *l) {
-    return l && l->held && coord__client_lost(l->c) == l->lost_at;
+    return l && l->held && coord__session_epoch(l->c) == l->epoch;
 }
 
 int coord_lock_token(const coord_lock *l, uint64_t *out) {
@@ -257,21 +243,20 @@ int coord_lock_release(coord_lock *l) {
         coord_kv_clear(&l->mine);
         return coord_seterr(COORD_ENOTHELD, "lock was lost with its session");
     }
-    /* On failure the node may still be there: the handle no longer holds the lock, and deletes
-     * the node again at its next acquire or at free. */
-    int rc = remove_contender(l, l->lost_at);
-    if (rc == COORD_ENOTFOUND)
+    /* Tried across reconnects for the operation timeout, then left to the client, which
+     * deletes the contender as soon as a server answers: the handle holds nothing either way. */
+    int rc = remove_contender(l, l->epoch, coord__client_timeout(l->c));
+    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
         return coord_seterr(COORD_ENOTHELD, "lock node vanished (session expired)");
     return rc;
 }
 
 void coord_lock_free(coord_lock *l) {
     if (!l) return;
-    if (l->held) coord_lock_release(l);
-    clear_leftover(l);
+    /* One try, then the client's: free does not wait for a server. */
+    if (coord_lock_held(l)) remove_contender(l, l->epoch, 0);
     coord__client_unlisten(l->c, &l->listener);
     pthread_cond_destroy(&l->cv);
-    free(l->leftover);
     coord_kv_clear(&l->mine);
     free(l->dir);
     free(l);

@@ -45,14 +45,8 @@ struct coord_ring {
     char *member_path;
     unsigned char *value;
     size_t vlen;
-    uint64_t session; /* the session the registration was made in */
-    /* A join whose outcome is unknown (it timed out or lost its connection, and may have been
-     * applied): its path and value, and the session it was made in. A retry of that join
-     * recognises the entry as its own, and leave or free remove it. */
-    char *unsure_path;
-    unsigned char *unsure_value;
-    size_t unsure_vlen;
-    uint64_t unsure_session;
+    uint64_t epoch;  /* coord__session_epoch() of the registration's session */
+    int64_t version; /* the registered entry's version: leave deletes only that entry */
 };
 
 /* ---------- member value codec (pure) ---------- */
@@ -217,75 +211,48 @@ static int refresh(coord_ring *r) {
 
 /* ---------- registration ---------- */
 
-/* The entry at `path` if it is an ephemeral one of the current session (0), COORD_EEXISTS if it
- * is not (or the backend cannot tell), COORD_ENOTFOUND if absent, or the failure. */
-static int get_own(coord_ring *r, const char *path, coord_kv *kv) {
-    coord_conn *k = coord__client_conn(r->c);
-    if (k->backend->version < 2 || !k->backend->get_own)
-        return coord_seterr(COORD_EEXISTS, "backend %s cannot tell whose %s is", k->backend->name,
-                            path);
-    return k->backend->get_own(k, path, kv, coord__client_timeout(r->c));
-}
-
-static void unsure_clear(coord_ring *r) {
-    free(r->unsure_path);
-    free(r->unsure_value);
-    r->unsure_path = NULL;
-    r->unsure_value = NULL;
-    r->unsure_vlen = 0;
-}
-
-/* The unsure join is this one: same entry, same value, same session. */
-static bool unsure_is(const coord_ring *r, uint64_t session) {
-    return r->unsure_path && r->unsure_session == session &&
-           !strcmp(r->unsure_path, r->member_path) && r->unsure_vlen == r->vlen &&
-           !memcmp(r->unsure_value, r->value, r->vlen);
-}
-
-/* Remove the entry an unsure join may have made, if it is there and ours; 0 once nothing of it
- * can be left (removed, absent, another's, or gone with its session). Called with op_mu held. */
-static int unsure_resolve(coord_ring *r) {
-    if (!r->unsure_path) return 0;
-    int rc = 0;
-    if (coord_client_session(r->c) == r->unsure_session) {
-        coord_kv kv = {0};
-        rc = get_own(r, r->unsure_path, &kv);
-        if (rc == 0) {
-            coord_conn *k = coord__client_conn(r->c);
-            rc = k->backend->del(k, r->unsure_path, kv.version, coord__client_timeout(r->c));
-        }
-        coord_kv_clear(&kv);
-        if (rc == COORD_ENOTFOUND || rc == COORD_EEXISTS || rc == COORD_ECONFLICT) rc = 0;
-    }
-    if (rc == 0) unsure_clear(r);
-    return rc;
-}
-
-_Atomic int coord__test_ring_lose_answers;
-
 /* Register this handle's member in the current session. Called with op_mu held. */
 static int register_member(coord_ring *r) {
     coord_conn *k = coord__client_conn(r->c);
-    uint64_t session = coord_client_session(r->c);
+    uint64_t epoch = coord__session_epoch(r->c);
+    int timeout = coord__client_timeout(r->c);
     coord_kv kv = {0};
     int rc = k->backend->put(k, r->member_path, r->value, r->vlen, COORD_VERSION_ABSENT,
-                             COORD_PUT_EPHEMERAL, &kv, coord__client_timeout(r->c));
-    coord_kv_clear(&kv);
-    if (rc == 0 && atomic_load(&coord__test_ring_lose_answers) > 0 &&
-        atomic_fetch_sub(&coord__test_ring_lose_answers, 1) > 0)
-        return coord_seterr(COORD_ETIMEDOUT, "test: the answer to a registration was lost");
-    if (rc == COORD_ECONFLICT && unsure_is(r, session)) {
-        /* Made by the unsure attempt, if it is ours: then this join is done. */
-        int orc = get_own(r, r->member_path, &kv);
-        if (orc == 0 && kv.len == r->vlen && (!kv.len || !memcmp(kv.value, r->value, kv.len)))
-            rc = 0;
+                             COORD_PUT_EPHEMERAL, &kv, timeout);
+    if (rc == COORD_ECONFLICT && k->backend->version >= 2 && k->backend->get_own) {
+        /* Ours with this value (an attempt of this session whose answer was lost): registered. */
         coord_kv_clear(&kv);
+        if (k->backend->get_own(k, r->member_path, &kv, timeout) == 0 && kv.len == r->vlen &&
+            (!kv.len || !memcmp(kv.value, r->value, kv.len)))
+            rc = 0;
     }
+    int64_t version = kv.version;
+    coord_kv_clear(&kv);
     if (rc == COORD_ECONFLICT)
         return coord_seterr(COORD_EEXISTS, "member %s of %s is held by another live session",
                             r->member, r->dir);
-    if (rc == 0) r->session = session;
+    if (rc == 0) {
+        r->epoch = epoch;
+        r->version = version > 0 ? version : 0;
+    }
     return rc;
+}
+
+/* Forget the membership (op_mu held). */
+static void member_clear(coord_ring *r) {
+    free(r->member);
+    free(r->member_path);
+    free(r->value);
+    r->member = r->member_path = NULL;
+    r->value = NULL;
+}
+
+/* Delete our member entry, trying for `timeout_ms`, then leaving it to the client (see orphans in
+ * internal.h); 0 when it is gone or handed over. Called with op_mu held. */
+static int unregister_member(coord_ring *r, int timeout_ms) {
+    coord__orphan_ref o = {r, r->member_path, NULL, r->version, r->epoch};
+    int rc = coord__orphan_delete(r->c, &o, timeout_ms);
+    return rc == COORD_ENOTFOUND || rc == COORD_ESESSION ? 0 : rc; /* gone with its session */
 }
 
 static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
@@ -346,7 +313,7 @@ static void *worker(void *arg) {
 
         pthread_mutex_lock(&r->op_mu);
         int jrc = 0, lrc = 0;
-        if (do_join && r->member && coord_client_session(r->c) != r->session &&
+        if (do_join && r->member && coord__session_epoch(r->c) != r->epoch &&
             coord_client_state(r->c) == COORD_SESSION_CONNECTED)
             jrc = register_member(r); /* the old session's entry may linger a moment: retried */
         if (do_list) lrc = refresh(r);
@@ -432,32 +399,29 @@ int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
         goto fail;
     }
-    /* An unsure join of another entry, or of another value, goes first. */
-    if (r->unsure_path && !unsure_is(r, coord_client_session(r->c)) && (rc = unsure_resolve(r)))
-        goto fail;
-    rc = register_member(r);
-    if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE) {
-        /* Perhaps applied: remember it, so a retry or a leave can tell. */
-        if (!r->unsure_path) {
-            r->unsure_path = r->member_path;
-            r->unsure_value = r->value;
-            r->unsure_vlen = r->vlen;
-            r->unsure_session = coord_client_session(r->c);
-            r->member_path = NULL;
-            r->value = NULL;
+    /* A join of this id and data whose outcome was unknown made this join's entry, if it made
+     * one; whatever else this handle left goes first, so the new entry comes after it. */
+    int timeout = coord__client_timeout(r->c);
+    coord_kv kv = {0};
+    rc = coord__orphan_adopt(r->c, r, r->member_path, r->value, r->vlen, &kv, timeout);
+    if (rc == 0) {
+        r->epoch = coord__session_epoch(r->c);
+        r->version = kv.version;
+        coord_kv_clear(&kv);
+    } else if (rc == COORD_ENOTFOUND && !(rc = coord__orphan_settle(r->c, r, timeout))) {
+        uint64_t epoch = coord__session_epoch(r->c);
+        rc = register_member(r);
+        if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE) {
+            /* Perhaps applied: the client removes it unless a retry of this join adopts it. */
+            coord__orphan_ref o = {r, r->member_path, NULL, 0, epoch};
+            coord__orphan_hand(r->c, &o);
         }
-        goto fail;
     }
     if (rc) goto fail;
-    unsure_clear(r);
     refresh(r); /* our own ring shows us at once; the watch would tell the worker anyway */
     goto out;
 fail:
-    free(r->member);
-    free(r->member_path);
-    free(r->value);
-    r->member = r->member_path = NULL;
-    r->value = NULL;
+    member_clear(r);
 out:
     pthread_mutex_unlock(&r->op_mu);
     return rc;
@@ -467,22 +431,15 @@ int coord_ring_leave(coord_ring *r) {
     if (!r) return coord_seterr(COORD_EINVAL, "ring is NULL");
     pthread_mutex_lock(&r->op_mu);
     int rc = 0;
-    if (!r->member && r->unsure_path) {
-        rc = unsure_resolve(r); /* a join that may have registered: undo it */
-    } else if (!r->member) {
-        rc = coord_seterr(COORD_EINVAL, "this ring handle has not joined");
-    } else {
-        coord_conn *k = coord__client_conn(r->c);
-        rc = k->backend->del(k, r->member_path, COORD_VERSION_ANY, coord__client_timeout(r->c));
-        if (rc == COORD_ENOTFOUND) rc = 0; /* gone with an earlier session */
-        if (rc == 0) {
-            free(r->member);
-            free(r->member_path);
-            free(r->value);
-            r->member = r->member_path = NULL;
-            r->value = NULL;
-            refresh(r);
-        }
+    if (!r->member) {
+        /* Not joined; a join of unknown outcome may have left an entry: remove it now. */
+        if (coord__orphan_has(r->c, r))
+            rc = coord__orphan_settle(r->c, r, coord__client_timeout(r->c));
+        else
+            rc = coord_seterr(COORD_EINVAL, "this ring handle has not joined");
+    } else if (!(rc = unregister_member(r, coord__client_timeout(r->c)))) {
+        member_clear(r);
+        refresh(r);
     }
     pthread_mutex_unlock(&r->op_mu);
     return rc;
@@ -573,11 +530,8 @@ void coord_ring_free(coord_ring *r) {
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
     }
-    if (r->member || r->unsure_path) coord_ring_leave(r);
-    unsure_clear(r);
-    free(r->member);
-    free(r->member_path);
-    free(r->value);
+    if (r->member) unregister_member(r, 0); /* one try, then the client's */
+    member_clear(r);
     snap_unref(r->cur);
     pthread_mutex_destroy(&r->snap_mu);
     pthread_mutex_destroy(&r->mu);

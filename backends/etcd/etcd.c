@@ -1384,7 +1384,7 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     int64_t lease;
     lease_now(e, &lease);
     /* etcd's Mutex names its key by the lease alone, so two mutexes of one session would share
-     * it; a tag per attempt keeps handles of one client apart under the same prefix. */
+     * it; the handle's tag keeps handles of one client apart under the same prefix. */
     char *key = NULL;
     if (asprintf(&key, "%s/%llx-%s", dir, (unsigned long long)lease, tag) < 0)
         return coord_seterr(COORD_ENOMEM, "out of memory");

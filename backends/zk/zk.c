@@ -640,29 +640,6 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coor
         return rc;
     }
     const char *me = zk_basename(mine->key);
-    /* Another node with our tag is left from an earlier attempt of this handle whose outcome
-     * was unknown (a create, or a release's delete, cut off by a lost connection). Nobody else
-     * removes it while the session lives and a handle acquires once at a time: remove it
-     * rather than queue behind it, which would hold up every contender for good. */
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(cs[i].name, me) == 0 || strncmp(cs[i].name, protect, strlen(protect)) != 0)
-            continue;
-        char stale[MAX_PATH];
-        snprintf(stale, sizeof stale, "%s/%s", dir, cs[i].name);
-        args d = {.path = stale, .version = -1};
-        zop *o = NULL;
-        rc = run(z, issue_delete, &d, deadline, &o);
-        if (o) zop_unref(o);
-        if (rc != ZOK && rc != ZNONODE) {
-            free(cs);
-            zop_unref(op);
-            coord_kv_clear(mine);
-            return map_rc(rc, "delete", stale);
-        }
-        memmove(&cs[i], &cs[i + 1], (n - i - 1) * sizeof *cs);
-        n--;
-        i--;
-    }
     /* The same listing tells who is just before us: no second read before waiting. */
     memset(pred, 0, sizeof *pred);
     *after = 0;

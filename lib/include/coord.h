@@ -224,6 +224,13 @@ COORD_EXTERN int coord_lock_acquire(coord_lock *l, int timeout_ms);
 /**
  * Release. COORD_ENOTHELD when the handle does not hold the lock (never acquired, released, or
  * lost with its session).
+ *
+ * When no server answers, the release keeps trying across reconnects for up to the client's
+ * operation timeout (`timeout_ms`); what is still not done then is handed to the client, which
+ * deletes exactly that contender as soon as it reaches a server again, while the session lives,
+ * without the application calling anything. Either way it returns 0 and the handle holds nothing:
+ * it may acquire again at once (its new contender comes after the old one is deleted). Other
+ * failures (COORD_EAUTH...) are returned as they are.
  */
 COORD_EXTERN int coord_lock_release(coord_lock *l);
 
@@ -247,7 +254,8 @@ COORD_EXTERN bool coord_lock_held(const coord_lock *l);
  */
 COORD_EXTERN void coord_lock_cancel(coord_lock *l);
 
-/** Release if held, then free. NULL-safe. */
+/** Release if held (one try; what it cannot delete is handed to the client as in
+ * coord_lock_release), then free. NULL-safe. Does not wait for a server. */
 COORD_EXTERN void coord_lock_free(coord_lock *l);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -494,9 +502,9 @@ COORD_EXTERN int coord_ring_new(coord_ring **out, coord_client *c, const char *g
  * One membership per handle. Errors: COORD_EINVAL (bad id, weight, or this handle has joined
  * already), COORD_EEXISTS (the id is held by another live session), COORD_ENOMEM, backend errors.
  * After COORD_ETIMEDOUT or COORD_EUNAVAILABLE the member may or may not have been registered:
- * calling join again with the same id and data completes it (an entry that attempt made in this
- * session counts as this handle's own, not as another session's), and coord_ring_leave or
- * coord_ring_free removes whatever it left.
+ * the client then removes whatever that attempt left as soon as it reaches a server, unless a
+ * join again with the same id and data comes first and takes the entry as its own (one made by
+ * this session, not another's); coord_ring_leave removes it at once.
  */
 COORD_EXTERN int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size_t len,
                                  unsigned weight);
@@ -504,8 +512,13 @@ COORD_EXTERN int coord_ring_join(coord_ring *r, const char *member_id, const voi
 /**
  * Remove this handle's member from the group at once (observers see it go without waiting for a
  * session timeout), or the entry a join with an unknown outcome may have left. COORD_EINVAL when
- * the handle has not joined (nor tried); on a backend error the membership is kept (it still
- * goes with the session) and leave may be called again.
+ * the handle has not joined (nor tried).
+ *
+ * When no server answers, leave keeps trying across reconnects for up to the client's operation
+ * timeout, then hands the deletion of exactly that entry to the client, which completes it as
+ * soon as it reaches a server again, while the session lives. Either way it returns 0 and the
+ * handle is no longer a member: it may join again at once (the old entry is deleted first).
+ * Failures no retry can cure (COORD_EAUTH...) are returned and the membership is kept.
  */
 COORD_EXTERN int coord_ring_leave(coord_ring *r);
 

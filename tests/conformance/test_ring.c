@@ -216,92 +216,6 @@ static void duplicate_and_weight(void **state) {
     free(uri);
 }
 
-/* The value stored for `id` in group "u" (NULL when absent), read with the bare backend. */
-static char *stored(coord_client *c, const char *id) {
-    coord_conn *k = coord__client_conn(c);
-    char path[512];
-    snprintf(path, sizeof path, "%s/group/u/%s", coord_client_prefix(c), id);
-    coord_kv kv = {0};
-    int rc = k->backend->get(k, path, &kv, 5000);
-    if (rc == COORD_ENOTFOUND) return NULL;
-    if (rc) fail_msg("get %s: %s: %s", path, coord_err_name(rc), coord_last_error());
-    char *v = strndup(kv.value ? kv.value : "", kv.len);
-    coord_kv_clear(&kv);
-    return v;
-}
-
-static bool stored_is(coord_client *c, const char *id, const char *want) {
-    char *v = stored(c, id);
-    bool same = v && want ? strcmp(v, want) == 0 : v == want;
-    free(v);
-    return same;
-}
-
-/* A join that the server applied but whose answer was lost (simulated at the seam): retrying it
- * succeeds instead of COORD_EEXISTS, leave and free remove what it left, a retry with other data
- * replaces it, and an entry of another session is still COORD_EEXISTS. */
-static void join_unknown_outcome(void **state) {
-    char *uri;
-    coord_client *a = coord_test_open(state, NULL, NULL, &uri);
-    coord_client *b = open_uri(uri, NULL);
-    coord_ring *r = ring_open(a, "u", NULL);
-
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), COORD_ETIMEDOUT);
-    assert_true(stored_is(a, "m1", "d")); /* applied */
-    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), 0);
-    assert_true(coord_test_ring_has(r, "m1"));
-    assert_int_equal(coord_ring_leave(r), 0);
-    assert_true(stored_is(a, "m1", NULL));
-
-    /* leave after the lost answer removes the entry */
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m2", "d", 1, 1), COORD_ETIMEDOUT);
-    assert_true(stored_is(a, "m2", "d"));
-    assert_int_equal(coord_ring_leave(r), 0);
-    assert_true(stored_is(a, "m2", NULL));
-    assert_int_equal(coord_ring_leave(r), COORD_EINVAL); /* nothing left to undo */
-
-    /* a retry with other data replaces the entry */
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m3", "a", 1, 1), COORD_ETIMEDOUT);
-    assert_int_equal(coord_ring_join(r, "m3", "b", 1, 1), 0);
-    assert_true(stored_is(a, "m3", "b"));
-    assert_int_equal(coord_ring_leave(r), 0);
-
-    /* joining another id first removes the entry of the unsure one */
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m4", "d", 1, 1), COORD_ETIMEDOUT);
-    assert_int_equal(coord_ring_join(r, "m5", "d", 1, 1), 0);
-    assert_true(stored_is(a, "m4", NULL));
-    assert_int_equal(coord_ring_leave(r), 0);
-
-    /* an entry of another session is not taken for ours */
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m6", "d", 1, 1), COORD_ETIMEDOUT);
-    coord_conn *k = coord__client_conn(a);
-    char path[512];
-    snprintf(path, sizeof path, "%s/group/u/m6", coord_client_prefix(a));
-    assert_int_equal(k->backend->del(k, path, COORD_VERSION_ANY, 5000), 0);
-    coord_ring *rb = ring_open(b, "u", NULL);
-    assert_int_equal(coord_ring_join(rb, "m6", "d", 1, 1), 0);
-    assert_int_equal(coord_ring_join(r, "m6", "d", 1, 1), COORD_EEXISTS);
-    assert_int_equal(coord_ring_leave(r), 0); /* leaves b's entry alone */
-    assert_true(stored_is(a, "m6", "d"));
-    coord_ring_free(rb);
-    assert_true(stored_is(a, "m6", NULL));
-
-    /* free removes what an unsure join left */
-    atomic_store(&coord__test_ring_lose_answers, 1);
-    assert_int_equal(coord_ring_join(r, "m7", "d", 1, 1), COORD_ETIMEDOUT);
-    coord_ring_free(r);
-    assert_true(stored_is(a, "m7", NULL));
-    assert_int_equal(atomic_load(&coord__test_ring_lose_answers), 0);
-    coord_client_close(a);
-    coord_client_close(b);
-    free(uri);
-}
-
 /* A member whose process dies goes after its session TTL. */
 static void process_death(void **state) {
     /* Fork before this process has any client: the child starts its own from scratch. */
@@ -530,7 +444,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         COORD_CONFORMANCE(converge),
         COORD_CONFORMANCE(duplicate_and_weight),
-        COORD_CONFORMANCE(join_unknown_outcome),
         COORD_CONFORMANCE(process_death),
         COORD_CONFORMANCE(session_loss_rejoins),
         COORD_CONFORMANCE(lookups_during_churn),

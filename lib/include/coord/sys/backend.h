@@ -246,13 +246,17 @@ typedef struct coord_backend {
      */
 
     /**
-     * Mandatory. Add an ephemeral contender for this attempt, named with `tag` (a UUID unique
-     * to the attempt), and learn in the same exchange whether it is first, in as few round
-     * trips as the backend allows. `mine` receives the contender's full path (key), order and
-     * token. When it is not first, `pred->key` receives the contender just before it if the
-     * backend learnt that too (else NULL: ask lock_predecessor), and `*after` the point to
-     * watch it from. After a lost connection the backend finds a contender it may already have
-     * made for `tag` rather than making a second one.
+     * Mandatory. Add an ephemeral contender named with `tag`, and learn in the same exchange
+     * whether it is first, in as few round trips as the backend allows. `tag` is a UUID per
+     * lock handle, the same for each of its attempts; the core deletes whatever an earlier
+     * attempt of the handle left (every child of `dir` whose name contains `tag`) before it
+     * enqueues again, so within one call the tag names only this attempt's contender. `mine`
+     * receives the contender's full path (key), order and token. When it is not first, `pred->key`
+     * receives the contender just before it if the backend learnt that too (else NULL: ask
+     * lock_predecessor), and `*after` the point to watch it from. Idempotent per tag: after a lost
+     * connection within the call the backend finds a contender it may already have made for `tag`
+     * rather than making a second one. The contender's name contains `tag`; on COORD_EUNAVAILABLE
+     * or COORD_ETIMEDOUT it may exist, and the core removes it.
      */
     int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
                         bool *first, coord_kv *pred, int64_t *after, int timeout_ms);
