@@ -1,48 +1,15 @@
 /*
- * The hash ring (API.md section 5). Pure: no I/O, no state outside the ring, immutable once built.
+ * The hash ring (coord_hashring_* and the placements in coord.h). Pure: no I/O, no state outside
+ * the ring, immutable once built. One structure serves every placement: `pt`, the points sorted
+ * by (position, member), each one 64-bit word holding both so a probe reads one cache line, and
+ * a slice index small enough for the L2 cache that gives the window of WINDOW points where the
+ * successor of a position lies (successor()). Why this layout, and why the default placement
+ * takes 3 probes and 128 points a member, with the measurements: docs/design-ring.md.
  *
- * One structure serves every placement. `pt` holds the points sorted by (position, member index),
- * a 64-bit word each, position in the high half and member in the low one, so the cache line
- * that holds a point's position holds its member too. The circle is cut into 2^bits equal
- * slices, 4 to 8 points each on average, and an index gives each slice's window start, the
- * point before its first one: a uint32 base per 16 slices plus a uint8 offset per slice (320 KB
- * at 1.28M points, small enough to stay in the L2 cache; an offset past 255 is cut to 255, which
- * only starts the window earlier). Finding the first point >= x reads the index and counts,
- * without branches, how many of the WINDOW (12) points from the window start are below x,
- * instead of a binary search: the window holds the point before the successor too. `pt` has
- * WINDOW padding points above every position, so the count never reads past the array, and a
- * window that is all below x (rare) goes on scanning. Positions are stored with the top bit
- * flipped: SSE2 compares them as signed numbers (it has no unsigned compare), and differences,
- * the distances on the circle, are unchanged.
- *
- * In a ring far beyond the caches (10,000 members: 1.28M points, 10 MB) a probe thus costs one
- * random memory access (the window's two or three adjacent lines, fetched together) where
- * separate arrays of slice starts, positions and members made a chain of three, and the probes'
- * accesses are independent, so they overlap: a lookup costs about one memory access. The CPU
- * overlaps consecutive lookups as far as its reorder buffer reaches, so there too the fewer
- * instructions a lookup takes, the faster it goes.
- *
- * COORD_RING_DEFAULT is multi-probe consistent hashing (Appleton and O'Reilly, 2015) in its
- * bidirectional form: each member has weight * vnodes points, the key is hashed to 3
- * positions, and the point nearest to any probe, before or after it, owns the key. A member's
- * load is the sum of its points' shares. With one probe and the successor rule a point's share
- * is its whole preceding gap (relative standard deviation 1 per point), so a max/mean load of
- * 1.10 over 100 members needs about 1000 points a member; the nearest of 3 probes in either
- * direction saturates a point's share in the length of its gaps (deviation about 0.32 per
- * point), giving the same balance with 128 points. Measured on 20 sets of 100 members (max/mean
- * over 4M keys, mean / worst set): successor rule with 1000 points 1.075 / 1.100; nearest point
- * of 1 probe with 640 points 1.072 / 1.098; of 2 probes with 213 points 1.070 / 1.095; of 3
- * probes with 128 points 1.071 / 1.092; of 4 probes with 80 points 1.075 / 1.107. At 10,000
- * members 128 points is 1.28M points (about 10 MB, built in some 40 ms) where 1000 would be 10M;
- * 3 probes rather than 4 keep a lookup near 25 ns at 100 members.
- *
- * Minimal disruption holds: a new point takes a key only by being nearer than the key's owner,
- * and the relative order of the other points does not change, so keys move only to a joining
- * member and only from a leaving one (weights likewise: a member's first w * vnodes points do
- * not depend on w). Point j of a member is half of splitmix64(XXH3_64(id) + (j / 2 + 1) *
- * golden ratio); a key's probes are the two halves of XXH3_64(key) and the high half of
- * splitmix64 of it. Members are numbered in id order, so the ring depends only on the
- * (id, weight) set.
+ * COORD_RING_DEFAULT is multi-probe consistent hashing (Appleton and O'Reilly, 2015): the point
+ * nearest to any of 3 probes, in either direction, owns the key. Members are numbered in id order
+ * and a member's points depend only on its id, so the ring depends only on the (id, weight) set
+ * and keys move only to a joining member or from a leaving one.
  */
 #include <math.h>
 #include <stdint.h>

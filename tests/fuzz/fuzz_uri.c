@@ -3,7 +3,7 @@
  *   - coord_uri_parse (lib/uri.c): no crash or leak; a parsed URI satisfies the documented
  *     invariants and reads back the same after being written out again (canonical form,
  *     credentials and TLS paths percent-encoded); a refused one is COORD_EINVAL with a detail;
- *   - coord_name_check (lib/name.c): accepts exactly the names of API.md section 2;
+ *   - coord_name_check (lib/name.c): accepts exactly the names its coord.h entry describes;
  *   - the counter value codec (lib/counter.c) in its three formats: what decodes re-encodes to
  *     the same value, a canonical decimal to the same bytes, and it agrees with strtoll;
  *   - the ring member value codec (lib/ring.c): decode never fails and stays in bounds, and

@@ -99,7 +99,7 @@ static inline uint64_t coord__etcd_authentications(void) {
 }
 #endif
 
-/* Names every recipe must refuse with COORD_EINVAL (API.md section 2): empty, '/', "." and "..",
+/* Names every recipe must refuse with COORD_EINVAL (coord_name_check): empty, '/', "." and "..",
  * 256 bytes, control characters. NULL-terminated. */
 extern const char *const coord_test_bad_names[];
 
