@@ -801,10 +801,10 @@ static int raw_etcd_open(const coord_uri *u, etcd_http *e) {
     curl_easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, (long)ms_or(u->connect_timeout_ms, 5000));
     curl_easy_setopt(e->h, CURLOPT_WRITEFUNCTION, raw_on_body);
     curl_easy_setopt(e->h, CURLOPT_WRITEDATA, &e->resp);
-    if (u->ca) curl_easy_setopt(e->h, CURLOPT_CAINFO, u->ca);
-    if (u->cert) {
-        curl_easy_setopt(e->h, CURLOPT_SSLCERT, u->cert);
-        curl_easy_setopt(e->h, CURLOPT_SSLKEY, u->key);
+    if (coord_uri_param(u, "ca")) curl_easy_setopt(e->h, CURLOPT_CAINFO, coord_uri_param(u, "ca"));
+    if (coord_uri_param(u, "cert")) {
+        curl_easy_setopt(e->h, CURLOPT_SSLCERT, coord_uri_param(u, "cert"));
+        curl_easy_setopt(e->h, CURLOPT_SSLKEY, coord_uri_param(u, "key"));
     }
     e->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->hdrs);

@@ -1,5 +1,4 @@
-/* Client lifecycle, backend registry and session-state dispatch. */
-#include <curl/curl.h>
+/* Client lifecycle and session-state dispatch. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -10,21 +9,6 @@
 #define DEFAULT_SESSION_TTL_MS 10000
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
-
-/* Built-in backends, first match by scheme wins. */
-static const coord_backend *const builtin_backends[] = {
-#ifdef COORD_WITH_ZOOKEEPER
-    &coord__zk_backend,
-#endif
-#ifdef COORD_WITH_ETCD
-    &coord__etcd_backend,
-#endif
-    NULL};
-
-/* Schemes the URI parser knows, with the backend that would serve them. */
-static const char *backend_for_scheme(const char *scheme) {
-    return strcmp(scheme, "zk") == 0 ? "zookeeper" : "etcd";
-}
 
 struct coord_client {
     const coord_backend *backend;
@@ -85,14 +69,6 @@ int coord__cond_init(pthread_cond_t *cv) {
     return rc;
 }
 
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-static void global_init(void) {
-    /* libcurl's global state is owned here once for the process; it is never torn down because
-     * other libraries in the process may share it. */
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static void on_state(void *core, coord_session_state st) {
     coord_client *c = core;
     atomic_store(&c->state, (int)st);
@@ -140,27 +116,13 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
         return coord_seterr(COORD_EINVAL, "unsupported coord_options version %u", opts->version);
     if (opts && (opts->session_ttl_ms < 0 || opts->timeout_ms < 0 || opts->connect_timeout_ms < 0))
         return coord_seterr(COORD_EINVAL, "negative timeout in coord_options");
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK)
-        return coord_seterr(COORD_EBACKEND, "curl_global_init: %s", curl_easy_strerror(global_rc));
 
+    /* The parser finds the table by scheme in the registry (lib/registry.c). */
     coord_uri *u;
     int rc = coord_uri_parse(&u, uri);
     if (rc) return rc;
     const coord_backend *b = NULL;
-    for (size_t i = 0; builtin_backends[i] && !b; i++)
-        for (const char *const *s = builtin_backends[i]->schemes; *s; s++)
-            if (strcmp(*s, u->scheme) == 0) b = builtin_backends[i];
-    if (!b) {
-        rc = coord_seterr(COORD_ENOTSUP,
-                          "the %s backend (scheme %s://) is not built into this libcoord",
-                          backend_for_scheme(u->scheme), u->scheme);
-        coord_uri_free(u);
-        return rc;
-    }
-    if (b->version == 0 || b->version > COORD_BACKEND_VERSION || !b->open || !b->close) {
-        rc = coord_seterr(COORD_EBACKEND, "backend %s has an unsupported table (version %u)",
-                          b->name, b->version);
+    if ((rc = coord__backend_find(&b, u->scheme)) || (rc = coord__backend_global_init(b))) {
         coord_uri_free(u);
         return rc;
     }

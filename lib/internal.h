@@ -13,6 +13,12 @@
 extern const coord_backend coord__zk_backend;
 extern const coord_backend coord__etcd_backend;
 
+/* The backend registry (lib/registry.c): the table serving `scheme` (lower case), else
+ * COORD_EINVAL "unknown URI scheme" with the schemes served; and the table's global_init, run
+ * once per process before its first open. */
+int coord__backend_find(const coord_backend **out, const char *scheme);
+int coord__backend_global_init(const coord_backend *be);
+
 /* Monotonic clock in milliseconds. */
 static inline int64_t coord__now_ms(void) {
     struct timespec ts;

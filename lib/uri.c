@@ -16,6 +16,14 @@
 #define URI_MAX 4096
 #define PARAM_MS_MAX 86400000 /* one day */
 
+/* The backend's own query parameters, in the URI's order. */
+struct coord_uri_params {
+    size_t n;
+    struct {
+        char *name, *value;
+    } * v;
+};
+
 void coord_uri_free(coord_uri *u) {
     if (!u) return;
     free(u->scheme);
@@ -26,10 +34,43 @@ void coord_uri_free(coord_uri *u) {
         free(u->hosts[i].host);
     free(u->hosts);
     free(u->prefix);
-    free(u->ca);
-    free(u->cert);
-    free(u->key);
+    if (u->params) {
+        for (size_t i = 0; i < u->params->n; i++) {
+            free(u->params->v[i].name);
+            free(u->params->v[i].value);
+        }
+        free(u->params->v);
+        free(u->params);
+    }
     free(u);
+}
+
+const char *coord_uri_param(const coord_uri *u, const char *name) {
+    if (!u || !name || !u->params) return NULL;
+    for (size_t i = 0; i < u->params->n; i++)
+        if (strcmp(u->params->v[i].name, name) == 0) return u->params->v[i].value;
+    return NULL;
+}
+
+/* Set the backend parameter `name` to `*val` (taken over; a repeated name keeps the last). */
+static int param_set(coord_uri *u, const char *name, char **val) {
+    if (!u->params && !(u->params = calloc(1, sizeof *u->params)))
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    coord_uri_params *ps = u->params;
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->v[i].name, name) == 0) {
+            free(ps->v[i].value);
+            ps->v[i].value = *val;
+            *val = NULL;
+            return 0;
+        }
+    void *v = realloc(ps->v, (ps->n + 1) * sizeof *ps->v);
+    if (!v) return coord_seterr(COORD_ENOMEM, "out of memory");
+    ps->v = v;
+    if (!(ps->v[ps->n].name = strdup(name))) return coord_seterr(COORD_ENOMEM, "out of memory");
+    ps->v[ps->n++].value = *val;
+    *val = NULL;
+    return 0;
 }
 
 static char *dup_range(const char *s, size_t n) {
@@ -186,7 +227,13 @@ static int parse_ms(const char *key, const char *v, int *out) {
     return 0;
 }
 
-static int parse_query(coord_uri *u, const char *s, size_t n) {
+static bool backend_param(const coord_backend *be, const char *key) {
+    for (const char *const *p = be->params; p && *p; p++)
+        if (strcmp(*p, key) == 0) return true;
+    return false;
+}
+
+static int parse_query(coord_uri *u, const coord_backend *be, const char *s, size_t n) {
     const char *p = s, *end = s + n;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -204,35 +251,27 @@ static int parse_query(coord_uri *u, const char *s, size_t n) {
         char *val = NULL;
         if (decode(eq + 1, (size_t)(pe - eq - 1), key, &val)) return COORD_EINVAL;
         int rc = 0;
-        char **target = NULL;
         if (!strcmp(key, "session_ttl_ms"))
             rc = parse_ms(key, val, &u->session_ttl_ms);
         else if (!strcmp(key, "timeout_ms"))
             rc = parse_ms(key, val, &u->timeout_ms);
         else if (!strcmp(key, "connect_timeout_ms"))
             rc = parse_ms(key, val, &u->connect_timeout_ms);
-        else if (!strcmp(key, "ca"))
-            target = &u->ca;
-        else if (!strcmp(key, "cert"))
-            target = &u->cert;
-        else if (!strcmp(key, "key"))
-            target = &u->key;
-        else
-            rc = coord_seterr(COORD_EINVAL,
-                              "unknown query parameter \"%s\" (known: session_ttl_ms, timeout_ms, "
-                              "connect_timeout_ms, ca, cert, key)",
-                              key);
-        if (target) {
-            if (strcmp(u->scheme, "etcds") != 0)
-                rc = coord_seterr(COORD_EINVAL, "parameter \"%s\" needs the etcds:// scheme", key);
-            else if (!*val)
-                rc = coord_seterr(COORD_EINVAL, "parameter \"%s\" is empty", key);
-            else {
-                free(*target);
-                *target = val;
-                val = NULL;
+        else if (!backend_param(be, key)) {
+            char known[256] = "";
+            size_t len = 0;
+            for (const char *const *bp = be->params; bp && *bp; bp++) {
+                int w = snprintf(known + len, sizeof known - len, ", %s", *bp);
+                if (w > 0 && (size_t)w < sizeof known - len) len += (size_t)w;
             }
-        }
+            rc = coord_seterr(COORD_EINVAL,
+                              "unknown query parameter \"%s\" (known for %s://: session_ttl_ms, "
+                              "timeout_ms, connect_timeout_ms%s)",
+                              key, u->scheme, known);
+        } else if (!*val)
+            rc = coord_seterr(COORD_EINVAL, "parameter \"%s\" is empty", key);
+        else
+            rc = param_set(u, key, &val);
         free(val);
         if (rc) return rc;
         p = amp ? amp + 1 : end;
@@ -256,27 +295,16 @@ int coord_uri_parse(coord_uri **out, const char *text) {
      * at all when an '@' follows the host list, as then a password holding a '/' or '?' (not
      * percent-encoded) may have been taken for a host, a path or a query. */
     const char *sep = strstr(text, "://");
-    if (!sep) return coord_seterr(COORD_EINVAL, "URI has no scheme (zk://, etcd:// or etcds://)");
+    if (!sep) return coord_seterr(COORD_EINVAL, "URI has no scheme (\"scheme://\")");
     coord_uri *u = calloc(1, sizeof *u);
     if (!u) return coord_seterr(COORD_ENOMEM, "out of memory");
     int rc = COORD_EINVAL;
-    int defport = 0;
     const char *auth = NULL, *ae = NULL;
     if (!(u->scheme = dup_range(text, (size_t)(sep - text)))) goto oom;
     for (char *c = u->scheme; *c; c++)
         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-    if (!strcmp(u->scheme, "zk"))
-        defport = 2181;
-    else if (!strcmp(u->scheme, "etcd") || !strcmp(u->scheme, "etcds"))
-        defport = 2379;
-    else {
-        bool word = strlen(u->scheme) <= 16;
-        for (const char *c = u->scheme; *c && word; c++)
-            word = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("+-.", *c);
-        coord_seterr(COORD_EINVAL, "unknown URI scheme%s%s%s (expected zk, etcd or etcds)",
-                     word ? " \"" : "", word ? u->scheme : "", word ? "\"" : "");
-        goto fail;
-    }
+    const coord_backend *be = NULL;
+    if (coord__backend_find(&be, u->scheme)) goto fail;
 
     auth = sep + 3;
     ae = auth + strcspn(auth, "/?");
@@ -299,16 +327,13 @@ int coord_uri_parse(coord_uri **out, const char *text) {
         coord_seterr(COORD_EINVAL, "URI has no host");
         goto fail;
     }
-    if ((rc = parse_hosts(u, auth, (size_t)(ae - auth), defport))) goto fail;
+    if ((rc = parse_hosts(u, auth, (size_t)(ae - auth), be->default_port))) goto fail;
 
     const char *q = strchr(ae, '?');
     const char *pe = q ? q : text + len;
     if ((rc = parse_prefix(u, ae, (size_t)(pe - ae)))) goto fail;
-    if (q && (rc = parse_query(u, q + 1, strlen(q + 1)))) goto fail;
-    if ((u->cert != NULL) != (u->key != NULL)) {
-        rc = coord_seterr(COORD_EINVAL, "a client certificate needs both cert= and key=");
-        goto fail;
-    }
+    if (q && (rc = parse_query(u, be, q + 1, strlen(q + 1)))) goto fail;
+    if (be->check_uri && (rc = be->check_uri(u))) goto fail;
     *out = u;
     return 0;
 oom:

@@ -154,10 +154,11 @@ static void setup_handle(etcd *e, CURL *h) {
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    if (u->ca) curl_easy_setopt(h, CURLOPT_CAINFO, u->ca);
-    if (u->cert) {
-        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
-        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
+    const char *ca = coord_uri_param(u, "ca"), *cert = coord_uri_param(u, "cert");
+    if (ca) curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    if (cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, coord_uri_param(u, "key"));
     }
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -279,9 +280,10 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
     if (*status == 0 && !r->len &&
         tls_refused(e, ep, cc, why, sizeof why, budget_ms - (coord__now_ms() - t0))) {
         /* Refused in the handshake: nothing was applied. */
+        bool cert = coord_uri_param(e->cfg->uri, "cert") != NULL;
         *err = coord_seterr(
             COORD_EAUTH, "etcd %s: TLS: the server refused this client%s: %s", e->endpoints[ep],
-            e->cfg->uri->cert ? "'s certificate" : " without a certificate (cert= and key=)", why);
+            cert ? "'s certificate" : " without a certificate (cert= and key=)", why);
         return TRY_FAIL;
     }
     if (b.sent && !idempotent && !r->too_big) {
@@ -1603,13 +1605,38 @@ static int etcd_expire(coord_conn *c) {
     return 0;
 }
 
+/* ca, cert and key (the TLS files) belong to etcds://; a client certificate needs its key. */
+static int etcd_check_uri(const coord_uri *u) {
+    static const char *const tls[] = {"ca", "cert", "key"};
+    for (size_t i = 0; i < 3; i++)
+        if (coord_uri_param(u, tls[i]) && strcmp(u->scheme, "etcds") != 0)
+            return coord_seterr(COORD_EINVAL, "parameter \"%s\" needs the etcds:// scheme", tls[i]);
+    if (!coord_uri_param(u, "cert") != !coord_uri_param(u, "key"))
+        return coord_seterr(COORD_EINVAL, "a client certificate needs both cert= and key=");
+    return 0;
+}
+
+static int etcd_global_init(void) {
+    /* libcurl's global state, set up once for the process and never torn down, as other
+     * libraries in the process may share it. */
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK)
+        return coord_seterr(COORD_EBACKEND, "curl_global_init: %s", curl_easy_strerror(rc));
+    return 0;
+}
+
 static const char *const etcd_schemes[] = {"etcd", "etcds", NULL};
+static const char *const etcd_params[] = {"ca", "cert", "key", NULL};
 
 const coord_backend coord__etcd_backend = {
     .version = COORD_BACKEND_VERSION,
     .name = "etcd",
     .schemes = etcd_schemes,
+    .default_port = 2379,
+    .params = etcd_params,
     .caps = COORD_CAP_REVISIONS,
+    .check_uri = etcd_check_uri,
+    .global_init = etcd_global_init,
     .open = etcd_open,
     .close = etcd_close,
     .session = etcd_session,

@@ -1181,6 +1181,7 @@ const coord_backend coord__zk_backend = {
     .version = COORD_BACKEND_VERSION,
     .name = "zookeeper",
     .schemes = zk_schemes,
+    .default_port = 2181,
     .caps = COORD_CAP_SEQUENTIAL | COORD_CAP_CONTAINERS,
     .open = zk_open,
     .close = zk_close,

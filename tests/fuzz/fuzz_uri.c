@@ -19,6 +19,9 @@
 
 /* ---------- URI ---------- */
 
+/* The etcd backend's own URI parameters (the TLS files). */
+static const char *const tls_params[] = {"ca", "cert", "key"};
+
 typedef struct strbuf {
     char *p;
     size_t len, cap;
@@ -99,9 +102,10 @@ static char *uri_format(const coord_uri *u) {
     sb_ms(&b, &first, "session_ttl_ms", u->session_ttl_ms);
     sb_ms(&b, &first, "timeout_ms", u->timeout_ms);
     sb_ms(&b, &first, "connect_timeout_ms", u->connect_timeout_ms);
-    if (u->ca) sb_param(&b, &first, "ca", u->ca);
-    if (u->cert) sb_param(&b, &first, "cert", u->cert);
-    if (u->key) sb_param(&b, &first, "key", u->key);
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = coord_uri_param(u, tls_params[i]);
+        if (v) sb_param(&b, &first, tls_params[i], v);
+    }
     return b.p;
 }
 
@@ -113,9 +117,11 @@ static bool uri_equal(const coord_uri *a, const coord_uri *b) {
     if (!str_eq(a->scheme, b->scheme) || !str_eq(a->user, b->user) ||
         !str_eq(a->password, b->password) || !str_eq(a->prefix, b->prefix) ||
         a->nhosts != b->nhosts || a->session_ttl_ms != b->session_ttl_ms ||
-        a->timeout_ms != b->timeout_ms || a->connect_timeout_ms != b->connect_timeout_ms ||
-        !str_eq(a->ca, b->ca) || !str_eq(a->cert, b->cert) || !str_eq(a->key, b->key))
+        a->timeout_ms != b->timeout_ms || a->connect_timeout_ms != b->connect_timeout_ms)
         return false;
+    for (size_t i = 0; i < 3; i++)
+        if (!str_eq(coord_uri_param(a, tls_params[i]), coord_uri_param(b, tls_params[i])))
+            return false;
     for (size_t i = 0; i < a->nhosts; i++)
         if (!str_eq(a->hosts[i].host, b->hosts[i].host) || a->hosts[i].port != b->hosts[i].port)
             return false;
@@ -163,11 +169,12 @@ static void uri_invariants(const coord_uri *u, const char *text) {
     const int *ms[] = {&u->session_ttl_ms, &u->timeout_ms, &u->connect_timeout_ms};
     for (size_t i = 0; i < 3; i++)
         FUZZ_CHECK(*ms[i] >= 0 && *ms[i] <= 86400000);
-    FUZZ_CHECK((u->cert == NULL) == (u->key == NULL));
-    if (strcmp(u->scheme, "etcds") != 0) FUZZ_CHECK(!u->ca && !u->cert && !u->key);
-    FUZZ_CHECK(!u->ca || u->ca[0]);
-    FUZZ_CHECK(!u->cert || u->cert[0]);
-    FUZZ_CHECK(!u->key || u->key[0]);
+    FUZZ_CHECK((coord_uri_param(u, "cert") == NULL) == (coord_uri_param(u, "key") == NULL));
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = coord_uri_param(u, tls_params[i]);
+        if (strcmp(u->scheme, "etcds") != 0) FUZZ_CHECK(!v);
+        FUZZ_CHECK(!v || v[0]);
+    }
 }
 
 static void fuzz_uri(const char *text) {

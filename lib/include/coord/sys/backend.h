@@ -49,9 +49,12 @@ typedef struct coord_uri_host {
     int port;   /**< Port (the scheme's default when the URI gives none). */
 } coord_uri_host;
 
+/** The query parameters a backend declares (coord_backend.params), read with coord_uri_param(). */
+typedef struct coord_uri_params coord_uri_params;
+
 /** A parsed URI (lib/uri.c). All strings are NUL-terminated and owned by the struct. */
 struct coord_uri {
-    char *scheme;          /**< "zk", "etcd" or "etcds" */
+    char *scheme;          /**< A scheme of a registered backend, in lower case ("zk", "etcds") */
     char *user;            /**< NULL when the URI has no credentials */
     char *password;        /**< NULL when the URI has no credentials */
     coord_uri_host *hosts; /**< The hosts, in the URI's order. */
@@ -61,15 +64,20 @@ struct coord_uri {
      *  @{ */
     int session_ttl_ms, timeout_ms, connect_timeout_ms;
     /** @} */
-    /** The etcds query parameters ca, cert and key (file paths); NULL when absent. @{ */
-    char *ca, *cert, *key;
-    /** @} */
+    /** The backend's own query parameters (opaque): read them with coord_uri_param(). */
+    coord_uri_params *params;
 };
 
 /** Parse `text`. COORD_EINVAL with a detail on any malformed part. Pure: no I/O. */
 COORD_EXTERN int coord_uri_parse(coord_uri **out, const char *text);
 /** Free a parsed URI. NULL-safe. */
 COORD_EXTERN void coord_uri_free(coord_uri *u);
+/**
+ * The decoded value of the backend's own query parameter `name` (one of coord_backend.params),
+ * never empty; NULL when the URI does not give it (or `u` or `name` is NULL). Borrowed from `u`.
+ * When the URI repeats a parameter, the last value counts.
+ */
+COORD_EXTERN const char *coord_uri_param(const coord_uri *u, const char *name);
 
 /** Record the detail of a failure for coord_last_error(); returns `err` for tail calls. */
 COORD_EXTERN int coord_seterr(int err, const char *fmt, ...)
@@ -149,16 +157,43 @@ typedef struct coord_watch coord_watch;
 #define COORD_CAP_CONTAINERS 0x4u /**< empty parents are removed by the server */
 
 /** The version of coord_backend this header declares. */
-#define COORD_BACKEND_VERSION 2
+#define COORD_BACKEND_VERSION 3
 
-/** A backend: its identity and its slots (see the rules at the top of this file). */
+/**
+ * A backend: its identity, what it accepts in a URI, and its slots (see the rules at the top of
+ * this file). Tables are registered with coord_backend_register and must stay valid (and
+ * unchanged) for the life of the process.
+ */
 typedef struct coord_backend {
     unsigned version;           /**< COORD_BACKEND_VERSION the table was written against */
-    const char *name;           /**< "zookeeper", "etcd" */
-    const char *const *schemes; /**< NULL-terminated URI schemes served */
-    unsigned caps;              /**< COORD_CAP_* bits */
+    const char *name;           /**< "zookeeper", "etcd": for messages and coord_client_backend */
+    const char *const *schemes; /**< NULL-terminated URI schemes served, in lower case */
+    int default_port;           /**< Port of a URI host written without one (1-65535) */
+    /**
+     * NULL-terminated names of the URI query parameters the backend accepts beyond the common
+     * ones (session_ttl_ms, timeout_ms, connect_timeout_ms); NULL = none. The parser refuses
+     * any other parameter and an empty value; the backend reads them with coord_uri_param().
+     */
+    const char *const *params;
+    unsigned caps; /**< COORD_CAP_* bits */
 
-    /* --- methods of version 1 --- */
+    /**
+     * Optional (NULL: no rule). Rules across a parsed URI that the parser cannot know (etcd: ca,
+     * cert and key only with etcds://, cert and key both or neither). Pure: no I/O. Returns 0,
+     * or COORD_EINVAL with a detail (coord_seterr) that quotes no credentials.
+     */
+    int (*check_uri)(const coord_uri *u);
+
+    /**
+     * Optional (NULL: nothing to do). Process-wide set-up the backend's libraries need (etcd:
+     * curl_global_init), run by the core once per process before the first open through this
+     * table, under the registry's lock (so it must not call coord_backend_register). Returns 0,
+     * or a negative coord_err with a detail; after a failure it runs again at the next open.
+     * Nothing is torn down: other code in the process may share that state.
+     */
+    int (*global_init)(void);
+
+    /* --- methods (since version 1) --- */
 
     /**
      * Mandatory. Connect and establish a session within cfg->connect_timeout_ms. Blocks.
@@ -269,7 +304,7 @@ typedef struct coord_backend {
     int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
                             int64_t *after, int timeout_ms);
 
-    /* --- methods of version 2 (the core reads them only from tables of version >= 2) --- */
+    /* --- methods added in version 2 --- */
 
     /**
      * Optional (NULL: the core takes every existing entry for another session's). Read `path`
@@ -281,6 +316,19 @@ typedef struct coord_backend {
      */
     int (*get_own)(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
 } coord_backend;
+
+/**
+ * Make `be` available to coord_client_open for each of its schemes. Call it before the first
+ * coord_client_open (or coord_uri_parse) that uses one of them; `*be` must stay valid for the
+ * life of the process, as a table cannot be removed. Thread-safe.
+ *
+ * Returns 0, or COORD_EINVAL with a detail when `be` is NULL, its version is not
+ * COORD_BACKEND_VERSION, a mandatory slot (open, close, session, get, put, del, list, watch,
+ * unwatch, lock_enqueue, lock_predecessor) is NULL, it has no name or no scheme, a scheme is
+ * not a lower-case word, default_port is outside 1-65535, or one of its schemes is already
+ * served (by a built-in backend or a registered one).
+ */
+COORD_EXTERN int coord_backend_register(const coord_backend *be);
 
 #ifdef __cplusplus
 }
