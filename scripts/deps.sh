@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# deps.sh - install the build/test dependencies of coord on Debian 12 (run as root).
+# deps.sh - install the build/test dependencies of coord on Debian 12 (as root when some
+# are missing; with everything installed any user may run it).
 #
 # Usage: scripts/deps.sh [--no-servers]
 #   --no-servers   skip the server/tooling packages (zookeeperd etcd-server etcd-client
@@ -11,8 +12,8 @@
 # scripts from starting the system zookeeper/etcd services; it is removed afterwards
 # (an existing policy-rc.d that does not deny starts is moved aside and put back).
 # System services that run anyway are left alone: they use 2181/2379/2380, while
-# scripts/servers.sh uses 21810-21813, 28881-28883, 38881-38883, 23790-23791,
-# 23801-23803 and 23811-23813; the script warns if any of those ports is taken.
+# scripts/servers.sh uses the ports of scripts/ports.env (or the COORD_SERVERS_*PORT*
+# overrides in the environment); the script warns if any of those ports is taken.
 #
 # Output goes to ${COORD_DEPS_LOG:-/tmp/coord-deps.log}; its tail is printed on failure.
 set -euo pipefail
@@ -29,12 +30,14 @@ BASE_PKGS=(
     clang libclang-rt-dev
 )
 SERVER_PKGS=(zookeeperd etcd-server etcd-client docker-compose)
-# ports used by scripts/servers.sh (defaults)
-OUR_PORTS=(21810 21811 21812 21813 28881 28882 28883 38881 38882 38883
-    23790 23791 23801 23802 23803 23811 23812 23813)
-
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# ports used by scripts/servers.sh: scripts/ports.env with the environment's overrides
+# shellcheck source=lib/ports.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/lib/ports.sh"
+load_ports
+mapfile -t OUR_PORTS < <(all_ports)
 
 with_servers=1
 for arg in "$@"; do
@@ -45,7 +48,6 @@ for arg in "$@"; do
     esac
 done
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (e.g. sudo $0 $*)"
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
     die "apt-get/dpkg-query not found: this script is for Debian (12)"
 fi
@@ -89,6 +91,7 @@ run_logged() { # description cmd...
 if ((${#missing[@]} == 0)); then
     log "all ${#pkgs[@]} packages already installed"
 else
+    [[ $(id -u) -eq 0 ]] || die "missing package(s): ${missing[*]}; installing them needs root (e.g. sudo $0 $*)"
     log "installing ${#missing[@]} missing package(s): ${missing[*]} (log: $LOG)"
     : >>"$LOG"
     trap restore_policy EXIT
@@ -132,11 +135,7 @@ if command -v pgrep >/dev/null 2>&1; then
 fi
 taken=()
 for port in "${OUR_PORTS[@]}"; do
-    hex=$(printf ':%04X' "$port")
-    if awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-        taken+=("$port")
-    fi
+    if port_listening "$port"; then taken+=("$port"); fi
 done
 if ((${#taken[@]})); then
     log "warning: ports used by scripts/servers.sh are in use: ${taken[*]}" \
