@@ -1,0 +1,525 @@
+/*
+ * coord-bench: throughput and latency of the coord recipes, next to the bound of the bare
+ * backend client measured in the same run. This file is the harness (samples, results, the
+ * thread runner, the raw bounds' dispatch, output, command line); each mode has a file of its
+ * own (bench_lock.c, bench_counter.c, bench_ring.c) and each bare client too (raw_zk.c,
+ * raw_etcd.c). Figures and how to read them: bench/README.md.
+ *
+ *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
+ *                    [--client-per-thread] [--raw-lease] [--json]
+ *   coord-bench counter --uri etcd://127.0.0.1:2379/bench [--seconds S] [--json]
+ *
+ *   coord-bench ring [--json]
+ *
+ * Modes are dispatched from a table (`modes` below).
+ *
+ * lock: scenarios uncontended (1 thread, 1 lock), contended (8 threads, 1 lock) and parallel
+ * (8 threads, 8 locks), plus "custom" (T threads, default 8, over L locks, default 1, thread i
+ * on lock i % L) when --threads or --locks is given. Each thread has its own coord_lock handle;
+ * by default all share one client (one session), with --client-per-thread each opens its own.
+ * A cycle is coord_lock_acquire(-1) + coord_lock_release. The raw bound is one thread of the
+ * bare backend client doing what an uncontended acquire/release must do:
+ *   ZooKeeper: zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API);
+ *   etcd:      POST /v3/kv/txn (create_revision(key)==0 ? put key + first of the prefix by create
+ *              revision) + POST /v3/kv/deleterange, one keep-alive libcurl handle; the key is
+ *              lease-less, or with --raw-lease on one lease granted before (and revoked after)
+ *              the timed loop, like the library's keys.
+ * Raw and uncontended run interleaved in 3 slices each (S seconds in all for each), so that
+ * other load on the machine weighs on both alike; the other scenarios run S seconds each.
+ * Acquire latency is the time coord_lock_acquire takes (raw: create/txn + list, before the
+ * delete); handoff latency is from a release's start to the next holder's acquire returning.
+ * Wake-ups are coord__lock_wakeups() (lib/internal.h, hence the static library): waiters woken
+ * by their predecessor's deletion; a release should wake exactly one waiter.
+ * The contended scenario has a raw bound of its own, run right after it: 8 threads of the bare
+ * client running the backend's native lock algorithm with the recipe's steps, which tells what
+ * the algorithm can reach on this machine apart from the library. etcd's Mutex: enqueue txn; a
+ * watch stream on the predecessor, a range checking it had not gone before the stream started,
+ * a range for older contenders after it goes; deleterange. Curator's lock on one shared
+ * ZooKeeper client: create ephemeral sequential + get_children; exists watch on the predecessor,
+ * get_children once it fires; delete.
+ *
+ * counter: scenarios uncontended (1 thread adding 1 to one counter), contended (8 threads on
+ * one counter) and sharded (8 threads on a counter of 8 shards, coord_counter_options.shards);
+ * every thread has its own coord_counter handle, all share one client. A cycle is one
+ * coord_counter_add(k, 1) and its latency the time that call takes. The raw bound is one thread
+ * of the bare backend client doing what an uncontended add must do, one conditional write on
+ * the version seen last:
+ *   ZooKeeper: zoo_set2(path, value, cached version, &stat), stat.version cached (sync API);
+ *   etcd:      POST /v3/kv/txn (mod_revision(key) == last seen ? put key), the answer's header
+ *              revision cached as the key's mod_revision, one keep-alive libcurl handle.
+ * Raw and uncontended are interleaved in slices as in the lock mode. After the sharded scenario,
+ * "raw-keys" runs 8 bare writers at once, each doing the raw bound's write on a key of its own:
+ * the server's ceiling for 8 writers, which no sharding can pass. Each scenario's counter is
+ * fresh ("bench-<pid>-<scenario>"): its value is read before and after, and the difference must
+ * equal the successful adds (warm-up ones included), else the run fails.
+ *
+ * ring: the hash ring alone (coord_hashring_*, no server), for each placement: lookup time at
+ * 10 / 100 / 1,000 / 10,000 members (mean over a loop of lookups cycling through 65,536
+ * distinct keys, median of 7 runs; keys are independent, so the CPU may overlap consecutive
+ * lookups), build time at 10,000 members (median of 5), the ring's memory, the share of keys
+ * that move when a member joins a ring of 100 and when one leaves the 101 against the ideal
+ * 1/101 (and whether any key moved between two other members), and max/mean keys per member at
+ * 100 and 10,000 members (sampled: the key counts are printed). Targets apply to the default
+ * placement. Member ids are "10.a.b.c:11211", so the libmemcached placement drops the port.
+ * The raw bound, measured in the same run, is one random dependent memory access over a buffer
+ * as large as the default ring at 10,000 members (a pointer chase over a random cycle of its
+ * cache lines): the least a lookup in a ring beyond the caches can cost.
+ *
+ * Every multi-threaded measurement, scenario or raw bound, goes through one runner
+ * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,
+ * and their cycles, latencies and span are added up. Only the operation is timed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "bench.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef COORD_WITH_ETCD
+#include <curl/curl.h> /* the bare etcd client's process-wide set-up */
+#endif
+
+int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---------- latency samples ---------- */
+
+int samples_add(samples *s, int64_t ns) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        int64_t *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = ns;
+    return 0;
+}
+
+int samples_append(samples *dst, const samples *src) {
+    for (size_t i = 0; i < src->n; i++)
+        if (samples_add(dst, src->v[i])) return -1;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void samples_sort(samples *s) {
+    if (s->n) qsort(s->v, s->n, sizeof *s->v, cmp_i64);
+}
+
+double pct_ms(const samples *s, double p) {
+    if (!s->n) return 0;
+    size_t rank = (size_t)(p * (double)s->n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > s->n) rank = s->n;
+    return (double)s->v[rank - 1] / 1e6;
+}
+
+/* ---------- results ---------- */
+
+void result_finish(result *r) {
+    samples_sort(&r->lat);
+    samples_sort(&r->hand);
+    r->elapsed_s = (double)r->elapsed_ns / 1e9;
+    r->rate = r->elapsed_s > 0 ? (double)r->cycles / r->elapsed_s : 0;
+    r->p50_ms = pct_ms(&r->lat, 0.50);
+    r->p99_ms = pct_ms(&r->lat, 0.99);
+    r->handoff_p50_ms = pct_ms(&r->hand, 0.50);
+    r->handoff_p99_ms = pct_ms(&r->hand, 0.99);
+}
+
+void result_free(result *r) {
+    free(r->lat.v);
+    free(r->hand.v);
+    r->lat = (samples){0};
+    r->hand = (samples){0};
+}
+
+/* ---------- the thread runner ---------- */
+
+struct bench_run {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiting; /* threads neither at the gate nor dropped out */
+    bool open;
+    int64_t start_ns, deadline_ns; /* written before the gate opens */
+    atomic_bool abort;
+};
+
+bool bench_ready(bench_thread *t) {
+    bench_run *run = t->run;
+    bool ok = !t->err[0];
+    pthread_mutex_lock(&run->mu);
+    run->waiting--;
+    pthread_cond_broadcast(&run->cv);
+    while (ok && !run->open)
+        pthread_cond_wait(&run->cv, &run->mu);
+    pthread_mutex_unlock(&run->mu);
+    return ok && !atomic_load(&run->abort);
+}
+
+bool bench_going(bench_thread *t) {
+    if (!atomic_load(&t->run->abort) && now_ns() < t->run->deadline_ns) return true;
+    t->end_ns = now_ns();
+    return false;
+}
+
+int bench_sample(bench_thread *t, int64_t ns) {
+    if (samples_add(&t->lat, ns)) {
+        bench_fail(t, "out of memory");
+        return -1;
+    }
+    t->cycles++;
+    return 0;
+}
+
+void bench_fail(bench_thread *t, const char *fmt, ...) {
+    if (!t->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->err, sizeof t->err, fmt, ap);
+        va_end(ap);
+    }
+    atomic_store(&t->run->abort, true);
+}
+
+void bench_fail_rc(bench_thread *t, int rc, const char *what) {
+    bench_fail(t, "thread %d: %s: %s: %s", t->idx, what, coord_strerror(rc), coord_last_error());
+}
+
+static bench_thread *item_at(void *items, size_t size, int i) {
+    return (bench_thread *)(void *)((char *)items + (size_t)i * size);
+}
+
+/* A failure of the run: the first into `err`, or each on stderr when `err` is NULL. */
+static void run_failed(const result *r, const char *why, char *err, size_t errcap) {
+    if (!err)
+        fprintf(stderr, "coord-bench: %s: %s\n", r->name, why);
+    else if (!err[0])
+        snprintf(err, errcap, "%s", why);
+}
+
+int bench_run_threads(void *items, size_t size, int n, void *(*fn)(void *), int64_t ms,
+                      void (*on_start)(void *), void *ctx, result *r, char *err, size_t errcap) {
+    bench_run run = {.waiting = n};
+    pthread_mutex_init(&run.mu, NULL);
+    pthread_cond_init(&run.cv, NULL);
+    atomic_init(&run.abort, false);
+    char why[600] = "";
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        bench_thread *t = item_at(items, size, i);
+        t->run = &run;
+        t->idx = i;
+        int prc = pthread_create(&t->th, NULL, fn, t);
+        if (prc) {
+            snprintf(why, sizeof why, "cannot start thread %d: %s", i, strerror(prc));
+            atomic_store(&run.abort, true);
+            pthread_mutex_lock(&run.mu);
+            run.waiting -= n - i;
+            pthread_mutex_unlock(&run.mu);
+            break;
+        }
+        started++;
+    }
+    pthread_mutex_lock(&run.mu);
+    while (run.waiting > 0)
+        pthread_cond_wait(&run.cv, &run.mu);
+    pthread_mutex_unlock(&run.mu);
+    if (on_start) on_start(ctx);
+    pthread_mutex_lock(&run.mu);
+    run.start_ns = now_ns();
+    run.deadline_ns = run.start_ns + ms * 1000000;
+    run.open = true;
+    pthread_cond_broadcast(&run.cv);
+    pthread_mutex_unlock(&run.mu);
+
+    bool failed = why[0] != 0;
+    if (failed) run_failed(r, why, err, errcap);
+    int64_t end = run.start_ns;
+    for (int i = 0; i < started; i++) {
+        bench_thread *t = item_at(items, size, i);
+        pthread_join(t->th, NULL);
+        if (t->err[0]) {
+            run_failed(r, t->err, err, errcap);
+            failed = true;
+        }
+        if (samples_append(&r->lat, &t->lat)) {
+            run_failed(r, "out of memory", err, errcap);
+            failed = true;
+        }
+        r->cycles += t->cycles;
+        if (t->end_ns > end) end = t->end_ns;
+        free(t->lat.v);
+        t->lat = (samples){0};
+    }
+    r->elapsed_ns += end - run.start_ns;
+    r->slices++;
+    pthread_mutex_destroy(&run.mu);
+    pthread_cond_destroy(&run.cv);
+    return failed ? -1 : 0;
+}
+
+/* ---------- raw bounds ---------- */
+
+int ms_or(int v, int dflt) {
+    return v > 0 ? v : dflt;
+}
+
+static const raw_client *const raw_clients[] = {
+#ifdef COORD_WITH_ZOOKEEPER
+    &raw_zk_client,
+#endif
+#ifdef COORD_WITH_ETCD
+    &raw_etcd_client,
+#endif
+    NULL,
+};
+
+/* The bare client of `backend` and the bench's URI parsed for it; false with out->err set. */
+static bool raw_setup(const bench_opts *o, const char *backend, const raw_client **rc,
+                      coord_uri **u, raw_result *out) {
+    *rc = NULL;
+    for (size_t i = 0; raw_clients[i]; i++)
+        if (!strcmp(raw_clients[i]->backend, backend)) *rc = raw_clients[i];
+    if (!*rc) {
+        snprintf(out->err, sizeof out->err, "no raw client for %s in this build", backend);
+        return false;
+    }
+    int err = coord_uri_parse(u, o->uri);
+    if (err)
+        snprintf(out->err, sizeof out->err, "%s: %.400s", coord_strerror(err), coord_last_error());
+    return !err;
+}
+
+/* `n` threads of a raw bound's `fn`, key i + first_key each, for `ms`, added to out->r. */
+static bool raw_tasks_run(const bench_opts *o, const coord_uri *u, void *(*fn)(void *), int n,
+                          int first_key, int64_t ms, raw_result *out) {
+    raw_task *ts = calloc((size_t)n, sizeof *ts);
+    if (!ts) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+        return false;
+    }
+    for (int i = 0; i < n; i++)
+        ts[i] = (raw_task){.u = u, .key = first_key + i, .lease = o->raw_lease};
+    int rc = bench_run_threads(ts, sizeof *ts, n, fn, ms, NULL, NULL, &out->r, out->err,
+                               sizeof out->err);
+    if (!out->method) out->method = ts[0].method;
+    free(ts);
+    return rc == 0;
+}
+
+bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t ms,
+               raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    bool ok = raw_setup(o, backend, &rc, &u, out) &&
+              raw_tasks_run(o, u, kind == RAW_COUNTER ? rc->counter : rc->lock, 1, 0, ms, out);
+    coord_uri_free(u);
+    return ok;
+}
+
+bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                          raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    out->ran = raw_setup(o, backend, &rc, &u, out) &&
+               raw_tasks_run(o, u, rc->counter, threads, 1, ms, out);
+    coord_uri_free(u);
+    return out->ran;
+}
+
+bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                   raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    if (raw_setup(o, backend, &rc, &u, out)) rc->contended(u, threads, ms, out);
+    out->ran = u && !out->err[0];
+    coord_uri_free(u);
+    return out->ran;
+}
+
+int raw_interleaved(const bench_opts *o, const char *backend, raw_kind kind, raw_result *raw,
+                    int (*slice)(void *ctx, int64_t ms), void *ctx) {
+    bool raw_ok = true;
+    int failed = 0;
+    int64_t total_ms = (int64_t)o->seconds * 1000;
+    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+        int i = k / 2;
+        int64_t ms = total_ms / RAW_SLICES + (i == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
+        bool raw_turn = (k % 2 == 0) == (i % 2 == 0);
+        if (raw_turn) {
+            if (raw_ok) raw_ok = raw_slice(o, backend, kind, ms, raw);
+        } else if (slice(ctx, ms)) {
+            failed = -1;
+        }
+    }
+    raw->ran = raw_ok && raw->r.slices > 0;
+    return failed;
+}
+
+/* ---------- output ---------- */
+
+coord_client *bench_connect(const bench_opts *o) {
+    coord_client *c = NULL;
+    int rc = coord_client_open(&c, o->uri, NULL);
+    if (rc)
+        fprintf(stderr, "coord-bench: connect: %s: %s\n", coord_strerror(rc), coord_last_error());
+    return c;
+}
+
+double ratio(double a, double b) {
+    return b > 0 ? a / b : 0;
+}
+
+const char *shown_uri(const char *uri, char *buf, size_t cap) {
+    const char *auth = strstr(uri, "://");
+    if (!auth) return uri;
+    auth += 3;
+    const char *at = NULL;
+    for (const char *p = auth; *p && *p != '/' && *p != '?'; p++)
+        if (*p == '@') at = p;
+    if (!at) return uri;
+    snprintf(buf, cap, "%.*s***%s", (int)(auth - uri), uri, at);
+    return buf;
+}
+
+void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+const char *met(bool ok) {
+    return ok ? "met" : "MISSED";
+}
+
+/* ---------- command line ---------- */
+typedef struct mode {
+    const char *name;
+    int (*run)(const bench_opts *o);
+    bool lock_opts; /* takes --threads, --locks, --raw-lease */
+    const char *help;
+    bool no_server; /* runs without --uri */
+} mode;
+
+static const mode modes[] = {
+    {"lock", mode_lock, true,
+     "uncontended / contended / parallel acquire+release, and the raw backend bound"},
+    {"counter", mode_counter, false,
+     "uncontended add vs the raw conditional write; 8 writers on 1 key vs on 8 shards"},
+    {"ring", mode_ring, false,
+     "hash ring placements (no server): lookup ns, build time, memory, churn, balance; "
+     "with --uri also membership convergence",
+     true},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: coord-bench MODE --uri URI [--seconds S] [--json]\n"
+               "       coord-bench lock --uri URI [--threads T] [--locks L] [--seconds S] "
+               "[--client-per-thread] [--raw-lease] [--json]\n"
+               "  URI defaults to COORD_URI; S defaults to 3 seconds per scenario;\n"
+               "lock options:\n"
+               "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
+               "  --client-per-thread: a client per thread (default: one shared client); also for\n"
+               "  counter\n"
+               "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
+               "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
+               "  convergence is measured too (--seconds is not used)\n"
+               "modes:\n");
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);
+}
+
+static int parse_pos(const char *flag, const char *s, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 100000) {
+        fprintf(stderr, "coord-bench: %s wants a number from 1 to 100000, not \"%s\"\n", flag, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const mode *m = NULL;
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (!strcmp(argv[1], modes[i].name)) m = &modes[i];
+    if (!m) {
+        fprintf(stderr, "coord-bench: unknown mode \"%s\"\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    bench_opts o = {.uri = getenv("COORD_URI"), .seconds = 3};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (!strcmp(a, "--json")) {
+            o.json = true;
+        } else if (!strcmp(a, "--client-per-thread")) {
+            o.client_per_thread = true;
+        } else if (!strcmp(a, "--raw-lease")) {
+            o.raw_lease = true;
+        } else if (!strcmp(a, "--uri") && has_val) {
+            o.uri = argv[++i];
+        } else if (!strcmp(a, "--threads") && has_val) {
+            if (parse_pos(a, argv[++i], &o.threads)) return 2;
+        } else if (!strcmp(a, "--locks") && has_val) {
+            if (parse_pos(a, argv[++i], &o.locks)) return 2;
+        } else if (!strcmp(a, "--seconds") && has_val) {
+            if (parse_pos(a, argv[++i], &o.seconds)) return 2;
+        } else {
+            fprintf(stderr, "coord-bench: unknown or incomplete option \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!m->lock_opts &&
+        (o.threads || o.locks || o.raw_lease || (o.client_per_thread && m->run != mode_counter))) {
+        fprintf(stderr,
+                "coord-bench: --threads, --locks and --raw-lease are lock options, and "
+                "--client-per-thread a lock and counter one, not %s ones\n",
+                m->name);
+        return 2;
+    }
+    if (!o.uri && !m->no_server) {
+        fprintf(stderr, "coord-bench: no URI: pass --uri or set COORD_URI\n");
+        return 2;
+    }
+#ifdef COORD_WITH_ETCD
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+#endif
+    int rc = m->run(&o);
+#ifdef COORD_WITH_ETCD
+    curl_global_cleanup();
+#endif
+    return rc;
+}

@@ -1,0 +1,192 @@
+/*
+ * coord-bench's harness, shared by its scenario files (bench_lock.c, bench_counter.c,
+ * bench_ring.c) and its bare backend clients (raw_zk.c, raw_etcd.c): the options, latency
+ * samples, results, the one thread runner every multi-threaded measurement uses, output helpers
+ * and the raw bounds. What each mode measures is told at the top of bench.c.
+ */
+#ifndef COORD_BENCH_H
+#define COORD_BENCH_H
+
+#include <coord.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coord/sys/backend.h" /* coord_uri: the bare clients connect where --uri points */
+
+#define DEFAULT_THREADS 8
+#define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
+#define TARGET_UNCONTENDED_OVER_RAW 0.9
+
+typedef struct bench_opts {
+    const char *uri;
+    int threads; /* custom scenario; 0 = not given */
+    int locks;   /* custom scenario; 0 = not given */
+    int seconds;
+    bool json;
+    bool client_per_thread;
+    bool raw_lease; /* etcd raw bound: attach the key to a lease granted once */
+} bench_opts;
+
+int64_t now_ns(void);
+
+/* ---------- latency samples ---------- */
+
+typedef struct samples {
+    int64_t *v; /* nanoseconds */
+    size_t n, cap;
+} samples;
+
+int samples_add(samples *s, int64_t ns);
+int samples_append(samples *dst, const samples *src);
+void samples_sort(samples *s);
+/* Nearest-rank percentile of sorted samples, in milliseconds; 0 without samples. */
+double pct_ms(const samples *s, double p);
+
+/* ---------- results ---------- */
+
+/* One scenario, possibly measured in several time slices that add up. */
+typedef struct result {
+    const char *name;
+    int threads, locks;
+    /* accumulated over the slices */
+    int slices;
+    samples lat;  /* acquire latencies */
+    samples hand; /* handoffs: a release's start to the next holder's acquire returning */
+    uint64_t cycles, handoffs;
+    int64_t elapsed_ns;
+    uint64_t wakeups_before, wakeups_after; /* coord__lock_wakeups() around the first/last slice */
+    uint64_t wakeups;                       /* sum over the slices */
+    /* figures, by result_finish */
+    double elapsed_s, rate, p50_ms, p99_ms, handoff_p50_ms, handoff_p99_ms;
+} result;
+
+void result_finish(result *r);
+void result_free(result *r);
+
+/* ---------- the thread runner ---------- */
+
+typedef struct bench_run bench_run;
+
+/*
+ * The head of each measuring thread's own struct (its first member). A thread sets itself up
+ * (connections, a warm-up cycle), calls bench_ready to wait at the gate with the others, then
+ * loops while bench_going, recording each timed cycle with bench_sample.
+ */
+typedef struct bench_thread {
+    pthread_t th;
+    bench_run *run;
+    int idx; /* 0 .. n-1 */
+    samples lat;
+    uint64_t cycles;
+    int64_t end_ns; /* when its timed loop ended */
+    char err[600];  /* why it failed; empty while it has not */
+} bench_thread;
+
+/* Wait at the gate until every thread is there, then true to start the timed loop; a thread
+ * that failed its set-up (err set) drops out instead, so the others do not wait for it. */
+bool bench_ready(bench_thread *t);
+/* True while the timed loop is to go on: before the deadline and with no thread failed. */
+bool bench_going(bench_thread *t);
+/* One timed cycle of `ns`. 0, or -1 when out of memory (the thread has failed). */
+int bench_sample(bench_thread *t, int64_t ns);
+/* Record the thread's failure (the first one counts) and stop the others' loops. */
+void bench_fail(bench_thread *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* bench_fail with a coord error: "thread <idx>: <what>: <code>: <detail>". */
+void bench_fail_rc(bench_thread *t, int rc, const char *what);
+
+/*
+ * Run `fn` on each of the `n` items (of `size` bytes, each starting with a bench_thread) in a
+ * thread of its own; once all are at the gate, call `on_start(ctx)` (when not NULL) and let them
+ * loop for `ms`. Adds their cycles and latencies to `r`, and the span from the gate's opening to
+ * the last loop's end to r->elapsed_ns (one slice). 0, or -1 when a thread failed or could not
+ * start: the first error in `err` when it is not NULL, else every one printed on stderr.
+ */
+int bench_run_threads(void *items, size_t size, int n, void *(*fn)(void *), int64_t ms,
+                      void (*on_start)(void *), void *ctx, result *r, char *err, size_t errcap);
+
+/* ---------- raw bounds: the bare backend clients ---------- */
+
+typedef struct raw_result {
+    bool ran;
+    const char *method;
+    result r;
+    char err[600];
+} raw_result;
+
+/* One thread of a raw bound. */
+typedef struct raw_task {
+    bench_thread t;
+    const coord_uri *u;
+    int key;            /* names its keys: parallel writers each have their own */
+    bool lease;         /* etcd lock bound: the key on a lease granted once */
+    const char *method; /* what it measures, set by the client */
+} raw_task;
+
+/* A bare backend client. The thread bodies take a raw_task. */
+typedef struct raw_client {
+    const char *backend; /* coord_client_backend's name */
+    /* What an uncontended acquire + release must do, in one thread. */
+    void *(*lock)(void *task);
+    /* What an uncontended add must do: one conditional write on the version seen last. */
+    void *(*counter)(void *task);
+    /* `threads` threads on one lock with the backend's native algorithm and the recipe's
+     * steps, for `ms`; out->err set when it failed. */
+    void (*contended)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
+} raw_client;
+
+#ifdef COORD_WITH_ZOOKEEPER
+extern const raw_client raw_zk_client;
+#endif
+#ifdef COORD_WITH_ETCD
+extern const raw_client raw_etcd_client;
+#endif
+
+/* A URI time parameter, or its default when the URI leaves it out (0). */
+int ms_or(int v, int dflt);
+
+/* What the raw bound does: a lock cycle or a counter add. */
+typedef enum raw_kind { RAW_LOCK, RAW_COUNTER } raw_kind;
+
+/* One slice of `ms` of the raw bound for `backend`, added to out->r; false (out->err set) when
+ * it could not be measured. */
+bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t ms,
+               raw_result *out);
+/* `threads` bare writers at once, each doing the raw counter bound's write on a key of its own:
+ * the server's ceiling for the sharded counter. */
+bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                          raw_result *out);
+/* The contended lock scenario's raw bound. */
+bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                   raw_result *out);
+
+/*
+ * The uncontended scenario and its raw bound interleaved in RAW_SLICES slices each (raw unc |
+ * unc raw | raw unc), --seconds in all for each, so that a change of background load on the
+ * machine weighs on both alike. `slice(ctx, ms)` runs one slice of the scenario: 0, or -1 when
+ * it failed. -1 when a slice of the scenario failed; raw->ran tells whether the bound was
+ * measured (else raw->err says why).
+ */
+int raw_interleaved(const bench_opts *o, const char *backend, raw_kind kind, raw_result *raw,
+                    int (*slice)(void *ctx, int64_t ms), void *ctx);
+
+/* ---------- output ---------- */
+
+/* A client on --uri for a mode; NULL after printing why. */
+coord_client *bench_connect(const bench_opts *o);
+
+double ratio(double a, double b);
+/* The URI as printed: credentials ("user:password@") replaced by "***@". */
+const char *shown_uri(const char *uri, char *buf, size_t cap);
+/* `s` as a JSON string on stdout. */
+void json_str(const char *s);
+const char *met(bool ok);
+
+/* ---------- modes ---------- */
+
+int mode_lock(const bench_opts *o);
+int mode_counter(const bench_opts *o);
+int mode_ring(const bench_opts *o);
+
+#endif

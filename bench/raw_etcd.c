@@ -1,0 +1,593 @@
+/*
+ * The bare etcd client of coord-bench's raw bounds: the v3 JSON gateway over one keep-alive
+ * libcurl handle per thread, doing what a recipe must do and nothing of the library (no session,
+ * failover, retry or error handling beyond reporting). Requests and answers are encoded with the
+ * backend's own codec (backends/etcd/etcd_codec.h), as the library's are.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "bench.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "etcd_codec.h"
+
+/* The bound's answers are small (a few keys at most): a larger one fails the call. */
+#define ANSWER_MAX 65536
+#define STREAM_LINE_MAX (1 << 20)
+
+typedef struct etcd_http {
+    CURL *h;
+    struct curl_slist *hdrs;
+    char base[600];
+    char *err; /* where a failure is told */
+    size_t errlen;
+    size_t len;
+    char answer[ANSWER_MAX];
+} etcd_http;
+
+static size_t on_answer(char *p, size_t sz, size_t n, void *ud) {
+    etcd_http *e = ud;
+    size_t add = sz * n;
+    if (add >= sizeof e->answer - e->len) return 0;
+    memcpy(e->answer + e->len, p, add);
+    e->len += add;
+    e->answer[e->len] = 0;
+    return add;
+}
+
+/* POST `json` to `path`; the parsed answer in *out. 0, or -1 with e->err set. */
+static int post_str(etcd_http *e, const char *path, const char *json, cJSON **out) {
+    char url[700];
+    snprintf(url, sizeof url, "%s%s", e->base, path);
+    e->len = 0;
+    e->answer[0] = 0;
+    curl_easy_setopt(e->h, CURLOPT_URL, url);
+    curl_easy_setopt(e->h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(e->h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
+    CURLcode cc = curl_easy_perform(e->h);
+    long status = 0;
+    curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        snprintf(e->err, e->errlen, "POST %s: %s", url, curl_easy_strerror(cc));
+        return -1;
+    }
+    if (status != 200) {
+        snprintf(e->err, e->errlen, "POST %s: HTTP %ld: %.200s", url, status, e->answer);
+        return -1;
+    }
+    if (etcd_parse_body(e->answer, e->len, out)) {
+        snprintf(e->err, e->errlen, "POST %s: answer is not JSON", url);
+        return -1;
+    }
+    return 0;
+}
+
+/* POST `req` (consumed; NULL when it could not be built) to `path`; the parsed answer in *out. */
+static int post(etcd_http *e, const char *path, cJSON *req, cJSON **out) {
+    char *json = req ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
+    if (!json) {
+        snprintf(e->err, e->errlen, "out of memory");
+        return -1;
+    }
+    int rc = post_str(e, path, json, out);
+    free(json);
+    return rc;
+}
+
+/* POST `json` to `path` and drop the answer. */
+static int post_only(etcd_http *e, const char *path, const char *json) {
+    cJSON *res = NULL;
+    int rc = post_str(e, path, json, &res);
+    cJSON_Delete(res);
+    return rc;
+}
+
+/* A keep-alive libcurl handle on the URI's first member, authenticated when the URI names a
+ * user. 0, or -1 with `err` set; http_close(e) either way. */
+static int http_open(etcd_http *e, const coord_uri *u, char *err, size_t errlen) {
+    e->err = err;
+    e->errlen = errlen;
+    bool tls = strcmp(u->scheme, "etcds") == 0;
+    bool v6 = strchr(u->hosts[0].host, ':') != NULL;
+    snprintf(e->base, sizeof e->base, v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+             u->hosts[0].host, u->hosts[0].port);
+    if (!(e->h = curl_easy_init())) {
+        snprintf(e->err, e->errlen, "curl_easy_init failed");
+        return -1;
+    }
+    curl_easy_setopt(e->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e->h, CURLOPT_TIMEOUT_MS, (long)ms_or(u->timeout_ms, 5000));
+    curl_easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, (long)ms_or(u->connect_timeout_ms, 5000));
+    curl_easy_setopt(e->h, CURLOPT_WRITEFUNCTION, on_answer);
+    curl_easy_setopt(e->h, CURLOPT_WRITEDATA, e);
+    const char *ca = coord_uri_param(u, "ca"), *cert = coord_uri_param(u, "cert");
+    if (ca) curl_easy_setopt(e->h, CURLOPT_CAINFO, ca);
+    if (cert) {
+        curl_easy_setopt(e->h, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(e->h, CURLOPT_SSLKEY, coord_uri_param(u, "key"));
+    }
+    e->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->hdrs);
+    if (u->user) {
+        cJSON *req = cJSON_CreateObject(), *res = NULL;
+        if (req) {
+            cJSON_AddStringToObject(req, "name", u->user);
+            cJSON_AddStringToObject(req, "password", u->password ? u->password : "");
+        }
+        if (post(e, "/v3/auth/authenticate", req, &res)) return -1;
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(res, "token");
+        char *line = NULL;
+        if (cJSON_IsString(tok) && asprintf(&line, "Authorization: %s", tok->valuestring) > 0) {
+            e->hdrs = curl_slist_append(e->hdrs, line);
+            curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->hdrs);
+        }
+        free(line);
+        cJSON_Delete(res);
+    }
+    return 0;
+}
+
+static void http_close(etcd_http *e) {
+    if (e->h) curl_easy_cleanup(e->h);
+    curl_slist_free_all(e->hdrs);
+    e->h = NULL;
+    e->hdrs = NULL;
+}
+
+/* Delete the key of base64 `key64`, keeping the error told before (a clean-up). */
+static void delete_quietly(etcd_http *e, const char *key64) {
+    char req[700], scratch[600], *err = e->err;
+    size_t errlen = e->errlen;
+    snprintf(req, sizeof req, "{\"key\":\"%s\"}", key64);
+    e->err = scratch;
+    e->errlen = sizeof scratch;
+    post_only(e, "/v3/kv/deleterange", req);
+    e->err = err;
+    e->errlen = errlen;
+}
+
+/*
+ * A txn of one compare and, on success, a put and (when `range` is not NULL) a range: the
+ * request, its parts to fill in *cmp, *put and *range; NULL when out of memory.
+ */
+static cJSON *txn_new(cJSON **cmp, cJSON **put, cJSON **range) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    cJSON *putop = cJSON_CreateObject(), *rangeop = range ? cJSON_CreateObject() : NULL;
+    *cmp = cJSON_CreateObject();
+    if (!cmps || !succ || !*cmp || !putop || (range && !rangeop)) {
+        cJSON_Delete(*cmp);
+        cJSON_Delete(putop);
+        cJSON_Delete(rangeop);
+        cJSON_Delete(req);
+        return NULL;
+    }
+    cJSON_AddItemToArray(cmps, *cmp);
+    cJSON_AddItemToArray(succ, putop);
+    *put = cJSON_AddObjectToObject(putop, "request_put");
+    if (range) {
+        cJSON_AddItemToArray(succ, rangeop);
+        *range = cJSON_AddObjectToObject(rangeop, "request_range");
+    }
+    if (!*put || (range && !*range)) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    return req;
+}
+
+/* ---------- the lock bound ---------- */
+
+typedef struct lock_keys {
+    char *key, *key64;   /* the contender */
+    char *dir, *dir_end; /* the prefix range */
+    char lease[32];      /* "" for a lease-less key */
+} lock_keys;
+
+/* One uncontended lock cycle: the enqueue txn (timed, into *lat), then deleterange. */
+static int etcd_lock_cycle(bench_thread *t, etcd_http *e, const lock_keys *k, int64_t *lat) {
+    int64_t t0 = now_ns();
+    cJSON *cmp, *put, *range, *res = NULL;
+    cJSON *req = txn_new(&cmp, &put, &range);
+    bool ok = req && etcd_add_bytes(cmp, "key", k->key, strlen(k->key)) &&
+              cJSON_AddStringToObject(cmp, "target", "CREATE") &&
+              cJSON_AddStringToObject(cmp, "result", "EQUAL") &&
+              cJSON_AddStringToObject(cmp, "create_revision", "0") &&
+              etcd_add_bytes(put, "key", k->key, strlen(k->key)) &&
+              etcd_add_bytes(put, "value", "", 0) &&
+              (!k->lease[0] || cJSON_AddStringToObject(put, "lease", k->lease)) &&
+              etcd_add_bytes(range, "key", k->dir, strlen(k->dir)) &&
+              etcd_add_bytes(range, "range_end", k->dir_end, strlen(k->dir_end)) &&
+              cJSON_AddStringToObject(range, "sort_target", "CREATE") &&
+              cJSON_AddStringToObject(range, "sort_order", "ASCEND") &&
+              cJSON_AddStringToObject(range, "limit", "1");
+    if (!ok) {
+        cJSON_Delete(req);
+        bench_fail(t, "out of memory");
+        return -1;
+    }
+    if (post(e, "/v3/kv/txn", req, &res)) return -1;
+    /* Ours, and first of the prefix: what an uncontended acquire must learn. */
+    const cJSON *resps = cJSON_GetObjectItemCaseSensitive(res, "responses");
+    const cJSON *rr =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(resps, 1), "response_range");
+    const cJSON *k0 = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0), "key");
+    bool first = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) &&
+                 cJSON_IsString(k0) && strcmp(k0->valuestring, k->key64) == 0;
+    cJSON_Delete(res);
+    *lat = now_ns() - t0;
+    if (!first) {
+        bench_fail(t, "txn on %s: not created or not first", k->key);
+        return -1;
+    }
+    char dreq[700];
+    snprintf(dreq, sizeof dreq, "{\"key\":\"%s\"}", k->key64);
+    if (post_str(e, "/v3/kv/deleterange", dreq, &res)) return -1;
+    const cJSON *deleted = cJSON_GetObjectItemCaseSensitive(res, "deleted");
+    bool gone = cJSON_IsString(deleted) && strcmp(deleted->valuestring, "1") == 0;
+    cJSON_Delete(res);
+    if (!gone) {
+        bench_fail(t, "deleterange %s: nothing deleted", k->key);
+        return -1;
+    }
+    return 0;
+}
+
+/* The keys of the lock bound, and its lease when the task asks for one. */
+static int lock_setup(raw_task *rt, etcd_http *e, lock_keys *k) {
+    const coord_uri *u = rt->u;
+    if (asprintf(&k->dir, "%s/bench-raw-%ld/", u->prefix, (long)getpid()) < 0) k->dir = NULL;
+    if (k->dir && asprintf(&k->key, "%sraw", k->dir) < 0) k->key = NULL;
+    if (!k->dir || !k->key || !(k->dir_end = strdup(k->dir)) ||
+        !(k->key64 = etcd_b64(k->key, strlen(k->key)))) {
+        bench_fail(&rt->t, "out of memory");
+        return -1;
+    }
+    k->dir_end[strlen(k->dir_end) - 1]++; /* "…/" -> "…0": the end of the prefix range */
+    if (!rt->lease) return 0;
+    cJSON *res = NULL;
+    if (post_str(e, "/v3/lease/grant", "{\"TTL\":\"60\"}", &res)) return -1;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(res, "ID");
+    if (cJSON_IsString(id)) snprintf(k->lease, sizeof k->lease, "%s", id->valuestring);
+    cJSON_Delete(res);
+    if (!k->lease[0]) {
+        bench_fail(&rt->t, "lease grant: answer without an ID");
+        return -1;
+    }
+    return 0;
+}
+
+static void *etcd_lock_main(void *arg) {
+    raw_task *rt = arg;
+    bench_thread *t = &rt->t;
+    rt->method = rt->lease
+                     ? "POST /v3/kv/txn (create_revision(key)==0 ? put key + range prefix sort "
+                       "CREATE ASCEND limit 1) + POST /v3/kv/deleterange, one keep-alive libcurl "
+                       "handle, key on one lease granted once"
+                     : "POST /v3/kv/txn (create_revision(key)==0 ? put key + range prefix sort "
+                       "CREATE ASCEND limit 1) + POST /v3/kv/deleterange, one keep-alive libcurl "
+                       "handle, lease-less key";
+    etcd_http *e = calloc(1, sizeof *e);
+    lock_keys k = {0};
+    int64_t lat;
+    if (!e)
+        bench_fail(t, "out of memory");
+    else if (!http_open(e, rt->u, t->err, sizeof t->err) && !lock_setup(rt, e, &k))
+        etcd_lock_cycle(t, e, &k, &lat); /* warm-up */
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (etcd_lock_cycle(t, e, &k, &lat) || bench_sample(t, lat)) break;
+    if (e && e->h && k.lease[0]) {
+        char req[64];
+        snprintf(req, sizeof req, "{\"ID\":\"%s\"}", k.lease);
+        post_only(e, "/v3/lease/revoke", req);
+    }
+    if (e) http_close(e);
+    free(e);
+    free(k.key);
+    free(k.key64);
+    free(k.dir);
+    free(k.dir_end);
+    return NULL;
+}
+
+/* ---------- the counter bound ---------- */
+
+/* One add: a txn putting ++*value if the key's mod_revision is still *rev; the answer's header
+ * revision is the key's new mod_revision. */
+static int etcd_counter_add(bench_thread *t, etcd_http *e, const char *key, int64_t *rev,
+                            long long *value, int64_t *lat) {
+    char buf[24], revs[24];
+    int64_t t0 = now_ns();
+    int len = snprintf(buf, sizeof buf, "%lld", ++*value);
+    snprintf(revs, sizeof revs, "%lld", (long long)*rev);
+    cJSON *cmp, *put, *res = NULL;
+    cJSON *req = txn_new(&cmp, &put, NULL);
+    bool ok = req && etcd_add_bytes(cmp, "key", key, strlen(key)) &&
+              cJSON_AddStringToObject(cmp, "target", "MOD") &&
+              cJSON_AddStringToObject(cmp, "result", "EQUAL") &&
+              cJSON_AddStringToObject(cmp, "mod_revision", revs) &&
+              etcd_add_bytes(put, "key", key, strlen(key)) &&
+              etcd_add_bytes(put, "value", buf, (size_t)len);
+    if (!ok) {
+        cJSON_Delete(req);
+        bench_fail(t, "out of memory");
+        return -1;
+    }
+    if (post(e, "/v3/kv/txn", req, &res)) return -1;
+    bool succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    bool has_rev = etcd_header_rev(res, rev) == 0 && *rev > 0;
+    cJSON_Delete(res);
+    *lat = now_ns() - t0;
+    if (!succeeded || !has_rev) {
+        bench_fail(t, "txn on %.300s: %s", key,
+                   succeeded ? "no header revision in the answer"
+                             : "mod_revision differs (someone else wrote the key)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Put the counter's key and read its mod_revision (outside the timed loop). */
+static int counter_setup(bench_thread *t, etcd_http *e, const char *key, int64_t *rev) {
+    cJSON *req = cJSON_CreateObject(), *res = NULL;
+    if (req &&
+        (!etcd_add_bytes(req, "key", key, strlen(key)) || !etcd_add_bytes(req, "value", "0", 1))) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    if (post(e, "/v3/kv/put", req, &res)) return -1;
+    cJSON_Delete(res);
+    res = NULL;
+    req = cJSON_CreateObject();
+    if (req && !etcd_add_bytes(req, "key", key, strlen(key))) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    if (post(e, "/v3/kv/range", req, &res)) return -1;
+    const cJSON *kv0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+    bool ok = etcd_get_i64(kv0, "mod_revision", rev) == 0 && *rev > 0;
+    cJSON_Delete(res);
+    if (!ok) {
+        bench_fail(t, "range %.300s: no mod_revision in the answer", key);
+        return -1;
+    }
+    return 0;
+}
+
+static void *etcd_counter_main(void *arg) {
+    raw_task *rt = arg;
+    bench_thread *t = &rt->t;
+    rt->method = "POST /v3/kv/txn (mod_revision(key)==last seen ? put key), one keep-alive "
+                 "libcurl handle, lease-less key; header revision cached";
+    etcd_http *e = calloc(1, sizeof *e);
+    char *key = NULL, *key64 = NULL;
+    int64_t rev = 0, lat;
+    long long value = 0;
+    if (!e ||
+        asprintf(&key, "%s/bench-raw-%ld-%d/counter", rt->u->prefix, (long)getpid(), rt->key) < 0) {
+        key = NULL;
+        bench_fail(t, "out of memory");
+    } else if (!http_open(e, rt->u, t->err, sizeof t->err) && !counter_setup(t, e, key, &rev)) {
+        key64 = etcd_b64(key, strlen(key));              /* made: to remove at the end */
+        etcd_counter_add(t, e, key, &rev, &value, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (etcd_counter_add(t, e, key, &rev, &value, &lat) || bench_sample(t, lat)) break;
+    if (e && e->h && key64) delete_quietly(e, key64);
+    if (e) http_close(e);
+    free(e);
+    free(key);
+    free(key64);
+    return NULL;
+}
+
+/* ---------- the contended lock bound ---------- */
+
+/*
+ * Bare clients, a libcurl handle each plus one for their watch streams, running etcd's own
+ * Mutex algorithm on one prefix with the steps the recipe must take: a txn that enqueues and
+ * returns the two newest contenders; a watch stream on the predecessor only, which (like the
+ * library's) starts "now", so a read then checks that the predecessor had not gone before the
+ * stream started; once it goes, a read for any older contender left; a deleterange to release.
+ */
+typedef struct etcd_stream {
+    etcd_http *e; /* for the check */
+    char pred64[700];
+    int64_t pred_created;
+    etcd_lines lines;
+    bool gone;
+} etcd_stream;
+
+/* One line of the watch stream: the creation (then the check), or the predecessor's deletion.
+ * Non-zero when the stream is to end. */
+static int stream_line(void *ctx, const char *line, size_t len) {
+    etcd_stream *s = ctx;
+    etcd_watch_msg m;
+    if (etcd_parse_watch_line(line, len, &m)) return 1;
+    int stop = m.is_error;
+    if (!stop && m.created) {
+        char req[800];
+        snprintf(req, sizeof req, "{\"key\":\"%s\",\"keys_only\":true}", s->pred64);
+        cJSON *r = NULL;
+        if (post_str(s->e, "/v3/kv/range", req, &r)) {
+            stop = 1;
+        } else {
+            const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "kvs"), 0);
+            int64_t created = 0;
+            s->gone =
+                !kv || etcd_get_i64(kv, "create_revision", &created) || created != s->pred_created;
+            stop = s->gone;
+        }
+        cJSON_Delete(r);
+    }
+    for (size_t i = 0; i < m.nevents; i++)
+        if (m.events[i].is_delete) s->gone = true, stop = 1;
+    etcd_watch_msg_clear(&m);
+    return stop;
+}
+
+static size_t on_stream(char *p, size_t sz, size_t n, void *ud) {
+    etcd_stream *s = ud;
+    /* Ending the stream (0) once the wait is over, as the library's unwatch does. */
+    return etcd_lines_feed(&s->lines, p, sz * n, stream_line, s) ? 0 : sz * n;
+}
+
+typedef struct etcd_contender {
+    bench_thread t;
+    const coord_uri *u;
+    const char *dir64, *end64;
+    int64_t ms;
+    etcd_http e, w; /* requests; the watch stream */
+    etcd_stream st;
+    char key64[700];
+    char req[2048];
+} etcd_contender;
+
+/* The contender `pred` (of the queue range) gone, and none older left: the lock is ours. */
+static int wait_turn(etcd_contender *c, const cJSON *pred, int64_t mine, cJSON **res) {
+    while (pred) {
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(pred, "key");
+        if (!cJSON_IsString(pk) || etcd_get_i64(pred, "create_revision", &c->st.pred_created) ||
+            !c->st.pred_created) {
+            bench_fail(&c->t, "queue range: a contender without key");
+            return -1;
+        }
+        snprintf(c->st.pred64, sizeof c->st.pred64, "%s", pk->valuestring);
+        cJSON_Delete(*res);
+        *res = NULL;
+        c->st.gone = false;
+        etcd_lines_reset(&c->st.lines);
+        snprintf(c->req, sizeof c->req, "{\"create_request\":{\"key\":\"%s\"}}", c->st.pred64);
+        char url[700];
+        snprintf(url, sizeof url, "%s/v3/watch", c->w.base);
+        curl_easy_setopt(c->w.h, CURLOPT_URL, url);
+        curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDS, c->req);
+        curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->req));
+        CURLcode cc = curl_easy_perform(c->w.h);
+        if (!c->st.gone) {
+            if (!c->t.err[0])
+                bench_fail(&c->t, "watch %.300s: %s", c->st.pred64, curl_easy_strerror(cc));
+            return -1;
+        }
+        snprintf(c->req, sizeof c->req,
+                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":\"CREATE\","
+                 "\"sort_order\":\"DESCEND\",\"limit\":\"1\",\"max_create_revision\":\"%lld\"}",
+                 c->dir64, c->end64, (long long)(mine - 1));
+        if (post_str(&c->e, "/v3/kv/range", c->req, res)) return -1;
+        pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(*res, "kvs"), 0);
+    }
+    return 0;
+}
+
+/* One cycle: enqueue, wait for the turn (timed, into *lat), release. *queued while the key
+ * stands. */
+static int contend_cycle(etcd_contender *c, bool *queued, int64_t *lat) {
+    int64_t t0 = now_ns();
+    cJSON *res = NULL;
+    snprintf(c->req, sizeof c->req,
+             "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+             "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\"}},"
+             "{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":"
+             "\"CREATE\",\"sort_order\":\"DESCEND\",\"limit\":\"2\"}}]}",
+             c->key64, c->key64, c->dir64, c->end64);
+    if (post_str(&c->e, "/v3/kv/txn", c->req, &res)) return -1;
+    *queued = true;
+    int64_t mine = 0;
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "responses"), 1),
+        "response_range");
+    const cJSON *pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 1);
+    int rc = 0;
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) ||
+        etcd_header_rev(res, &mine) || mine <= 0) {
+        bench_fail(&c->t, "enqueue txn on %s: not created", c->key64);
+        rc = -1;
+    }
+    if (!rc) rc = wait_turn(c, pred, mine, &res);
+    cJSON_Delete(res);
+    if (rc) return -1;
+    *lat = now_ns() - t0;
+    snprintf(c->req, sizeof c->req, "{\"key\":\"%s\"}", c->key64);
+    if (post_only(&c->e, "/v3/kv/deleterange", c->req)) return -1;
+    *queued = false;
+    return 0;
+}
+
+static void *etcd_contender_main(void *arg) {
+    etcd_contender *c = arg;
+    bench_thread *t = &c->t;
+    bool queued = false;
+    int64_t lat;
+    c->st = (etcd_stream){.e = &c->e, .lines = {.max = STREAM_LINE_MAX}};
+    if (!http_open(&c->e, c->u, t->err, sizeof t->err) &&
+        !http_open(&c->w, c->u, t->err, sizeof t->err)) {
+        curl_easy_setopt(c->w.h, CURLOPT_WRITEFUNCTION, on_stream);
+        curl_easy_setopt(c->w.h, CURLOPT_WRITEDATA, &c->st);
+        curl_easy_setopt(c->w.h, CURLOPT_TIMEOUT_MS, (long)(c->ms + 30000)); /* a stuck run ends */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (contend_cycle(c, &queued, &lat) || bench_sample(t, lat)) break;
+    if (queued && c->e.h) delete_quietly(&c->e, c->key64); /* an error left our key */
+    http_close(&c->e);
+    http_close(&c->w);
+    etcd_lines_free(&c->st.lines);
+    return NULL;
+}
+
+static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "etcd's Mutex with bare libcurl: POST /v3/kv/txn (create_revision(key)==0 ? put "
+                  "key + 2 newest of the prefix by create revision); while a predecessor: POST "
+                  "/v3/watch on it (a stream per wait) + a range checking it is still there once "
+                  "the stream is up, then on its deletion a range for the newest older contender; "
+                  "POST /v3/kv/deleterange to release";
+    char *dir = NULL, *dir_end = NULL, *dir64 = NULL, *end64 = NULL;
+    if (asprintf(&dir, "%s/bench-raw-%ld-contended/", u->prefix, (long)getpid()) < 0) dir = NULL;
+    etcd_contender *cs = calloc((size_t)threads, sizeof *cs);
+    if (dir && (dir_end = strdup(dir))) {
+        dir_end[strlen(dir_end) - 1]++;
+        dir64 = etcd_b64(dir, strlen(dir));
+        end64 = etcd_b64(dir_end, strlen(dir_end));
+    }
+    bool ok = cs && dir64 && end64;
+    for (int i = 0; ok && i < threads; i++) {
+        char key[700];
+        snprintf(key, sizeof key, "%sc%d", dir, i);
+        char *k64 = etcd_b64(key, strlen(key));
+        cs[i] = (etcd_contender){.u = u, .dir64 = dir64, .end64 = end64, .ms = ms};
+        if (k64) snprintf(cs[i].key64, sizeof cs[i].key64, "%s", k64);
+        ok = k64 != NULL;
+        free(k64);
+    }
+    if (!ok)
+        snprintf(out->err, sizeof out->err, "out of memory");
+    else
+        bench_run_threads(cs, sizeof *cs, threads, etcd_contender_main, ms, NULL, NULL, &out->r,
+                          out->err, sizeof out->err);
+    free(cs);
+    free(dir);
+    free(dir_end);
+    free(dir64);
+    free(end64);
+}
+
+const raw_client raw_etcd_client = {
+    .backend = "etcd",
+    .lock = etcd_lock_main,
+    .counter = etcd_counter_main,
+    .contended = etcd_contended,
+};

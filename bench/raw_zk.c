@@ -1,0 +1,372 @@
+/*
+ * The bare ZooKeeper client of coord-bench's raw bounds: the official C client's sync API, doing
+ * what a recipe must do and nothing of the library (no session handling, retry or error
+ * handling beyond reporting).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zookeeper/zookeeper.h>
+
+/* A connected bare client and what its nodes are made with. */
+typedef struct zk_conn {
+    zhandle_t *zh;
+    const struct ACL_vector *acl;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+    bool auth_done;
+    int auth_rc;
+} zk_conn;
+
+static void zk_session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)zh;
+    (void)path;
+    zk_conn *z = ctx;
+    if (type != ZOO_SESSION_EVENT) return;
+    pthread_mutex_lock(&z->mu);
+    z->state = state;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+}
+
+static void zk_auth_done(int rc, const void *data) {
+    zk_conn *z = (zk_conn *)data;
+    pthread_mutex_lock(&z->mu);
+    z->auth_done = true;
+    z->auth_rc = rc;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+}
+
+/* Connect to the URI's hosts, with digest auth when the URI names a user. 0, or -1 with `err`
+ * set; zk_close(z) either way. */
+static int zk_open(zk_conn *z, const coord_uri *u, char *err, size_t cap) {
+    memset(z, 0, sizeof *z);
+    pthread_mutex_init(&z->mu, NULL);
+    pthread_cond_init(&z->cv, NULL);
+    char hosts[2048] = "";
+    size_t hl = 0;
+    for (size_t i = 0; i < u->nhosts && hl < sizeof hosts; i++) {
+        bool v6 = strchr(u->hosts[i].host, ':') != NULL;
+        hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, v6 ? "%s[%s]:%d" : "%s%s:%d",
+                               i ? "," : "", u->hosts[i].host, u->hosts[i].port);
+    }
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    z->zh = zookeeper_init(hosts, zk_session_watcher, ms_or(u->session_ttl_ms, 10000), NULL, z, 0);
+    if (!z->zh) {
+        snprintf(err, cap, "zookeeper_init %.300s: %s", hosts, strerror(errno));
+        return -1;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms_or(u->connect_timeout_ms, 5000) / 1000 + 1;
+    pthread_mutex_lock(&z->mu);
+    while (z->state != ZOO_CONNECTED_STATE)
+        if (pthread_cond_timedwait(&z->cv, &z->mu, &dl) == ETIMEDOUT) break;
+    bool connected = z->state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&z->mu);
+    if (!connected) {
+        snprintf(err, cap, "zookeeper %.300s: not connected within %d ms", hosts,
+                 ms_or(u->connect_timeout_ms, 5000));
+        return -1;
+    }
+    z->acl = &ZOO_OPEN_ACL_UNSAFE;
+    if (u->user) {
+        char cred[512];
+        snprintf(cred, sizeof cred, "%s:%s", u->user, u->password ? u->password : "");
+        int rc = zoo_add_auth(z->zh, "digest", cred, (int)strlen(cred), zk_auth_done, z);
+        pthread_mutex_lock(&z->mu);
+        while (rc == ZOK && !z->auth_done)
+            if (pthread_cond_timedwait(&z->cv, &z->mu, &dl) == ETIMEDOUT) break;
+        if (rc == ZOK) rc = z->auth_done ? z->auth_rc : ZOPERATIONTIMEOUT;
+        pthread_mutex_unlock(&z->mu);
+        if (rc != ZOK) {
+            snprintf(err, cap, "zookeeper digest auth: %s", zerror(rc));
+            return -1;
+        }
+        z->acl = &ZOO_CREATOR_ALL_ACL;
+    }
+    return 0;
+}
+
+static void zk_close(zk_conn *z) {
+    if (z->zh) zookeeper_close(z->zh);
+    z->zh = NULL;
+    pthread_mutex_destroy(&z->mu);
+    pthread_cond_destroy(&z->cv);
+}
+
+/* Create `path` ("<prefix>/bench-raw-<pid><suffix>", written to `path`) and its missing
+ * ancestors as persistent nodes. 0, or -1 with `err` set and `path` emptied. */
+static int zk_mkdirs(zk_conn *z, const coord_uri *u, const char *suffix, char *path, size_t len,
+                     char *err, size_t cap) {
+    snprintf(path, len, "%s/bench-raw-%ld%s", u->prefix, (long)getpid(), suffix);
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            int rc = zoo_create(z->zh, path, NULL, -1, z->acl, 0, NULL, 0);
+            *p = saved;
+            if (rc != ZOK && rc != ZNODEEXISTS) {
+                snprintf(err, cap, "zookeeper create %.300s: %s", path, zerror(rc));
+                path[0] = 0;
+                return -1;
+            }
+            if (!saved) return 0;
+        }
+    }
+}
+
+/* ---------- the lock bound ---------- */
+
+/* One uncontended lock cycle: create + list (timed, into *lat), delete. 0, or -1 (failed). */
+static int zk_lock_cycle(bench_thread *t, zk_conn *z, const char *parent, const char *child,
+                         int64_t *lat) {
+    char made[1200];
+    struct Stat st;
+    struct String_vector kids;
+    int64_t t0 = now_ns();
+    int rc = zoo_create2(z->zh, child, NULL, -1, z->acl, ZOO_EPHEMERAL_SEQUENTIAL, made,
+                         sizeof made, &st);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_create2 %.300s: %s", child, zerror(rc));
+        return -1;
+    }
+    rc = zoo_get_children(z->zh, parent, 0, &kids);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_get_children %.300s: %s", parent, zerror(rc));
+        return -1;
+    }
+    *lat = now_ns() - t0;
+    int nkids = kids.count;
+    deallocate_String_vector(&kids);
+    if (nkids != 1) {
+        bench_fail(t, "%.300s: %d children, expected 1", parent, nkids);
+        return -1;
+    }
+    rc = zoo_delete(z->zh, made, -1);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_delete %.300s: %s", made, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void *zk_lock_main(void *arg) {
+    raw_task *k = arg;
+    bench_thread *t = &k->t;
+    k->method = "zoo_create2 EPHEMERAL|SEQUENCE + zoo_get_children + zoo_delete (sync API)";
+    zk_conn z;
+    char parent[1024] = "", child[1100];
+    int64_t lat;
+    if (!zk_open(&z, k->u, t->err, sizeof t->err) &&
+        !zk_mkdirs(&z, k->u, "", parent, sizeof parent, t->err, sizeof t->err)) {
+        snprintf(child, sizeof child, "%s/_c_raw-lock-", parent);
+        zk_lock_cycle(t, &z, parent, child, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (zk_lock_cycle(t, &z, parent, child, &lat) || bench_sample(t, lat)) break;
+    if (z.zh && parent[0]) zoo_delete(z.zh, parent, -1);
+    zk_close(&z);
+    return NULL;
+}
+
+/* ---------- the counter bound ---------- */
+
+/* One add: a conditional write of ++*value on *version, the new version cached. */
+static int zk_counter_add(bench_thread *t, zk_conn *z, const char *node, int *version,
+                          long long *value, int64_t *lat) {
+    char buf[24];
+    struct Stat st;
+    int64_t t0 = now_ns();
+    int len = snprintf(buf, sizeof buf, "%lld", ++*value);
+    int rc = zoo_set2(z->zh, node, buf, len, *version, &st);
+    *lat = now_ns() - t0;
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_set2 %.300s version %d: %s", node, *version, zerror(rc));
+        return -1;
+    }
+    *version = st.version;
+    return 0;
+}
+
+/* What an uncontended add must do, one conditional write on the version seen last (the node is
+ * made, outside the timed loop, with version 0), on a node of the task's own. */
+static void *zk_counter_main(void *arg) {
+    raw_task *k = arg;
+    bench_thread *t = &k->t;
+    k->method = "zoo_set2(path, value, cached version, &stat) (sync API), stat.version cached";
+    zk_conn z;
+    char parent[1024] = "", node[1100] = "", suffix[32];
+    int version = 0;
+    long long value = 0;
+    int64_t lat;
+    snprintf(suffix, sizeof suffix, "-%d", k->key);
+    if (!zk_open(&z, k->u, t->err, sizeof t->err) &&
+        !zk_mkdirs(&z, k->u, suffix, parent, sizeof parent, t->err, sizeof t->err)) {
+        struct Stat st;
+        snprintf(node, sizeof node, "%s/counter", parent);
+        int rc = zoo_create2(z.zh, node, "0", 1, z.acl, 0, NULL, 0, &st);
+        if (rc != ZOK) {
+            bench_fail(t, "zoo_create2 %.300s: %s", node, zerror(rc));
+            node[0] = 0;
+        } else {
+            version = st.version;
+            zk_counter_add(t, &z, node, &version, &value, &lat); /* warm-up */
+        }
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (zk_counter_add(t, &z, node, &version, &value, &lat) || bench_sample(t, lat)) break;
+    if (z.zh && node[0]) zoo_delete(z.zh, node, -1);
+    if (z.zh && parent[0]) zoo_delete(z.zh, parent, -1);
+    zk_close(&z);
+    return NULL;
+}
+
+/* ---------- the contended lock bound ---------- */
+
+/*
+ * Threads sharing one bare client (as the scenario's threads share one coord_client), each
+ * running Curator's lock algorithm with the recipe's steps: create an ephemeral sequential node,
+ * list the children, and while a node with a lower sequence exists, an exists watch on the one
+ * just before it, listing again once it fires; delete to release.
+ */
+typedef struct zk_turn {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool fired;
+} zk_turn;
+
+static void zk_fired(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)zh;
+    (void)state;
+    (void)path;
+    zk_turn *t = ctx;
+    if (type == ZOO_SESSION_EVENT) return; /* the session's own, not the node's */
+    pthread_mutex_lock(&t->mu);
+    t->fired = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct zk_contender {
+    bench_thread t;
+    zk_conn *z;
+    const char *dir;
+} zk_contender;
+
+/* Until the node `mine` is first of `dir`: list, and watch the one just before it. */
+static int zk_wait_turn(zk_contender *c, const char *mine, zk_turn *turn) {
+    const char *me = strrchr(mine, '/') + 1;
+    char pred[1200];
+    for (;;) {
+        struct String_vector kids = {0};
+        int rc = zoo_get_children(c->z->zh, c->dir, 0, &kids);
+        if (rc != ZOK) {
+            bench_fail(&c->t, "zoo_get_children: %s", zerror(rc));
+            return -1;
+        }
+        /* Same prefix and 10-digit sequences: name order is sequence order. */
+        qsort(kids.data, (size_t)kids.count, sizeof *kids.data, cmp_str);
+        int at = -1;
+        for (int i = 0; i < kids.count && at < 0; i++)
+            if (!strcmp(kids.data[i], me)) at = i;
+        if (at > 0) snprintf(pred, sizeof pred, "%s/%s", c->dir, kids.data[at - 1]);
+        deallocate_String_vector(&kids);
+        if (at < 0) {
+            bench_fail(&c->t, "%.300s vanished", mine);
+            return -1;
+        }
+        if (at == 0) return 0; /* first: the lock is ours */
+        turn->fired = false;
+        struct Stat st;
+        rc = zoo_wexists(c->z->zh, pred, zk_fired, turn, &st);
+        if (rc == ZNONODE) continue;
+        if (rc != ZOK) {
+            bench_fail(&c->t, "zoo_wexists: %s", zerror(rc));
+            return -1;
+        }
+        pthread_mutex_lock(&turn->mu);
+        while (!turn->fired)
+            pthread_cond_wait(&turn->cv, &turn->mu);
+        pthread_mutex_unlock(&turn->mu);
+    }
+}
+
+static void *zk_contender_main(void *arg) {
+    zk_contender *c = arg;
+    zk_turn turn = {.fired = false};
+    pthread_mutex_init(&turn.mu, NULL);
+    pthread_cond_init(&turn.cv, NULL);
+    char base[1100], mine[1200] = "";
+    snprintf(base, sizeof base, "%s/lock-", c->dir);
+    if (bench_ready(&c->t)) {
+        while (bench_going(&c->t)) {
+            int64_t t0 = now_ns();
+            int rc = zoo_create(c->z->zh, base, "", 0, c->z->acl, ZOO_EPHEMERAL | ZOO_SEQUENCE,
+                                mine, (int)sizeof mine);
+            if (rc != ZOK) {
+                bench_fail(&c->t, "zoo_create %.300s: %s", base, zerror(rc));
+                mine[0] = 0;
+                break;
+            }
+            if (zk_wait_turn(c, mine, &turn) || bench_sample(&c->t, now_ns() - t0)) break;
+            rc = zoo_delete(c->z->zh, mine, -1);
+            mine[0] = 0;
+            if (rc != ZOK) {
+                bench_fail(&c->t, "zoo_delete: %s", zerror(rc));
+                break;
+            }
+        }
+    }
+    if (mine[0]) zoo_delete(c->z->zh, mine, -1);
+    pthread_mutex_destroy(&turn.mu);
+    pthread_cond_destroy(&turn.cv);
+    return NULL;
+}
+
+static void zk_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "Curator's lock with the bare client shared by the threads: zoo_create "
+                  "EPHEMERAL|SEQUENCE + zoo_get_children; while a lower sequence exists: "
+                  "zoo_wexists on the one just before it, zoo_get_children again once it fires; "
+                  "zoo_delete to release (sync API)";
+    zk_conn z;
+    char dir[1024] = "";
+    zk_contender *cs = calloc((size_t)threads, sizeof *cs);
+    if (!cs)
+        snprintf(out->err, sizeof out->err, "out of memory");
+    else if (!zk_open(&z, u, out->err, sizeof out->err) &&
+             !zk_mkdirs(&z, u, "-contended", dir, sizeof dir, out->err, sizeof out->err)) {
+        for (int i = 0; i < threads; i++)
+            cs[i] = (zk_contender){.z = &z, .dir = dir};
+        bench_run_threads(cs, sizeof *cs, threads, zk_contender_main, ms, NULL, NULL, &out->r,
+                          out->err, sizeof out->err);
+    }
+    if (cs) {
+        if (z.zh && dir[0]) zoo_delete(z.zh, dir, -1);
+        zk_close(&z);
+    }
+    free(cs);
+}
+
+const raw_client raw_zk_client = {
+    .backend = "zookeeper",
+    .lock = zk_lock_main,
+    .counter = zk_counter_main,
+    .contended = zk_contended,
+};
