@@ -1,404 +1,67 @@
 /*
- * The etcd backend against a misbehaving server: a scripted HTTP/1.1 server on 127.0.0.1 answers
- * garbage, truncated or oversized JSON, error statuses, closes mid-response or never answers.
- * Every case must end with the documented error code and a message, within a bound, without
- * crashing, hanging or leaking (run under valgrind and ASan too).
+ * The etcd backend against a misbehaving server: a scripted HTTP/1.1 server on 127.0.0.1
+ * (tests/support/fake_http.h) answers garbage, truncated or oversized JSON, error statuses,
+ * closes mid-response or never answers. Every case must end with the documented error code and a
+ * message, within a bound, without crashing, hanging or leaking (run under valgrind and ASan too).
+ *
+ * Most cases are rows of `cases` below: one request of the client answered badly, the code (and
+ * part of the message) it must end with. The session cases are rows of `session_cases`: a script
+ * under which the server drops the client's lease. The few cases that need code of their own
+ * follow them.
  */
+#include "fake_http.h"
 #include "testing.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef UNDER_VALGRIND
-#define UNDER_VALGRIND() 0
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-/* ---------- the scripted server ---------- */
-
-#define MAX_CONNS 64
-#define MAX_REQUEST (1u << 20)
-#define HUGE_BODY (70u << 20) /* more than the library's 64 MiB cap on unary answers */
-
-typedef enum rkind {
-    R_DEFAULT, /* what a healthy etcd would answer for the path */
-    R_JSON,    /* `status` with `body` and a correct Content-Length */
-    R_CLOSE,   /* read the request, close without answering */
-    R_PARTIAL, /* headers with Content-Length 1000, 10 bytes of body, close */
-    R_HUGE,    /* 200 with a 70 MiB body of '[' */
-    R_HOLD,    /* read the request, never answer, keep the connection open */
-    R_RAW      /* `body` as the raw bytes of the answer (not HTTP), then close */
-} rkind;
-
-typedef struct reply {
-    rkind kind;
-    int status;
-    const char *body;
-} reply;
-
-typedef enum act { ACT_KEEP, ACT_CLOSE, ACT_HOLD } act;
-
-typedef struct sconn {
-    int fd;
-    char *buf;
-    size_t len, cap;
-    bool hold;
-} sconn;
-
-typedef struct srv srv;
-/* A per-test script: the answer for `path` (called with s->mu held). */
-typedef reply (*pick_fn)(srv *s, const char *path);
-
-struct srv {
-    int lfd, port;
-    int wake[2];
-    pthread_t th;
-    atomic_bool stop;
-    sconn conns[MAX_CONNS];
-    int nconns;
-
-    pthread_mutex_t mu; /* guards the script and the counters */
-    pthread_cond_t cv;
-    const char *target; /* the path answered with `rep`; others get R_DEFAULT */
-    reply rep;
-    pick_fn pick; /* overrides target/rep when set */
-    int ttl;      /* TTL granted by R_DEFAULT, seconds */
-    int grants, keepalives, revokes, ranges, txns, watches, total;
-};
-
-static void set_script(srv *s, const char *target, reply rep) {
-    pthread_mutex_lock(&s->mu);
-    s->target = target;
-    s->rep = rep;
-    s->pick = NULL;
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void set_ttl(srv *s, int ttl) {
-    pthread_mutex_lock(&s->mu);
-    s->ttl = ttl;
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void set_pick(srv *s, pick_fn pick) {
-    pthread_mutex_lock(&s->mu);
-    s->pick = pick;
-    pthread_mutex_unlock(&s->mu);
-}
-
-static int count_of(srv *s, const int *field) {
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
-}
-
-/* Wait until *field >= want; returns the value seen. */
-static int wait_count(srv *s, const int *field, int want, int timeout_ms) {
-    struct timespec dl = coord__deadline(timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    while (*field < want)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl)) break;
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
-}
-
-static int send_all(srv *s, int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        if (atomic_load(&s->stop)) return -1;
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1; /* includes the SO_SNDTIMEO timeout */
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void send_json(srv *s, int fd, int status, const char *body) {
-    char head[256];
-    size_t bl = strlen(body);
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "\r\n",
-                      status, status == 200 ? "OK" : "Error", bl);
-    if (send_all(s, fd, head, (size_t)hl) == 0) send_all(s, fd, body, bl);
-}
-
-static void send_huge(srv *s, int fd) {
-    char head[160];
-    int hl =
-        snprintf(head, sizeof head,
-                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %u\r\n\r\n",
-                 HUGE_BODY);
-    if (send_all(s, fd, head, (size_t)hl)) return;
-    size_t chunk = 1u << 20;
-    char *buf = malloc(chunk);
-    if (!buf) return;
-    memset(buf, '[', chunk);
-    /* Stops at the first failed send: the client gives up at 64 MiB and closes. */
-    for (size_t sent = 0; sent < HUGE_BODY; sent += chunk)
-        if (send_all(s, fd, buf, chunk)) break;
-    free(buf);
-}
-
-static act send_default(srv *s, int fd, const char *path, int ttl, int grants) {
-    char body[256];
-    if (!strcmp(path, "/v3/lease/grant")) {
-        snprintf(body, sizeof body,
-                 "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"1\","
-                 "\"raft_term\":\"2\"},\"ID\":\"%d\",\"TTL\":\"%d\"}",
-                 100 + grants, ttl);
-    } else if (!strcmp(path, "/v3/lease/keepalive")) {
-        snprintf(body, sizeof body,
-                 "{\"result\":{\"header\":{\"revision\":\"1\"},\"ID\":\"%d\",\"TTL\":\"%d\"}}",
-                 100 + grants, ttl);
-    } else if (!strcmp(path, "/v3/lease/revoke")) {
-        snprintf(body, sizeof body, "{\"header\":{\"revision\":\"1\"}}");
-    } else if (!strcmp(path, "/v3/kv/range")) {
-        snprintf(body, sizeof body, "{\"header\":{\"revision\":\"1\"},\"count\":\"0\"}");
-    } else if (!strcmp(path, "/v3/watch")) {
-        /* A created stream, then the server keeps it open with nothing to say. */
-        snprintf(body, sizeof body,
-                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n");
-        send_all(s, fd, body, strlen(body));
-        const char *line = "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}\n";
-        char chunk[160];
-        snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(line), line);
-        send_all(s, fd, chunk, strlen(chunk));
-        return ACT_HOLD;
-    } else {
-        send_json(s, fd, 404, "{\"code\":12,\"message\":\"unknown path\"}");
-        return ACT_KEEP;
-    }
-    send_json(s, fd, 200, body);
-    return ACT_KEEP;
-}
-
-static act answer(srv *s, int fd, const char *path) {
-    pthread_mutex_lock(&s->mu);
-    if (!strcmp(path, "/v3/lease/grant"))
-        s->grants++;
-    else if (!strcmp(path, "/v3/lease/keepalive"))
-        s->keepalives++;
-    else if (!strcmp(path, "/v3/lease/revoke"))
-        s->revokes++;
-    else if (!strcmp(path, "/v3/kv/range"))
-        s->ranges++;
-    else if (!strcmp(path, "/v3/kv/txn"))
-        s->txns++;
-    else if (!strcmp(path, "/v3/watch"))
-        s->watches++;
-    s->total++;
-    reply r = {R_DEFAULT, 0, NULL};
-    if (s->pick)
-        r = s->pick(s, path);
-    else if (s->target && !strcmp(path, s->target))
-        r = s->rep;
-    int ttl = s->ttl, grants = s->grants;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-
-    switch (r.kind) {
-    case R_DEFAULT:
-        return send_default(s, fd, path, ttl, grants);
-    case R_JSON:
-        send_json(s, fd, r.status, r.body);
-        return ACT_KEEP;
-    case R_CLOSE:
-        return ACT_CLOSE;
-    case R_PARTIAL: {
-        const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        "Content-Length: 1000\r\n\r\n{\"header\":";
-        send_all(s, fd, h, strlen(h));
-        return ACT_CLOSE;
-    }
-    case R_HUGE:
-        send_huge(s, fd);
-        return ACT_CLOSE;
-    case R_HOLD:
-        return ACT_HOLD;
-    case R_RAW:
-        send_all(s, fd, r.body, strlen(r.body));
-        return ACT_CLOSE;
-    }
-    return ACT_CLOSE;
-}
-
-/* Serve every complete request buffered on `c`. Returns false when the connection must close. */
-static bool serve_buffered(srv *s, sconn *c) {
-    while (!c->hold) {
-        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-        if (!end) return c->len < MAX_REQUEST;
-        size_t hlen = (size_t)(end - c->buf) + 4;
-        char method[16], path[256];
-        if (sscanf(c->buf, "%15s %255s", method, path) != 2) return false;
-        size_t clen = 0;
-        /* Header names are case-insensitive; the buffer is NUL-terminated. */
-        char saved = c->buf[hlen];
-        c->buf[hlen] = 0;
-        const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
-        if (cl) clen = strtoul(cl + 17, NULL, 10);
-        c->buf[hlen] = saved;
-        if (clen > MAX_REQUEST) return false;
-        if (c->len < hlen + clen) return true; /* body not complete yet */
-        memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
-        c->len -= hlen + clen;
-        c->buf[c->len] = 0;
-        act a = answer(s, c->fd, path);
-        if (a == ACT_CLOSE) return false;
-        if (a == ACT_HOLD) c->hold = true;
-    }
-    return true;
-}
-
-static bool conn_read(srv *s, sconn *c) {
-    if (c->cap - c->len < 65536 + 1) {
-        size_t cap = c->cap ? c->cap * 2 : 131072;
-        char *b = realloc(c->buf, cap);
-        if (!b) return false;
-        c->buf = b;
-        c->cap = cap;
-    }
-    ssize_t n = recv(c->fd, c->buf + c->len, 65536, 0);
-    if (n < 0 && errno == EINTR) return true;
-    if (n <= 0) return false;
-    c->len += (size_t)n;
-    c->buf[c->len] = 0;
-    return serve_buffered(s, c);
-}
-
-static void conn_close(sconn *c) {
-    close(c->fd);
-    free(c->buf);
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
-}
-
-static void *srv_main(void *arg) {
-    srv *s = arg;
-    struct pollfd pf[MAX_CONNS + 2];
-    while (!atomic_load(&s->stop)) {
-        int n = 0;
-        pf[n++] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
-        pf[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
-        for (int i = 0; i < s->nconns; i++)
-            pf[n++] = (struct pollfd){.fd = s->conns[i].fd,
-                                      .events = s->conns[i].hold ? POLLRDHUP : POLLIN};
-        int r = poll(pf, (nfds_t)n, 200);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 || pf[0].revents) break;
-        for (int i = 0; i < s->nconns; i++) {
-            short ev = pf[2 + i].revents;
-            if (!ev) continue;
-            /* A held connection is only watched for the peer going away. */
-            bool keep = s->conns[i].hold ? !(ev & (POLLRDHUP | POLLHUP | POLLERR))
-                                         : conn_read(s, &s->conns[i]);
-            if (!keep) conn_close(&s->conns[i]);
-        }
-        int k = 0;
-        for (int i = 0; i < s->nconns; i++)
-            if (s->conns[i].fd >= 0) s->conns[k++] = s->conns[i];
-        s->nconns = k;
-        if (pf[1].revents & POLLIN) {
-            int fd = accept(s->lfd, NULL, NULL);
-            if (fd >= 0 && s->nconns == MAX_CONNS) {
-                close(fd);
-            } else if (fd >= 0) {
-                /* A client that stops reading cannot block the server for long. */
-                struct timeval tv = {2, 0};
-                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-                int one = 1;
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                s->conns[s->nconns++] = (sconn){.fd = fd};
-            }
-        }
-    }
-    for (int i = 0; i < s->nconns; i++)
-        conn_close(&s->conns[i]);
-    s->nconns = 0;
-    return NULL;
-}
-
-static int listen_any(int *port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static void srv_start(srv *s) {
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->mu, NULL);
-    coord__cond_init(&s->cv);
-    s->ttl = 10;
-    s->lfd = listen_any(&s->port);
-    assert_int_equal(listen(s->lfd, 64), 0);
-    assert_int_equal(pipe(s->wake), 0);
-    atomic_init(&s->stop, false);
-    assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
-}
-
-static void srv_stop(srv *s) {
-    atomic_store(&s->stop, true);
-    ssize_t w = write(s->wake[1], "x", 1);
-    (void)w;
-    pthread_join(s->th, NULL);
-    close(s->lfd);
-    close(s->wake[0]);
-    close(s->wake[1]);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-}
-
-/* ---------- fixture ---------- */
+/* ---------- a healthy etcd, as far as the client needs one ---------- */
 
 typedef struct fixture {
-    srv s;
+    fake_http *s;
     coord_client *c;
     coord_test_states states;
+    atomic_int ttl;  /* seconds, granted by the default answers */
+    const void *row; /* the table row under test, if any */
 } fixture;
+
+/* What a healthy etcd answers for `path` (lease ids count the grants: 101, 102, ...). */
+static fake_http_reply healthy(fake_http *s, const char *path, void *arg, char *buf, size_t size) {
+    fixture *f = arg;
+    int ttl = atomic_load(&f->ttl), id = 100 + fake_http_count(s, "/v3/lease/grant");
+    fake_http_reply r = {FAKE_HTTP_JSON, 200, buf, 0};
+    if (!strcmp(path, "/v3/lease/grant"))
+        snprintf(buf, size,
+                 "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"1\","
+                 "\"raft_term\":\"2\"},\"ID\":\"%d\",\"TTL\":\"%d\"}",
+                 id, ttl);
+    else if (!strcmp(path, "/v3/lease/keepalive"))
+        snprintf(buf, size,
+                 "{\"result\":{\"header\":{\"revision\":\"1\"},\"ID\":\"%d\",\"TTL\":\"%d\"}}", id,
+                 ttl);
+    else if (!strcmp(path, "/v3/lease/revoke"))
+        snprintf(buf, size, "{\"header\":{\"revision\":\"1\"}}");
+    else if (!strcmp(path, "/v3/kv/range"))
+        snprintf(buf, size, "{\"header\":{\"revision\":\"1\"},\"count\":\"0\"}");
+    else if (!strcmp(path, "/v3/watch")) /* a created stream with nothing more to say */
+        r = (fake_http_reply){FAKE_HTTP_STREAM, 200,
+                              "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}\n",
+                              0};
+    else
+        r.kind = FAKE_HTTP_DEFAULT; /* 404 */
+    return r;
+}
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    srv_start(&f->s);
+    f->row = *state; /* the initial state: a table row, or NULL */
+    atomic_init(&f->ttl, 10);
+    f->s = fake_http_start(healthy, f);
+    assert_non_null(f->s);
     coord_test_states_init(&f->states);
     *state = f;
     return 0;
@@ -407,9 +70,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     /* Let the library leave cleanly (revoke) before the server goes. */
-    set_script(&f->s, NULL, (reply){R_DEFAULT, 0, NULL});
+    fake_http_script(f->s, NULL, 0);
     coord_client_close(f->c);
-    srv_stop(&f->s);
+    fake_http_stop(f->s);
     pthread_mutex_destroy(&f->states.mu);
     pthread_cond_destroy(&f->states.cv);
     free(f);
@@ -429,6 +92,13 @@ static int64_t open_at(fixture *f, int port, const char *params, int *rc) {
 
 #define FAST "connect_timeout_ms=2000&timeout_ms=2000"
 
+static coord_conn *open_ok(fixture *f, const char *params) {
+    int rc;
+    open_at(f, fake_http_port(f->s), params, &rc);
+    if (rc) fail_msg("open: %s: %s", coord_err_name(rc), coord_last_error());
+    return coord__client_conn(f->c);
+}
+
 /* The call failed with `want` (one of two codes when want2 != 0), a message, within `bound`. */
 static void check_err(const char *what, int rc, int want, int want2, int64_t ms, int64_t bound) {
     const char *msg = coord_last_error();
@@ -442,168 +112,384 @@ static void check_err(const char *what, int rc, int want, int want2, int64_t ms,
         fail_msg("%s: took %lld ms (bound %lld)", what, (long long)ms, (long long)bound);
 }
 
-/* coord_client_open against the server answering /v3/lease/grant with `rep`. */
-static void open_fails(void **state, reply rep, const char *params, int want, int want2,
-                       int64_t bound) {
-    fixture *f = *state;
-    set_script(&f->s, "/v3/lease/grant", rep);
-    int rc;
-    int64_t ms = open_at(f, f->s.port, params, &rc);
-    check_err("open", rc, want, want2, ms, bound);
-    assert_null(f->c);
-    assert_true(count_of(&f->s, &f->s.grants) >= 1);
-    assert_int_equal(count_of(&f->s, &f->s.keepalives), 0);
+/* ---------- one request answered badly: the table ---------- */
+
+/* What the client does, and the request of it that the server answers badly. */
+typedef enum op {
+    OPEN,        /* coord_client_open: POST /v3/lease/grant */
+    GET,         /* get: /v3/kv/range */
+    LIST,        /* list: /v3/kv/range */
+    PUT,         /* unconditional put: /v3/kv/txn */
+    PUT_ABSENT,  /* put if absent (its version comes from the answer's header): /v3/kv/txn */
+    DEL,         /* unconditional delete, a DeleteRange: /v3/kv/deleterange */
+    DEL_VERSION, /* delete of version 5, a Txn: /v3/kv/txn */
+    WATCH_KEY,   /* a key watch from now, whose initial read is /v3/kv/range */
+    WATCH_STREAM /* a children watch from revision 5 (no initial read): its stream /v3/watch */
+} op;
+
+static const char *const op_path[] = {
+    [OPEN] = "/v3/lease/grant",   [GET] = "/v3/kv/range",       [LIST] = "/v3/kv/range",
+    [PUT] = "/v3/kv/txn",         [PUT_ABSENT] = "/v3/kv/txn",  [DEL] = "/v3/kv/deleterange",
+    [DEL_VERSION] = "/v3/kv/txn", [WATCH_KEY] = "/v3/kv/range", [WATCH_STREAM] = "/v3/watch",
+};
+
+typedef struct bad_case {
+    const char *name;
+    op op;
+    fake_http_reply reply; /* the answer to the op's request */
+    int want, want2;       /* the code, or either of two when want2 != 0 (WATCH_STREAM: 0) */
+    const char *detail;    /* part of the message, when set */
+    int timeout_ms;        /* of the open, or of the call; 0: 2000 for OPEN, else 1000 */
+    int min_tries;         /* requests the op's path gets at least (0: 1) */
+    int max_tries;         /* ... and at most (0: no limit) */
+} bad_case;
+
+/* clang-format off */
+#define JSON(status, body) {FAKE_HTTP_JSON, status, body, 0}
+#define OK200(body) JSON(200, body)
+#define CLOSED {FAKE_HTTP_CLOSE, 0, NULL, 0}
+#define PARTIAL {FAKE_HTTP_PARTIAL, 0, NULL, 0}
+#define HOLD {FAKE_HTTP_HOLD, 0, NULL, 0}
+#define RAW(bytes) {FAKE_HTTP_RAW, 0, bytes, 0}
+/* More than the library's 64 MiB cap on unary answers. */
+#define HUGE_BODY {FAKE_HTTP_HUGE, 0, NULL, 70u << 20}
+/* clang-format on */
+#define NO_LEADER JSON(503, "{\"code\":14,\"message\":\"etcdserver: no leader\"}")
+/* The expected code: one, or either of two. */
+#define ONLY(code) code, 0
+#define EITHER(code, code2) code, code2
+
+static const bad_case cases[] = {
+    /* coord_client_open, its lease grant answered badly */
+    {"open_grant_not_json", OPEN, OK200("hello"), ONLY(COORD_EPROTO)},
+    {"open_grant_truncated_json", OPEN, OK200("{\"header\":{\"revision\":\"1\"},\"ID\":\"12"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_without_id", OPEN, OK200("{\"header\":{\"revision\":\"1\"},\"TTL\":\"10\"}"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_empty_200", OPEN, OK200(""), ONLY(COORD_EPROTO)},
+    {"open_grant_array", OPEN, OK200("[1,2,3]"), ONLY(COORD_EPROTO)},
+    {"open_grant_null", OPEN, OK200("null"), ONLY(COORD_EPROTO)},
+    {"open_grant_id_not_a_number", OPEN, OK200("{\"ID\":\"abc\",\"TTL\":\"10\"}"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_id_beyond_int64", OPEN, OK200("{\"ID\":\"99999999999999999999\",\"TTL\":\"10\"}"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_id_not_integer", OPEN, OK200("{\"ID\":1.5,\"TTL\":\"10\"}"), ONLY(COORD_EPROTO)},
+    {"open_grant_id_object", OPEN, OK200("{\"ID\":{},\"TTL\":\"10\"}"), ONLY(COORD_EPROTO)},
+    {"open_grant_id_negative", OPEN, OK200("{\"ID\":\"-5\",\"TTL\":\"10\"}"), ONLY(COORD_EPROTO)},
+    {"open_grant_ttl_zero", OPEN, OK200("{\"ID\":\"123\",\"TTL\":\"0\"}"), ONLY(COORD_EPROTO)},
+    {"open_grant_without_ttl", OPEN, OK200("{\"ID\":\"123\"}"), ONLY(COORD_EPROTO)},
+    /* a TTL in seconds that overflows in milliseconds */
+    {"open_grant_ttl_too_large", OPEN, OK200("{\"ID\":\"123\",\"TTL\":\"9223372036854775807\"}"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_unterminated_object", OPEN, OK200("{\"ID\":\"123\",\"TTL\":\"10\""),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_trailing_garbage", OPEN, OK200("{\"ID\":\"123\",\"TTL\":\"10\"}garbage"),
+     ONLY(COORD_EPROTO)},
+    {"open_grant_binary", OPEN, OK200("\x01\x02\x03\xff\xfe"), ONLY(COORD_EPROTO)},
+    /* the message keeps the transport's own words for the cause */
+    {"open_grant_closed_unanswered", OPEN, CLOSED, ONLY(COORD_EUNAVAILABLE),
+     .detail = "empty reply"},
+    {"open_grant_closed_mid_body", OPEN, PARTIAL, EITHER(COORD_EUNAVAILABLE, COORD_EPROTO)},
+    {"open_grant_not_http", OPEN, RAW("hello there\r\n\r\n"),
+     EITHER(COORD_EPROTO, COORD_EUNAVAILABLE)},
+    {"open_grant_bad_status_line", OPEN, RAW("HTTP/1.1 abc\r\nContent-Length: 2\r\n\r\n{}"),
+     EITHER(COORD_EPROTO, COORD_EUNAVAILABLE)},
+    {"open_grant_bad_chunking", OPEN,
+     RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"),
+     EITHER(COORD_EPROTO, COORD_EUNAVAILABLE)},
+    {"open_grant_oversized", OPEN, HUGE_BODY, ONLY(COORD_EPROTO), .detail = "larger than",
+     .timeout_ms = 10000},
+    /* a 503 is retried until connect_timeout_ms; the server's message is kept */
+    {"open_grant_503_no_leader", OPEN, NO_LEADER, ONLY(COORD_EUNAVAILABLE), .detail = "no leader",
+     .min_tries = 2},
+    {"open_grant_500_empty", OPEN, JSON(500, ""), ONLY(COORD_EBACKEND)},
+    {"open_grant_500_garbage", OPEN, JSON(500, "\x01<html>oops"), ONLY(COORD_EBACKEND)},
+    /* a gRPC code in the body wins over the HTTP status */
+    {"open_grant_400_invalid_argument", OPEN,
+     JSON(400, "{\"error\":\"x\",\"code\":3,\"message\":\"bad TTL\"}"), ONLY(COORD_EINVAL)},
+    {"open_grant_401_unauthenticated", OPEN,
+     JSON(401, "{\"code\":16,\"message\":\"invalid auth token\"}"), ONLY(COORD_EAUTH)},
+    {"open_grant_500_code_out_of_range", OPEN, JSON(500, "{\"code\":1e300,\"message\":[]}"),
+     ONLY(COORD_EBACKEND)},
+    {"open_grant_500_code_negative", OPEN, JSON(500, "{\"code\":-7,\"message\":\"neg\"}"),
+     ONLY(COORD_EBACKEND)},
+    {"open_grant_never_answers", OPEN, HOLD, EITHER(COORD_ETIMEDOUT, COORD_EUNAVAILABLE),
+     .timeout_ms = 1000},
+
+    /* a read */
+    {"get_not_json", GET, OK200("hello"), ONLY(COORD_EPROTO)},
+    {"get_empty_200", GET, OK200(""), ONLY(COORD_EPROTO)},
+    {"get_kvs_string", GET, OK200("{\"kvs\":\"notarray\"}"), ONLY(COORD_EPROTO)},
+    {"get_kvs_object", GET, OK200("{\"kvs\":{\"a\":1}}"), ONLY(COORD_EPROTO)},
+    {"get_kv_number", GET, OK200("{\"kvs\":[1]}"), ONLY(COORD_EPROTO)},
+    {"get_kv_empty", GET, OK200("{\"kvs\":[{}]}"), ONLY(COORD_EPROTO)},
+    {"get_key_not_base64", GET,
+     OK200("{\"kvs\":[{\"key\":\"%%%%\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_value_not_base64", GET,
+     OK200("{\"kvs\":[{\"key\":\"L2FwcC94\",\"value\":\"a\",\"mod_revision\":\"1\","
+           "\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_kv_without_revisions", GET, OK200("{\"kvs\":[{\"key\":\"L2FwcC94\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_mod_revision_not_a_number", GET,
+     OK200("{\"kvs\":[{\"key\":\"L2FwcC94\",\"mod_revision\":\"x\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_create_revision_negative", GET,
+     OK200("{\"kvs\":[{\"key\":\"L2FwcC94\",\"mod_revision\":\"1\",\"create_revision\":\"-1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_key_number", GET,
+     OK200("{\"kvs\":[{\"key\":7,\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_key_padding_inside", GET,
+     OK200("{\"kvs\":[{\"key\":\"L2Fw=HC9\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_key_with_nul", GET,
+     OK200("{\"kvs\":[{\"key\":\"L2FwAHg=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"get_unterminated_array", GET, OK200("{\"kvs\":["), ONLY(COORD_EPROTO)},
+    /* transport failures of a repeatable read: retried until the timeout, then unavailable */
+    {"get_closed_unanswered", GET, CLOSED, ONLY(COORD_EUNAVAILABLE)},
+    {"get_closed_mid_body", GET, PARTIAL, EITHER(COORD_EUNAVAILABLE, COORD_EPROTO)},
+    {"get_503_no_leader", GET, NO_LEADER, ONLY(COORD_EUNAVAILABLE)},
+    {"get_never_answers", GET, HOLD, EITHER(COORD_ETIMEDOUT, COORD_EUNAVAILABLE)},
+    {"get_500_empty", GET, JSON(500, ""), ONLY(COORD_EBACKEND)},
+    {"get_oversized", GET, HUGE_BODY, ONLY(COORD_EPROTO), .timeout_ms = 10000},
+
+    /* a listing */
+    {"list_not_json", LIST, OK200("hello"), ONLY(COORD_EPROTO)},
+    {"list_kv_number", LIST, OK200("{\"kvs\":[1]}"), ONLY(COORD_EPROTO)},
+    {"list_kvs_string", LIST, OK200("{\"kvs\":\"notarray\"}"), ONLY(COORD_EPROTO)},
+    /* the first entry, decoded already, is freed */
+    {"list_second_kv_broken", LIST,
+     OK200("{\"kvs\":[{\"key\":\"L2FwcC9kL2E=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"},"
+           "{\"key\":\"!!\"}]}"),
+     ONLY(COORD_EPROTO)},
+    {"list_header_string", LIST, OK200("{\"header\":\"x\",\"kvs\":[]}"), ONLY(COORD_EPROTO)},
+    {"list_revision_not_a_number", LIST, OK200("{\"header\":{\"revision\":\"abc\"}}"),
+     ONLY(COORD_EPROTO)},
+    /* "/x" is not under the listed directory */
+    {"list_key_outside_directory", LIST,
+     OK200("{\"kvs\":[{\"key\":\"L3g=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}"),
+     ONLY(COORD_EPROTO)},
+
+    /* writes */
+    {"put_not_json", PUT, OK200("hello"), ONLY(COORD_EPROTO)},
+    {"put_without_responses", PUT, OK200("{\"succeeded\":true}"), ONLY(COORD_EPROTO)},
+    {"put_responses_string", PUT, OK200("{\"succeeded\":true,\"responses\":\"x\"}"),
+     ONLY(COORD_EPROTO)},
+    {"put_range_kvs_string", PUT,
+     OK200("{\"succeeded\":true,\"responses\":[{},{\"response_range\":{\"kvs\":\"x\"}}]}"),
+     ONLY(COORD_EPROTO)},
+    {"put_range_without_kvs", PUT,
+     OK200("{\"succeeded\":true,\"responses\":[{},{\"response_range\":{}}]}"), ONLY(COORD_EPROTO)},
+    {"put_failed_with_broken_kv", PUT,
+     OK200(
+         "{\"succeeded\":false,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"?\"}]}}]}"),
+     ONLY(COORD_EPROTO)},
+    /* a write is not sent again after the connection dropped: it may have been applied (curl
+     * itself may retry once on a reused connection that turned out dead) */
+    {"put_closed_unanswered", PUT, CLOSED, ONLY(COORD_EUNAVAILABLE), .max_tries = 2},
+    {"put_absent_without_header", PUT_ABSENT, OK200("{\"succeeded\":true}"), ONLY(COORD_EPROTO)},
+    {"put_absent_revision_not_a_number", PUT_ABSENT,
+     OK200("{\"succeeded\":true,\"header\":{\"revision\":\"x\"}}"), ONLY(COORD_EPROTO)},
+    {"put_absent_revision_negative", PUT_ABSENT,
+     OK200("{\"succeeded\":true,\"header\":{\"revision\":\"-4\"}}"), ONLY(COORD_EPROTO)},
+    {"del_array", DEL, OK200("[]"), ONLY(COORD_EPROTO)},
+    {"del_deleted_not_a_number", DEL, OK200("{\"deleted\":\"x\"}"), ONLY(COORD_EPROTO)},
+    {"del_deleted_array", DEL, OK200("{\"deleted\":[]}"), ONLY(COORD_EPROTO)},
+    {"del_version_array", DEL_VERSION, OK200("[]"), ONLY(COORD_EPROTO)},
+    {"del_version_without_responses", DEL_VERSION, OK200("{\"succeeded\":true}"),
+     ONLY(COORD_EPROTO)},
+    {"del_version_deleted_not_a_number", DEL_VERSION,
+     OK200("{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":\"x\"}}]}"),
+     ONLY(COORD_EPROTO)},
+    {"del_version_deleted_array", DEL_VERSION,
+     OK200("{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":[]}}]}"),
+     ONLY(COORD_EPROTO)},
+
+    /* a key watch fails at once when its initial read cannot be used */
+    {"watch_initial_read_revision_array", WATCH_KEY, OK200("{\"header\":{\"revision\":[]}}"),
+     ONLY(COORD_EPROTO)},
+    {"watch_initial_read_not_json", WATCH_KEY, OK200("garbage"), ONLY(COORD_EPROTO)},
+    /* a broken stream reports no event and is started again (want 0: the watch itself works) */
+    {"watch_stream_not_json", WATCH_STREAM, OK200("hello\n"), ONLY(0), .min_tries = 2},
+    {"watch_stream_events_string", WATCH_STREAM, OK200("{\"result\":{\"events\":\"x\"}}\n"),
+     ONLY(0), .min_tries = 2},
+    {"watch_stream_event_key_not_base64", WATCH_STREAM,
+     OK200("{\"result\":{\"events\":[{\"kv\":{\"key\":\"!\"}}]}}\n"), ONLY(0), .min_tries = 2},
+    {"watch_stream_error_no_leader", WATCH_STREAM,
+     OK200("{\"error\":{\"grpc_code\":14,\"message\":\"no leader\"}}\n"), ONLY(0), .min_tries = 2},
+    {"watch_stream_500", WATCH_STREAM, JSON(500, "{\"code\":2,\"message\":\"boom\"}"), ONLY(0),
+     .min_tries = 2},
+    {"watch_stream_closed_mid_body", WATCH_STREAM, PARTIAL, ONLY(0), .min_tries = 2},
+    {"watch_stream_closed_unanswered", WATCH_STREAM, CLOSED, ONLY(0), .min_tries = 2},
+};
+
+#define NCASES (sizeof cases / sizeof *cases)
+
+static void on_watch_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev;
+    (void)rev;
+    atomic_fetch_add((atomic_int *)payload, 1);
 }
 
-/* ---------- coord_client_open against a bad lease grant ---------- */
-
-static void test_grant_garbage(void **state) {
-    open_fails(state, (reply){R_JSON, 200, "hello"}, FAST, COORD_EPROTO, 0, 3000);
-}
-
-static void test_grant_truncated(void **state) {
-    open_fails(state, (reply){R_JSON, 200, "{\"header\":{\"revision\":\"1\"},\"ID\":\"12"}, FAST,
-               COORD_EPROTO, 0, 3000);
-}
-
-static void test_grant_without_id(void **state) {
-    open_fails(state, (reply){R_JSON, 200, "{\"header\":{\"revision\":\"1\"},\"TTL\":\"10\"}"},
-               FAST, COORD_EPROTO, 0, 3000);
-}
-
-static void test_grant_wrong_types(void **state) {
-    static const char *const bodies[] = {
-        "",                                                 /* empty 200 */
-        "[1,2,3]",                                          /* JSON, not an object */
-        "null",                                             /* JSON null */
-        "{\"ID\":\"abc\",\"TTL\":\"10\"}",                  /* ID not a number */
-        "{\"ID\":\"99999999999999999999\",\"TTL\":\"10\"}", /* out of int64 range */
-        "{\"ID\":1.5,\"TTL\":\"10\"}",                      /* not an integer */
-        "{\"ID\":{},\"TTL\":\"10\"}",                       /* wrong JSON type */
-        "{\"ID\":\"-5\",\"TTL\":\"10\"}",                   /* negative ID */
-        "{\"ID\":\"123\",\"TTL\":\"0\"}",                   /* zero TTL */
-        "{\"ID\":\"123\"}",                                 /* no TTL */
-        "{\"ID\":\"123\",\"TTL\":\"10\"",                   /* unterminated object */
-        "\x01\x02\x03\xff\xfe",                             /* binary */
-    };
-    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
-        print_message("    body %zu: \"%s\"\n", i, bodies[i]);
-        open_fails(state, (reply){R_JSON, 200, bodies[i]}, FAST, COORD_EPROTO, 0, 3000);
+/* The op of `k` on `conn`, which must fail; checks what it leaves. */
+static int run_op(const bad_case *k, coord_conn *conn, int timeout) {
+    coord_kv kv = {0}, *kvs = NULL;
+    size_t n = 0;
+    coord_watch *w = NULL;
+    atomic_int events;
+    atomic_init(&events, 0);
+    int rc = COORD_EBACKEND;
+    switch (k->op) {
+    case GET:
+        rc = conn->backend->get(conn, "/app/x", &kv, timeout);
+        assert_null(kv.key);
+        assert_null(kv.value);
+        break;
+    case LIST:
+        rc = conn->backend->list(conn, "/app/d", 0, &kvs, &n, NULL, timeout);
+        assert_null(kvs);
+        break;
+    case PUT:
+    case PUT_ABSENT:
+        rc = conn->backend->put(conn, "/app/x", "v", 1,
+                                k->op == PUT ? COORD_VERSION_ANY : COORD_VERSION_ABSENT, 0, &kv,
+                                timeout);
+        coord_kv_clear(&kv);
+        break;
+    case DEL:
+    case DEL_VERSION:
+        rc = conn->backend->del(conn, "/app/x", k->op == DEL ? COORD_VERSION_ANY : 5, timeout);
+        break;
+    case WATCH_KEY:
+        rc = conn->backend->watch(conn, "/app/k", COORD_WATCH_KEY, 0, on_watch_event, &events, &w);
+        assert_null(w);
+        break;
+    case OPEN:
+    case WATCH_STREAM:
+        fail_msg("not a failing call");
     }
+    return rc;
 }
 
-static void test_grant_close_without_answer(void **state) {
-    open_fails(state, (reply){R_CLOSE, 0, NULL}, FAST, COORD_EUNAVAILABLE, 0, 3000);
+/* A watch whose stream is answered badly: no event, the stream is started again, and unwatching
+ * it is quick. */
+static void run_stream(fixture *f, const bad_case *k, coord_conn *conn) {
+    atomic_int events;
+    atomic_init(&events, 0);
+    int w0 = fake_http_count(f->s, op_path[k->op]);
+    coord_watch *w = NULL;
+    int rc =
+        conn->backend->watch(conn, "/app/w", COORD_WATCH_CHILDREN, 5, on_watch_event, &events, &w);
+    if (rc) fail_msg("watch: %s: %s", coord_err_name(rc), coord_last_error());
+    int want = w0 + (k->min_tries ? k->min_tries : 1);
+    if (fake_http_wait(f->s, op_path[k->op], want, 5000) < want)
+        fail_msg("the stream was not started again");
+    int64_t t0 = coord__now_ms();
+    conn->backend->unwatch(conn, w);
+    assert_true(coord__now_ms() - t0 < 2000);
+    assert_int_equal(atomic_load(&events), 0);
 }
 
-static void test_grant_close_mid_body(void **state) {
-    open_fails(state, (reply){R_PARTIAL, 0, NULL}, FAST, COORD_EUNAVAILABLE, COORD_EPROTO, 3000);
-}
-
-static void test_grant_not_http(void **state) {
-    open_fails(state, (reply){R_RAW, 0, "hello there\r\n\r\n"}, FAST, COORD_EPROTO,
-               COORD_EUNAVAILABLE, 3000);
-}
-
-static void test_grant_bad_status_line(void **state) {
-    open_fails(state, (reply){R_RAW, 0, "HTTP/1.1 abc\r\nContent-Length: 2\r\n\r\n{}"}, FAST,
-               COORD_EPROTO, COORD_EUNAVAILABLE, 3000);
-}
-
-static void test_grant_bad_chunking(void **state) {
-    open_fails(
-        state,
-        (reply){R_RAW, 0,
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"},
-        FAST, COORD_EPROTO, COORD_EUNAVAILABLE, 3000);
-}
-
-static void test_grant_oversized(void **state) {
-    open_fails(state, (reply){R_HUGE, 0, NULL}, "connect_timeout_ms=10000&timeout_ms=10000",
-               COORD_EPROTO, 0, 12000);
-    assert_non_null(strstr(coord_last_error(), "larger than"));
-}
-
-static void test_grant_503_no_leader(void **state) {
+static void run_case(void **state) {
     fixture *f = *state;
-    /* The client retries a 503 until connect_timeout_ms, then gives up. */
-    open_fails(state, (reply){R_JSON, 503, "{\"code\":14,\"message\":\"etcdserver: no leader\"}"},
-               FAST, COORD_EUNAVAILABLE, 0, 3000);
-    assert_true(count_of(&f->s, &f->s.grants) >= 2);
+    const bad_case *k = f->row;
+    const char *path = op_path[k->op];
+    int timeout = k->timeout_ms ? k->timeout_ms : k->op == OPEN ? 2000 : 1000;
+    /* The bound: the timeout, plus a second or a fifth of it for the rest (half a second more
+     * for a call, whose client was opened with FAST). */
+    int64_t bound = timeout + (timeout / 5 > 1000 ? timeout / 5 : 1000) + (k->op == OPEN ? 0 : 500);
+    coord_conn *conn = NULL;
+    if (k->op != OPEN) conn = open_ok(f, FAST);
+    fake_http_set(f->s, path, k->reply);
+    int tries0 = fake_http_count(f->s, path);
+    if (k->op == WATCH_STREAM) {
+        run_stream(f, k, conn);
+    } else {
+        int rc;
+        int64_t ms;
+        if (k->op == OPEN) {
+            char params[96];
+            snprintf(params, sizeof params, "connect_timeout_ms=%d&timeout_ms=%d", timeout,
+                     timeout);
+            ms = open_at(f, fake_http_port(f->s), params, &rc);
+            assert_null(f->c);
+            assert_int_equal(fake_http_count(f->s, "/v3/lease/keepalive"), 0);
+        } else {
+            int64_t t0 = coord__now_ms();
+            rc = run_op(k, conn, timeout);
+            ms = coord__now_ms() - t0;
+        }
+        check_err(k->name, rc, k->want, k->want2, ms, bound);
+        if (k->detail && !strstr(coord_last_error(), k->detail))
+            fail_msg("\"%s\" is not in the message", k->detail);
+    }
+    int tries = fake_http_count(f->s, path) - tries0, min = k->min_tries ? k->min_tries : 1;
+    if (tries < min) fail_msg("%s was asked %d times, at least %d expected", path, tries, min);
+    if (k->max_tries && tries > k->max_tries)
+        fail_msg("%s was asked %d times, at most %d expected", path, tries, k->max_tries);
+    if (!conn) return;
+    /* The client is still fine: a good answer works at once. */
+    fake_http_set(f->s, "/v3/kv/range",
+                  (fake_http_reply)OK200("{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":"
+                                         "\"L2FwcC94\",\"value\":\"aGk=\",\"mod_revision\":\"3\","
+                                         "\"create_revision\":\"2\"}]}"));
+    coord_kv kv = {0};
+    int rc = conn->backend->get(conn, "/app/x", &kv, 2000);
+    if (rc) fail_msg("get after the case: %s: %s", coord_err_name(rc), coord_last_error());
+    assert_string_equal(kv.key, "/app/x");
+    assert_int_equal(kv.len, 2);
+    assert_memory_equal(kv.value, "hi", 2);
+    assert_int_equal(kv.version, 3);
+    coord_kv_clear(&kv);
 }
 
-static void test_grant_500_empty(void **state) {
-    open_fails(state, (reply){R_JSON, 500, ""}, FAST, COORD_EBACKEND, 0, 3000);
+/* ---------- a session that the server drops: the table ---------- */
+
+typedef struct session_case {
+    const char *name;
+    fake_http_rule rules[2]; /* the script from the open on (a NULL path ends it) */
+    bool suspended_first;    /* SUSPENDED is reported before LOST */
+} session_case;
+
+#define WHILE_FIRST_LEASE .if_path = "/v3/lease/grant", .if_min = 1, .if_max = 1
+#define NO_TTL "{\"result\":{\"header\":{\"revision\":\"1\"}}}"
+
+static const session_case session_cases[] = {
+    /* the keepalive answers without a TTL: the lease expired */
+    {"lease_expired", {{"/v3/lease/keepalive", OK200(NO_TTL), WHILE_FIRST_LEASE}}, false},
+    {"lease_not_found",
+     {{"/v3/lease/keepalive",
+       OK200("{\"error\":{\"grpc_code\":5,\"http_code\":404,"
+             "\"message\":\"etcdserver: requested lease not found\"}}"),
+       WHILE_FIRST_LEASE}},
+     false},
+    /* out of contact (malformed answers) for a whole TTL */
+    {"keepalive_not_json", {{"/v3/lease/keepalive", OK200("hello"), WHILE_FIRST_LEASE}}, true},
+};
+
+#define NSESSION (sizeof session_cases / sizeof *session_cases)
+
+static size_t nrules(const session_case *k) {
+    size_t n = 0;
+    while (n < sizeof k->rules / sizeof *k->rules && k->rules[n].path)
+        n++;
+    return n;
 }
 
-static void test_grant_500_garbage(void **state) {
-    open_fails(state, (reply){R_JSON, 500, "\x01<html>oops"}, FAST, COORD_EBACKEND, 0, 3000);
-}
-
-static void test_grant_error_bodies(void **state) {
-    /* gRPC codes in the body win over the HTTP status. */
-    open_fails(state, (reply){R_JSON, 400, "{\"error\":\"x\",\"code\":3,\"message\":\"bad TTL\"}"},
-               FAST, COORD_EINVAL, 0, 3000);
-    open_fails(state, (reply){R_JSON, 401, "{\"code\":16,\"message\":\"invalid auth token\"}"},
-               FAST, COORD_EAUTH, 0, 3000);
-    open_fails(state, (reply){R_JSON, 500, "{\"code\":1e300,\"message\":[]}"}, FAST, COORD_EBACKEND,
-               0, 3000);
-    open_fails(state, (reply){R_JSON, 500, "{\"code\":-7,\"message\":\"neg\"}"}, FAST,
-               COORD_EBACKEND, 0, 3000);
-}
-
-static void test_grant_never_answers(void **state) {
-    open_fails(state, (reply){R_HOLD, 0, NULL}, "connect_timeout_ms=1000&timeout_ms=1000",
-               COORD_ETIMEDOUT, COORD_EUNAVAILABLE, 2000);
-}
-
-static void test_unreachable(void **state) {
+/* The session is lost and replaced by a new one, renewed normally; close revokes it. */
+static void run_session_case(void **state) {
     fixture *f = *state;
-    int port;
-    int fd = listen_any(&port); /* bound but never listening: connections are refused */
-    close(fd);
-    int rc;
-    int64_t ms = open_at(f, port, FAST, &rc);
-    check_err("open", rc, COORD_EUNAVAILABLE, 0, ms, 3000);
-    assert_null(f->c);
-}
-
-/* ---------- a session that the server drops ---------- */
-
-static reply pick_expire_first_lease(srv *s, const char *path) {
-    /* Keepalives of the first lease answer "no TTL": the lease has expired. */
-    if (!strcmp(path, "/v3/lease/keepalive") && s->grants == 1)
-        return (reply){R_JSON, 200, "{\"result\":{\"header\":{\"revision\":\"1\"}}}"};
-    return (reply){R_DEFAULT, 0, NULL};
-}
-
-static reply pick_garbage_keepalive(srv *s, const char *path) {
-    if (!strcmp(path, "/v3/lease/keepalive") && s->grants == 1)
-        return (reply){R_JSON, 200, "hello"};
-    return (reply){R_DEFAULT, 0, NULL};
-}
-
-static reply pick_keepalive_not_found(srv *s, const char *path) {
-    if (!strcmp(path, "/v3/lease/keepalive") && s->grants == 1)
-        return (reply){R_JSON, 200,
-                       "{\"error\":{\"grpc_code\":5,\"http_code\":404,"
-                       "\"message\":\"etcdserver: requested lease not found\"}}"};
-    return (reply){R_DEFAULT, 0, NULL};
-}
-
-static void session_replaced(void **state, pick_fn pick, bool suspended_first) {
-    fixture *f = *state;
-    set_ttl(&f->s, 3); /* keepalives every second */
-    int rc;
-    int64_t ms =
-        open_at(f, f->s.port, "connect_timeout_ms=2000&timeout_ms=2000&session_ttl_ms=3000", &rc);
-    if (rc) fail_msg("open: %s: %s", coord_err_name(rc), coord_last_error());
-    assert_true(ms < 3000);
+    const session_case *k = f->row;
+    atomic_store(&f->ttl, 3); /* keepalives every second */
+    open_ok(f, "connect_timeout_ms=2000&timeout_ms=2000&session_ttl_ms=3000");
     assert_int_equal(coord_client_session(f->c), 1);
-    set_pick(&f->s, pick);
+    fake_http_script(f->s, k->rules, nrules(k));
     int64_t t0 = coord__now_ms();
     int from = 0;
-    if (suspended_first) {
+    if (k->suspended_first) {
         from = coord_test_states_wait(&f->states, COORD_SESSION_SUSPENDED, 0, 5000);
         assert_true(from >= 0);
     }
@@ -614,60 +500,47 @@ static void session_replaced(void **state, pick_fn pick, bool suspended_first) {
     assert_true(again > lost);
     print_message("    LOST after %lld ms, CONNECTED again after %lld ms\n", (long long)t_lost,
                   (long long)(coord__now_ms() - t0));
-    assert_true(count_of(&f->s, &f->s.grants) >= 2);
+    assert_true(fake_http_count(f->s, "/v3/lease/grant") >= 2);
     assert_int_equal(coord_client_session(f->c), 2);
     assert_int_equal(coord_client_state(f->c), COORD_SESSION_CONNECTED);
     /* The new lease is renewed normally. */
-    int ka = count_of(&f->s, &f->s.keepalives);
-    assert_true(wait_count(&f->s, &f->s.keepalives, ka + 1, 3000) > ka);
+    int ka = fake_http_count(f->s, "/v3/lease/keepalive");
+    assert_true(fake_http_wait(f->s, "/v3/lease/keepalive", ka + 1, 3000) > ka);
     assert_int_equal(coord_client_session(f->c), 2);
     coord_client_close(f->c);
     f->c = NULL;
-    assert_true(count_of(&f->s, &f->s.revokes) >= 1);
+    assert_true(fake_http_count(f->s, "/v3/lease/revoke") >= 1);
 }
 
-static void test_keepalive_expired(void **state) {
-    session_replaced(state, pick_expire_first_lease, false);
-}
+/* ---------- cases with code of their own ---------- */
 
-static void test_keepalive_not_found(void **state) {
-    session_replaced(state, pick_keepalive_not_found, false);
-}
-
-static void test_keepalive_garbage(void **state) {
-    /* Out of contact (malformed answers) for a whole TTL: SUSPENDED, then LOST. */
-    session_replaced(state, pick_garbage_keepalive, true);
-}
-
-static reply pick_hold_all(srv *s, const char *path) {
-    (void)s;
-    (void)path;
-    return (reply){R_HOLD, 0, NULL};
-}
-
-static reply pick_expired_no_regrant(srv *s, const char *path) {
-    /* The lease expires and no new one can be granted: the cluster has no leader. */
-    if (!strcmp(path, "/v3/lease/keepalive"))
-        return (reply){R_JSON, 200, "{\"result\":{\"header\":{\"revision\":\"1\"}}}"};
-    if (!strcmp(path, "/v3/lease/grant") && s->grants > 1)
-        return (reply){R_JSON, 503, "{\"code\":14,\"message\":\"etcdserver: no leader\"}"};
-    return (reply){R_DEFAULT, 0, NULL};
-}
-
-static void test_lost_and_regrant_fails(void **state) {
+static void unreachable(void **state) {
     fixture *f = *state;
-    set_ttl(&f->s, 3);
+    int port = fake_http_refused_port();
+    assert_true(port > 0);
     int rc;
-    open_at(f, f->s.port, "connect_timeout_ms=2000&timeout_ms=2000&session_ttl_ms=3000", &rc);
-    if (rc) fail_msg("open: %s: %s", coord_err_name(rc), coord_last_error());
-    set_pick(&f->s, pick_expired_no_regrant);
+    int64_t ms = open_at(f, port, FAST, &rc);
+    check_err("open", rc, COORD_EUNAVAILABLE, 0, ms, 3000);
+    assert_null(f->c);
+}
+
+/* The lease expires and no new one can be granted (the cluster has no leader): the client keeps
+ * trying for a new lease, stays LOST, and still closes within its timeouts (a grant attempt may
+ * be in flight). */
+static void lost_and_regrant_fails(void **state) {
+    fixture *f = *state;
+    atomic_store(&f->ttl, 3);
+    open_ok(f, "connect_timeout_ms=2000&timeout_ms=2000&session_ttl_ms=3000");
+    static const fake_http_rule script[] = {
+        {"/v3/lease/keepalive", OK200(NO_TTL)},
+        {"/v3/lease/grant", NO_LEADER, .if_path = "/v3/lease/grant", .if_min = 2},
+    };
+    fake_http_script(f->s, script, 2);
     int lost = coord_test_states_wait(&f->states, COORD_SESSION_LOST, 0, 5000);
     assert_true(lost >= 0);
-    /* The client keeps trying for a new lease... */
-    assert_true(wait_count(&f->s, &f->s.grants, 4, 5000) >= 4);
+    assert_true(fake_http_wait(f->s, "/v3/lease/grant", 4, 5000) >= 4);
     assert_int_equal(coord_client_state(f->c), COORD_SESSION_LOST);
     assert_int_equal(coord_test_states_wait(&f->states, COORD_SESSION_CONNECTED, lost + 1, 0), -1);
-    /* ...and still closes within its timeouts (a grant attempt may be in flight). */
     int64_t t0 = coord__now_ms();
     coord_client_close(f->c);
     f->c = NULL;
@@ -676,335 +549,43 @@ static void test_lost_and_regrant_fails(void **state) {
     assert_true(ms < 4000);
 }
 
-static void test_close_while_server_hangs(void **state) {
+/* Everything hangs, the keepalive in flight and the revoke at close: close still returns within
+ * its timeouts, having tried the revoke. */
+static void close_while_server_hangs(void **state) {
     fixture *f = *state;
-    set_ttl(&f->s, 3);
-    int rc;
-    open_at(f, f->s.port, "connect_timeout_ms=1000&timeout_ms=1000&session_ttl_ms=3000", &rc);
-    if (rc) fail_msg("open: %s: %s", coord_err_name(rc), coord_last_error());
-    /* Everything hangs from now: the keepalive in flight and the revoke at close. */
-    set_pick(&f->s, pick_hold_all);
-    int ka = count_of(&f->s, &f->s.keepalives);
-    assert_true(wait_count(&f->s, &f->s.keepalives, ka + 1, 3000) > ka);
+    atomic_store(&f->ttl, 3);
+    open_ok(f, "connect_timeout_ms=1000&timeout_ms=1000&session_ttl_ms=3000");
+    fake_http_set(f->s, NULL, (fake_http_reply)HOLD);
+    int ka = fake_http_count(f->s, "/v3/lease/keepalive");
+    assert_true(fake_http_wait(f->s, "/v3/lease/keepalive", ka + 1, 3000) > ka);
     int64_t t0 = coord__now_ms();
     coord_client_close(f->c);
     f->c = NULL;
     int64_t ms = coord__now_ms() - t0;
     print_message("    close took %lld ms\n", (long long)ms);
     assert_true(ms < 4000);
-    assert_true(count_of(&f->s, &f->s.revokes) >= 1);
-}
-
-/* ---------- unary operations after open ---------- */
-
-static coord_conn *open_ok(fixture *f) {
-    int rc;
-    open_at(f, f->s.port, FAST, &rc);
-    if (rc) fail_msg("open: %s: %s", coord_err_name(rc), coord_last_error());
-    return coord__client_conn(f->c);
-}
-
-static void get_fails(fixture *f, coord_conn *conn, reply rep, int want, int want2) {
-    set_script(&f->s, "/v3/kv/range", rep);
-    coord_kv kv = {0};
-    int64_t t0 = coord__now_ms();
-    int rc = conn->backend->get(conn, "/app/x", &kv, 1000);
-    check_err("get", rc, want, want2, coord__now_ms() - t0, 2500);
-    assert_null(kv.key);
-    assert_null(kv.value);
-}
-
-static void test_get_bad_answers(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    static const char *const bodies[] = {
-        "hello",
-        "",
-        "{\"kvs\":\"notarray\"}",
-        "{\"kvs\":{\"a\":1}}",
-        "{\"kvs\":[1]}",
-        "{\"kvs\":[{}]}",
-        "{\"kvs\":[{\"key\":\"%%%%\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[{\"key\":\"L2FwcC94\",\"value\":\"a\",\"mod_revision\":\"1\","
-        "\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[{\"key\":\"L2FwcC94\"}]}",
-        "{\"kvs\":[{\"key\":\"L2FwcC94\",\"mod_revision\":\"x\",\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[{\"key\":\"L2FwcC94\",\"mod_revision\":\"1\",\"create_revision\":\"-1\"}]}",
-        "{\"kvs\":[{\"key\":7,\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[{\"key\":\"L2Fw=HC9\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[{\"key\":\"L2FwAHg=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}",
-        "{\"kvs\":[",
-    };
-    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
-        print_message("    body %zu: \"%s\"\n", i, bodies[i]);
-        get_fails(f, conn, (reply){R_JSON, 200, bodies[i]}, COORD_EPROTO, 0);
-    }
-    /* Transport failures on an idempotent read: retried until the timeout, then unavailable. */
-    get_fails(f, conn, (reply){R_CLOSE, 0, NULL}, COORD_EUNAVAILABLE, 0);
-    get_fails(f, conn, (reply){R_PARTIAL, 0, NULL}, COORD_EUNAVAILABLE, COORD_EPROTO);
-    get_fails(f, conn, (reply){R_JSON, 503, "{\"code\":14,\"message\":\"etcdserver: no leader\"}"},
-              COORD_EUNAVAILABLE, 0);
-    get_fails(f, conn, (reply){R_HOLD, 0, NULL}, COORD_ETIMEDOUT, COORD_EUNAVAILABLE);
-    get_fails(f, conn, (reply){R_JSON, 500, ""}, COORD_EBACKEND, 0);
-
-    /* A good answer still works on the same client afterwards. */
-    set_script(&f->s, "/v3/kv/range",
-               (reply){R_JSON, 200,
-                       "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"L2FwcC94\","
-                       "\"value\":\"aGk=\",\"mod_revision\":\"3\",\"create_revision\":\"2\"}]}"});
-    coord_kv kv = {0};
-    assert_int_equal(conn->backend->get(conn, "/app/x", &kv, 1000), 0);
-    assert_string_equal(kv.key, "/app/x");
-    assert_int_equal(kv.len, 2);
-    assert_memory_equal(kv.value, "hi", 2);
-    assert_int_equal(kv.version, 3);
-    coord_kv_clear(&kv);
-}
-
-static void test_get_oversized(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    set_script(&f->s, "/v3/kv/range", (reply){R_HUGE, 0, NULL});
-    coord_kv kv = {0};
-    int64_t t0 = coord__now_ms();
-    int rc = conn->backend->get(conn, "/app/x", &kv, 10000);
-    check_err("get", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 12000);
-}
-
-static void test_list_bad_answers(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    static const char *const bodies[] = {
-        "hello",
-        "{\"kvs\":[1]}",
-        /* the second entry is broken: the first must not leak */
-        "{\"kvs\":[{\"key\":\"L2FwcC9kL2E=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"},"
-        "{\"key\":\"!!\"}]}",
-        "{\"header\":\"x\",\"kvs\":[]}",
-        "{\"header\":{\"revision\":\"abc\"}}",
-        "{\"kvs\":[{\"key\":\"L3g=\",\"mod_revision\":\"1\",\"create_revision\":\"1\"}]}",
-    };
-    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
-        print_message("    body %zu: \"%s\"\n", i, bodies[i]);
-        set_script(&f->s, "/v3/kv/range", (reply){R_JSON, 200, bodies[i]});
-        coord_kv *kvs = NULL;
-        size_t n = 0;
-        int64_t t0 = coord__now_ms();
-        int rc = conn->backend->list(conn, "/app/d", 0, &kvs, &n, NULL, 1000);
-        check_err("list", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-        assert_null(kvs);
-    }
-}
-
-/* Each answer in `bodies` to `path` makes `op` fail with COORD_EPROTO, quickly. */
-typedef int (*kv_op)(coord_conn *conn);
-static void each_body_eproto(fixture *f, const char *what, const char *path,
-                             const char *const *bodies, size_t n, kv_op op, coord_conn *conn) {
-    for (size_t i = 0; i < n; i++) {
-        print_message("    %s body %zu: \"%s\"\n", what, i, bodies[i]);
-        set_script(&f->s, path, (reply){R_JSON, 200, bodies[i]});
-        int64_t t0 = coord__now_ms();
-        int rc = op(conn);
-        check_err(what, rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
-    }
-}
-
-static int put_any(coord_conn *k) {
-    coord_kv kv = {0};
-    int rc = k->backend->put(k, "/app/x", "v", 1, COORD_VERSION_ANY, 0, &kv, 1000);
-    coord_kv_clear(&kv);
-    return rc;
-}
-
-static int put_absent(coord_conn *k) {
-    coord_kv kv = {0};
-    int rc = k->backend->put(k, "/app/x", "v", 1, COORD_VERSION_ABSENT, 0, &kv, 1000);
-    coord_kv_clear(&kv);
-    return rc;
-}
-
-static int del_any(coord_conn *k) {
-    return k->backend->del(k, "/app/x", COORD_VERSION_ANY, 1000);
-}
-
-static int del_version(coord_conn *k) {
-    return k->backend->del(k, "/app/x", 5, 1000);
-}
-
-#define BODIES(b) b, sizeof b / sizeof *b
-
-static void test_put_del_bad_answers(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    static const char *const put_bodies[] = {
-        "hello",
-        "{\"succeeded\":true}",
-        "{\"succeeded\":true,\"responses\":\"x\"}",
-        "{\"succeeded\":true,\"responses\":[{},{\"response_range\":{\"kvs\":\"x\"}}]}",
-        "{\"succeeded\":true,\"responses\":[{},{\"response_range\":{}}]}",
-        "{\"succeeded\":false,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"?\"}]}}]}",
-    };
-    each_body_eproto(f, "put", "/v3/kv/txn", BODIES(put_bodies), put_any, conn);
-    /* A conditional put takes its version from the answer's header. */
-    static const char *const cput_bodies[] = {
-        "{\"succeeded\":true}",
-        "{\"succeeded\":true,\"header\":{\"revision\":\"x\"}}",
-        "{\"succeeded\":true,\"header\":{\"revision\":\"-4\"}}",
-    };
-    each_body_eproto(f, "conditional put", "/v3/kv/txn", BODIES(cput_bodies), put_absent, conn);
-    /* An unconditional delete is a DeleteRange, a conditional one a Txn. */
-    static const char *const del_bodies[] = {"[]", "{\"deleted\":\"x\"}", "{\"deleted\":[]}"};
-    each_body_eproto(f, "del", "/v3/kv/deleterange", BODIES(del_bodies), del_any, conn);
-    static const char *const cdel_bodies[] = {
-        "[]",
-        "{\"succeeded\":true}",
-        "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":\"x\"}}]}",
-        "{\"succeeded\":true,\"responses\":[{\"response_delete_range\":{\"deleted\":[]}}]}",
-    };
-    each_body_eproto(f, "conditional del", "/v3/kv/txn", BODIES(cdel_bodies), del_version, conn);
-    /* A write is not re-sent after the connection dropped: it may have been applied. */
-    set_script(&f->s, "/v3/kv/txn", (reply){R_CLOSE, 0, NULL});
-    int txns = count_of(&f->s, &f->s.txns);
-    int64_t t0 = coord__now_ms();
-    int rc = conn->backend->put(conn, "/app/x", "v", 1, COORD_VERSION_ANY, 0, NULL, 1000);
-    check_err("put", rc, COORD_EUNAVAILABLE, 0, coord__now_ms() - t0, 2500);
-    /* curl itself may retry once on a reused connection that turned out dead */
-    assert_true(count_of(&f->s, &f->s.txns) - txns <= 2);
-}
-
-/* ---------- watch streams ---------- */
-
-static void on_watch_event(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev;
-    (void)rev;
-    atomic_int *n = payload;
-    atomic_fetch_add(n, 1);
-}
-
-static void test_watch_bad_streams(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    static const reply replies[] = {
-        {R_JSON, 200, "hello\n"},
-        {R_JSON, 200, "{\"result\":{\"events\":\"x\"}}\n"},
-        {R_JSON, 200, "{\"result\":{\"events\":[{\"kv\":{\"key\":\"!\"}}]}}\n"},
-        {R_JSON, 200, "{\"error\":{\"grpc_code\":14,\"message\":\"no leader\"}}\n"},
-        {R_JSON, 500, "{\"code\":2,\"message\":\"boom\"}"},
-        {R_PARTIAL, 0, NULL},
-        {R_CLOSE, 0, NULL},
-    };
-    for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
-        print_message("    watch answer %zu\n", i);
-        set_script(&f->s, "/v3/watch", replies[i]);
-        atomic_int events;
-        atomic_init(&events, 0);
-        int w0 = count_of(&f->s, &f->s.watches);
-        coord_watch *w = NULL;
-        /* after > 0: no initial read, the stream starts at once */
-        int rc = conn->backend->watch(conn, "/app/w", COORD_WATCH_CHILDREN, 5, on_watch_event,
-                                      &events, &w);
-        if (rc) fail_msg("watch: %s: %s", coord_err_name(rc), coord_last_error());
-        /* The stream is retried after each failure. */
-        assert_true(wait_count(&f->s, &f->s.watches, w0 + 2, 5000) >= w0 + 2);
-        int64_t t0 = coord__now_ms();
-        conn->backend->unwatch(conn, w);
-        assert_true(coord__now_ms() - t0 < 2000);
-        assert_int_equal(atomic_load(&events), 0);
-    }
-}
-
-static void test_watch_initial_read_garbage(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    set_script(&f->s, "/v3/kv/range", (reply){R_JSON, 200, "{\"header\":{\"revision\":[]}}"});
-    atomic_int events;
-    atomic_init(&events, 0);
-    coord_watch *w = NULL;
-    int64_t t0 = coord__now_ms();
-    int rc = conn->backend->watch(conn, "/app/k", COORD_WATCH_KEY, 0, on_watch_event, &events, &w);
-    check_err("watch", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 3000);
-    assert_null(w);
-    set_script(&f->s, "/v3/kv/range", (reply){R_JSON, 200, "garbage"});
-    rc = conn->backend->watch(conn, "/app/k", COORD_WATCH_KEY, 0, on_watch_event, &events, &w);
-    check_err("watch", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 3000);
-    assert_null(w);
-}
-
-/* ---------- regressions ----------
- * Behaviour the library once got wrong (error detail formatted into itself, trailing garbage
- * accepted, a huge TTL overflowing, a non-array kvs in a listing).
- */
-
-static void test_bug_trailing_garbage(void **state) {
-    /* etcd_parse_body accepts a JSON object followed by anything. */
-    open_fails(state, (reply){R_JSON, 200, "{\"ID\":\"123\",\"TTL\":\"10\"}garbage"}, FAST,
-               COORD_EPROTO, 0, 3000);
-}
-
-static void test_bug_huge_ttl(void **state) {
-    /* lease_grant computes ttl * 1000 without a range check: signed overflow. */
-    open_fails(state, (reply){R_JSON, 200, "{\"ID\":\"123\",\"TTL\":\"9223372036854775807\"}"},
-               FAST, COORD_EPROTO, 0, 3000);
-}
-
-static void test_bug_error_detail(void **state) {
-    /* etcd_open formats coord_last_error() into itself: the underlying cause is lost. */
-    open_fails(state, (reply){R_CLOSE, 0, NULL}, FAST, COORD_EUNAVAILABLE, 0, 3000);
-    assert_non_null(strstr(coord_last_error(), "empty reply"));
-    open_fails(state, (reply){R_JSON, 503, "{\"code\":14,\"message\":\"etcdserver: no leader\"}"},
-               FAST, COORD_EUNAVAILABLE, 0, 3000);
-    assert_non_null(strstr(coord_last_error(), "no leader"));
-}
-
-static void test_bug_list_kvs_not_array(void **state) {
-    fixture *f = *state;
-    coord_conn *conn = open_ok(f);
-    set_script(&f->s, "/v3/kv/range", (reply){R_JSON, 200, "{\"kvs\":\"notarray\"}"});
-    coord_kv *kvs = NULL;
-    size_t n = 0;
-    int64_t t0 = coord__now_ms();
-    int rc = conn->backend->list(conn, "/app/d", 0, &kvs, &n, NULL, 1000);
-    coord_kv_array_free(kvs, n);
-    check_err("list", rc, COORD_EPROTO, 0, coord__now_ms() - t0, 2500);
+    assert_true(fake_http_count(f->s, "/v3/lease/revoke") >= 1);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
-    const struct CMUnitTest tests[] = {
-        T(test_grant_garbage),
-        T(test_grant_truncated),
-        T(test_grant_without_id),
-        T(test_grant_wrong_types),
-        T(test_grant_close_without_answer),
-        T(test_grant_close_mid_body),
-        T(test_grant_not_http),
-        T(test_grant_bad_status_line),
-        T(test_grant_bad_chunking),
-        T(test_grant_oversized),
-        T(test_grant_503_no_leader),
-        T(test_grant_500_empty),
-        T(test_grant_500_garbage),
-        T(test_grant_error_bodies),
-        T(test_grant_never_answers),
-        T(test_unreachable),
-        T(test_keepalive_expired),
-        T(test_keepalive_not_found),
-        T(test_keepalive_garbage),
-        T(test_lost_and_regrant_fails),
-        T(test_close_while_server_hangs),
-        T(test_get_bad_answers),
-        T(test_get_oversized),
-        T(test_list_bad_answers),
-        T(test_put_del_bad_answers),
-        T(test_watch_bad_streams),
-        T(test_watch_initial_read_garbage),
-        T(test_bug_trailing_garbage),
-        T(test_bug_huge_ttl),
-        T(test_bug_error_detail),
-        T(test_bug_list_kvs_not_array),
+    static const struct CMUnitTest code[] = {
+        T(unreachable),
+        T(lost_and_regrant_fails),
+        T(close_while_server_hangs),
     };
-    /* e.g. COORD_TEST_FILTER='test_get*' to run a subset */
+    struct CMUnitTest tests[NCASES + NSESSION + sizeof code / sizeof *code];
+    size_t n = 0;
+    for (size_t i = 0; i < NCASES; i++)
+        tests[n++] =
+            (struct CMUnitTest){cases[i].name, run_case, setup, teardown, (void *)&cases[i]};
+    for (size_t i = 0; i < NSESSION; i++)
+        tests[n++] = (struct CMUnitTest){session_cases[i].name, run_session_case, setup, teardown,
+                                         (void *)&session_cases[i]};
+    for (size_t i = 0; i < sizeof code / sizeof *code; i++)
+        tests[n++] = code[i];
+    /* e.g. COORD_TEST_FILTER='get_*' to run a subset */
     const char *filter = getenv("COORD_TEST_FILTER");
     if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
