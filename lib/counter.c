@@ -115,9 +115,12 @@ int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
     if (o.format != COORD_COUNTER_DECIMAL && o.format != COORD_COUNTER_INT64_BE &&
         o.format != COORD_COUNTER_INT32_BE)
         return coord_seterr(COORD_EINVAL, "unknown counter format %d", o.format);
-    if (o.format != COORD_COUNTER_DECIMAL && strcmp(coord_client_backend(c), "zookeeper") != 0)
+    if (o.format != COORD_COUNTER_DECIMAL &&
+        !(coord__client_conn(c)->backend->caps & COORD_CAP_BINARY_COUNTERS))
         return coord_seterr(COORD_EINVAL,
-                            "the binary (Curator) counter formats are ZooKeeper only");
+                            "the binary (Curator) counter formats are not available on the %s "
+                            "backend (ZooKeeper has them)",
+                            coord_client_backend(c));
     coord_counter *k = calloc(1, sizeof *k);
     if (!k) return coord__oom();
     k->c = c;

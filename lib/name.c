@@ -1,9 +1,10 @@
 /* Names of locks, counters, groups and member ids, the paths made of them, and the random tags
  * that name a handle's entries. */
-#include <openssl/rand.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
@@ -29,7 +30,13 @@ int coord_name_check(const char *name) {
 
 int coord__uuid(char out[37]) {
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) return coord_seterr(COORD_EBACKEND, "RAND_bytes failed");
+    /* The kernel's generator: 16 bytes never block once it is seeded, nor come back short. */
+    ssize_t n;
+    do
+        n = getrandom(b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof b)
+        return coord_seterr(COORD_EBACKEND, "getrandom: %s", n < 0 ? strerror(errno) : "short");
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],

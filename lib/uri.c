@@ -1,10 +1,11 @@
 /*
  * URI parsing (pure, no I/O):
  *   scheme://[user:password@]host[:port][,host[:port]...][/prefix[/more]][?param=value&...]
- * Multi-host authorities are not URLs in the RFC 3986 sense, so the authority is split here and
- * each host is then checked with libcurl's URL parser; percent-decoding is libcurl's too.
+ * Multi-host authorities are not URLs in the RFC 3986 sense, so the authority is split and each
+ * host checked here. The scheme picks the backend table (lib/registry.c), which gives the default
+ * port, the query parameters it accepts beyond the common ones, and its own rules (check_uri).
  */
-#include <curl/curl.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,22 +82,37 @@ static char *dup_range(const char *s, size_t n) {
     return d;
 }
 
-/* Percent-decode with libcurl; a decoded NUL is refused. */
+static int hexval(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decode `n` bytes; a malformed escape and a decoded NUL are refused. */
 static int decode(const char *s, size_t n, const char *what, char **out) {
-    if (n == 0) { /* curl_easy_unescape takes a length of 0 to mean strlen() */
-        *out = strdup("");
-        return *out ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
-    }
-    int len = 0;
-    char *d = curl_easy_unescape(NULL, s, (int)n, &len);
+    char *d = malloc(n + 1);
     if (!d) return coord_seterr(COORD_ENOMEM, "out of memory decoding %s", what);
-    if (strlen(d) != (size_t)len) {
-        curl_free(d);
-        return coord_seterr(COORD_EINVAL, "%s contains an encoded NUL byte", what);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            d[o++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0) {
+            free(d);
+            return coord_seterr(COORD_EINVAL, "%s has a malformed percent escape", what);
+        }
+        if (!(d[o++] = (char)(hi << 4 | lo))) {
+            free(d);
+            return coord_seterr(COORD_EINVAL, "%s contains an encoded NUL byte", what);
+        }
+        i += 2;
     }
-    *out = strdup(d);
-    curl_free(d);
-    return *out ? 0 : coord_seterr(COORD_ENOMEM, "out of memory");
+    d[o] = 0;
+    *out = d;
+    return 0;
 }
 
 static int parse_port(const char *s, size_t n, int *out) {
@@ -112,24 +128,39 @@ static int parse_port(const char *s, size_t n, int *out) {
     return 0;
 }
 
-/* Let libcurl's URL parser judge the host name / address. */
-static int check_host(const char *host, bool v6, int port) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, v6 ? "http://[%s]:%d/" : "http://%s:%d/", host, port);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return coord_seterr(COORD_EINVAL, "host name too long: \"%.64s...\"", host);
-    CURLU *u = curl_url();
-    if (!u) return coord_seterr(COORD_ENOMEM, "out of memory");
-    CURLUcode rc = curl_url_set(u, CURLUPART_URL, buf, 0);
-    curl_url_cleanup(u);
-    if (rc != CURLUE_OK)
-        return coord_seterr(COORD_EINVAL, "bad host \"%s\": %s", host, curl_url_strerror(rc));
-    for (const char *p = host; *p; p++) {
-        /* libcurl accepts percent escapes and a few odd bytes in hosts; a cluster address never
-         * needs them. */
+/*
+ * A host is an IPv6 literal (written in brackets), a dotted-quad IPv4 address, or a name of
+ * dot-separated labels of letters, digits, '-' and '_' (a trailing dot allowed). Percent escapes
+ * and other bytes are refused: a cluster address never needs them.
+ */
+static int check_host(const char *host, bool v6) {
+    size_t n = strlen(host);
+    if (n > 255) return coord_seterr(COORD_EINVAL, "host name too long: \"%.64s...\"", host);
+    for (const char *p = host; *p; p++)
         if (!(*p == '.' || *p == '-' || *p == '_' || *p == ':' || (*p >= '0' && *p <= '9') ||
               (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
             return coord_seterr(COORD_EINVAL, "bad character '%c' in host \"%s\"", *p, host);
+    unsigned char addr[16];
+    if (v6) {
+        if (inet_pton(AF_INET6, host, addr) != 1)
+            return coord_seterr(COORD_EINVAL, "bad host \"%s\": not an IPv6 address", host);
+        return 0;
+    }
+    if (strchr(host, ':'))
+        return coord_seterr(COORD_EINVAL, "bad host \"%s\": write an IPv6 address in brackets",
+                            host);
+    if (strspn(host, "0123456789.") == n) {
+        if (inet_pton(AF_INET, host, addr) != 1)
+            return coord_seterr(COORD_EINVAL, "bad host \"%s\": not an IPv4 address", host);
+        return 0;
+    }
+    for (const char *p = host; *p;) {
+        size_t label = strcspn(p, ".");
+        if (label == 0 || label > 63)
+            return coord_seterr(COORD_EINVAL, "bad host \"%s\": %s label", host,
+                                label ? "a too long" : "an empty");
+        p += label;
+        if (*p) p++; /* a trailing '.' ends the name */
     }
     return 0;
 }
@@ -177,7 +208,7 @@ static int parse_hosts(coord_uri *u, const char *s, size_t n, int defport) {
         if (!(h->host = dup_range(name, namelen)))
             return coord_seterr(COORD_ENOMEM, "out of memory");
         u->nhosts++;
-        if (check_host(h->host, v6, h->port)) return COORD_EINVAL;
+        if (check_host(h->host, v6)) return COORD_EINVAL;
         if (!comma) break;
         p = comma + 1;
     }

@@ -239,6 +239,17 @@ static void test_percent_encoded_credentials(void **state) {
     /* An encoded NUL would truncate the C string: refused. */
     parse_einval("zk://user:p%00ss@h1/app");
     parse_einval("zk://us%00er:pw@h1/app");
+
+    /* Malformed escapes are refused, not kept as they are. */
+    parse_einval("zk://user:p%zzss@h1/app");
+    parse_einval("zk://user:pass%@h1/app");
+    parse_einval("zk://user:pass%4@h1/app");
+    parse_einval("zk://us%g0er:pw@h1/app");
+    parse_einval("etcds://h1/app?ca=/a%2");
+    u = parse_ok("zk://%75ser:%2a%2A@h1/app"); /* either case of hex digit */
+    assert_string_equal(u->user, "user");
+    assert_string_equal(u->password, "**");
+    coord_uri_free(u);
 }
 
 static void test_empty_password(void **state) {
@@ -255,8 +266,8 @@ static void test_empty_password(void **state) {
         coord_uri_free(u);
         assert_string_equal(user, "user");
         assert_string_equal(host, "h1");
-        /* Regression (fixed): lib/uri.c:44 decode() hands n == 0 to curl_easy_unescape(), which
-         * treats a length of 0 as "use strlen()": the password becomes "@h1/app" instead of "". */
+        /* An empty value decodes to "", never to the rest of the text (a decoder taking a
+         * length of 0 for "use strlen()" once made the password "@h1/app"). */
         assert_string_equal(pw, "");
     } else {
         assert_int_equal(rc, COORD_EINVAL);
@@ -269,10 +280,8 @@ static void test_empty_param_value_mid_query(void **state) {
     /* "ca=" is refused at the end of the query ... */
     parse_einval("etcds://h1/app?ca=");
     parse_einval("zk://h1/app?timeout_ms=&session_ttl_ms=5");
-    /* ... and must be refused in the middle as well.
-     * Regression (fixed): lib/uri.c:197 -> :44 the empty value is decoded with length 0, which
-     * curl_easy_unescape() reads as strlen(): ca becomes "&cert=/c&key=/k" and the URI is
-     * accepted (ca set, cert and key NULL). */
+    /* ... and in the middle as well (a decoder reading a length of 0 as strlen() once made ca
+     * "&cert=/c&key=/k" and accepted the URI). */
     parse_einval("etcds://h1/app?ca=&cert=/c&key=/k");
 }
 
@@ -382,6 +391,33 @@ static void test_host_forms(void **state) {
     parse_einval("zk://h%31/app"); /* percent escapes in a host */
     parse_einval("zk://h!x/app");
     parse_einval("zk://h\xc3\xb1/app"); /* non-ASCII byte */
+
+    /* Names: dot-separated labels of at most 63 bytes, a trailing dot allowed. */
+    u = parse_ok("zk://node-1.example.com.:2181/app");
+    assert_host(u, 0, "node-1.example.com.", 2181);
+    coord_uri_free(u);
+    parse_einval("zk://h..x/app");
+    parse_einval("zk://.h/app");
+    parse_einval("zk://./app");
+    char buf[128];
+    snprintf(buf, sizeof buf, "zk://%.63s.x/app",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    u = parse_ok(buf);
+    coord_uri_free(u);
+    snprintf(buf, sizeof buf, "zk://%.64s.x/app",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    parse_einval(buf);
+    /* All digits and dots: a dotted-quad IPv4 address. */
+    parse_einval("zk://999.1.1.1/app");
+    parse_einval("zk://1.2.3/app");
+    parse_einval("zk://1.2.3.4.5/app");
+    /* Brackets hold an IPv6 address, nothing else. */
+    parse_einval("zk://[::g]/app");
+    parse_einval("zk://[h1]/app");
+    parse_einval("zk://[1.2.3.4]/app");
+    u = parse_ok("zk://[::ffff:10.0.0.1]:2182/app");
+    assert_host(u, 0, "::ffff:10.0.0.1", 2182);
+    coord_uri_free(u);
 }
 
 static void test_prefix_forms(void **state) {

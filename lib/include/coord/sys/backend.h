@@ -151,10 +151,13 @@ typedef void (*coord_watch_fn)(void *payload, coord_watch_event ev, int64_t revi
 /** A watch made by coord_backend.watch and stopped by coord_backend.unwatch. */
 typedef struct coord_watch coord_watch;
 
-/** Capability bits: recipes test these instead of a backend's name. */
-#define COORD_CAP_SEQUENTIAL 0x1u /**< native sequential names (ZooKeeper) */
-#define COORD_CAP_REVISIONS 0x2u  /**< global revisions; watches resume from one (etcd) */
-#define COORD_CAP_CONTAINERS 0x4u /**< empty parents are removed by the server */
+/**
+ * Capability bits: recipes test these instead of a backend's name. Each bit is read by the core;
+ * a new one comes with the recipe that needs it. (Bits 0x1, 0x2 and 0x4 were sequential names,
+ * revisions and container parents, which no recipe read; they are not reused.)
+ */
+/** The Curator/kazoo binary counter formats (lib/counter.c refuses them without it). */
+#define COORD_CAP_BINARY_COUNTERS 0x8u
 
 /** The version of coord_backend this header declares. */
 #define COORD_BACKEND_VERSION 3
