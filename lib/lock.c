@@ -48,7 +48,7 @@ int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
     *out = NULL;
     if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
     coord_lock *l = calloc(1, sizeof *l);
-    if (!l) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!l) return coord__oom();
     int rc = coord__path(&l->dir, c, "lock", name);
     if (!rc) rc = coord__uuid(l->tag);
     if (!rc && coord__cond_init(&l->cv))
@@ -107,10 +107,10 @@ static int remove_contender(coord_lock *l, uint64_t epoch, int timeout_ms) {
 /* Remove our contender after a failed, timed-out or abandoned attempt: one try, then the
  * client's, so the caller's answer is not held up. */
 static void withdraw(coord_lock *l, uint64_t epoch0) {
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", coord_last_error()); /* keep the caller's detail */
+    coord__error_buf saved;
+    coord__error_save(&saved); /* keep the caller's detail */
     remove_contender(l, epoch0, 0);
-    coord_seterr(0, "%s", saved);
+    coord__error_restore(&saved);
 }
 
 /*

@@ -50,7 +50,7 @@ int coord__path(char **out, const coord_client *c, const char *kind, const char 
     if (rc) return rc;
     if (asprintf(out, "%s/%s/%s", coord_client_prefix(c), kind, name) < 0) {
         *out = NULL;
-        return coord_seterr(COORD_ENOMEM, "out of memory");
+        return coord__oom();
     }
     return 0;
 }

@@ -68,7 +68,7 @@ static int attempt(coord_client *c, const coord__orphan_ref *o, int timeout_ms, 
         if (!strstr(kids[i].key, o->tag)) continue;
         char *p = NULL;
         if (asprintf(&p, "%s/%s", o->path, kids[i].key) < 0) {
-            rc = coord_seterr(COORD_ENOMEM, "out of memory");
+            rc = coord__oom();
             break;
         }
         bool gone;
@@ -188,7 +188,7 @@ int coord__orphan_hand(coord_client *c, const coord__orphan_ref *ref) {
     if (coord__session_epoch(c) != ref->epoch) return 0; /* gone with its session */
     struct coord__orphans *s = state(c);
     orphan *o = s ? orphan_new(ref) : NULL;
-    if (!o) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!o) return coord__oom();
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     if (!s->started && !s->stop) {

@@ -1,5 +1,5 @@
 /*
- * Ring membership (API.md section 5). Members are ephemeral entries of
+ * Ring membership (coord.h, "Ring membership"). Members are ephemeral entries of
  * "<prefix>/group/<group>"; every ring watches that directory and, on each change, lists it and
  * swaps in a new immutable hash ring. Lookups only take a reference on the current snapshot, so
  * they never wait for the network nor for a rebuild.
@@ -62,7 +62,7 @@ int coord__member_encode(const void *data, size_t len, unsigned weight, unsigned
     char head[MAGIC_LEN + 16];
     size_t hl = plain ? 0 : (size_t)snprintf(head, sizeof head, "%s%u\n", MAGIC, weight);
     unsigned char *v = malloc(hl + len + 1);
-    if (!v) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!v) return coord__oom();
     memcpy(v, head, hl);
     if (len) memcpy(v + hl, data, len);
     *out = v;
@@ -132,14 +132,14 @@ static int snap_build(const coord_ring *r, coord_kv *kv, size_t n, const snap *u
                       snap **out) {
     *out = NULL;
     snap *s = calloc(1, sizeof *s);
-    if (!s) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!s) return coord__oom();
     atomic_init(&s->refs, 1);
     if (n) qsort(kv, n, sizeof *kv, cmp_member);
     s->ids = n ? calloc(n, sizeof *s->ids) : NULL;
     s->weights = n ? calloc(n, sizeof *s->weights) : NULL;
     if (n && (!s->ids || !s->weights)) {
         snap_unref(s);
-        return coord_seterr(COORD_ENOMEM, "out of memory");
+        return coord__oom();
     }
     for (size_t i = 0; i < n; i++) {
         size_t off;
@@ -342,7 +342,7 @@ int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
     coord_ring_options o = COORD_RING_OPTIONS_INIT;
     if (opts) o = *opts;
     coord_ring *r = calloc(1, sizeof *r);
-    if (!r) return coord_seterr(COORD_ENOMEM, "out of memory");
+    if (!r) return coord__oom();
     rc = coord__path(&r->dir, c, "group", group);
     if (rc) {
         free(r);
@@ -391,12 +391,12 @@ int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size
     }
     if (asprintf(&r->member_path, "%s/%s", r->dir, member_id) < 0) {
         r->member_path = NULL;
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
         goto out;
     }
     if (!(r->member = strdup(member_id)) ||
         coord__member_encode(data, len, weight, &r->value, &r->vlen)) {
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
         goto fail;
     }
     /* A join of this id and data whose outcome was unknown made this join's entry, if it made
@@ -470,7 +470,7 @@ int coord_ring_lookup_n(coord_ring *r, const void *key, size_t keylen, size_t n,
     const char **ids = n ? malloc(n * sizeof *ids) : NULL;
     int rc = 0;
     if (n && !ids) {
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
     } else if (!s->n) {
         rc = coord_seterr(COORD_ENOTFOUND, "ring %s has no members", r->dir);
     } else {
@@ -481,7 +481,7 @@ int coord_ring_lookup_n(coord_ring *r, const void *key, size_t keylen, size_t n,
                     free(members[i]);
                     members[i] = NULL;
                 }
-                rc = coord_seterr(COORD_ENOMEM, "out of memory");
+                rc = coord__oom();
             }
         if (!rc) *count = got;
     }
@@ -503,7 +503,7 @@ int coord_ring_members(coord_ring *r, char ***ids, size_t *count) {
             v = NULL;
         }
     if (!v)
-        rc = coord_seterr(COORD_ENOMEM, "out of memory");
+        rc = coord__oom();
     else
         *ids = v, *count = s->n;
     snap_unref(s);
