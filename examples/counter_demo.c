@@ -28,9 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "common.h"
 
 #define MAX_PRINTED_FAILURES 5 /* per worker; later ones are only counted */
 
@@ -40,23 +40,6 @@ typedef struct report {
     int32_t ran; /* 1 when the worker got as far as adding */
     int64_t ok, failed;
 } report;
-
-static void usage(const char *argv0) {
-    fprintf(stderr,
-            "usage: %s [--uri URI] [--workers N] [--adds A] [--name NAME] [--shards S]\n"
-            "  URI from --uri or COORD_URI; defaults: 4 workers, 100 adds each, name \"demo\",\n"
-            "  1 shard (S > 1 spreads the adds over S keys; reads sum them)\n",
-            argv0);
-}
-
-/* A positive int from `s` no larger than `max`, or -1. */
-static int parse_count(const char *s, long max) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > max) return -1;
-    return (int)v;
-}
 
 /* Open a client and a handle on the counter. 0, or 1 after printing why (prefixed `who`). */
 static int open_counter(const char *who, const char *uri, const char *name, unsigned shards,
@@ -129,54 +112,36 @@ static int worker(int idx, int fd, const char *uri, const char *name, unsigned s
     return status;
 }
 
+/* What each worker is given. */
+typedef struct worker_args {
+    int rfd, fd; /* the report pipe's ends: the worker writes on fd */
+    const char *uri, *name;
+    int shards, adds;
+} worker_args;
+
+static int run_worker(int idx, void *arg) {
+    const worker_args *a = arg;
+    close(a->rfd);
+    return worker(idx, a->fd, a->uri, a->name, (unsigned)a->shards, a->adds);
+}
+
 int main(int argc, char **argv) {
-    const char *uri = getenv("COORD_URI");
-    const char *name = "demo";
+    const char *uri, *name = "demo";
     int workers = 4, adds = 100, shards = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) {
-            usage(argv[0]);
-            return 2;
-        }
-        if (!strcmp(a, "--uri")) {
-            uri = argv[++i];
-        } else if (!strcmp(a, "--name")) {
-            name = argv[++i];
-        } else if (!strcmp(a, "--workers")) {
-            if ((workers = parse_count(argv[++i], 10000)) < 0) {
-                fprintf(stderr,
-                        "counter_demo: --workers wants a number from 1 to 10000, not \"%s\"\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--adds")) {
-            if ((adds = parse_count(argv[++i], INT_MAX)) < 0) {
-                fprintf(stderr, "counter_demo: --adds wants a positive number, not \"%s\"\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--shards")) {
-            if ((shards = parse_count(argv[++i], 1024)) < 0) {
-                fprintf(stderr,
-                        "counter_demo: --shards wants a number from 1 to 1024, not \"%s\"\n",
-                        argv[i]);
-                return 2;
-            }
-        } else {
-            usage(argv[0]);
-            return 2;
-        }
-    }
-    if (!uri) {
-        fprintf(stderr, "counter_demo: no URI: pass --uri or set COORD_URI\n");
-        return 2;
-    }
-    int rc = coord_name_check(name);
-    if (rc) {
-        fprintf(stderr, "counter_demo: --name: %s: %s\n", coord_strerror(rc), coord_last_error());
-        return 2;
-    }
+    const ex_opt opts[] = {
+        {"--name", &name, .name = 1},
+        {"--workers", .num = &workers, .lo = 1, .hi = 10000},
+        {"--adds", .num = &adds, .lo = 1, .hi = INT_MAX},
+        {"--shards", .num = &shards, .lo = 1, .hi = 1024},
+        {NULL},
+    };
+    int rc = ex_parse(argc, argv, "counter_demo",
+                      "usage: %s [--uri URI] [--workers N] [--adds A] [--name NAME] [--shards S]\n"
+                      "  URI from --uri or COORD_URI; defaults: 4 workers, 100 adds each, name "
+                      "\"demo\",\n"
+                      "  1 shard (S > 1 spreads the adds over S keys; reads sum them)\n",
+                      opts, &uri);
+    if (rc) return rc < 0 ? 0 : rc;
 
     /* The starting value, read (and the client closed) before forking: a child must not inherit
      * a client's threads and connections. */
@@ -188,9 +153,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "counter_demo: pipe: %s\n", strerror(errno));
         return 1;
     }
-    /* Line-buffered, and nothing pending at fork, so lines neither mix nor repeat. */
+    /* Line-buffered, so that the workers' lines do not mix. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    fflush(NULL);
     pid_t *pids = calloc((size_t)workers, sizeof *pids);
     report *reps = calloc((size_t)workers, sizeof *reps);
     char *got = calloc((size_t)workers, 1);
@@ -198,23 +162,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "counter_demo: out of memory\n");
         return 1;
     }
-    int failed_workers = 0, started = 0;
-    for (int i = 0; i < workers; i++) {
-        pid_t p = fork();
-        if (p < 0) {
-            fprintf(stderr, "counter_demo: fork: %s\n", strerror(errno));
-            failed_workers++;
-            break;
-        }
-        if (p == 0) {
-            close(fds[0]);
-            int st = worker(i, fds[1], uri, name, (unsigned)shards, adds);
-            fflush(NULL);
-            _exit(st);
-        }
-        pids[i] = p;
-        started++;
-    }
+    worker_args wa = {fds[0], fds[1], uri, name, shards, adds};
+    int started = ex_fork_workers("counter_demo", workers, run_worker, &wa, pids);
+    int failed_workers = started < workers;
     close(fds[1]);
     /* Reports until every worker has closed its end (exited). */
     report rep;
@@ -232,24 +182,7 @@ int main(int argc, char **argv) {
         }
     }
     close(fds[0]);
-    for (int i = 0; i < started; i++) {
-        int st;
-        pid_t p;
-        while ((p = waitpid(pids[i], &st, 0)) < 0 && errno == EINTR) {
-        }
-        if (p < 0) {
-            fprintf(stderr, "counter_demo: waitpid %ld: %s\n", (long)pids[i], strerror(errno));
-            failed_workers++;
-        } else if (WIFSIGNALED(st)) {
-            fprintf(stderr, "counter_demo: worker %d pid %ld killed by signal %d\n", i, (long)p,
-                    WTERMSIG(st));
-            failed_workers++;
-        } else if (WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "counter_demo: worker %d pid %ld failed (exit %d)\n", i, (long)p,
-                    WEXITSTATUS(st));
-            failed_workers++;
-        }
-    }
+    failed_workers += ex_wait_workers("counter_demo", pids, started);
 
     /* A worker without a report may have made up to `adds` adds, none of them known to have
      * succeeded: count them as failed (outcome unknown). */

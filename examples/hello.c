@@ -6,8 +6,8 @@
  */
 #include <coord.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "common.h"
 
 static void on_session(coord_client *c, coord_session_state st, void *payload) {
     (void)payload;
@@ -15,23 +15,14 @@ static void on_session(coord_client *c, coord_session_state st, void *payload) {
 }
 
 int main(int argc, char **argv) {
-    const char *uri = getenv("COORD_URI");
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--uri") && i + 1 < argc)
-            uri = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--uri URI]   (or set COORD_URI)\n", argv[0]);
-            return 2;
-        }
-    }
-    if (!uri) {
-        fprintf(stderr, "hello: no URI: pass --uri or set COORD_URI\n");
-        return 2;
-    }
+    const char *uri;
+    int rc =
+        ex_parse(argc, argv, "hello", "usage: %s [--uri URI]   (or set COORD_URI)\n", NULL, &uri);
+    if (rc) return rc < 0 ? 0 : rc;
     coord_options opts = COORD_OPTIONS_INIT;
     opts.on_session = on_session;
     coord_client *c;
-    int rc = coord_client_open(&c, uri, &opts);
+    rc = coord_client_open(&c, uri, &opts);
     if (rc) {
         fprintf(stderr, "hello: %s: %s\n", coord_strerror(rc), coord_last_error());
         return 1;

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define ID_MAX 64
 #define WAIT_MS 20000 /* bound on every wait for the ring to show a change */
 
@@ -38,12 +40,6 @@ static volatile sig_atomic_t leave_now;
 static void on_term(int sig) {
     (void)sig;
     leave_now = 1;
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A worker process: join as worker-<idx>, tell the router, stay until SIGTERM, leave. */
@@ -134,10 +130,10 @@ static bool is_member(coord_ring *r, const char *id) {
 
 /* Wait until `id` is (or is not) a member; false on timeout. */
 static bool await(coord_ring *r, view *v, const char *id, bool present) {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = ex_now_ms() + WAIT_MS;
     pthread_mutex_lock(&v->mu);
     bool ok;
-    while ((ok = is_member(r, id) == present) == false && now_ms() < end) {
+    while ((ok = is_member(r, id) == present) == false && ex_now_ms() < end) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 100 * 1000000L;
@@ -181,22 +177,20 @@ static bool report_moves(const char *what, int keys, char (*before)[ID_MAX], cha
 }
 
 int main(int argc, char **argv) {
-    const char *uri = getenv("COORD_URI"), *group = "demo";
+    const char *uri, *group = "demo";
     int workers = 4, keys = 10000;
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc) goto usage;
-        if (!strcmp(argv[i], "--uri"))
-            uri = argv[++i];
-        else if (!strcmp(argv[i], "--group"))
-            group = argv[++i];
-        else if (!strcmp(argv[i], "--workers"))
-            workers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--keys"))
-            keys = atoi(argv[++i]);
-        else
-            goto usage;
-    }
-    if (!uri || workers < 2 || workers > 1000 || keys < 1 || keys > 10000000) goto usage;
+    const ex_opt opts[] = {
+        {"--group", &group},
+        {"--workers", .num = &workers, .lo = 2, .hi = 1000},
+        {"--keys", .num = &keys, .lo = 1, .hi = 10000000},
+        {NULL},
+    };
+    int rc = ex_parse(argc, argv, "ring_demo",
+                      "usage: %s [--uri URI] [--workers N] [--keys K] [--group G]\n"
+                      "  URI from --uri or COORD_URI; defaults: 4 workers (2..1000), 10000 keys, "
+                      "group \"demo\"\n",
+                      opts, &uri);
+    if (rc) return rc < 0 ? 0 : rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
 
@@ -213,7 +207,7 @@ int main(int argc, char **argv) {
         }
 
     coord_client *c;
-    int rc = coord_client_open(&c, uri, NULL);
+    rc = coord_client_open(&c, uri, NULL);
     if (rc) {
         fprintf(stderr, "ring_demo: connect: %s: %s\n", coord_strerror(rc), coord_last_error());
         goto stop;
@@ -254,9 +248,9 @@ int main(int argc, char **argv) {
     if (ok) {
         printf("router: stopping worker-0 (it leaves the group)\n");
         kill(pids[0], SIGTERM);
-        int64_t t0 = now_ms();
+        int64_t t0 = ex_now_ms();
         ok = await(r, &v, "worker-0", false) && map_keys(r, keys, after);
-        if (ok) printf("router: worker-0 gone after %lld ms\n", (long long)(now_ms() - t0));
+        if (ok) printf("router: worker-0 gone after %lld ms\n", (long long)(ex_now_ms() - t0));
         ok = ok && report_moves("leave", keys, before, after, "worker-0", NULL, workers);
         memcpy(before, after, (size_t)keys * ID_MAX);
     }
@@ -264,9 +258,9 @@ int main(int argc, char **argv) {
     if (ok) {
         printf("router: killing worker-1 (SIGKILL: gone when its session expires)\n");
         kill(pids[1], SIGKILL);
-        int64_t t0 = now_ms();
+        int64_t t0 = ex_now_ms();
         ok = await(r, &v, "worker-1", false) && map_keys(r, keys, after);
-        if (ok) printf("router: worker-1 gone after %lld ms\n", (long long)(now_ms() - t0));
+        if (ok) printf("router: worker-1 gone after %lld ms\n", (long long)(ex_now_ms() - t0));
         ok = ok && report_moves("death", keys, before, after, "worker-1", NULL, workers - 1);
         memcpy(before, after, (size_t)keys * ID_MAX);
     }
@@ -292,11 +286,4 @@ stop:
     free(after);
     printf("ring_demo: %s\n", status ? "FAILED" : "ok");
     return status;
-usage:
-    fprintf(stderr,
-            "usage: %s [--uri URI] [--workers N] [--keys K] [--group G]\n"
-            "  URI from --uri or COORD_URI; defaults: 4 workers (2..1000), 10000 keys, group "
-            "\"demo\"\n",
-            argv[0]);
-    return 2;
 }

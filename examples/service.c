@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define ID_MAX 256          /* member ids are at most 255 bytes */
 #define MAX_PASSES 20       /* passes over the jobs of one round while the ring keeps changing */
 #define COUNTER "jobs-done" /* the shared counter */
@@ -69,18 +71,6 @@ typedef struct state {
     int processed; /* jobs this instance processed */
 } state;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-    }
-}
-
 static int stop_signal(state *s) {
     pthread_mutex_lock(&s->mu);
     int sig = s->stop_sig;
@@ -96,11 +86,11 @@ static unsigned change_count(state *s) {
 }
 
 /* Wait until the ring changes again after `seen` changes, a stop is requested or `deadline`
- * (a now_ms() time) passes. */
+ * (a ex_now_ms() time) passes. */
 static void wait_change(state *s, unsigned seen, int64_t deadline) {
     struct timespec until = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
     pthread_mutex_lock(&s->mu);
-    while (s->changes == seen && !s->stop_sig && now_ms() < deadline)
+    while (s->changes == seen && !s->stop_sig && ex_now_ms() < deadline)
         pthread_cond_timedwait(&s->cv, &s->mu, &until); /* the condvar runs on CLOCK_MONOTONIC */
     pthread_mutex_unlock(&s->mu);
 }
@@ -146,24 +136,30 @@ static void print_change(state *s, const char *what, const coord_ring_change *ch
     printf("[%s] %s epoch %016" PRIx64 ":%s\n", s->cfg->id, what, ch->epoch, n ? line : "");
 }
 
-static void on_ring_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
-    (void)r;
-    state *s = payload;
-    print_change(s, "ring", ch);
+/* A change of either group: printed, and counted to wake the waits. */
+static void changed(state *s, const char *what, const coord_ring_change *ch) {
+    if (what) print_change(s, what, ch);
     pthread_mutex_lock(&s->mu);
     s->changes++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
+static void on_ring_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)r;
+    changed(payload, "ring", ch);
+}
+
 static void on_done_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
     (void)r;
-    state *s = payload;
-    if (ch->njoined) print_change(s, "finished group", ch);
-    pthread_mutex_lock(&s->mu);
-    s->changes++;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    changed(payload, ch->njoined ? "finished group" : NULL, ch);
+}
+
+/* Report a failed coord call ("[id] what name: code: detail") and return -1. */
+static int failed(const config *cfg, const char *what, const char *name, int rc) {
+    fprintf(stderr, "[%s] %s%s%s: %s: %s\n", cfg->id, what, name ? " " : "", name ? name : "",
+            coord_strerror(rc), coord_last_error());
+    return -1;
 }
 
 static void job_name(int j, char *out, size_t cap) {
@@ -236,11 +232,7 @@ static int process(state *s, int round, int j) {
                cfg->id, round, job);
         return 1;
     }
-    if (rc) {
-        fprintf(stderr, "[%s] acquire %s: %s: %s\n", cfg->id, LOCK, coord_strerror(rc),
-                coord_last_error());
-        return -1;
-    }
+    if (rc) return failed(cfg, "acquire", LOCK, rc);
     int result = 0;
     uint64_t token = 0, epoch = coord_ring_epoch(s->ring);
     if (!owns(s, j)) { /* the ring changed while we waited for the lock */
@@ -250,11 +242,10 @@ static int process(state *s, int round, int j) {
         goto release;
     }
     if ((rc = coord_lock_token(s->lock, &token))) {
-        fprintf(stderr, "[%s] token: %s: %s\n", cfg->id, coord_strerror(rc), coord_last_error());
-        result = -1;
+        result = failed(cfg, "token", NULL, rc);
         goto release;
     }
-    if (cfg->hold_ms) sleep_ms(cfg->hold_ms); /* the work on the shared resource */
+    if (cfg->hold_ms) ex_sleep_ms(cfg->hold_ms); /* the work on the shared resource */
     if (!coord_lock_held(s->lock)) {
         printf("[%s] round %d %s: lock lost with the session (token %" PRIu64 "), job retried\n",
                cfg->id, round, job, token);
@@ -263,9 +254,7 @@ static int process(state *s, int round, int j) {
     }
     int64_t value = 0;
     if ((rc = coord_counter_add(s->counter, 1, &value))) {
-        fprintf(stderr, "[%s] add to %s: %s: %s\n", cfg->id, COUNTER, coord_strerror(rc),
-                coord_last_error());
-        result = -1;
+        result = failed(cfg, "add to", COUNTER, rc);
         goto release;
     }
     char line[ID_MAX + 128];
@@ -288,11 +277,7 @@ static int process(state *s, int round, int j) {
            cfg->id, round, job, epoch, token, COUNTER, value);
 release:
     rc = coord_lock_release(s->lock);
-    if (rc && rc != COORD_ENOTHELD) {
-        fprintf(stderr, "[%s] release %s: %s: %s\n", cfg->id, LOCK, coord_strerror(rc),
-                coord_last_error());
-        result = -1;
-    }
+    if (rc && rc != COORD_ENOTHELD) result = failed(cfg, "release", LOCK, rc);
     return result;
 }
 
@@ -332,7 +317,7 @@ static int run_round(state *s, int round) {
                 left = true;
         }
         if (change_count(s) == seen && !left) goto out; /* no change: the round is complete */
-        if (change_count(s) == seen) wait_change(s, seen, now_ms() + 1000);
+        if (change_count(s) == seen) wait_change(s, seen, ex_now_ms() + 1000);
     }
     if (!stop_signal(s))
         printf("[%s] round %d: the ring kept changing, moving on after %d passes\n", cfg->id, round,
@@ -342,73 +327,30 @@ out:
     return status;
 }
 
-static void usage(FILE *out, const char *argv0) {
-    fprintf(out,
-            "usage: %s [--uri URI] [--id ID] [--group G] [--jobs J] [--rounds R] [--expect N]\n"
-            "          [--wait-ms MS] [--hold-ms MS] [--interval-ms MS] [--report FILE]\n"
-            "  URI from --uri or COORD_URI. Defaults: id <hostname>-<pid>, group \"service\",\n"
-            "  8 jobs, 3 rounds, expect 1 member, wait 20000 ms for members, hold the lock 20 ms,\n"
-            "  0 ms between rounds, report lines printed only.\n",
-            argv0);
-}
-
-/* An int in [lo, hi] from `s`, or INT_MIN. */
-static int parse_int(const char *s, int lo, int hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return INT_MIN;
-    return (int)v;
-}
-
 /* 0, 2 for bad usage (message printed), -1 after --help. */
 static int parse_args(config *cfg, int argc, char **argv) {
     const char *id = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout, argv[0]);
-            return -1;
-        }
-        if (i + 1 >= argc) {
-            usage(stderr, argv[0]);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int *num = NULL, lo = 0, hi = INT_MAX;
-        if (!strcmp(a, "--uri"))
-            cfg->uri = v;
-        else if (!strcmp(a, "--id"))
-            id = v;
-        else if (!strcmp(a, "--group"))
-            cfg->group = v;
-        else if (!strcmp(a, "--report"))
-            cfg->report = v;
-        else if (!strcmp(a, "--jobs"))
-            num = &cfg->jobs, lo = 1, hi = 100000;
-        else if (!strcmp(a, "--rounds"))
-            num = &cfg->rounds, lo = 1, hi = 1000000;
-        else if (!strcmp(a, "--expect"))
-            num = &cfg->expect, lo = 1, hi = 10000;
-        else if (!strcmp(a, "--wait-ms"))
-            num = &cfg->wait_ms;
-        else if (!strcmp(a, "--hold-ms"))
-            num = &cfg->hold_ms, hi = 60000;
-        else if (!strcmp(a, "--interval-ms"))
-            num = &cfg->interval_ms, hi = 3600000;
-        else {
-            usage(stderr, argv[0]);
-            return 2;
-        }
-        if (num && (*num = parse_int(v, lo, hi)) == INT_MIN) {
-            fprintf(stderr, "service: %s wants a number from %d to %d, not \"%s\"\n", a, lo, hi, v);
-            return 2;
-        }
-    }
-    if (!cfg->uri) {
-        fprintf(stderr, "service: no URI: pass --uri or set COORD_URI\n");
-        return 2;
-    }
+    const ex_opt opts[] = {
+        {"--id", &id},
+        {"--group", &cfg->group},
+        {"--report", &cfg->report},
+        {"--jobs", .num = &cfg->jobs, .lo = 1, .hi = 100000},
+        {"--rounds", .num = &cfg->rounds, .lo = 1, .hi = 1000000},
+        {"--expect", .num = &cfg->expect, .lo = 1, .hi = 10000},
+        {"--wait-ms", .num = &cfg->wait_ms, .lo = 0, .hi = INT_MAX},
+        {"--hold-ms", .num = &cfg->hold_ms, .lo = 0, .hi = 60000},
+        {"--interval-ms", .num = &cfg->interval_ms, .lo = 0, .hi = 3600000},
+        {NULL},
+    };
+    int rc = ex_parse(
+        argc, argv, "service",
+        "usage: %s [--uri URI] [--id ID] [--group G] [--jobs J] [--rounds R] [--expect N]\n"
+        "          [--wait-ms MS] [--hold-ms MS] [--interval-ms MS] [--report FILE]\n"
+        "  URI from --uri or COORD_URI. Defaults: id <hostname>-<pid>, group \"service\",\n"
+        "  8 jobs, 3 rounds, expect 1 member, wait 20000 ms for members, hold the lock 20 ms,\n"
+        "  0 ms between rounds, report lines printed only.\n",
+        opts, &cfg->uri);
+    if (rc) return rc;
     if (id) {
         snprintf(cfg->id, sizeof cfg->id, "%s", id);
     } else {
@@ -416,7 +358,6 @@ static int parse_args(config *cfg, int argc, char **argv) {
         if (gethostname(host, sizeof host - 1)) strcpy(host, "service");
         snprintf(cfg->id, sizeof cfg->id, "%.200s-%ld", host, (long)getpid());
     }
-    int rc;
     if ((rc = coord_name_check(cfg->id)) || (rc = coord_name_check(cfg->group))) {
         fprintf(stderr, "service: --id/--group: %s: %s\n", coord_strerror(rc), coord_last_error());
         return 2;
@@ -464,7 +405,7 @@ static int start(state *s, int64_t *before) {
            coord_client_backend(s->c), coord_client_prefix(s->c), COUNTER, *before);
     return 0;
 fail:
-    fprintf(stderr, "[%s] %s: %s: %s\n", cfg->id, what, coord_strerror(rc), coord_last_error());
+    failed(cfg, what, NULL, rc);
     return !s->c && rc == COORD_EINVAL ? -2 : -1;
 }
 
@@ -476,16 +417,12 @@ static int finish(state *s) {
     ro.payload = s;
     int rc = coord_ring_new(&s->done, s->c, cfg->done_group, &ro);
     if (!rc) rc = coord_ring_join(s->done, cfg->id, NULL, 0, 1);
-    if (rc) {
-        fprintf(stderr, "[%s] join %s: %s: %s\n", cfg->id, cfg->done_group, coord_strerror(rc),
-                coord_last_error());
-        return -1;
-    }
-    int64_t deadline = now_ms() + cfg->wait_ms;
+    if (rc) return failed(cfg, "join", cfg->done_group, rc);
+    int64_t deadline = ex_now_ms() + cfg->wait_ms;
     for (;;) {
         unsigned seen = change_count(s);
         if (all_finished(s) || stop_signal(s)) return 0;
-        if (now_ms() >= deadline) break;
+        if (ex_now_ms() >= deadline) break;
         wait_change(s, seen, deadline);
     }
     printf("[%s] not every member finished within %d ms; leaving anyway\n", cfg->id, cfg->wait_ms);
@@ -493,13 +430,8 @@ static int finish(state *s) {
 }
 
 int main(int argc, char **argv) {
-    config cfg = {.uri = getenv("COORD_URI"),
-                  .group = "service",
-                  .jobs = 8,
-                  .rounds = 3,
-                  .expect = 1,
-                  .wait_ms = 20000,
-                  .hold_ms = 20};
+    config cfg = {
+        .group = "service", .jobs = 8, .rounds = 3, .expect = 1, .wait_ms = 20000, .hold_ms = 20};
     int rc = parse_args(&cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -533,12 +465,12 @@ int main(int argc, char **argv) {
     }
 
     /* Wait for the expected members, so that instances started together share every round. */
-    int64_t deadline = now_ms() + cfg.wait_ms;
+    int64_t deadline = ex_now_ms() + cfg.wait_ms;
     size_t members;
     for (;;) {
         unsigned seen = change_count(&s); /* before looking, so no change goes unnoticed */
         members = member_count(s.ring);
-        if (members >= (size_t)cfg.expect || stop_signal(&s) || now_ms() >= deadline) break;
+        if (members >= (size_t)cfg.expect || stop_signal(&s) || ex_now_ms() >= deadline) break;
         wait_change(&s, seen, deadline);
     }
     if (members < (size_t)cfg.expect && !stop_signal(&s))
@@ -550,8 +482,9 @@ int main(int argc, char **argv) {
         if (run_round(&s, ++round)) goto out;
         if (round < cfg.rounds && cfg.interval_ms) {
             unsigned seen = change_count(&s);
-            int64_t end = now_ms() + cfg.interval_ms;
-            while (now_ms() < end && !stop_signal(&s)) { /* a ring change does not end the pause */
+            int64_t end = ex_now_ms() + cfg.interval_ms;
+            while (ex_now_ms() < end &&
+                   !stop_signal(&s)) { /* a ring change does not end the pause */
                 wait_change(&s, seen, end);
                 seen = change_count(&s);
             }
@@ -559,8 +492,7 @@ int main(int argc, char **argv) {
     }
     if (!stop_signal(&s) && finish(&s)) goto out;
     if ((rc = coord_counter_get(s.counter, &after))) {
-        fprintf(stderr, "[%s] read %s: %s: %s\n", cfg.id, COUNTER, coord_strerror(rc),
-                coord_last_error());
+        failed(&cfg, "read", COUNTER, rc);
         goto out;
     }
     int sig = stop_signal(&s);
