@@ -9,10 +9,6 @@
 
 #include "coord/sys/backend.h"
 
-/* Built-in backends (defined in backends/<name>/), present when compiled in. */
-extern const coord_backend coord__zk_backend;
-extern const coord_backend coord__etcd_backend;
-
 /* The backend registry (lib/registry.c): the table serving `scheme` (lower case), else
  * COORD_EINVAL "unknown URI scheme" with the schemes served; and the table's global_init, run
  * once per process before its first open. */

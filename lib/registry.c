@@ -6,20 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "coord_builtin_backends.h" /* generated: COORD_BUILTIN_BACKENDS(X) */
 #include "internal.h"
 
 #define MAX_REGISTERED 32
 #define SCHEME_MAX 16
 
-/* Built-in backends, present when compiled in. */
-static const coord_backend *const builtin[] = {
-#ifdef COORD_WITH_ZOOKEEPER
-    &coord__zk_backend,
-#endif
-#ifdef COORD_WITH_ETCD
-    &coord__etcd_backend,
-#endif
-    NULL};
+/* The tables of the backends built in (backends/<name>/CMakeLists.txt), checked at first use. */
+#define DECLARE(table) extern const coord_backend table;
+COORD_BUILTIN_BACKENDS(DECLARE)
+#define ADDRESS(table) &table,
+static const coord_backend *const builtin[] = {COORD_BUILTIN_BACKENDS(ADDRESS) NULL};
 
 typedef struct entry {
     const coord_backend *be;
