@@ -123,15 +123,6 @@ static void revoke_alice(void) {
     etcdctl("user passwd", "alicepw", "--user root:rootpw user passwd alice --interactive=false");
 }
 
-static coord_ring *ring_with(coord_client *c, const char *group, coord_test_changes *j) {
-    coord_ring_options o = COORD_RING_OPTIONS_INIT;
-    o.on_change = coord_test_changes_cb;
-    o.payload = j;
-    coord_ring *r = NULL;
-    expect(coord_ring_new(&r, c, group, &o), 0, "coord_ring_new");
-    return r;
-}
-
 /* What one identity writes, another (wrong password, or none) cannot read. */
 static void credentials_protect(void **state) {
     const coord_test_backend *b = *state;
@@ -470,8 +461,7 @@ static void etcd_lease_lost_with_revoked_token(void **state) {
     expect(open_opts(&c, b, "alice:alicepw", prefix, "&session_ttl_ms=3000", &st), 0, "open");
     uint64_t s0 = coord_client_session(c);
     coord_test_changes j;
-    coord_test_changes_init(&j);
-    coord_ring *r = ring_with(c, "g", &j);
+    coord_ring *r = coord_test_ring_open(c, "g", &j);
     expect(coord_ring_join(r, "a", NULL, 0, 1), 0, "join");
     coord_lock *l;
     assert_int_equal(coord_lock_new(&l, c, "L"), 0);
@@ -520,8 +510,7 @@ static void etcd_restart_forgets_tokens(void **state) {
     coord_client *c = must_open(b, "alice:alicepw", prefix);
     uint64_t s0 = coord_client_session(c);
     coord_test_changes j;
-    coord_test_changes_init(&j);
-    coord_ring *r = ring_with(c, "g", &j);
+    coord_ring *r = coord_test_ring_open(c, "g", &j);
     expect(coord_ring_join(r, "a", NULL, 0, 1), 0, "join");
     coord_lock *l;
     assert_int_equal(coord_lock_new(&l, c, "L"), 0);

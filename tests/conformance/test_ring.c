@@ -10,18 +10,6 @@
 
 #include "testing.h"
 
-static coord_ring *ring_open(coord_client *c, const char *group, coord_test_changes *w) {
-    coord_ring_options o = COORD_RING_OPTIONS_INIT;
-    if (w) {
-        o.on_change = coord_test_changes_cb;
-        o.payload = w;
-    }
-    coord_ring *r = NULL;
-    int rc = coord_ring_new(&r, c, group, &o);
-    if (rc) fail_msg("coord_ring_new: %s: %s", coord_err_name(rc), coord_last_error());
-    return r;
-}
-
 static size_t member_count(coord_ring *r) {
     char **ids;
     size_t n;
@@ -63,8 +51,7 @@ static void converge(void **state) {
     char *uri;
     coord_client *obs = coord_test_open(state, NULL, NULL, &uri);
     coord_test_changes wo;
-    coord_test_changes_init(&wo);
-    coord_ring *ro = ring_open(obs, "g", &wo);
+    coord_ring *ro = coord_test_ring_open(obs, "g", &wo);
     assert_int_equal(member_count(ro), 0);
     assert_int_equal(coord_ring_epoch(ro), 0);
     coord_client *mc[3];
@@ -75,8 +62,7 @@ static void converge(void **state) {
         snprintf(id, sizeof id, "m%d", i);
         snprintf(data, sizeof data, "host-%d", i);
         mc[i] = open_uri(uri, NULL);
-        coord_test_changes_init(&mw[i]);
-        mr[i] = ring_open(mc[i], "g", &mw[i]);
+        mr[i] = coord_test_ring_open(mc[i], "g", &mw[i]);
         assert_int_equal(coord_ring_join(mr[i], id, data, strlen(data), 1), 0);
         assert_true(coord_test_ring_has(mr[i], id)); /* a joiner sees itself at once */
     }
@@ -126,7 +112,7 @@ static void converge(void **state) {
     assert_int_equal(coord_ring_lookup(ro, "k", 1, small, sizeof small), COORD_EINVAL);
 
     /* a ring started after the members sees them at once */
-    coord_ring *late = ring_open(obs, "g", NULL);
+    coord_ring *late = coord_test_ring_open(obs, "g", NULL);
     assert_int_equal(member_count(late), 3);
     assert_true(coord_ring_epoch(late) == e);
     coord_ring_free(late);
@@ -179,7 +165,7 @@ static void duplicate_and_weight(void **state) {
     char *uri;
     coord_client *a = coord_test_open(state, NULL, NULL, &uri);
     coord_client *b = open_uri(uri, NULL);
-    coord_ring *ra = ring_open(a, "d", NULL), *rb = ring_open(b, "d", NULL);
+    coord_ring *ra = coord_test_ring_open(a, "d", NULL), *rb = coord_test_ring_open(b, "d", NULL);
     assert_int_equal(coord_ring_join(ra, "same", "x", 1, 1), 0);
     assert_int_equal(coord_ring_join(rb, "same", "y", 1, 1), COORD_EEXISTS);
     assert_int_equal(coord_ring_join(ra, "other", NULL, 0, 1), COORD_EINVAL); /* joined once */
@@ -195,8 +181,7 @@ static void duplicate_and_weight(void **state) {
     /* a weight-3 member owns about three times the keys */
     assert_int_equal(coord_ring_join(rb, "heavy", "h", 1, 3), 0);
     coord_test_changes w;
-    coord_test_changes_init(&w);
-    coord_ring *obs = ring_open(a, "d", &w);
+    coord_ring *obs = coord_test_ring_open(a, "d", &w);
     assert_int_equal(member_count(obs), 2);
     int heavy = 0;
     for (int i = 0; i < 8000; i++) {
@@ -247,8 +232,7 @@ static void process_death(void **state) {
     }
     coord_client *obs = open_uri(uri, NULL);
     coord_test_changes w;
-    coord_test_changes_init(&w);
-    coord_ring *r = ring_open(obs, "pd", &w);
+    coord_ring *r = coord_test_ring_open(obs, "pd", &w);
     /* a ring started after a member sees it at once */
     assert_true(coord_test_ring_has(r, "doomed"));
     int64_t t0 = coord__now_ms();
@@ -270,9 +254,8 @@ static void session_loss_rejoins(void **state) {
     coord_client *m = coord_test_open(state, "session_ttl_ms=2000", &rec, &uri);
     coord_client *obs = open_uri(uri, NULL);
     coord_test_changes w;
-    coord_test_changes_init(&w);
-    coord_ring *ro = ring_open(obs, "sl", &w);
-    coord_ring *rm = ring_open(m, "sl", NULL);
+    coord_ring *ro = coord_test_ring_open(obs, "sl", &w);
+    coord_ring *rm = coord_test_ring_open(m, "sl", NULL);
     assert_int_equal(coord_ring_join(rm, "phoenix", "p", 1, 1), 0);
     await_member(ro, &w, "phoenix", true, 5000);
     uint64_t s0 = coord_client_session(m);
@@ -320,11 +303,10 @@ static void lookups_during_churn(void **state) {
     char *uri;
     coord_client *c = coord_test_open(state, NULL, NULL, &uri);
     coord_test_changes w;
-    coord_test_changes_init(&w);
-    churn ch = {.r = ring_open(c, "churn", &w)};
+    churn ch = {.r = coord_test_ring_open(c, "churn", &w)};
     coord_ring *m[4];
     for (int i = 0; i < 4; i++) /* before the threads: a failed assert must not leave them */
-        m[i] = ring_open(c, "churn", NULL);
+        m[i] = coord_test_ring_open(c, "churn", NULL);
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, looker, &ch);
@@ -369,8 +351,7 @@ static void free_during_own_change(void **state) {
     assert_non_null(rec);
     int at_free[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
-        coord_test_changes_init(&rec[i]);
-        coord_ring *r = ring_open(c, "fc", &rec[i]);
+        coord_ring *r = coord_test_ring_open(c, "fc", &rec[i]);
         assert_int_equal(coord_ring_join(r, "self", NULL, 0, 1), 0);
         coord_ring_free(r); /* leaves, then stops watching */
         pthread_mutex_lock(&rec[i].mu);
@@ -379,10 +360,9 @@ static void free_during_own_change(void **state) {
     }
     /* A change seen after the frees: whatever the client had queued for them has run by now. */
     coord_test_changes w;
-    coord_test_changes_init(&w);
-    coord_ring *r = ring_open(c, "fc", &w);
+    coord_ring *r = coord_test_ring_open(c, "fc", &w);
     assert_int_equal(member_count(r), 0);
-    coord_ring *probe = ring_open(c, "fc", NULL);
+    coord_ring *probe = coord_test_ring_open(c, "fc", NULL);
     assert_int_equal(coord_ring_join(probe, "probe", NULL, 0, 1), 0);
     if (!coord_test_changes_wait(&w, "probe", 1, 1, 5000))
         fail_msg("the probe's join was not seen");
@@ -418,7 +398,7 @@ static void bad_arguments(void **state) {
     o = (coord_ring_options)COORD_RING_OPTIONS_INIT;
     o.version = 99;
     assert_int_equal(coord_ring_new(&r, c, "g", &o), COORD_EINVAL);
-    r = ring_open(c, "g", NULL);
+    r = coord_test_ring_open(c, "g", NULL);
     for (size_t i = 0; bad[i]; i++)
         assert_int_equal(coord_ring_join(r, bad[i], NULL, 0, 1), COORD_EINVAL);
     assert_int_equal(coord_ring_join(r, "ok", NULL, 5, 1), COORD_EINVAL);

@@ -147,6 +147,19 @@ bool coord_test_changes_wait(coord_test_changes *w, const char *id, int joined, 
     return ok;
 }
 
+coord_ring *coord_test_ring_open(coord_client *c, const char *group, coord_test_changes *rec) {
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    if (rec) {
+        coord_test_changes_init(rec);
+        o.on_change = coord_test_changes_cb;
+        o.payload = rec;
+    }
+    coord_ring *r = NULL;
+    int rc = coord_ring_new(&r, c, group, &o);
+    if (rc) fail_msg("coord_ring_new %s: %s: %s", group, coord_err_name(rc), coord_last_error());
+    return r;
+}
+
 bool coord_test_ring_has(coord_ring *r, const char *id) {
     char **ids;
     size_t n;

@@ -86,6 +86,9 @@ int coord_test_changes_count(coord_test_changes *w, const char *id, int joined);
 /* Wait until `id` has been reported as joined (or left) `times` times; false after timeout_ms. */
 bool coord_test_changes_wait(coord_test_changes *w, const char *id, int joined, int times,
                              int timeout_ms);
+/* A ring on `c` for `group`; with `rec`, its changes are recorded there (rec is initialised
+ * here). Fails the test when the ring cannot be made. */
+coord_ring *coord_test_ring_open(coord_client *c, const char *group, coord_test_changes *rec);
 /* Whether `id` is a member in `r`'s current view. */
 bool coord_test_ring_has(coord_ring *r, const char *id);
 
