@@ -21,7 +21,7 @@
 
 #include "etcd_codec.h"
 
-#define REAL_MAX (64u << 20) /* MAX_LINE in etcd.c */
+#define REAL_MAX (64u << 20) /* MAX_LINE in etcd_int.h */
 #define CB_FAIL 77
 
 typedef struct model_line {
