@@ -353,23 +353,11 @@ bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_
     return out->ran;
 }
 
-int raw_interleaved(const bench_opts *o, const char *backend, raw_kind kind, raw_result *raw,
-                    int (*slice)(void *ctx, int64_t ms), void *ctx) {
-    bool raw_ok = true;
-    int failed = 0;
+bool raw_turn(const bench_opts *o, int k, int64_t *ms) {
     int64_t total_ms = (int64_t)o->seconds * 1000;
-    for (int k = 0; k < 2 * RAW_SLICES; k++) {
-        int i = k / 2;
-        int64_t ms = total_ms / RAW_SLICES + (i == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
-        bool raw_turn = (k % 2 == 0) == (i % 2 == 0);
-        if (raw_turn) {
-            if (raw_ok) raw_ok = raw_slice(o, backend, kind, ms, raw);
-        } else if (slice(ctx, ms)) {
-            failed = -1;
-        }
-    }
-    raw->ran = raw_ok && raw->r.slices > 0;
-    return failed;
+    int slice = k / 2;
+    *ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
+    return (k % 2 == 0) == (slice % 2 == 0);
 }
 
 /* ---------- output ---------- */

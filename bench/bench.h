@@ -162,14 +162,12 @@ bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_
                    raw_result *out);
 
 /*
- * The uncontended scenario and its raw bound interleaved in RAW_SLICES slices each (raw unc |
+ * The uncontended scenario and its raw bound run interleaved in RAW_SLICES slices each (raw unc |
  * unc raw | raw unc), --seconds in all for each, so that a change of background load on the
- * machine weighs on both alike. `slice(ctx, ms)` runs one slice of the scenario: 0, or -1 when
- * it failed. -1 when a slice of the scenario failed; raw->ran tells whether the bound was
- * measured (else raw->err says why).
+ * machine weighs on both alike: for k in 0 .. 2 * RAW_SLICES - 1, whether turn k is the raw
+ * bound's, and its length in *ms.
  */
-int raw_interleaved(const bench_opts *o, const char *backend, raw_kind kind, raw_result *raw,
-                    int (*slice)(void *ctx, int64_t ms), void *ctx);
+bool raw_turn(const bench_opts *o, int k, int64_t *ms);
 
 /* ---------- output ---------- */
 

@@ -183,18 +183,6 @@ static void print_counter_row(const counter_result *cr) {
            r->cycles, r->rate, r->p50_ms, r->p99_ms);
 }
 
-/* One slice of the uncontended scenario, interleaved with the raw bound's. */
-typedef struct unc_slice {
-    coord_client *c;
-    const char *own_uri;
-    counter_result *cr;
-} unc_slice;
-
-static int uncontended_slice(void *ctx, int64_t ms) {
-    unc_slice *s = ctx;
-    return counter_scenario(s->c, s->own_uri, s->cr, ms);
-}
-
 int mode_counter(const bench_opts *o) {
     coord_client *c = bench_connect(o);
     if (!c) return 1;
@@ -218,8 +206,15 @@ int mode_counter(const bench_opts *o) {
                        : "client shared (one coord_client, one coord_counter handle per thread)");
 
     raw_result rawr = {.r = {.name = "raw", .threads = 1}};
-    unc_slice unc_ctx = {c, own_uri, &cs[0]};
-    if (raw_interleaved(o, backend, RAW_COUNTER, &rawr, uncontended_slice, &unc_ctx)) failed = 1;
+    bool raw_ok = true;
+    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+        int64_t ms;
+        if (raw_turn(o, k, &ms))
+            raw_ok = raw_ok && raw_slice(o, backend, RAW_COUNTER, ms, &rawr);
+        else if (counter_scenario(c, own_uri, &cs[0], ms))
+            failed = 1;
+    }
+    rawr.ran = raw_ok && rawr.r.slices > 0;
     int64_t total_ms = (int64_t)o->seconds * 1000;
     counter_result raw = {.r = rawr.r, .shards = 1};
     for (int i = 1; i < 3; i++)

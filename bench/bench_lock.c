@@ -162,18 +162,6 @@ static void print_row(const result *r) {
            r->cycles, r->rate, r->p50_ms, r->p99_ms);
 }
 
-/* One slice of the uncontended scenario, interleaved with the raw bound's. */
-typedef struct unc_slice {
-    const bench_opts *o;
-    coord_client *c;
-    result *r;
-} unc_slice;
-
-static int uncontended_slice(void *ctx, int64_t ms) {
-    unc_slice *s = ctx;
-    return lock_scenario(s->o, s->c, s->r, ms);
-}
-
 int mode_lock(const bench_opts *o) {
     coord_client *c = bench_connect(o);
     if (!c) return 1;
@@ -195,8 +183,16 @@ int mode_lock(const bench_opts *o) {
                coord_client_prefix(c), o->seconds, client_kind);
 
     raw_result raw = {.r = {.name = "raw", .threads = 1, .locks = 1}};
-    unc_slice unc_ctx = {o, c, &rs[0]};
-    int failed = raw_interleaved(o, backend, RAW_LOCK, &raw, uncontended_slice, &unc_ctx) ? 1 : 0;
+    bool raw_ok = true;
+    int failed = 0;
+    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+        int64_t ms;
+        if (raw_turn(o, k, &ms))
+            raw_ok = raw_ok && raw_slice(o, backend, RAW_LOCK, ms, &raw);
+        else if (lock_scenario(o, c, &rs[0], ms))
+            failed = 1;
+    }
+    raw.ran = raw_ok && raw.r.slices > 0;
     int64_t total_ms = (int64_t)o->seconds * 1000;
     /* The contended scenario's own raw bound, right after it. */
     raw_result rawc = {.r = {.name = "raw-contend", .threads = DEFAULT_THREADS, .locks = 1}};
