@@ -324,22 +324,6 @@ static void cancel_wait(void **state) {
     free(uri);
 }
 
-static void bad_names(void **state) {
-    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
-    const char *const *bad = coord_test_bad_names;
-    for (size_t i = 0; bad[i]; i++) {
-        coord_lock *l = (coord_lock *)1;
-        assert_int_equal(coord_lock_new(&l, c, bad[i]), COORD_EINVAL);
-        assert_null(l);
-    }
-    coord_lock *l;
-    assert_int_equal(coord_lock_new(&l, c, NULL), COORD_EINVAL);
-    assert_int_equal(coord_lock_new(&l, NULL, "x"), COORD_EINVAL);
-    assert_int_equal(coord_lock_acquire(NULL, 0), COORD_EINVAL);
-    coord_lock_free(NULL);
-    coord_client_close(c);
-}
-
 /* ---- etcd: interop with etcdctl lock (etcd's concurrency.Mutex) ---- */
 
 static pid_t spawn(const char *cmd, int *out_fd, int *in_fd) {
@@ -451,10 +435,9 @@ static void etcdctl_interop(void **state) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(bad_names),      COORD_CONFORMANCE(try_timeout),
-        COORD_CONFORMANCE(exclusion),      COORD_CONFORMANCE(fifo_no_herd),
-        COORD_CONFORMANCE(session_loss),   COORD_CONFORMANCE(cancel_wait),
-        cmocka_unit_test(etcdctl_interop),
+        COORD_CONFORMANCE(try_timeout),  COORD_CONFORMANCE(exclusion),
+        COORD_CONFORMANCE(fifo_no_herd), COORD_CONFORMANCE(session_loss),
+        COORD_CONFORMANCE(cancel_wait),  cmocka_unit_test(etcdctl_interop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

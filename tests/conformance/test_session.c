@@ -177,21 +177,6 @@ static void watches(void **state) {
     free(b);
 }
 
-static void unreachable(void **state) {
-    const coord_test_backend *b = *state;
-    char uri[256];
-    /* Port 1 on loopback: nothing listens there. */
-    snprintf(uri, sizeof uri, "%s://127.0.0.1:1/x?connect_timeout_ms=1000", b->scheme);
-    coord_client *c = (coord_client *)1;
-    int64_t t0 = coord__now_ms();
-    int rc = coord_client_open(&c, uri, NULL);
-    int64_t took = coord__now_ms() - t0;
-    assert_true(rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT);
-    assert_null(c);
-    assert_true(strlen(coord_last_error()) > 0);
-    assert_true(took < 1000 + 1500);
-}
-
 /* Session loss: LOST, then CONNECTED with a new session; ephemeral state is gone. */
 static void session_loss(void **state) {
     coord_test_states rec;
@@ -292,10 +277,13 @@ static void options(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(open_close),     COORD_CONFORMANCE(kv_contract),
-        COORD_CONFORMANCE(watches),        COORD_CONFORMANCE(unreachable),
-        COORD_CONFORMANCE(options),        COORD_CONFORMANCE(session_loss),
-        COORD_CONFORMANCE(suspend_resume), cmocka_unit_test(etcd_watch_compacted),
+        COORD_CONFORMANCE(open_close),
+        COORD_CONFORMANCE(kv_contract),
+        COORD_CONFORMANCE(watches),
+        COORD_CONFORMANCE(options),
+        COORD_CONFORMANCE(session_loss),
+        COORD_CONFORMANCE(suspend_resume),
+        cmocka_unit_test(etcd_watch_compacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
