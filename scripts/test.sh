@@ -1,83 +1,165 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean clone on Debian, as root:
-#   install what is missing, build (plain, ASan+UBSan, ThreadSanitizer, and without backends),
-#   fuzz the parsers (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
-#   check formatting, docker-compose.yml, the API reference (Doxygen, warnings are errors) and
-#   the installed package, start local ZooKeeper and etcd (single node and 3-member clusters),
-#   run unit, conformance and cluster tests, the same under ASan+UBSan, the conformance suites
-#   under ThreadSanitizer and under valgrind. Servers are stopped afterwards, also on failure.
+# The test suite. Which to run when:
+#   cd build && ctest -L unit    seconds, no server: first, after every change
+#   scripts/test.sh --quick      everyday work, under 4 minutes: install what is missing, one
+#                                build ($COORD_BUILD_DIR, default build/), the unit tier, then the
+#                                conformance tier on both backends (ctest -L conformance: its
+#                                fixture starts and stops the servers of scripts/servers.sh)
+#   scripts/test.sh              everything, what CI runs (about 15 minutes), from a clean clone
+#                                on Debian: install what is missing, build (plain, ASan+UBSan,
+#                                ThreadSanitizer, and without backends), fuzz the parsers
+#                                (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
+#                                check formatting, docker-compose.yml, the API reference (Doxygen,
+#                                warnings are errors) and the installed package, start local
+#                                ZooKeeper and etcd (single node and 3-member clusters), run the
+#                                unit, conformance and cluster tiers, the same under ASan+UBSan,
+#                                the conformance suites under ThreadSanitizer and under valgrind.
+# Servers are stopped afterwards, also on failure. Root is needed only to install packages.
+# Ports, pointer file and the other server settings come from the COORD_SERVERS_* environment
+# (scripts/servers.sh --help); servers already named by COORD_TEST_* are used as they are.
+#
+# Stages can be skipped with SKIP_<STAGE>=1: DEPS, BUILD (both modes); UNIT, CONFORMANCE (both
+# modes); CLUSTER, ASAN, FUZZ, TSAN, NOBACKEND, FORMAT, COMPOSE, DOCS, INSTALL, VALGRIND (full).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 JOBS=$(nproc)
+B=${COORD_BUILD_DIR:-build}
+skip() { # STAGE -> is SKIP_STAGE=1?
+    local v=SKIP_$1
+    [ "${!v:-0}" = 1 ]
+}
+T0=$(date +%s)
+stage() { echo "== $* (at $(($(date +%s) - T0)) s)"; }
+
+build_plain() {
+    skip BUILD && return 0
+    stage "build ($B)"
+    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.log 2>&1 || { cat build.log; exit 1; }
+    cmake --build "$B" -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+}
+
+# ctest in build dir $1 of the tiers not skipped; more ctest arguments follow
+tiers() {
+    local dir=$1 drop=() t
+    shift
+    for t in UNIT CONFORMANCE CLUSTER; do
+        if skip "$t"; then drop+=("$(printf %s "$t" | tr '[:upper:]' '[:lower:]')"); fi
+    done
+    if [ ${#drop[@]} = 3 ]; then return 0; fi
+    if [ ${#drop[@]} -gt 0 ]; then
+        set -- -LE "^($(
+            IFS='|'
+            echo "${drop[*]}"
+        ))\$" "$@"
+    fi
+    (cd "$dir" && ctest --output-on-failure "$@")
+}
+
+if [ "${1:-}" = "--quick" ]; then
+    skip DEPS || bash scripts/deps.sh
+    build_plain
+    if ! skip UNIT; then
+        stage "unit tier"
+        (cd "$B" && ctest -L unit -j"$JOBS" --output-on-failure)
+    fi
+    if ! skip CONFORMANCE; then
+        stage "conformance tier, both backends (servers from the ctest fixture)"
+        (cd "$B" && COORD_TEST_REQUIRE_SERVERS=1 ctest -L conformance --output-on-failure)
+    fi
+    stage "done"
+    exit 0
+fi
 
 if [ "${1:-}" != "--inner" ]; then
-    bash scripts/deps.sh
-    echo "== build"
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.log 2>&1 || { cat build.log; exit 1; }
-    cmake --build build -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
-    echo "== build with ASan+UBSan"
-    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORD_SANITIZE=ON >>build.log 2>&1
-    cmake --build build-asan -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
-    echo "== fuzzing (libFuzzer, 20 s per target)"
-    bash scripts/fuzz.sh 20
-    echo "== build with ThreadSanitizer (conformance suites)"
-    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORD_TSAN=ON -DCOORD_BUILD_EXAMPLES=OFF \
-        -DCOORD_BUILD_BENCH=OFF -DCOORD_BUILD_TOOLS=OFF >>build.log 2>&1
-    cmake --build build-tsan -j"$JOBS" --target test_ring test_lock test_counter test_session \
-        >>build.log 2>&1 || { tail -50 build.log; exit 1; }
-    echo "== build without backends"
-    cmake -S . -B build-nobackend -DCOORD_WITH_ZOOKEEPER=OFF -DCOORD_WITH_ETCD=OFF >>build.log 2>&1
-    cmake --build build-nobackend -j"$JOBS" --target test_backends test_uri hello >>build.log 2>&1 ||
-        { tail -50 build.log; exit 1; }
-    (cd build-nobackend && ctest -R 'test_backends|test_uri' --output-on-failure)
+    skip DEPS || bash scripts/deps.sh
+    build_plain
+    if ! skip ASAN; then
+        stage "build with ASan+UBSan"
+        cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORD_SANITIZE=ON >>build.log 2>&1
+        cmake --build build-asan -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+    fi
+    if ! skip FUZZ; then
+        stage "fuzzing (libFuzzer, 20 s per target)"
+        bash scripts/fuzz.sh 20
+    fi
+    if ! skip TSAN; then
+        stage "build with ThreadSanitizer (conformance suites)"
+        cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORD_TSAN=ON -DCOORD_BUILD_EXAMPLES=OFF \
+            -DCOORD_BUILD_BENCH=OFF -DCOORD_BUILD_TOOLS=OFF >>build.log 2>&1
+        cmake --build build-tsan -j"$JOBS" --target test_ring test_lock test_counter test_session \
+            >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+    fi
+    if ! skip NOBACKEND; then
+        stage "build without backends"
+        cmake -S . -B build-nobackend -DCOORD_WITH_ZOOKEEPER=OFF -DCOORD_WITH_ETCD=OFF >>build.log 2>&1
+        cmake --build build-nobackend -j"$JOBS" --target test_backends test_uri hello >>build.log 2>&1 ||
+            { tail -50 build.log; exit 1; }
+        (cd build-nobackend && ctest -R 'test_backends|test_uri' --output-on-failure)
+    fi
 
-    echo "== formatting (.clang-format)"
-    git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$' | xargs clang-format --dry-run -Werror
-    echo "== docker-compose.yml"
-    docker-compose -f docker-compose.yml config -q
-    echo "== API reference (Doxygen; any warning, e.g. an undocumented public item, fails)"
-    cmake --build build --target doc >build/doc.log 2>&1 || { cat build/doc.log; exit 1; }
-    if grep -E 'warning:|error:' build/doc.log; then echo "doxygen reported the above"; exit 1; fi
-    echo "== installed package: find_package and pkg-config consumers"
-    rm -rf build-install && cmake --install build --prefix "$PWD/build-install/prefix" >/dev/null
-    cmake -S tests/install -B build-install/cmake -DCMAKE_PREFIX_PATH="$PWD/build-install/prefix" >/dev/null
-    cmake --build build-install/cmake >/dev/null
-    LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/cmake/consumer
-    PKG_CONFIG_PATH="$PWD/build-install/prefix/lib/pkgconfig" \
-        sh -c 'cc tests/install/consumer.c $(pkg-config --cflags --libs coord) -o build-install/pc-consumer'
-    LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/pc-consumer
-    LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/prefix/bin/coordctl --version
-    test -s build-install/prefix/share/man/man1/coordctl.1
+    if ! skip FORMAT; then
+        stage "formatting (.clang-format)"
+        git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$' | xargs clang-format --dry-run -Werror
+    fi
+    if ! skip COMPOSE; then
+        stage "docker-compose.yml"
+        docker-compose -f docker-compose.yml config -q
+    fi
+    if ! skip DOCS; then
+        stage "API reference (Doxygen; any warning, e.g. an undocumented public item, fails)"
+        cmake --build "$B" --target doc >"$B/doc.log" 2>&1 || { cat "$B/doc.log"; exit 1; }
+        if grep -E 'warning:|error:' "$B/doc.log"; then echo "doxygen reported the above"; exit 1; fi
+    fi
+    if ! skip INSTALL; then
+        stage "installed package: find_package and pkg-config consumers"
+        rm -rf build-install && cmake --install "$B" --prefix "$PWD/build-install/prefix" >/dev/null
+        cmake -S tests/install -B build-install/cmake -DCMAKE_PREFIX_PATH="$PWD/build-install/prefix" >/dev/null
+        cmake --build build-install/cmake >/dev/null
+        LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/cmake/consumer
+        PKG_CONFIG_PATH="$PWD/build-install/prefix/lib/pkgconfig" \
+            sh -c 'cc tests/install/consumer.c $(pkg-config --cflags --libs coord) -o build-install/pc-consumer'
+        LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/pc-consumer
+        LD_LIBRARY_PATH="$PWD/build-install/prefix/lib" build-install/prefix/bin/coordctl --version
+        test -s build-install/prefix/share/man/man1/coordctl.1
+    fi
 
+    export T0
     exec bash scripts/servers.sh run both -- bash "$0" --inner
 fi
 
 # Inside: servers are up and COORD_TEST_* are set.
 export COORD_TEST_REQUIRE_SERVERS=1
-echo "== valgrind: unit and conformance suites"
-VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
-    --suppressions=tests/valgrind.supp)
-for t in build/tests/test_uri build/tests/test_name build/tests/test_zk_path \
-    build/tests/test_backends build/tests/test_etcd_codec build/tests/test_counter_codec \
-    build/tests/test_etcd_badserver build/tests/test_session build/tests/test_ring_codec \
-    build/tests/test_hashring build/tests/test_lock build/tests/test_counter build/tests/test_ring; do
-    [ -x "$t" ] || continue
-    "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
-        { cat "$t.valgrind.log"; echo "valgrind: $t failed"; exit 1; }
-    echo "valgrind ok: $t"
-done
-bash tests/conformance/test_auth_tls.sh build/tests/test_auth "${VG[@]}" \
-    >build/test_auth.valgrind.log 2>&1 ||
-    { cat build/test_auth.valgrind.log; echo "valgrind: test_auth failed"; exit 1; }
-echo "valgrind ok: build/tests/test_auth (credentials and TLS)"
-echo "== ThreadSanitizer: ring (lookups during churn), lock, counter and session suites"
-for t in test_ring test_lock test_counter test_session; do
-    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
-        build-tsan/tests/$t >"build-tsan/$t.log" 2>&1 ||
-        { cat "build-tsan/$t.log"; echo "ThreadSanitizer: $t failed"; exit 1; }
-    echo "tsan ok: $t"
-done
-echo "== ASan+UBSan: unit, conformance and cluster suites"
-(cd build-asan && LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp ctest -j1 --output-on-failure)
-echo "== unit, conformance and cluster suites"
-cd build && ctest -j1 --output-on-failure
+if ! skip VALGRIND; then
+    stage "valgrind: unit and conformance suites"
+    VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
+        --suppressions=tests/valgrind.supp)
+    for t in test_uri test_name test_zk_path test_backends test_etcd_codec test_counter_codec \
+        test_etcd_badserver test_session test_ring_codec test_hashring test_lock test_counter \
+        test_ring; do
+        t=$B/tests/$t
+        [ -x "$t" ] || continue
+        "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
+            { cat "$t.valgrind.log"; echo "valgrind: $t failed"; exit 1; }
+        echo "valgrind ok: $t"
+    done
+    bash tests/conformance/test_auth_tls.sh "$B/tests/test_auth" "${VG[@]}" \
+        >"$B/test_auth.valgrind.log" 2>&1 ||
+        { cat "$B/test_auth.valgrind.log"; echo "valgrind: test_auth failed"; exit 1; }
+    echo "valgrind ok: $B/tests/test_auth (credentials and TLS)"
+fi
+if ! skip TSAN; then
+    stage "ThreadSanitizer: ring (lookups during churn), lock, counter and session suites"
+    for t in test_ring test_lock test_counter test_session; do
+        TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+            build-tsan/tests/$t >"build-tsan/$t.log" 2>&1 ||
+            { cat "build-tsan/$t.log"; echo "ThreadSanitizer: $t failed"; exit 1; }
+        echo "tsan ok: $t"
+    done
+fi
+if ! skip ASAN; then
+    stage "ASan+UBSan: unit, conformance and cluster tiers"
+    LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp tiers build-asan -j1
+fi
+stage "unit, conformance and cluster tiers"
+tiers "$B" -j1
+stage "done"
