@@ -17,6 +17,11 @@
 COORD_BUILTIN_BACKENDS(DECLARE)
 #define ADDRESS(table) &table,
 static const coord_backend *const builtin[] = {COORD_BUILTIN_BACKENDS(ADDRESS) NULL};
+/* The (name, scheme) pairs of the backends left out of this build. */
+#define LEFT_OUT(name, scheme) {name, scheme},
+static const struct {
+    const char *name, *scheme;
+} absent[] = {COORD_LEFT_OUT_BACKENDS(LEFT_OUT){NULL, NULL}};
 
 typedef struct entry {
     const coord_backend *be;
@@ -136,19 +141,25 @@ int coord__backend_find(const coord_backend **out, const char *scheme) {
             int w = snprintf(known + kl, sizeof known - kl, "%s%s", kl ? ", " : "", *s);
             if (w > 0 && (size_t)w < sizeof known - kl) kl += (size_t)w;
         }
-    char left_out[200] = "";
+    char bad_builtin[200] = "";
     if (builtin_err[0])
-        snprintf(left_out, sizeof left_out, "; a built-in backend was left out: %s", builtin_err);
+        snprintf(bad_builtin, sizeof bad_builtin, "; a built-in backend was left out: %s",
+                 builtin_err);
     pthread_mutex_unlock(&mu);
+    for (size_t i = 0; absent[i].name; i++)
+        if (strcmp(absent[i].scheme, scheme) == 0)
+            return coord_seterr(COORD_ENOTSUP,
+                                "the %s backend (scheme %s://) is not built into this libcoord",
+                                absent[i].name, scheme);
     if (!scheme_word(scheme))
         return coord_seterr(COORD_EINVAL,
                             "unknown URI scheme: no backend for it is built into or registered "
                             "with this libcoord (%s%s)%s",
-                            kl ? "known: " : "none is", kl ? known : "", left_out);
+                            kl ? "known: " : "none is", kl ? known : "", bad_builtin);
     return coord_seterr(COORD_EINVAL,
                         "unknown URI scheme \"%s\": no backend for %s:// is built into or "
                         "registered with this libcoord (%s%s)%s",
-                        scheme, scheme, kl ? "known: " : "none is", kl ? known : "", left_out);
+                        scheme, scheme, kl ? "known: " : "none is", kl ? known : "", bad_builtin);
 }
 
 int coord__backend_global_init(const coord_backend *be) {

@@ -335,7 +335,8 @@ int coord_uri_parse(coord_uri **out, const char *text) {
     for (char *c = u->scheme; *c; c++)
         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
     const coord_backend *be = NULL;
-    if (coord__backend_find(&be, u->scheme)) goto fail;
+    if ((rc = coord__backend_find(&be, u->scheme))) goto fail; /* or COORD_ENOTSUP */
+    rc = COORD_EINVAL;
 
     auth = sep + 3;
     ae = auth + strcspn(auth, "/?");

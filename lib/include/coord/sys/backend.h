@@ -68,7 +68,11 @@ struct coord_uri {
     coord_uri_params *params;
 };
 
-/** Parse `text`. COORD_EINVAL with a detail on any malformed part. Pure: no I/O. */
+/**
+ * Parse `text` with the rules of the table serving its scheme. COORD_EINVAL with a detail on any
+ * malformed part or an unknown scheme; COORD_ENOTSUP for the scheme of a backend left out of this
+ * build. Pure: no I/O.
+ */
 COORD_EXTERN int coord_uri_parse(coord_uri **out, const char *text);
 /** Free a parsed URI. NULL-safe. */
 COORD_EXTERN void coord_uri_free(coord_uri *u);
