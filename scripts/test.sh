@@ -28,7 +28,7 @@ skip() { # STAGE -> is SKIP_STAGE=1?
     local v=SKIP_$1
     [ "${!v:-0}" = 1 ]
 }
-T0=$(date +%s)
+T0=${COORD_TEST_SH_T0:-$(date +%s)}
 stage() { echo "== $* (at $(($(date +%s) - T0)) s)"; }
 
 build_plain() {
@@ -123,7 +123,7 @@ if [ "${1:-}" != "--inner" ]; then
         test -s build-install/prefix/share/man/man1/coordctl.1
     fi
 
-    export T0
+    export COORD_TEST_SH_T0=$T0
     exec bash scripts/servers.sh run both -- bash "$0" --inner
 fi
 
