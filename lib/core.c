@@ -119,10 +119,10 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
 
     /* The parser finds the table by scheme in the registry (lib/registry.c). */
     coord_uri *u;
-    int rc = coord_uri_parse(&u, uri);
-    if (rc) return rc;
     const coord_backend *b = NULL;
-    if ((rc = coord__backend_find(&b, u->scheme)) || (rc = coord__backend_global_init(b))) {
+    int rc = coord__uri_parse(&u, uri, &b);
+    if (rc) return rc;
+    if ((rc = coord__backend_global_init(b))) {
         coord_uri_free(u);
         return rc;
     }

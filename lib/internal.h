@@ -13,6 +13,8 @@
  * COORD_EINVAL "unknown URI scheme" with the schemes served; and the table's global_init, run
  * once per process before its first open. */
 int coord__backend_find(const coord_backend **out, const char *scheme);
+/* coord_uri_parse, also giving the table that serves the URI's scheme. */
+int coord__uri_parse(coord_uri **out, const char *text, const coord_backend **table);
 int coord__backend_global_init(const coord_backend *be);
 
 /* Monotonic clock in milliseconds. */

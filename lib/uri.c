@@ -311,6 +311,11 @@ static int parse_query(coord_uri *u, const coord_backend *be, const char *s, siz
 }
 
 int coord_uri_parse(coord_uri **out, const char *text) {
+    const coord_backend *be;
+    return coord__uri_parse(out, text, &be);
+}
+
+int coord__uri_parse(coord_uri **out, const char *text, const coord_backend **table) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
     *out = NULL;
     if (!text) return coord_seterr(COORD_EINVAL, "URI is NULL");
@@ -366,6 +371,7 @@ int coord_uri_parse(coord_uri **out, const char *text) {
     if ((rc = parse_prefix(u, ae, (size_t)(pe - ae)))) goto fail;
     if (q && (rc = parse_query(u, be, q + 1, strlen(q + 1)))) goto fail;
     if (be->check_uri && (rc = be->check_uri(u))) goto fail;
+    *table = be;
     *out = u;
     return 0;
 oom:
