@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "testing.h"
+#include "fault_backend.h"
 
 static size_t member_count(coord_ring *r) {
     char **ids;
@@ -380,6 +381,95 @@ static void free_during_own_change(void **state) {
     coord_client_close(c);
 }
 
+/* The value stored for `id` in group "u" (NULL when absent), read with the bare backend. */
+static char *stored(coord_client *c, const char *id) {
+    coord_conn *k = coord__client_conn(c);
+    char path[512];
+    snprintf(path, sizeof path, "%s/group/u/%s", coord_client_prefix(c), id);
+    coord_kv kv = {0};
+    int rc = k->backend->get(k, path, &kv, 5000);
+    if (rc == COORD_ENOTFOUND) return NULL;
+    if (rc) fail_msg("get %s: %s: %s", path, coord_err_name(rc), coord_last_error());
+    char *v = strndup(kv.value ? kv.value : "", kv.len);
+    coord_kv_clear(&kv);
+    return v;
+}
+
+static bool stored_is(coord_client *c, const char *id, const char *want) {
+    char *v = stored(c, id);
+    bool same = v && want ? strcmp(v, want) == 0 : v == want;
+    free(v);
+    return same;
+}
+
+/* Wait (bounded) until the stored value of `id` is `want`; the client's orphan thread removes
+ * entries in the background, and no event says when, so look every 10 ms. */
+static void await_stored(coord_client *c, const char *id, const char *want) {
+    struct timespec nap = {0, 10 * 1000000L};
+    for (int64_t end = coord__now_ms() + 5000; !stored_is(c, id, want) && coord__now_ms() < end;)
+        nanosleep(&nap, NULL);
+    assert_true(stored_is(c, id, want));
+}
+
+/* A join the server applied but whose answer was lost, through the fault shim over the real
+ * backend (fault_backend.h): a retry of the same join adopts the entry, leave and free remove
+ * it, a retry with other data replaces it, and an entry of another session is still
+ * COORD_EEXISTS. The shim's deletes fail while a retry must find the entry (the client would
+ * otherwise remove it first). */
+static void join_unknown_outcome(void **state) {
+    char *uri, *furi;
+    coord_client *b = coord_test_open(state, NULL, NULL, &uri);
+    assert_int_equal(fault_wrap(coord__client_conn(b)->backend), 0);
+    if (asprintf(&furi, "fault+%s", uri) < 0) fail_msg("out of memory");
+    coord_client *a = open_uri(furi, NULL);
+    coord_ring *r = coord_test_ring_open(a, "u", NULL);
+
+    fault_always(a, SLOT_DEL, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
+    fault_once(a, SLOT_PUT, 1, COORD_ETIMEDOUT, FAULT_AFTER);
+    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), COORD_ETIMEDOUT);
+    assert_true(stored_is(b, "m1", "d")); /* applied */
+    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), 0);
+    fault_clear(a);
+    assert_true(coord_test_ring_has(r, "m1"));
+    assert_int_equal(coord_ring_leave(r), 0);
+    assert_true(stored_is(b, "m1", NULL));
+
+    /* unsure, then left: removed */
+    fault_once(a, SLOT_PUT, 1, COORD_EUNAVAILABLE, FAULT_AFTER);
+    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), COORD_EUNAVAILABLE);
+    int rc = coord_ring_leave(r); /* COORD_EINVAL: the client removed it already */
+    assert_true(rc == 0 || rc == COORD_EINVAL);
+    await_stored(b, "m1", NULL);
+
+    /* unsure, then the same id with other data: replaced */
+    fault_always(a, SLOT_DEL, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
+    fault_once(a, SLOT_PUT, 1, COORD_ETIMEDOUT, FAULT_AFTER);
+    assert_int_equal(coord_ring_join(r, "m1", "d", 1, 1), COORD_ETIMEDOUT);
+    fault_clear(a);
+    assert_int_equal(coord_ring_join(r, "m1", "other", 5, 1), 0);
+    assert_true(stored_is(b, "m1", "other"));
+    assert_int_equal(coord_ring_leave(r), 0);
+
+    /* another session's entry is not adopted */
+    coord_ring *rb = coord_test_ring_open(b, "u", NULL);
+    assert_int_equal(coord_ring_join(rb, "m2", "d", 1, 1), 0);
+    fault_once(a, SLOT_PUT, 1, COORD_ETIMEDOUT, FAULT_BEFORE);
+    assert_int_equal(coord_ring_join(r, "m2", "d", 1, 1), COORD_ETIMEDOUT);
+    assert_int_equal(coord_ring_join(r, "m2", "d", 1, 1), COORD_EEXISTS);
+    assert_true(stored_is(b, "m2", "d"));
+
+    /* unsure, then free: removed */
+    fault_once(a, SLOT_PUT, 1, COORD_ETIMEDOUT, FAULT_AFTER);
+    assert_int_equal(coord_ring_join(r, "m3", "d", 1, 1), COORD_ETIMEDOUT);
+    coord_ring_free(r);
+    await_stored(b, "m3", NULL);
+    coord_ring_free(rb);
+    coord_client_close(a);
+    coord_client_close(b);
+    free(furi);
+    free(uri);
+}
+
 static void bad_arguments(void **state) {
     coord_client *c = coord_test_open(state, NULL, NULL, NULL);
     const char *const *bad = coord_test_bad_names;
@@ -428,6 +518,7 @@ int main(void) {
         COORD_CONFORMANCE(session_loss_rejoins),
         COORD_CONFORMANCE(lookups_during_churn),
         COORD_CONFORMANCE(free_during_own_change),
+        COORD_CONFORMANCE(join_unknown_outcome),
         COORD_CONFORMANCE(bad_arguments),
     };
     const char *filter = getenv("COORD_TEST_FILTER");
