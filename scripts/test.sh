@@ -64,7 +64,7 @@ if [ "${1:-}" = "--quick" ]; then
     fi
     if ! skip CONFORMANCE; then
         stage "conformance tier, both backends (servers from the ctest fixture)"
-        (cd "$B" && COORD_TEST_REQUIRE_SERVERS=1 ctest -L conformance --output-on-failure)
+        (cd "$B" && COORD_TEST_REQUIRE_SERVERS=1 ctest -L conformance -j"$JOBS" --output-on-failure)
     fi
     stage "done"
     exit 0
