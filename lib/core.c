@@ -27,7 +27,7 @@ struct coord_client {
     pthread_mutex_t lmu;
     coord__listener *listeners;
     /* Entries of this client the server may still hold, deleted in the background (orphan.c). */
-    struct coord__orphans *orphans;
+    _Atomic(struct coord__orphans *) orphans;
 };
 
 static _Thread_local coord_client *in_callback;
@@ -203,7 +203,7 @@ uint64_t coord__session_epoch(const coord_client *c) {
     return atomic_load(&((coord_client *)c)->lost);
 }
 
-struct coord__orphans **coord__client_orphans(coord_client *c) {
+_Atomic(struct coord__orphans *) *coord__client_orphans(coord_client *c) {
     return &c->orphans;
 }
 

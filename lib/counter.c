@@ -267,14 +267,25 @@ int coord_counter_cas(coord_counter *k, int64_t expected, int64_t desired) {
         return coord_seterr(COORD_EINVAL, "cas is not available on a sharded counter");
     int rc = check_range(k, desired);
     if (rc) return rc;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (k->version < 0 && (rc = refresh(k))) return rc;
-        if (k->value != expected)
-            return coord_seterr(COORD_ECONFLICT, "counter is %lld, not %lld", (long long)k->value,
-                                (long long)expected);
+    /* The cache saves a round trip when it is right; a refusal is only ever decided on a value
+     * read from the server during this call. */
+    bool fresh = false;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (k->version < 0) {
+            if ((rc = refresh(k))) return rc;
+            fresh = true;
+        }
+        if (k->value != expected) {
+            if (fresh)
+                return coord_seterr(COORD_ECONFLICT, "counter is %lld, not %lld",
+                                    (long long)k->value, (long long)expected);
+            k->version = -1; /* perhaps stale: read before refusing */
+            continue;
+        }
         rc = write_on_cache(k, desired);
         if (rc != COORD_ECONFLICT) return rc;
-        /* Our cache was stale; the fresh value decides (one more round). */
+        /* The conflict brought the current value back (etcd), or the next round reads it. */
+        fresh = k->version >= 0;
     }
     return coord_seterr(COORD_ECONFLICT, "counter changed concurrently");
 }

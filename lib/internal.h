@@ -104,7 +104,7 @@ int coord__orphan_adopt(coord_client *c, const void *owner, const char *path, co
 size_t coord__orphan_count(coord_client *c);
 /* For core.c: the client's orphan state, and its end at close (pending orphans are ephemeral
  * entries of the session that close ends, so they are dropped, not deleted). */
-struct coord__orphans **coord__client_orphans(coord_client *c);
+_Atomic(struct coord__orphans *) *coord__client_orphans(coord_client *c);
 void coord__orphans_stop(coord_client *c);
 
 /* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */

@@ -4,6 +4,7 @@
  * keeps being tried, first by the caller for its budget, then by the client's orphan thread as
  * soon as a server answers, until the entry is gone or its session is.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,20 +155,25 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
-/* The client's orphan state, made at the first need. */
+/* The client's orphan state, made at the first need. Made under a mutex of its own, taken
+ * before the client's listener mutex (coord__client_listen) and never inside a listener, so no
+ * order with the client's other mutexes arises. */
+static pthread_mutex_t make_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static struct coord__orphans *state(coord_client *c) {
-    struct coord__orphans **sp = coord__client_orphans(c);
-    coord__client_lock(c);
-    struct coord__orphans *s = *sp;
-    if (!s && (s = calloc(1, sizeof *s))) {
+    _Atomic(struct coord__orphans *) *sp = coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(sp);
+    if (s) return s;
+    pthread_mutex_lock(&make_mu);
+    if (!(s = atomic_load(sp)) && (s = calloc(1, sizeof *s))) {
         s->c = c;
         pthread_mutex_init(&s->mu, NULL);
         coord__cond_init(&s->cv);
         s->listener = (coord__listener){.fn = on_state, .payload = s};
         coord__client_listen(c, &s->listener);
-        *sp = s;
+        atomic_store(sp, s);
     }
-    coord__client_unlock(c);
+    pthread_mutex_unlock(&make_mu);
     return s;
 }
 
@@ -254,7 +260,7 @@ static orphan *claim(struct coord__orphans *s, const void *owner, const char *pa
 }
 
 int coord__orphan_settle(coord_client *c, const void *owner, int timeout_ms) {
-    struct coord__orphans *s = *coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(coord__client_orphans(c));
     if (!s) return 0;
     int rc = 0;
     pthread_mutex_lock(&s->mu);
@@ -276,7 +282,7 @@ int coord__orphan_settle(coord_client *c, const void *owner, int timeout_ms) {
 int coord__orphan_adopt(coord_client *c, const void *owner, const char *path, const void *value,
                         size_t len, coord_kv *out, int timeout_ms) {
     memset(out, 0, sizeof *out);
-    struct coord__orphans *s = *coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(coord__client_orphans(c));
     if (!s) return COORD_ENOTFOUND;
     pthread_mutex_lock(&s->mu);
     orphan *o = claim(s, owner, path);
@@ -310,7 +316,7 @@ int coord__orphan_adopt(coord_client *c, const void *owner, const char *path, co
 }
 
 bool coord__orphan_has(coord_client *c, const void *owner) {
-    struct coord__orphans *s = *coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(coord__client_orphans(c));
     if (!s) return false;
     bool has = false;
     pthread_mutex_lock(&s->mu);
@@ -321,7 +327,7 @@ bool coord__orphan_has(coord_client *c, const void *owner) {
 }
 
 size_t coord__orphan_count(coord_client *c) {
-    struct coord__orphans *s = *coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(coord__client_orphans(c));
     if (!s) return 0;
     size_t n = 0;
     pthread_mutex_lock(&s->mu);
@@ -332,8 +338,8 @@ size_t coord__orphan_count(coord_client *c) {
 }
 
 void coord__orphans_stop(coord_client *c) {
-    struct coord__orphans **sp = coord__client_orphans(c);
-    struct coord__orphans *s = *sp;
+    _Atomic(struct coord__orphans *) *sp = coord__client_orphans(c);
+    struct coord__orphans *s = atomic_load(sp);
     if (!s) return;
     coord__client_unlisten(c, &s->listener);
     pthread_mutex_lock(&s->mu);
@@ -349,5 +355,5 @@ void coord__orphans_stop(coord_client *c) {
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
-    *sp = NULL;
+    atomic_store(sp, NULL);
 }

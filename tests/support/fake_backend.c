@@ -608,7 +608,10 @@ static int slot_watch(coord_conn *c, const char *path, int kind, int64_t after, 
     if (!rc) {
         w->next = srv.watches;
         srv.watches = w;
-        if (kind == COORD_WATCH_KEY && !find(path, NULL)) {
+        entry *e = kind == COORD_WATCH_KEY ? find(path, NULL) : NULL;
+        /* Absent, or (etcd, watching from `after`) made again since: a deletion happened after
+         * the caller's read, and etcd replays it from its history. */
+        if (kind == COORD_WATCH_KEY && (!e || (k->etcd && after > 0 && e->create_rev > after))) {
             w->done = true;
             push(k, IT_WATCH, w, COORD_EV_DELETED, srv.rev, 0);
         } else if (kind == COORD_WATCH_CHILDREN && k->etcd && after > 0 && after < srv.rev) {
@@ -1018,7 +1021,7 @@ int fake_write(const char *path, const void *value, size_t len, coord_client *ep
 
 int fake_remove(const char *path) {
     pthread_mutex_lock(&srv.mu);
-    size_t at;
+    size_t at = 0;
     int rc = find(path, &at) ? 0 : coord_seterr(COORD_ENOTFOUND, "fake: %s does not exist", path);
     if (!rc) remove_at(at);
     pthread_mutex_unlock(&srv.mu);

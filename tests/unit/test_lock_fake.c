@@ -233,14 +233,20 @@ static void *excl_main(void *arg) {
         return NULL;
     }
     for (int i = 0; i < 30; i++) {
-        if (coord_lock_acquire(l, 10000)) {
+        int arc = coord_lock_acquire(l, 10000);
+        if (arc) {
+            print_error("acquire: %s: %s\n", coord_err_name(arc), coord_last_error());
             __atomic_add_fetch(&e->errors, 1, __ATOMIC_SEQ_CST);
             continue;
         }
         if (__atomic_add_fetch(&e->inside, 1, __ATOMIC_SEQ_CST) != 1)
             __atomic_add_fetch(&e->overlaps, 1, __ATOMIC_SEQ_CST);
         __atomic_sub_fetch(&e->inside, 1, __ATOMIC_SEQ_CST);
-        if (coord_lock_release(l)) __atomic_add_fetch(&e->errors, 1, __ATOMIC_SEQ_CST);
+        int rrc = coord_lock_release(l);
+        if (rrc) {
+            print_error("release: %s: %s\n", coord_err_name(rrc), coord_last_error());
+            __atomic_add_fetch(&e->errors, 1, __ATOMIC_SEQ_CST);
+        }
     }
     coord_lock_free(l);
     return NULL;
