@@ -259,6 +259,122 @@ COORD_EXTERN void coord_lock_cancel(coord_lock *l);
 COORD_EXTERN void coord_lock_free(coord_lock *l);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Election: one leader at a time, in campaign order, with fenced terms.                      */
+
+/** A handle on a named leader election (coord_election_new). */
+typedef struct coord_election coord_election;
+
+/** Values (election values, later KV values and queue items) are at most this many bytes. */
+#define COORD_VALUE_MAX 1000000u
+
+/** A leader as coord_election_options.on_leader reports it. */
+typedef struct coord_leader {
+    const void *value; /**< the leader's proclaimed value (borrowed for the call) */
+    size_t len;        /**< length of `value` */
+    uint64_t term;     /**< fencing token of that leadership, strictly increasing */
+    bool mine;         /**< this handle is the leader (false while its client is SUSPENDED) */
+} coord_leader;
+
+/** Options of coord_election_new; start from COORD_ELECTION_OPTIONS_INIT. */
+typedef struct coord_election_options {
+    unsigned version; /**< COORD_ELECTION_OPTIONS_VERSION */
+    /**
+     * Called on every change of leader, of the leader's value (a proclaim) and of `mine`, and
+     * with NULL when there is no leader. A handle with `on_leader` observes from coord_election_new
+     * on and first reports the current state. Runs on a library thread; must not block, nor
+     * call coord_election_free on `e`; the pointers are valid during the call only.
+     */
+    void (*on_leader)(coord_election *e, const coord_leader *leader, void *payload);
+    void *payload; /**< passed to on_leader */
+} coord_election_options;
+
+/** The version of coord_election_options this header declares. */
+#define COORD_ELECTION_OPTIONS_VERSION 1
+/** Initializer of a coord_election_options with its defaults. */
+#define COORD_ELECTION_OPTIONS_INIT                                                                \
+    { COORD_ELECTION_OPTIONS_VERSION, NULL, NULL }
+
+/** Set `*o` to COORD_ELECTION_OPTIONS_INIT for `version`. COORD_EINVAL for NULL or an unknown
+ * version. */
+COORD_EXTERN int coord_election_options_init(coord_election_options *o, unsigned version);
+
+/**
+ * A handle on the election `name` (a name as for locks). `opts` may be NULL. Without on_leader
+ * no network traffic; with it, the handle reads the current leader and starts observing (the
+ * backend's errors are then returned). Free with coord_election_free before closing the client.
+ *
+ * On the servers: etcd keys "<prefix>/election/<name>/<lease hex>-<uuid>" on the client's lease,
+ * value = the proclaimed value, leader = lowest create revision (the layout of etcd's
+ * concurrency.Election: `etcdctl elect <prefix>/election/<name>` campaigns in the same
+ * election); ZooKeeper ephemeral sequential nodes "<prefix>/election/<name>/_c_<uuid>-latch-<seq>"
+ * with the value as data (Apache Curator's LeaderLatch layout). On ZooKeeper every child whose
+ * name ends in a 10-digit sequence is a candidate, in sequence order (Curator LeaderSelector's
+ * "-lock-" and kazoo Election's "__lock__" nodes too).
+ */
+COORD_EXTERN int coord_election_new(coord_election **out, coord_client *c, const char *name,
+                                    const coord_election_options *opts);
+
+/**
+ * Stand as a candidate with `value` (`len` bytes, at most COORD_VALUE_MAX) and wait to lead:
+ * `timeout_ms` < 0 waits as long as it takes, 0 tries once (COORD_ELOCKED when another leads),
+ * > 0 waits at most that long (COORD_ETIMEDOUT). 0 once this handle leads. Candidates lead in
+ * the order they campaigned; each waits only for the one before it, so a resignation or a crash
+ * wakes only the next. A failed, timed-out or canceled campaign leaves nothing on the server.
+ * COORD_ESESSION when the session was lost (or the candidate's entry vanished) while waiting;
+ * COORD_ECANCELED after coord_election_cancel; COORD_EINVAL when the handle already campaigns
+ * or leads, or for a value over the limit.
+ */
+COORD_EXTERN int coord_election_campaign(coord_election *e, const void *value, size_t len,
+                                         int timeout_ms);
+
+/**
+ * Replace the leader's value with `value` (every observer sees it). Leader only: COORD_ENOTHELD
+ * when this handle does not lead (or no longer does: its entry is gone or was replaced).
+ */
+COORD_EXTERN int coord_election_proclaim(coord_election *e, const void *value, size_t len);
+
+/**
+ * Step down, or withdraw a candidacy a campaign left (none can, see campaign): the handle's
+ * entry is deleted and the next candidate leads. As coord_lock_release, a deletion no server
+ * answers is handed to the client after the operation timeout, and 0 is returned. COORD_ENOTHELD
+ * when the handle neither campaigns nor leads.
+ */
+COORD_EXTERN int coord_election_resign(coord_election *e);
+
+/**
+ * True while this handle leads: false while the client is SUSPENDED (a leader that cannot reach
+ * the servers cannot know it still leads), after the session was lost or the entry vanished.
+ * It turns true again when the same session comes back with the entry still first. No I/O.
+ */
+COORD_EXTERN bool coord_election_is_leader(const coord_election *e);
+
+/**
+ * The term of this handle's leadership (etcd: the create revision of its key; ZooKeeper: the
+ * czxid of its node): strictly increasing across successive leaders, so a resource can refuse
+ * writes stamped with an older term. COORD_ENOTHELD when the handle does not lead.
+ */
+COORD_EXTERN int coord_election_term(const coord_election *e, uint64_t *out);
+
+/**
+ * The current leader of the election, from any client (a candidate or not): its value (the
+ * caller frees it with free(); may be NULL when `len` is 0), length and term. `value`, `len` and
+ * `term` may each be NULL. COORD_ENOTFOUND when there is no leader.
+ */
+COORD_EXTERN int coord_election_leader(coord_election *e, void **value, size_t *len,
+                                       uint64_t *term);
+
+/**
+ * Make coord_election_campaign on `e`, running in another thread, give up (COORD_ECANCELED,
+ * nothing left behind); as coord_lock_cancel, a cancel with no campaign running makes the next
+ * one return COORD_ECANCELED at once. May be called from any thread.
+ */
+COORD_EXTERN void coord_election_cancel(coord_election *e);
+
+/** Resign (one try; what it cannot delete is handed to the client), stop observing, free.
+ * NULL-safe. */
+COORD_EXTERN void coord_election_free(coord_election *e);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Counter: an exact, linearizable distributed int64.                                          */
 
 /** A handle on a named distributed counter (coord_counter_new). */
