@@ -4,7 +4,8 @@
 #
 # Usage: scripts/deps.sh [--no-servers]
 #   --no-servers   skip the server/tooling packages (zookeeperd etcd-server etcd-client
-#                  docker-compose), e.g. inside a container that only builds the library.
+#                  docker-compose, and the interop peers: a JDK, Curator, kazoo), e.g.
+#                  inside a container that only builds the library.
 #
 # Idempotent: asks dpkg-query which packages are missing and only then runs
 # `apt-get update` once and `apt-get install --no-install-recommends` for those.
@@ -30,6 +31,9 @@ BASE_PKGS=(
     clang libclang-rt-dev
 )
 SERVER_PKGS=(zookeeperd etcd-server etcd-client docker-compose)
+# interop peers of tests/conformance/test_interop.c: Apache Curator (compiled against with javac)
+# and kazoo
+SERVER_PKGS+=(default-jdk-headless libcurator-recipes-java python3-kazoo)
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 
@@ -43,7 +47,7 @@ with_servers=1
 for arg in "$@"; do
     case $arg in
         --no-servers) with_servers=0 ;;
-        -h | --help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument '$arg' (try --help)" ;;
     esac
 done
