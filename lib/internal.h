@@ -107,6 +107,47 @@ size_t coord__orphan_count(coord_client *c);
 _Atomic(struct coord__orphans *) *coord__client_orphans(coord_client *c);
 void coord__orphans_stop(coord_client *c);
 
+/*
+ * A place in a queue of contenders (queue.c), for every recipe that waits its turn: the lock,
+ * the election. Embedded in the handle, which is its orphans' owner; one thread at a time but
+ * for coord__queue_cancel.
+ */
+typedef struct coord__queue {
+    coord_client *c;
+    char *dir;          /* "<prefix>/<recipe>/<name>" */
+    const char *recipe; /* "lock", "election": the path segment and the word for messages */
+    const char *kind;   /* the contenders' word on ZooKeeper: "lock-", "latch-" */
+    /* Names this handle's contenders: the same for every attempt of the handle (lock_enqueue's
+     * contract). etcd keeps every key ever made under the prefix in its index until a
+     * compaction, and each queue range walks them all, so a fresh key per attempt would slow
+     * every later one down. A contender the handle left behind (its orphan) is deleted before
+     * its next enqueue, so the tag names one contender at a time. */
+    char tag[37];
+    coord_kv mine;  /* our contender (key, version, order, token) once enqueued */
+    uint64_t epoch; /* coord__session_epoch() of the attempt */
+    /* A waiting enter sleeps on `cv` with the client's waiter mutex, woken alone by its
+     * predecessor's deletion, a cancel or (through `listener`) the loss of the session: a
+     * condition shared by the client's waiters would wake all of them at every hand-off. */
+    pthread_cond_t cv;
+    coord__listener listener;
+    bool woken; /* guarded by the client's waiter mutex */
+    _Atomic bool cancel;
+} coord__queue;
+/* Check `name`, make the path and the tag, listen for the session's loss. */
+int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
+                      const char *kind);
+void coord__queue_destroy(coord__queue *q);
+/* Enqueue a contender holding `value` and wait until it is first: `timeout_ms` < 0 waits as
+ * long as it takes, 0 tries once (COORD_ELOCKED), > 0 bounds the wait (COORD_ETIMEDOUT). 0 with
+ * q->mine and q->epoch set; COORD_ESESSION, COORD_ECANCELED or a backend error otherwise, and
+ * then nothing of the attempt is left on the server (or it is the client's orphan). */
+int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeout_ms);
+/* Delete our contender as coord__orphan_delete does (0, COORD_ENOTFOUND, COORD_ESESSION or a
+ * failure no retry cures); q->mine is cleared either way. */
+int coord__queue_leave(coord__queue *q, int timeout_ms);
+/* Make a running or the next coord__queue_enter return COORD_ECANCELED. Any thread. */
+void coord__queue_cancel(coord__queue *q);
+
 /* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */
 int coord__path(char **out, const coord_client *c, const char *kind, const char *name);
 

@@ -61,8 +61,8 @@ static int add_locked(const coord_backend *be) {
                             "backend %s: table version %u, this libcoord takes version %d",
                             be->name, be->version, COORD_BACKEND_VERSION);
     static const char *const slot_names[] = {
-        "open",    "close",        "session",         "get", "put", "del", "list", "watch",
-        "unwatch", "lock_enqueue", "lock_predecessor"};
+        "open",    "close",        "session",          "get",       "put", "del", "list", "watch",
+        "unwatch", "lock_enqueue", "lock_predecessor", "queue_head"};
     const bool slot_set[] = {be->open,
                              be->close,
                              be->session,
@@ -73,7 +73,8 @@ static int add_locked(const coord_backend *be) {
                              be->watch,
                              be->unwatch,
                              be->lock_enqueue,
-                             be->lock_predecessor};
+                             be->lock_predecessor,
+                             be->queue_head};
     for (size_t i = 0; i < sizeof slot_set / sizeof *slot_set; i++)
         if (!slot_set[i])
             return coord_seterr(COORD_EINVAL, "backend %s: mandatory slot %s is NULL", be->name,

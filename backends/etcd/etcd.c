@@ -473,8 +473,10 @@ static int txn_first_kv(const cJSON *res, int i, coord_kv *out, bool *found) {
     return first_kv(rr, out, found);
 }
 
-static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                             bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
+static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
+                             const void *value, size_t len, coord_kv *mine, bool *first,
+                             coord_kv *pred, int64_t *after, int timeout_ms) {
+    (void)kind; /* etcd's recipes share one layout: the Mutex's and the Election's keys alike */
     etcd *e = (etcd *)c;
     int64_t lease;
     lease_now(e, &lease);
@@ -485,7 +487,7 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
         return coord_seterr(COORD_ENOMEM, "out of memory");
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
-    bool ok = req && cJSON_AddItemToArray(succ, op_put(key, NULL, 0, lease));
+    bool ok = req && cJSON_AddItemToArray(succ, op_put(key, value, len, lease));
     ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
          cJSON_AddItemToArray(succ, op_queue_range(dir, true, 0, 2)) &&
          cJSON_AddItemToArray(fail, op_range(key)) &&
@@ -568,6 +570,25 @@ static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
         rc = coord_seterr(COORD_ESESSION, "lock key %s is gone (session expired)", mine->key);
     coord_kv_clear(&self);
     if (rc) coord_kv_clear(pred);
+    return rc;
+}
+
+static int etcd_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
+    etcd *e = (etcd *)c;
+    memset(out, 0, sizeof *out);
+    /* The oldest contender with its value: what etcd's Election.Leader reads. */
+    cJSON *op = op_queue_range(dir, false, 0, 1);
+    cJSON *req = op ? cJSON_DetachItemFromObject(op, "request_range") : NULL;
+    cJSON_Delete(op);
+    cJSON *res = NULL;
+    int rc = etcd_send_built(e, "/v3/kv/range", req, req != NULL, true, timeout_ms, &res);
+    if (rc) return rc;
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(res, "kvs");
+    if (kvs && !cJSON_IsArray(kvs)) rc = coord_seterr(COORD_EPROTO, "etcd: kvs is not an array");
+    const cJSON *kv = cJSON_GetArrayItem(kvs, 0);
+    if (!rc && !kv) rc = coord_seterr(COORD_ENOTFOUND, "%s has no contender", dir);
+    if (!rc) rc = etcd_parse_kv(kv, 0, out);
+    cJSON_Delete(res);
     return rc;
 }
 
@@ -743,4 +764,5 @@ const coord_backend coord__etcd_backend = {
     .expire = etcd_expire,
     .lock_enqueue = etcd_lock_enqueue,
     .lock_predecessor = etcd_lock_predecessor,
+    .queue_head = etcd_queue_head,
 };

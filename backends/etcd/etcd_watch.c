@@ -70,6 +70,8 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
         w->next_rev = rev + 1;
         if (w->kind == COORD_WATCH_KEY) {
             if (ev->is_delete) watch_deliver(w, COORD_EV_DELETED, rev);
+        } else if (w->kind == COORD_WATCH_DATA) {
+            changed = true; /* the stream carries that one key's events only */
         } else if (ev->keylen > w->dirlen &&
                    !memchr(ev->key + w->dirlen, '/', ev->keylen - w->dirlen)) {
             changed = true;
@@ -343,8 +345,9 @@ int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, coord_w
     }
     w->after = after;
     w->verify = kind == COORD_WATCH_KEY;
-    if (kind == COORD_WATCH_CHILDREN && after > 0) {
-        /* A set watch resumes exactly after `after`, so a compacted history reports RESET. */
+    if (kind != COORD_WATCH_KEY && after > 0) {
+        /* A set or data watch resumes exactly after `after`, so a compacted history reports
+         * RESET. */
         w->next_rev = after + 1;
     } else if (after <= 0) {
         /* "From now" means from this call: learn the current revision (and, for a key, whether
@@ -369,7 +372,7 @@ int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, coord_w
             return rc;
         }
         w->after = rev;
-        if (kind == COORD_WATCH_CHILDREN) w->next_rev = rev + 1;
+        if (kind != COORD_WATCH_KEY) w->next_rev = rev + 1;
     }
     w->retry_at = 1; /* start at the next loop */
     pthread_mutex_lock(&e->mu);

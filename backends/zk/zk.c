@@ -36,6 +36,10 @@ struct coord_watch {
      * watch as it fires); `absent`, an arm found the node gone, which leaves a watch for its
      * creation behind. */
     bool consumed, absent;
+    /* DATA: the node's state (mzxid, 0 when absent) seen by the last arm, `seen` once one did:
+     * a re-arm that finds another state reports the change it would otherwise miss. */
+    int64_t state;
+    bool seen;
 };
 
 struct zk {
@@ -594,18 +598,19 @@ static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, conten
     return 0;
 }
 
-static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                           bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
+static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
+                           const void *value, size_t len, coord_kv *mine, bool *first,
+                           coord_kv *pred, int64_t *after, int timeout_ms) {
     zk *z = (zk *)c;
     int64_t deadline = deadline_of(timeout_ms);
     char path[MAX_PATH], protect[128];
-    snprintf(path, sizeof path, "%s/_c_%s-lock-", dir, tag);
+    snprintf(path, sizeof path, "%s/_c_%s-%s", dir, tag, kind);
     snprintf(protect, sizeof protect, "_c_%s-", tag);
     int rc;
     memset(mine, 0, sizeof *mine);
     while (1) {
-        rc =
-            do_create(z, path, NULL, 0, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline, mine);
+        rc = do_create(z, path, value, len, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline,
+                       mine);
         if (rc == ZOK) break;
         if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) return map_rc(rc, "create", path);
         if (coord__now_ms() >= deadline) return map_rc(rc, "create", path);
@@ -688,6 +693,37 @@ static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *m
     return rc;
 }
 
+static int zk_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t deadline = deadline_of(timeout_ms);
+    memset(out, 0, sizeof *out);
+    while (1) {
+        zop *op;
+        contender *cs;
+        size_t n;
+        int rc = contenders(z, dir, deadline, &op, &cs, &n);
+        if (rc) return rc;
+        char first[MAX_PATH] = "";
+        int64_t seq = 0;
+        if (n) {
+            snprintf(first, sizeof first, "%s/%s", dir, cs[0].name);
+            seq = cs[0].seq;
+        }
+        free(cs);
+        zop_unref(op);
+        if (!first[0]) return coord_seterr(COORD_ENOTFOUND, "%s has no contender", dir);
+        int left = (int)(deadline - coord__now_ms());
+        rc = zk_get(c, first, out, left > 0 ? left : 1);
+        if (rc != COORD_ENOTFOUND) {
+            if (!rc) out->order = seq;
+            return rc;
+        }
+        /* The first went between the listing and the read: list again. */
+        if (coord__now_ms() >= deadline)
+            return coord_seterr(COORD_ETIMEDOUT, "%s: no stable first contender in time", dir);
+    }
+}
+
 /* ---------- watches ---------- */
 
 static void arm(zk *z, coord_watch *w);
@@ -718,7 +754,9 @@ static void on_watch(zhandle_t *zh, int type, int state, const char *path, void 
         deliver(w, COORD_EV_DELETED);
         return;
     }
-    if (w->kind == COORD_WATCH_CHILDREN && type != ZOO_CHANGED_EVENT) deliver(w, COORD_EV_CHANGED);
+    if ((w->kind == COORD_WATCH_CHILDREN && type != ZOO_CHANGED_EVENT) ||
+        w->kind == COORD_WATCH_DATA)
+        deliver(w, COORD_EV_CHANGED);
     arm(w->z, w);
 }
 
@@ -733,14 +771,22 @@ static void arm_done(coord_watch *w) {
  * on success): events may have been missed, so report them as a change of a set (a key's
  * deletion is found by the next arm) and arm again, queued until the client reconnects. */
 static void arm_lost(coord_watch *w) {
-    if (w->kind == COORD_WATCH_CHILDREN) deliver(w, COORD_EV_CHANGED);
+    if (w->kind != COORD_WATCH_KEY) deliver(w, COORD_EV_CHANGED);
     arm(w->z, w);
 }
 
 static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
-    (void)st;
     coord_watch *w = (coord_watch *)d;
-    if (rc == ZNONODE) {
+    if (w->kind == COORD_WATCH_DATA && (rc == ZOK || rc == ZNONODE)) {
+        int64_t now = rc == ZOK && st ? st->mzxid : 0;
+        pthread_mutex_lock(&w->mu);
+        /* The first arm too: the caller's read may have come before it registered. */
+        bool changed = !w->seen || w->state != now;
+        w->state = now;
+        w->seen = true;
+        pthread_mutex_unlock(&w->mu);
+        if (changed) deliver(w, COORD_EV_CHANGED);
+    } else if (rc == ZNONODE) {
         if (w->kind == COORD_WATCH_KEY) {
             pthread_mutex_lock(&w->mu);
             w->absent = true;
@@ -793,7 +839,7 @@ static void arm(zk *z, coord_watch *w) {
     if (!dead) {
         int rc = ZINVALIDSTATE;
         if (z->zh)
-            rc = w->kind == COORD_WATCH_KEY
+            rc = w->kind != COORD_WATCH_CHILDREN
                      ? zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w)
                      : zoo_awget_children2(z->zh, w->path, on_watch, w, on_arm_kids, w);
         if (rc != ZOK) arm_done(w);
@@ -1196,4 +1242,5 @@ const coord_backend coord__zk_backend = {
     .expire = zk_expire,
     .lock_enqueue = zk_lock_enqueue,
     .lock_predecessor = zk_lock_predecessor,
+    .queue_head = zk_queue_head,
 };

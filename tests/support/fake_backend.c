@@ -220,6 +220,8 @@ static void notify(const char *path, bool deleted, bool set) {
         } else if (w->kind == COORD_WATCH_CHILDREN && child_of(path, w->path) &&
                    (set || w->k->etcd)) {
             push(w->k, IT_WATCH, w, COORD_EV_CHANGED, srv.rev, 0);
+        } else if (w->kind == COORD_WATCH_DATA && strcmp(w->path, path) == 0) {
+            push(w->k, IT_WATCH, w, COORD_EV_CHANGED, srv.rev, 0);
         }
     }
 }
@@ -592,7 +594,7 @@ static int slot_watch(coord_conn *c, const char *path, int kind, int64_t after, 
                       void *payload, coord_watch **out) {
     fconn *k = (fconn *)c;
     count(k, SLOT_WATCH);
-    if (kind != COORD_WATCH_KEY && kind != COORD_WATCH_CHILDREN)
+    if (kind != COORD_WATCH_KEY && kind != COORD_WATCH_CHILDREN && kind != COORD_WATCH_DATA)
         return coord_seterr(COORD_EINVAL, "fake: unknown watch kind %d", kind);
     coord_watch *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
@@ -678,13 +680,14 @@ static int dup_key(coord_kv *kv, const entry *e, int64_t order) {
 /* Curator's InterProcessMutex: an ephemeral sequential `_c_<tag>-lock-`. Unlike the ZooKeeper
  * backend the fake never loses a create within the call, so it never looks for an earlier one;
  * what an earlier attempt of the tag left stays (the core must delete it before enqueueing). */
-static int zk_enqueue(fconn *k, const char *dir, const char *tag, coord_kv *mine, bool *first,
-                      coord_kv *pred, int64_t *after) {
+static int zk_enqueue(fconn *k, const char *dir, const char *tag, const char *kind,
+                      const void *value, size_t len, coord_kv *mine, bool *first, coord_kv *pred,
+                      int64_t *after) {
     char *path = NULL;
-    if (asprintf(&path, "%s/_c_%s-lock-", dir, tag) < 0) path = NULL;
+    if (asprintf(&path, "%s/_c_%s-%s", dir, tag, kind) < 0) path = NULL;
     int rc = 0;
     entry *me = NULL;
-    if (!path || !(me = create(path, NULL, 0, k->session, true)))
+    if (!path || !(me = create(path, value, len, k->session, true)))
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
     entry **v = NULL;
     size_t n = 0, at = 0;
@@ -705,15 +708,15 @@ static int zk_enqueue(fconn *k, const char *dir, const char *tag, coord_kv *mine
 }
 
 /* etcd's concurrency.Mutex: `<lease hex>-<tag>` on the lease, found again when it exists. */
-static int etcd_enqueue(fconn *k, const char *dir, const char *tag, coord_kv *mine, bool *first,
-                        coord_kv *pred, int64_t *after) {
+static int etcd_enqueue(fconn *k, const char *dir, const char *tag, const void *value, size_t len,
+                        coord_kv *mine, bool *first, coord_kv *pred, int64_t *after) {
     char *path = NULL;
     if (asprintf(&path, "%s/%" PRIx64 "-%s", dir, k->session, tag) < 0)
         return coord_seterr(COORD_ENOMEM, "out of memory");
     entry *me = find(path, NULL);
     bool made = !me;
     int rc = 0;
-    if (!me && !(me = create(path, NULL, 0, k->session, false)))
+    if (!me && !(me = create(path, value, len, k->session, false)))
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
     entry **v = NULL;
     size_t n = 0, at = 0;
@@ -734,8 +737,9 @@ static int etcd_enqueue(fconn *k, const char *dir, const char *tag, coord_kv *mi
     return rc;
 }
 
-static int slot_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                             bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
+static int slot_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
+                             const void *value, size_t len, coord_kv *mine, bool *first,
+                             coord_kv *pred, int64_t *after, int timeout_ms) {
     (void)timeout_ms;
     fconn *k = (fconn *)c;
     count(k, SLOT_LOCK_ENQUEUE);
@@ -743,8 +747,8 @@ static int slot_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     pthread_mutex_lock(&srv.mu);
     int rc = reachable(k);
     if (!rc)
-        rc = k->etcd ? etcd_enqueue(k, dir, tag, mine, first, pred, after)
-                     : zk_enqueue(k, dir, tag, mine, first, pred, after);
+        rc = k->etcd ? etcd_enqueue(k, dir, tag, value, len, mine, first, pred, after)
+                     : zk_enqueue(k, dir, tag, kind, value, len, mine, first, pred, after);
     pthread_mutex_unlock(&srv.mu);
     return rc;
 }
@@ -771,6 +775,24 @@ static int slot_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
     return rc;
 }
 
+static int slot_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
+    (void)timeout_ms;
+    fconn *k = (fconn *)c;
+    count(k, SLOT_QUEUE_HEAD);
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&srv.mu);
+    entry **v = NULL;
+    size_t n = 0;
+    int rc = reachable(k);
+    if (!rc) rc = children(k, dir, true, &v, &n);
+    if (!rc && n == 0) rc = coord_seterr(COORD_ENOTFOUND, "fake: %s has no contender", dir);
+    if (!rc) rc = fill(k, v[0], out, false, true);
+    if (!rc) out->order = order_of(k, v[0]);
+    pthread_mutex_unlock(&srv.mu);
+    free(v);
+    return rc;
+}
+
 /* ---------- tables ---------- */
 
 static const char *const zk_schemes[] = {"fakezk", "fake", NULL};
@@ -780,7 +802,8 @@ static const char *const etcd_schemes[] = {"fakeetcd", NULL};
     .close = slot_close, .session = slot_session, .get = slot_get, .put = slot_put,                \
     .del = slot_del, .list = slot_list, .watch = slot_watch, .unwatch = slot_unwatch,              \
     .expire = slot_expire, .lock_enqueue = slot_lock_enqueue,                                      \
-    .lock_predecessor = slot_lock_predecessor, .get_own = slot_get_own
+    .lock_predecessor = slot_lock_predecessor, .queue_head = slot_queue_head,                      \
+    .get_own = slot_get_own
 
 /* The binary counter formats are ZooKeeper's (the bit exists from table version 3 on). */
 #ifdef COORD_CAP_BINARY_COUNTERS

@@ -45,9 +45,9 @@ static rule *rules, **rules_tail = &rules;
 static int next_id = 1;
 
 static const char *const slot_names[SLOT_COUNT] = {
-    "open",   "close", "session", "get",    "put",          "del",
-    "list",   "watch", "unwatch", "expire", "lock_enqueue", "lock_predecessor",
-    "get_own"};
+    "open",    "close",     "session", "get",    "put",          "del",
+    "list",    "watch",     "unwatch", "expire", "lock_enqueue", "lock_predecessor",
+    "get_own", "queue_head"};
 
 const char *coord_slot_name(coord_slot s) {
     return s < SLOT_COUNT ? slot_names[s] : "?";
@@ -266,12 +266,13 @@ static int f_expire(coord_conn *c) {
             (void)0);
 }
 
-static int f_lock_enqueue(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                          bool *first, coord_kv *pred, int64_t *after_rev, int timeout_ms) {
+static int f_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
+                          const void *value, size_t len, coord_kv *mine, bool *first,
+                          coord_kv *pred, int64_t *after_rev, int timeout_ms) {
     fconn *f = (fconn *)c;
     FORWARD(SLOT_LOCK_ENQUEUE, dir,
-            rc = f->inner_be->lock_enqueue(f->inner, dir, tag, mine, first, pred, after_rev,
-                                           timeout_ms),
+            rc = f->inner_be->lock_enqueue(f->inner, dir, tag, kind, value, len, mine, first, pred,
+                                           after_rev, timeout_ms),
             {
                 coord_kv_clear(mine);
                 coord_kv_clear(pred);
@@ -284,6 +285,12 @@ static int f_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mi
     FORWARD(SLOT_LOCK_PREDECESSOR, dir,
             rc = f->inner_be->lock_predecessor(f->inner, dir, mine, pred, after_rev, timeout_ms),
             coord_kv_clear(pred));
+}
+
+static int f_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
+    fconn *f = (fconn *)c;
+    FORWARD(SLOT_QUEUE_HEAD, dir, rc = f->inner_be->queue_head(f->inner, dir, out, timeout_ms),
+            coord_kv_clear(out));
 }
 
 /* ---------- registration and rules ---------- */
@@ -325,6 +332,7 @@ int fault_wrap(const coord_backend *inner) {
     w->table.expire = inner->expire ? f_expire : NULL;
     w->table.lock_enqueue = f_lock_enqueue;
     w->table.lock_predecessor = f_lock_predecessor;
+    w->table.queue_head = f_queue_head;
     w->table.get_own = inner->get_own ? f_get_own : NULL;
     nwraps++;
     pthread_mutex_unlock(&mu);

@@ -41,6 +41,7 @@ typedef enum coord_slot {
     SLOT_LOCK_ENQUEUE,
     SLOT_LOCK_PREDECESSOR,
     SLOT_GET_OWN,
+    SLOT_QUEUE_HEAD,
     SLOT_COUNT
 } coord_slot;
 

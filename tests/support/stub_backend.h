@@ -51,10 +51,15 @@ static inline void coord_stub_unwatch(coord_conn *c, coord_watch *w) {
     (void)c, (void)w;
 }
 static inline int coord_stub_enqueue(coord_conn *c, const char *dir, const char *tag,
+                                     const char *kind, const void *value, size_t len,
                                      coord_kv *mine, bool *first, coord_kv *pred, int64_t *after,
                                      int timeout_ms) {
-    (void)c, (void)dir, (void)tag, (void)mine, (void)first, (void)pred, (void)after;
-    (void)timeout_ms;
+    (void)c, (void)dir, (void)tag, (void)kind, (void)value, (void)len, (void)mine, (void)first;
+    (void)pred, (void)after, (void)timeout_ms;
+    return COORD_ENOTSUP;
+}
+static inline int coord_stub_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
+    (void)c, (void)dir, (void)out, (void)timeout_ms;
     return COORD_ENOTSUP;
 }
 static inline int coord_stub_pred(coord_conn *c, const char *dir, const coord_kv *mine,
@@ -68,6 +73,6 @@ static inline int coord_stub_pred(coord_conn *c, const char *dir, const coord_kv
     .close = coord_stub_close, .session = coord_stub_session, .get = coord_stub_get,               \
     .put = coord_stub_put, .del = coord_stub_del, .list = coord_stub_list,                         \
     .watch = coord_stub_watch, .unwatch = coord_stub_unwatch, .lock_enqueue = coord_stub_enqueue,  \
-    .lock_predecessor = coord_stub_pred
+    .lock_predecessor = coord_stub_pred, .queue_head = coord_stub_head
 
 #endif

@@ -295,18 +295,22 @@ static void lock_slots(void **state) {
     coord_kv m1 = {0}, m2 = {0}, pred = {0};
     bool first = false;
     int64_t after = 0;
-    assert_int_equal(be->lock_enqueue(k, dir, "t1", &m1, &first, &pred, &after, 1000), 0);
+    assert_int_equal(
+        be->lock_enqueue(k, dir, "t1", "lock-", NULL, 0, &m1, &first, &pred, &after, 1000), 0);
     assert_true(first);
     assert_null(pred.key);
     assert_non_null(strstr(m1.key, "t1"));
-    assert_int_equal(be->lock_enqueue(k, dir, "t2", &m2, &first, &pred, &after, 1000), 0);
+    assert_int_equal(
+        be->lock_enqueue(k, dir, "t2", "lock-", NULL, 0, &m2, &first, &pred, &after, 1000), 0);
     assert_false(first);
     assert_string_equal(pred.key, m1.key);
     assert_true(m2.token > m1.token);
     coord_kv_clear(&pred);
     if (fake_is_etcd(state)) { /* the same tag finds its key again: not first, no predecessor */
         coord_kv again = {0};
-        assert_int_equal(be->lock_enqueue(k, dir, "t2", &again, &first, &pred, &after, 1000), 0);
+        assert_int_equal(
+            be->lock_enqueue(k, dir, "t2", "lock-", NULL, 0, &again, &first, &pred, &after, 1000),
+            0);
         assert_false(first);
         assert_null(pred.key);
         assert_string_equal(again.key, m2.key);
@@ -390,15 +394,18 @@ static void faults(void **state) {
     int64_t after;
     char *q = path_of(c, "f/q");
     fault_once(c, SLOT_LOCK_ENQUEUE, 1, COORD_ETIMEDOUT, FAULT_AFTER);
-    assert_int_equal(be->lock_enqueue(k, q, "tag", &mine, &first, &pred, &after, 1000),
-                     COORD_ETIMEDOUT);
+    assert_int_equal(
+        be->lock_enqueue(k, q, "tag", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000),
+        COORD_ETIMEDOUT);
     assert_null(mine.key);
     assert_int_equal(fake_count(q), 1); /* made, answer lost */
     fault_once(c, SLOT_LOCK_ENQUEUE, 1, COORD_ETIMEDOUT, FAULT_BEFORE);
-    assert_int_equal(be->lock_enqueue(k, q, "tag2", &mine, &first, &pred, &after, 1000),
-                     COORD_ETIMEDOUT);
+    assert_int_equal(
+        be->lock_enqueue(k, q, "tag2", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000),
+        COORD_ETIMEDOUT);
     assert_int_equal(fake_count(q), 1);
-    assert_int_equal(be->lock_enqueue(k, q, "tag3", &mine, &first, &pred, &after, 1000), 0);
+    assert_int_equal(
+        be->lock_enqueue(k, q, "tag3", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000), 0);
     coord_kv_clear(&pred);
     fault_once(c, SLOT_LOCK_PREDECESSOR, 1, COORD_EUNAVAILABLE, FAULT_AFTER);
     assert_int_equal(be->lock_predecessor(k, q, &mine, &pred, &after, 1000), COORD_EUNAVAILABLE);

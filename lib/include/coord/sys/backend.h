@@ -140,6 +140,9 @@ typedef struct coord_conn {
 /** Watch kinds and events. */
 #define COORD_WATCH_KEY 1      /**< one key: reports its deletion (or absence when armed) */
 #define COORD_WATCH_CHILDREN 2 /**< a path's direct children: reports any change of the set */
+/** One key's value: reports COORD_EV_CHANGED after any change of it (a write, its creation or
+ * deletion), possibly more often; it lasts, and the caller reads the key to learn its state. */
+#define COORD_WATCH_DATA 3
 
 /** What a watch reports to its coord_watch_fn. */
 typedef enum coord_watch_event {
@@ -258,10 +261,12 @@ typedef struct coord_backend {
                 int64_t *epoch, int timeout_ms);
 
     /**
-     * Mandatory. Watch `path` (kind COORD_WATCH_KEY or COORD_WATCH_CHILDREN) for changes after
+     * Mandatory. Watch `path` (kind COORD_WATCH_KEY, _CHILDREN or _DATA) for changes after
      * `after` (etcd: a revision already seen, 0 = from now; ignored by backends without
      * revisions). `fn` runs on a backend thread for each event, never concurrently with itself
      * for one watch. A KEY watch reports COORD_EV_DELETED once, at once if the key is absent.
+     * A DATA watch reports COORD_EV_CHANGED for every change after `after` (ZooKeeper: after the
+     * watch was armed; a change between an event and the re-arm is found by the re-arm's read).
      * The watch survives reconnects and failover; when events may have been missed (ZooKeeper
      * session replaced, etcd history compacted) it reports COORD_EV_RESET and goes on.
      */
@@ -282,26 +287,33 @@ typedef struct coord_backend {
     int (*expire)(coord_conn *c);
 
     /*
-     * Lock queue (lib/lock.c). `dir` is "<prefix>/lock/<name>"; contenders are its children,
-     * ordered by `order`; the first holds the lock. The slots differ per backend because the
-     * native recipes do (etcd concurrency.Mutex, Curator InterProcessMutex).
+     * Queues of contenders (lib/queue.c: the lock, the election). `dir` is, e.g.,
+     * "<prefix>/lock/<name>"; contenders are its children, ordered by `order`; the first holds
+     * the lock or leads. The slots differ per backend because the native recipes do (etcd
+     * concurrency.Mutex and Election, Curator InterProcessMutex and LeaderLatch). On ZooKeeper
+     * every child whose name ends in a 10-digit sequence is a contender, whatever its prefix.
      */
 
     /**
-     * Mandatory. Add an ephemeral contender named with `tag`, and learn in the same exchange
-     * whether it is first, in as few round trips as the backend allows. `tag` is a UUID per
-     * lock handle, the same for each of its attempts; the core deletes whatever an earlier
-     * attempt of the handle left (every child of `dir` whose name contains `tag`) before it
-     * enqueues again, so within one call the tag names only this attempt's contender. `mine`
-     * receives the contender's full path (key), order and token. When it is not first, `pred->key`
+     * Mandatory. Add an ephemeral contender named with `tag` and holding `value` (`len` bytes),
+     * and learn in the same exchange whether it is first, in as few round trips as the backend
+     * allows. `kind` is the recipe's word for its contenders as ZooKeeper tools spell it: "lock-"
+     * (Curator InterProcessMutex), "latch-" (Curator LeaderLatch); ZooKeeper names the node
+     * "_c_<tag>-<kind><seq>", etcd ignores it (its recipes share "<lease hex>" keys; coord's are
+     * "<lease hex>-<tag>"). `tag` is a UUID per handle, the same for each of its attempts; the
+     * core deletes whatever an earlier attempt of the handle left (every child of `dir` whose name
+     * contains `tag`) before it enqueues again, so within one call the tag names only this
+     * attempt's contender. `mine` receives the contender's full path (key), version, order and
+     * token (not the value). When it is not first, `pred->key`
      * receives the contender just before it if the backend learnt that too (else NULL: ask
      * lock_predecessor), and `*after` the point to watch it from. Idempotent per tag: after a lost
      * connection within the call the backend finds a contender it may already have made for `tag`
      * rather than making a second one. The contender's name contains `tag`; on COORD_EUNAVAILABLE
      * or COORD_ETIMEDOUT it may exist, and the core removes it.
      */
-    int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, coord_kv *mine,
-                        bool *first, coord_kv *pred, int64_t *after, int timeout_ms);
+    int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, const char *kind,
+                        const void *value, size_t len, coord_kv *mine, bool *first, coord_kv *pred,
+                        int64_t *after, int timeout_ms);
 
     /**
      * Mandatory. The contender immediately before `mine`: `pred->key` is its full path, or NULL
@@ -310,6 +322,14 @@ typedef struct coord_backend {
      */
     int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
                             int64_t *after, int timeout_ms);
+
+    /**
+     * Mandatory. The first contender of `dir` (in the order of lock_predecessor), with every
+     * field: full path (key), value, version, order and token. COORD_ENOTFOUND when `dir` has
+     * none. One consistent read where the backend allows (etcd); ZooKeeper lists, then reads the
+     * first, and lists again if it went in between.
+     */
+    int (*queue_head)(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms);
 
     /* --- methods added in version 2 --- */
 
@@ -331,9 +351,9 @@ typedef struct coord_backend {
  *
  * Returns 0, or COORD_EINVAL with a detail when `be` is NULL, its version is not
  * COORD_BACKEND_VERSION, a mandatory slot (open, close, session, get, put, del, list, watch,
- * unwatch, lock_enqueue, lock_predecessor) is NULL, it has no name or no scheme, a scheme is
- * not a lower-case word, default_port is outside 1-65535, or one of its schemes is already
- * served (by a built-in backend or a registered one).
+ * unwatch, lock_enqueue, lock_predecessor, queue_head) is NULL, it has no name or no scheme, a
+ * scheme is not a lower-case word, default_port is outside 1-65535, or one of its schemes is
+ * already served (by a built-in backend or a registered one).
  */
 COORD_EXTERN int coord_backend_register(const coord_backend *be);
 
