@@ -2,14 +2,15 @@
  * coord-bench: throughput and latency of the coord recipes, next to the bound of the bare
  * backend client measured in the same run. This file is the harness (samples, results, the
  * thread runner, the raw bounds' dispatch, output, command line); each mode has a file of its
- * own (bench_lock.c, bench_counter.c, bench_ring.c) and each bare client too (raw_zk.c,
- * raw_etcd.c). Figures and how to read them: bench/README.md.
+ * own (bench_lock.c, bench_counter.c, bench_ring.c, bench_election.c) and each bare client too
+ * (raw_zk.c, raw_etcd.c). Figures and how to read them: bench/README.md.
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
  *                    [--client-per-thread] [--raw-lease] [--json]
  *   coord-bench counter --uri etcd://127.0.0.1:2379/bench [--seconds S] [--json]
  *
  *   coord-bench ring [--json]
+ *   coord-bench election --uri URI [--seconds S] [--client-per-thread] [--json]
  *
  * Modes are dispatched from a table (`modes` below).
  *
@@ -64,6 +65,23 @@
  * The raw bound, measured in the same run, is one random dependent memory access over a buffer
  * as large as the default ring at 10,000 members (a pointer chase over a random cycle of its
  * cache lines): the least a lookup in a ring beyond the caches can cost.
+ *
+ * election: "handoff", 8 candidates (a coord_election handle each, on one shared client, or
+ * one client each with --client-per-thread) on one election, each resigning as soon as it leads
+ * and campaigning again; a cycle is coord_election_campaign(-1), timed, + coord_election_resign,
+ * so cycles/s is hand-offs/s. Its raw bound, interleaved with it in slices as in the lock mode:
+ * 8 threads of the bare client running the backend's native election with the recipe's steps
+ * and the same values:
+ *   ZooKeeper: Curator's LeaderLatch on one shared handle: zoo_create EPHEMERAL|SEQUENCE
+ *              "_c_<id>-latch-" with the value + zoo_get_children, zoo_wexists on the
+ *              predecessor and zoo_get_children again when it fires, zoo_delete to resign;
+ *   etcd:      concurrency.Election, keys on one lease: txn (create_revision(key)==0 ? put key
+ *              value lease), range for the newest key created before ours, a watch stream on it
+ *              from the range's revision until it is deleted, again; deleterange to resign.
+ * "failover": 3 candidates, a client each, observing with on_leader; the leader revokes its own
+ * session (the backend's expire slot, coord__client_conn), and the figure is the time from just
+ * before that call to the next leader's on_leader(mine) callback; the revoked candidate then
+ * opens a new client and campaigns again at the back of the queue (untimed).
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,
@@ -353,6 +371,16 @@ bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_
     return out->ran;
 }
 
+bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                  raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    if (raw_setup(o, backend, &rc, &u, out)) rc->election(u, threads, ms, out);
+    bool ok = u && !out->err[0];
+    coord_uri_free(u);
+    return ok;
+}
+
 bool raw_turn(const bench_opts *o, int k, int64_t *ms) {
     int64_t total_ms = (int64_t)o->seconds * 1000;
     int slice = k / 2;
@@ -422,6 +450,8 @@ static const mode modes[] = {
      "hash ring placements (no server): lookup ns, build time, memory, churn, balance; "
      "with --uri also membership convergence",
      true},
+    {"election", mode_election, false,
+     "hand-offs/s of 8 candidates vs the raw native election; failover after a revoked session"},
 };
 
 static void usage(FILE *f) {
@@ -432,7 +462,7 @@ static void usage(FILE *f) {
                "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client); also for\n"
-               "  counter\n"
+               "  counter and election (its hand-off scenario)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
                "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
                "  convergence is measured too (--seconds is not used)\n"
@@ -491,10 +521,11 @@ int main(int argc, char **argv) {
         }
     }
     if (!m->lock_opts &&
-        (o.threads || o.locks || o.raw_lease || (o.client_per_thread && m->run != mode_counter))) {
+        (o.threads || o.locks || o.raw_lease ||
+         (o.client_per_thread && m->run != mode_counter && m->run != mode_election))) {
         fprintf(stderr,
                 "coord-bench: --threads, --locks and --raw-lease are lock options, and "
-                "--client-per-thread a lock and counter one, not %s ones\n",
+                "--client-per-thread a lock, counter and election one, not %s ones\n",
                 m->name);
         return 2;
     }

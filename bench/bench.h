@@ -1,8 +1,8 @@
 /*
  * coord-bench's harness, shared by its scenario files (bench_lock.c, bench_counter.c,
- * bench_ring.c) and its bare backend clients (raw_zk.c, raw_etcd.c): the options, latency
- * samples, results, the one thread runner every multi-threaded measurement uses, output helpers
- * and the raw bounds. What each mode measures is told at the top of bench.c.
+ * bench_ring.c, bench_election.c) and its bare backend clients (raw_zk.c, raw_etcd.c): the options,
+ * latency samples, results, the one thread runner every multi-threaded measurement uses, output
+ * helpers and the raw bounds. What each mode measures is told at the top of bench.c.
  */
 #ifndef COORD_BENCH_H
 #define COORD_BENCH_H
@@ -134,6 +134,10 @@ typedef struct raw_client {
     /* `threads` threads on one lock with the backend's native algorithm and the recipe's
      * steps, for `ms`; out->err set when it failed. */
     void (*contended)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
+    /* `threads` candidates on one election with the backend's native algorithm (etcd's
+     * concurrency.Election, Curator's LeaderLatch), each resigning as soon as it leads and
+     * campaigning again, for `ms`, added to out->r; out->err set when it failed. */
+    void (*election)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
 } raw_client;
 
 #ifdef COORD_WITH_ZOOKEEPER
@@ -160,6 +164,9 @@ bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads,
 /* The contended lock scenario's raw bound. */
 bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_t ms,
                    raw_result *out);
+/* One slice of the election hand-off's raw bound (raw_client.election). */
+bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                  raw_result *out);
 
 /*
  * The uncontended scenario and its raw bound run interleaved in RAW_SLICES slices each (raw unc |
@@ -186,5 +193,6 @@ const char *met(bool ok);
 int mode_lock(const bench_opts *o);
 int mode_counter(const bench_opts *o);
 int mode_ring(const bench_opts *o);
+int mode_election(const bench_opts *o);
 
 #endif

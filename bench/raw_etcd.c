@@ -410,6 +410,7 @@ typedef struct etcd_stream {
     int64_t pred_created;
     etcd_lines lines;
     bool gone;
+    bool from_rev; /* the stream starts at a revision the predecessor was seen at: no check */
 } etcd_stream;
 
 /* One line of the watch stream: the creation (then the check), or the predecessor's deletion.
@@ -419,7 +420,7 @@ static int stream_line(void *ctx, const char *line, size_t len) {
     etcd_watch_msg m;
     if (etcd_parse_watch_line(line, len, &m)) return 1;
     int stop = m.is_error;
-    if (!stop && m.created) {
+    if (!stop && m.created && !s->from_rev) {
         char req[800];
         snprintf(req, sizeof req, "{\"key\":\"%s\",\"keys_only\":true}", s->pred64);
         cJSON *r = NULL;
@@ -451,11 +452,36 @@ typedef struct etcd_contender {
     const coord_uri *u;
     const char *dir64, *end64;
     int64_t ms;
+    const char *lease; /* the election's keys: on this lease, with value64 */
+    char value64[64];
     etcd_http e, w; /* requests; the watch stream */
     etcd_stream st;
     char key64[700];
     char req[2048];
 } etcd_contender;
+
+/* Watch the predecessor c->st.pred64 from `start_rev` (0: from now, then a read checks it had
+ * not gone before) until it is deleted. 0 once it is gone, or -1 (failed). */
+static int watch_gone(etcd_contender *c, int64_t start_rev) {
+    c->st.gone = false;
+    c->st.from_rev = start_rev > 0;
+    etcd_lines_reset(&c->st.lines);
+    if (start_rev > 0)
+        snprintf(c->req, sizeof c->req,
+                 "{\"create_request\":{\"key\":\"%s\",\"start_revision\":\"%lld\"}}", c->st.pred64,
+                 (long long)start_rev);
+    else
+        snprintf(c->req, sizeof c->req, "{\"create_request\":{\"key\":\"%s\"}}", c->st.pred64);
+    char url[700];
+    snprintf(url, sizeof url, "%s/v3/watch", c->w.base);
+    curl_easy_setopt(c->w.h, CURLOPT_URL, url);
+    curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDS, c->req);
+    curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->req));
+    CURLcode cc = curl_easy_perform(c->w.h);
+    if (c->st.gone) return 0;
+    if (!c->t.err[0]) bench_fail(&c->t, "watch %.300s: %s", c->st.pred64, curl_easy_strerror(cc));
+    return -1;
+}
 
 /* The contender `pred` (of the queue range) gone, and none older left: the lock is ours. */
 static int wait_turn(etcd_contender *c, const cJSON *pred, int64_t mine, cJSON **res) {
@@ -469,20 +495,7 @@ static int wait_turn(etcd_contender *c, const cJSON *pred, int64_t mine, cJSON *
         snprintf(c->st.pred64, sizeof c->st.pred64, "%s", pk->valuestring);
         cJSON_Delete(*res);
         *res = NULL;
-        c->st.gone = false;
-        etcd_lines_reset(&c->st.lines);
-        snprintf(c->req, sizeof c->req, "{\"create_request\":{\"key\":\"%s\"}}", c->st.pred64);
-        char url[700];
-        snprintf(url, sizeof url, "%s/v3/watch", c->w.base);
-        curl_easy_setopt(c->w.h, CURLOPT_URL, url);
-        curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDS, c->req);
-        curl_easy_setopt(c->w.h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->req));
-        CURLcode cc = curl_easy_perform(c->w.h);
-        if (!c->st.gone) {
-            if (!c->t.err[0])
-                bench_fail(&c->t, "watch %.300s: %s", c->st.pred64, curl_easy_strerror(cc));
-            return -1;
-        }
+        if (watch_gone(c, 0)) return -1;
         snprintf(c->req, sizeof c->req,
                  "{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":\"CREATE\","
                  "\"sort_order\":\"DESCEND\",\"limit\":\"1\",\"max_create_revision\":\"%lld\"}",
@@ -527,6 +540,58 @@ static int contend_cycle(etcd_contender *c, bool *queued, int64_t *lat) {
     return 0;
 }
 
+/*
+ * One hand-off of etcd's concurrency.Election with the recipe's steps: Campaign's txn
+ * (create_revision(key)==0 ? put key with the value on the lease); while a key of the election
+ * was created before ours, a range for the newest such (max_create_revision = ours - 1) and a
+ * watch on it from the range's revision until it is deleted; leading (timed, into *lat); Resign's
+ * deleterange. *queued while the key stands.
+ */
+static int elect_cycle(etcd_contender *c, bool *queued, int64_t *lat) {
+    int64_t t0 = now_ns(), mine = 0;
+    cJSON *res = NULL;
+    snprintf(c->req, sizeof c->req,
+             "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+             "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
+             "\"value\":\"%s\",\"lease\":\"%s\"}}]}",
+             c->key64, c->key64, c->value64, c->lease);
+    if (post_str(&c->e, "/v3/kv/txn", c->req, &res)) return -1;
+    *queued = true;
+    bool made = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) &&
+                !etcd_header_rev(res, &mine) && mine > 0;
+    cJSON_Delete(res);
+    if (!made) {
+        bench_fail(&c->t, "campaign txn on %s: not created", c->key64);
+        return -1;
+    }
+    for (;;) {
+        snprintf(c->req, sizeof c->req,
+                 "{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":\"CREATE\","
+                 "\"sort_order\":\"DESCEND\",\"limit\":\"1\",\"max_create_revision\":\"%lld\","
+                 "\"keys_only\":true}",
+                 c->dir64, c->end64, (long long)(mine - 1));
+        res = NULL;
+        if (post_str(&c->e, "/v3/kv/range", c->req, &res)) return -1;
+        const cJSON *pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(pred, "key");
+        int64_t rev = 0;
+        if (pred && (!cJSON_IsString(pk) || etcd_header_rev(res, &rev))) {
+            cJSON_Delete(res);
+            bench_fail(&c->t, "predecessor range: a key without key or revision");
+            return -1;
+        }
+        if (pred) snprintf(c->st.pred64, sizeof c->st.pred64, "%s", pk->valuestring);
+        cJSON_Delete(res);
+        if (!pred) break; /* none before ours: leading */
+        if (watch_gone(c, rev)) return -1;
+    }
+    *lat = now_ns() - t0;
+    snprintf(c->req, sizeof c->req, "{\"key\":\"%s\"}", c->key64);
+    if (post_only(&c->e, "/v3/kv/deleterange", c->req)) return -1;
+    *queued = false;
+    return 0;
+}
+
 static void *etcd_contender_main(void *arg) {
     etcd_contender *c = arg;
     bench_thread *t = &c->t;
@@ -539,9 +604,10 @@ static void *etcd_contender_main(void *arg) {
         curl_easy_setopt(c->w.h, CURLOPT_WRITEDATA, &c->st);
         curl_easy_setopt(c->w.h, CURLOPT_TIMEOUT_MS, (long)(c->ms + 30000)); /* a stuck run ends */
     }
+    int (*cycle)(etcd_contender *, bool *, int64_t *) = c->lease ? elect_cycle : contend_cycle;
     if (bench_ready(t))
         while (bench_going(t))
-            if (contend_cycle(c, &queued, &lat) || bench_sample(t, lat)) break;
+            if (cycle(c, &queued, &lat) || bench_sample(t, lat)) break;
     if (queued && c->e.h) delete_quietly(&c->e, c->key64); /* an error left our key */
     http_close(&c->e);
     http_close(&c->w);
@@ -549,14 +615,27 @@ static void *etcd_contender_main(void *arg) {
     return NULL;
 }
 
-static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
-    out->method = "etcd's Mutex with bare libcurl: POST /v3/kv/txn (create_revision(key)==0 ? put "
-                  "key + 2 newest of the prefix by create revision); while a predecessor: POST "
-                  "/v3/watch on it (a stream per wait) + a range checking it is still there once "
-                  "the stream is up, then on its deletion a range for the newest older contender; "
-                  "POST /v3/kv/deleterange to release";
-    char *dir = NULL, *dir_end = NULL, *dir64 = NULL, *end64 = NULL;
-    if (asprintf(&dir, "%s/bench-raw-%ld-contended/", u->prefix, (long)getpid()) < 0) dir = NULL;
+/* A lease for the election's keys (one for all the threads, as they share a coord client's
+ * session): its ID in `id`, or "" with out->err set. */
+static void lease_grant(etcd_http *e, char *id, size_t cap) {
+    cJSON *res = NULL;
+    id[0] = 0;
+    if (post_str(e, "/v3/lease/grant", "{\"TTL\":\"60\"}", &res)) return;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, "ID");
+    if (cJSON_IsString(v)) snprintf(id, cap, "%s", v->valuestring);
+    cJSON_Delete(res);
+    if (!id[0]) snprintf(e->err, e->errlen, "lease grant: answer without an ID");
+}
+
+/* `threads` contenders on one prefix ("<prefix>/bench-raw-<pid><suffix>/"): etcd's Mutex, or
+ * with `election` concurrency.Election's keys "<lease hex>-c<i>" on one lease. */
+static void etcd_queue(const coord_uri *u, int threads, int64_t ms, raw_result *out,
+                       const char *suffix, bool election) {
+    char *dir = NULL, *dir_end = NULL, *dir64 = NULL, *end64 = NULL, lease[32] = "";
+    etcd_http le = {0};
+    if (election && !http_open(&le, u, out->err, sizeof out->err))
+        lease_grant(&le, lease, sizeof lease);
+    if (asprintf(&dir, "%s/bench-raw-%ld%s/", u->prefix, (long)getpid(), suffix) < 0) dir = NULL;
     etcd_contender *cs = calloc((size_t)threads, sizeof *cs);
     if (dir && (dir_end = strdup(dir))) {
         dir_end[strlen(dir_end) - 1]++;
@@ -565,19 +644,34 @@ static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_resu
     }
     bool ok = cs && dir64 && end64;
     for (int i = 0; ok && i < threads; i++) {
-        char key[700];
-        snprintf(key, sizeof key, "%sc%d", dir, i);
-        char *k64 = etcd_b64(key, strlen(key));
-        cs[i] = (etcd_contender){.u = u, .dir64 = dir64, .end64 = end64, .ms = ms};
+        char key[700], value[32];
+        if (election)
+            snprintf(key, sizeof key, "%s%llx-c%d", dir, strtoull(lease, NULL, 10), i);
+        else
+            snprintf(key, sizeof key, "%sc%d", dir, i);
+        int vlen = snprintf(value, sizeof value, "candidate-%d", i);
+        char *k64 = etcd_b64(key, strlen(key)), *v64 = etcd_b64(value, (size_t)vlen);
+        cs[i] = (etcd_contender){
+            .u = u, .dir64 = dir64, .end64 = end64, .ms = ms, .lease = election ? lease : NULL};
         if (k64) snprintf(cs[i].key64, sizeof cs[i].key64, "%s", k64);
-        ok = k64 != NULL;
+        if (v64) snprintf(cs[i].value64, sizeof cs[i].value64, "%s", v64);
+        ok = k64 && v64;
         free(k64);
+        free(v64);
     }
-    if (!ok)
+    if (!ok && !out->err[0])
         snprintf(out->err, sizeof out->err, "out of memory");
-    else
+    else if (!out->err[0]) /* else the lease could not be granted */
         bench_run_threads(cs, sizeof *cs, threads, etcd_contender_main, ms, NULL, NULL, &out->r,
                           out->err, sizeof out->err);
+    if (lease[0]) {
+        char req[64], scratch[600];
+        snprintf(req, sizeof req, "{\"ID\":\"%s\"}", lease);
+        le.err = scratch; /* a failed revoke leaves a lease that expires by itself */
+        le.errlen = sizeof scratch;
+        post_only(&le, "/v3/lease/revoke", req);
+    }
+    http_close(&le);
     free(cs);
     free(dir);
     free(dir_end);
@@ -585,9 +679,28 @@ static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_resu
     free(end64);
 }
 
+static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "etcd's Mutex with bare libcurl: POST /v3/kv/txn (create_revision(key)==0 ? put "
+                  "key + 2 newest of the prefix by create revision); while a predecessor: POST "
+                  "/v3/watch on it (a stream per wait) + a range checking it is still there once "
+                  "the stream is up, then on its deletion a range for the newest older contender; "
+                  "POST /v3/kv/deleterange to release";
+    etcd_queue(u, threads, ms, out, "-contended", false);
+}
+
+static void etcd_election(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "etcd's concurrency.Election with bare libcurl, keys on one lease: POST "
+                  "/v3/kv/txn (create_revision(key)==0 ? put key, value, lease); while an older "
+                  "key: POST /v3/kv/range for the newest one created before ours, POST /v3/watch "
+                  "on it from that range's revision (a stream per wait) until its deletion; "
+                  "POST /v3/kv/deleterange to resign";
+    etcd_queue(u, threads, ms, out, "-election", true);
+}
+
 const raw_client raw_etcd_client = {
     .backend = "etcd",
     .lock = etcd_lock_main,
     .counter = etcd_counter_main,
     .contended = etcd_contended,
+    .election = etcd_election,
 };

@@ -260,14 +260,23 @@ static void zk_fired(zhandle_t *zh, int type, int state, const char *path, void 
     pthread_mutex_unlock(&t->mu);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+/* The 10-digit sequence a sequential node's name ends in. */
+static const char *seq_of(const char *name) {
+    size_t n = strlen(name);
+    return n >= 10 ? name + n - 10 : name;
+}
+
+/* Sequence order, whatever the names' prefixes (Curator's and kazoo's sort). */
+static int cmp_seq(const void *a, const void *b) {
+    return strcmp(seq_of(*(char *const *)a), seq_of(*(char *const *)b));
 }
 
 typedef struct zk_contender {
     bench_thread t;
     zk_conn *z;
     const char *dir;
+    char base[1100]; /* the path its nodes are created at, before the sequence */
+    char data[32];   /* their data: the candidate's value */
 } zk_contender;
 
 /* Until the node `mine` is first of `dir`: list, and watch the one just before it. */
@@ -281,8 +290,7 @@ static int zk_wait_turn(zk_contender *c, const char *mine, zk_turn *turn) {
             bench_fail(&c->t, "zoo_get_children: %s", zerror(rc));
             return -1;
         }
-        /* Same prefix and 10-digit sequences: name order is sequence order. */
-        qsort(kids.data, (size_t)kids.count, sizeof *kids.data, cmp_str);
+        qsort(kids.data, (size_t)kids.count, sizeof *kids.data, cmp_seq);
         int at = -1;
         for (int i = 0; i < kids.count && at < 0; i++)
             if (!strcmp(kids.data[i], me)) at = i;
@@ -313,15 +321,14 @@ static void *zk_contender_main(void *arg) {
     zk_turn turn = {.fired = false};
     pthread_mutex_init(&turn.mu, NULL);
     pthread_cond_init(&turn.cv, NULL);
-    char base[1100], mine[1200] = "";
-    snprintf(base, sizeof base, "%s/lock-", c->dir);
+    char mine[1200] = "";
     if (bench_ready(&c->t)) {
         while (bench_going(&c->t)) {
             int64_t t0 = now_ns();
-            int rc = zoo_create(c->z->zh, base, "", 0, c->z->acl, ZOO_EPHEMERAL | ZOO_SEQUENCE,
-                                mine, (int)sizeof mine);
+            int rc = zoo_create(c->z->zh, c->base, c->data, (int)strlen(c->data), c->z->acl,
+                                ZOO_EPHEMERAL | ZOO_SEQUENCE, mine, (int)sizeof mine);
             if (rc != ZOK) {
-                bench_fail(&c->t, "zoo_create %.300s: %s", base, zerror(rc));
+                bench_fail(&c->t, "zoo_create %.300s: %s", c->base, zerror(rc));
                 mine[0] = 0;
                 break;
             }
@@ -340,20 +347,27 @@ static void *zk_contender_main(void *arg) {
     return NULL;
 }
 
-static void zk_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
-    out->method = "Curator's lock with the bare client shared by the threads: zoo_create "
-                  "EPHEMERAL|SEQUENCE + zoo_get_children; while a lower sequence exists: "
-                  "zoo_wexists on the one just before it, zoo_get_children again once it fires; "
-                  "zoo_delete to release (sync API)";
+/* `threads` contenders of one bare client on one queue ("<prefix>/bench-raw-<pid><suffix>"),
+ * nodes "lock-<seq>" (the lock) or, with `election`, Curator LeaderLatch's
+ * "_c_<id>-latch-<seq>" holding the candidate's value. */
+static void zk_queue(const coord_uri *u, int threads, int64_t ms, raw_result *out,
+                     const char *suffix, bool election) {
     zk_conn z;
     char dir[1024] = "";
     zk_contender *cs = calloc((size_t)threads, sizeof *cs);
     if (!cs)
         snprintf(out->err, sizeof out->err, "out of memory");
     else if (!zk_open(&z, u, out->err, sizeof out->err) &&
-             !zk_mkdirs(&z, u, "-contended", dir, sizeof dir, out->err, sizeof out->err)) {
-        for (int i = 0; i < threads; i++)
+             !zk_mkdirs(&z, u, suffix, dir, sizeof dir, out->err, sizeof out->err)) {
+        for (int i = 0; i < threads; i++) {
             cs[i] = (zk_contender){.z = &z, .dir = dir};
+            if (election) {
+                snprintf(cs[i].base, sizeof cs[i].base, "%s/_c_raw%d-latch-", dir, i);
+                snprintf(cs[i].data, sizeof cs[i].data, "candidate-%d", i);
+            } else {
+                snprintf(cs[i].base, sizeof cs[i].base, "%s/lock-", dir);
+            }
+        }
         bench_run_threads(cs, sizeof *cs, threads, zk_contender_main, ms, NULL, NULL, &out->r,
                           out->err, sizeof out->err);
     }
@@ -364,9 +378,26 @@ static void zk_contended(const coord_uri *u, int threads, int64_t ms, raw_result
     free(cs);
 }
 
+static void zk_contended(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "Curator's lock with the bare client shared by the threads: zoo_create "
+                  "EPHEMERAL|SEQUENCE + zoo_get_children; while a lower sequence exists: "
+                  "zoo_wexists on the one just before it, zoo_get_children again once it fires; "
+                  "zoo_delete to release (sync API)";
+    zk_queue(u, threads, ms, out, "-contended", false);
+}
+
+static void zk_election(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "Curator's LeaderLatch with the bare client shared by the threads: zoo_create "
+                  "EPHEMERAL|SEQUENCE \"_c_<id>-latch-\" with the value + zoo_get_children; "
+                  "while a lower sequence exists: zoo_wexists on the one just before it, "
+                  "zoo_get_children again once it fires; zoo_delete to resign (sync API)";
+    zk_queue(u, threads, ms, out, "-election", true);
+}
+
 const raw_client raw_zk_client = {
     .backend = "zookeeper",
     .lock = zk_lock_main,
     .counter = zk_counter_main,
     .contended = zk_contended,
+    .election = zk_election,
 };
