@@ -18,40 +18,51 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define EXIT_CONFLICT 3 /* counter cas: the value was not the expected one */
-#define EXIT_LOCKED 75  /* lock not acquired within --timeout (EX_TEMPFAIL) */
+#define EXIT_LOCKED 75  /* lock not acquired, or not elected, within --timeout (EX_TEMPFAIL) */
+#define GRACE_MS 2000 /* elect: CMD gets SIGKILL this long after the SIGTERM of a lost leadership  \
+                       */
 
 static const char *prog = "coordctl";
 static bool json;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: coordctl [--uri URI] [--json] COMMAND ...\n"
-               "\n"
-               "  lock NAME [--timeout MS] -- CMD [ARG...]\n"
-               "      run CMD while holding the lock NAME; exit with CMD's status\n"
-               "  counter get NAME [--shards S]\n"
-               "  counter add NAME DELTA [--shards S]     prints the new value\n"
-               "  counter set NAME VALUE\n"
-               "  counter cas NAME EXPECTED NEW\n"
-               "  ring members GROUP\n"
-               "  ring lookup GROUP KEY [-n N]            prints the owner (N replicas with -n)\n"
-               "  ring join GROUP MEMBER_ID [--weight W] [--data D]\n"
-               "      hold the membership until SIGINT or SIGTERM, then leave\n"
-               "\n"
-               "  --uri URI   zk://host:port,.../prefix or etcd[s]://host:port,.../prefix\n"
-               "              (default: $COORD_URI)\n"
-               "  --json      machine-readable output\n"
-               "  --help, --version\n"
-               "\n"
-               "exit status: 0 ok, 1 failure, 2 usage or invalid argument, 3 counter cas found\n"
-               "another value,\n"
-               "75 lock not acquired within --timeout; lock otherwise exits with CMD's status\n"
-               "(128+N when CMD was killed by signal N).\n");
+    fprintf(f,
+            "usage: coordctl [--uri URI] [--json] COMMAND ...\n"
+            "\n"
+            "  lock NAME [--timeout MS] -- CMD [ARG...]\n"
+            "      run CMD while holding the lock NAME; exit with CMD's status\n"
+            "  counter get NAME [--shards S]\n"
+            "  counter add NAME DELTA [--shards S]     prints the new value\n"
+            "  counter set NAME VALUE\n"
+            "  counter cas NAME EXPECTED NEW\n"
+            "  ring members GROUP\n"
+            "  ring lookup GROUP KEY [-n N]            prints the owner (N replicas with -n)\n"
+            "  ring join GROUP MEMBER_ID [--weight W] [--data D]\n"
+            "      hold the membership until SIGINT or SIGTERM, then leave\n"
+            "  elect NAME [VALUE] [--timeout MS] [--grace MS] [-- CMD [ARG...]]\n"
+            "      campaign with VALUE (default hostname:pid), print \"leader TERM VALUE\" once\n"
+            "      leading, then lead until SIGINT or SIGTERM, or run CMD while leading (SIGTERM,\n"
+            "      then SIGKILL after --grace MS, default 2000, if the leadership is lost);\n"
+            "      resign at exit\n"
+            "  elect --observe NAME                    print each leader change (or \"none\")\n"
+            "\n"
+            "  --uri URI   zk://host:port,.../prefix or etcd[s]://host:port,.../prefix\n"
+            "              (default: $COORD_URI)\n"
+            "  --json      machine-readable output\n"
+            "  --help, --version\n"
+            "\n"
+            "exit status: 0 ok, 1 failure (also a leadership or lock lost while leading or\n"
+            "running CMD), 2 usage or invalid argument, 3 counter cas found another value,\n"
+            "75 lock not acquired or not elected within --timeout; lock and elect with CMD\n"
+            "otherwise exit with CMD's status (128+N when CMD was killed by signal N, or when\n"
+            "coordctl was interrupted by signal N while waiting).\n");
 }
 
 /* One line on stderr. A bad argument (name, value out of range, cas on a sharded counter) is a
@@ -86,18 +97,24 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out) {
     return true;
 }
 
-/* A JSON string (ids and names are 1-255 bytes without control characters, keys anything). */
-static void json_to(FILE *f, const char *s) {
+/* A JSON string of `len` bytes (ids and names are 1-255 bytes without control characters, keys
+ * and election values anything). */
+static void json_mem(FILE *f, const void *s, size_t len) {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
+    const unsigned char *p = s; /* NULL when len is 0 */
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\')
+            fprintf(f, "\\%c", p[i]);
+        else if (p[i] < 0x20)
+            fprintf(f, "\\u%04x", p[i]);
         else
-            fputc(*p, f);
+            fputc(p[i], f);
     }
     fputc('"', f);
+}
+
+static void json_to(FILE *f, const char *s) {
+    json_mem(f, s, strlen(s));
 }
 
 static void json_str(const char *s) {
@@ -132,21 +149,144 @@ static void on_session(coord_client *c, coord_session_state st, void *payload) {
     if (st == COORD_SESSION_LOST) kill(getpid(), SIGUSR1);
 }
 
-/* ---------- lock ---------- */
+/* ---------- commands run while holding something ---------- */
 
-typedef struct acquirer {
-    coord_lock *l;
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A blocking call (an acquire, a campaign) made in a thread while the main thread takes the
+ * signals: SIGINT, SIGTERM, SIGHUP or SIGQUIT cancel it. */
+typedef struct blocking {
+    int (*call)(struct blocking *b);
+    void (*cancel)(void *h);
+    void *h;           /* the lock or election */
+    const void *value; /* campaign only */
+    size_t len;
     int timeout_ms;
     int rc;
     atomic_bool done;
-} acquirer;
+} blocking;
 
-static void *acquire_main(void *arg) {
-    acquirer *a = arg;
-    a->rc = coord_lock_acquire(a->l, a->timeout_ms);
-    atomic_store(&a->done, true);
+static void *blocking_main(void *arg) {
+    blocking *b = arg;
+    b->rc = b->call(b);
+    atomic_store(&b->done, true);
     kill(getpid(), SIGUSR1); /* wake the main thread */
     return NULL;
+}
+
+/* Make b's call; b->rc is its result. Returns 0, the signal that interrupted the wait (the call
+ * has returned by then), or -1 when no thread could be started (said on stderr). */
+static int run_blocking(blocking *b) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, blocking_main, b)) {
+        fprintf(stderr, "%s: cannot start a thread\n", prog);
+        return -1;
+    }
+    int interrupted = 0;
+    while (!atomic_load(&b->done)) { /* the call sends SIGUSR1 when it returns */
+        siginfo_t si;
+        int sig = sigwaitinfo(&waited, &si);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
+            if (!interrupted) b->cancel(b->h);
+            interrupted = sig;
+        }
+    }
+    pthread_join(th, NULL);
+    return interrupted;
+}
+
+/* Fork and exec CMD with the signals unblocked and the `n` environment variables env[2i] =
+ * env[2i+1]. The child's pid, or -1 after saying why. */
+static pid_t spawn(char **cmd, const char *const *env, size_t n) {
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0) {
+        fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
+        return -1;
+    }
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (int_ignored) signal(SIGINT, SIG_IGN); /* CMD gets what we were given */
+        for (size_t i = 0; i < n; i++)
+            setenv(env[2 * i], env[2 * i + 1], 1);
+        execvp(cmd[0], cmd);
+        fprintf(stderr, "%s: %s: %s\n", prog, cmd[0], strerror(errno));
+        _exit(127);
+    }
+    return child;
+}
+
+/*
+ * Wait for `child` to end, forwarding SIGINT, SIGTERM, SIGHUP and SIGQUIT to it. At each
+ * SIGUSR1 `ours(arg)` says whether what CMD runs under (a lock, a leadership) is still held;
+ * once it is not, `lost_msg` goes to stderr, the child gets SIGTERM and, grace_ms later
+ * (unless grace_ms < 0), SIGKILL. Returns the child's wait status; *lost tells whether it was
+ * lost.
+ */
+static int supervise(pid_t child, const char *cmd0, bool (*ours)(void *), void *arg,
+                     const char *lost_msg, int grace_ms, bool *lost) {
+    *lost = false;
+    int status = 0;
+    int64_t kill_at = -1;
+    if (!ours(arg)) kill(getpid(), SIGUSR1); /* lost before CMD started: look at once */
+    while (1) {
+        siginfo_t si;
+        int sig;
+        if (kill_at >= 0) {
+            int64_t left = kill_at - now_ms();
+            if (left <= 0) {
+                fprintf(stderr, "%s: %s did not end within %d ms of SIGTERM; killing it\n", prog,
+                        cmd0, grace_ms);
+                kill(child, SIGKILL);
+                kill_at = -1;
+                continue;
+            }
+            struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+            sig = sigtimedwait(&waited, &si, &ts);
+        } else {
+            sig = sigwaitinfo(&waited, &si);
+        }
+        if (sig < 0) continue;
+        if (sig == SIGCHLD) {
+            if (waitpid(child, &status, WNOHANG) == child) break;
+        } else if (sig == SIGUSR1) {
+            if (!*lost && !ours(arg)) {
+                *lost = true;
+                fprintf(stderr, "%s: lost %s while %s ran; stopping it\n", prog, lost_msg, cmd0);
+                kill(child, SIGTERM);
+                if (grace_ms >= 0) kill_at = now_ms() + grace_ms;
+            }
+        } else {
+            kill(child, sig); /* forward */
+        }
+    }
+    return status;
+}
+
+/* The exit status of a CMD that ended with wait status `status`. */
+static int cmd_status(int status) {
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+/* ---------- lock ---------- */
+
+static int lock_acquire_call(blocking *b) {
+    return coord_lock_acquire(b->h, b->timeout_ms);
+}
+
+static void lock_cancel(void *h) {
+    coord_lock_cancel(h);
+}
+
+static bool lock_held(void *l) {
+    return coord_lock_held(l);
 }
 
 static int run_locked(coord_lock *l, const char *name, char **cmd) {
@@ -159,48 +299,17 @@ static int run_locked(coord_lock *l, const char *name, char **cmd) {
         json_to(stderr, name);
         fprintf(stderr, ",\"token\":%s}\n", tok);
     }
-    fflush(NULL);
-    pid_t child = fork();
-    if (child < 0) {
-        fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
-        return EXIT_FAIL;
-    }
-    if (child == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        pthread_sigmask(SIG_SETMASK, &none, NULL);
-        if (int_ignored) signal(SIGINT, SIG_IGN); /* CMD gets what we were given */
-        setenv("COORD_LOCK_TOKEN", tok, 1);
-        setenv("COORD_LOCK_NAME", name, 1);
-        execvp(cmd[0], cmd);
-        fprintf(stderr, "%s: %s: %s\n", prog, cmd[0], strerror(errno));
-        _exit(127);
-    }
-    bool lost = false;
-    int status = 0;
-    while (1) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&waited, &si);
-        if (sig < 0) continue;
-        if (sig == SIGCHLD) {
-            pid_t p = waitpid(child, &status, WNOHANG);
-            if (p == child) break;
-        } else if (sig == SIGUSR1) {
-            if (!coord_lock_held(l) && !lost) {
-                lost = true;
-                fprintf(stderr, "%s: lost lock %s (session expired) while %s ran; stopping it\n",
-                        prog, name, cmd[0]);
-                kill(child, SIGTERM);
-            }
-        } else {
-            kill(child, sig); /* forward */
-        }
-    }
+    const char *env[] = {"COORD_LOCK_TOKEN", tok, "COORD_LOCK_NAME", name};
+    pid_t child = spawn(cmd, env, 2);
+    if (child < 0) return EXIT_FAIL;
+    char what[300];
+    snprintf(what, sizeof what, "lock %s (session expired)", name);
+    bool lost;
+    int status = supervise(child, cmd[0], lock_held, l, what, -1, &lost);
     int rc = coord_lock_release(l);
     if (rc && !lost) fail(rc, "release");
     if (lost) return EXIT_FAIL;
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return cmd_status(status);
 }
 
 static int cmd_lock(coord_client *c, int argc, char **argv) {
@@ -223,24 +332,14 @@ static int cmd_lock(coord_client *c, int argc, char **argv) {
     coord_lock *l;
     int rc = coord_lock_new(&l, c, name);
     if (rc) return fail(rc, "lock");
-    acquirer a = {l, timeout_ms, 1, false};
-    pthread_t th;
-    if (pthread_create(&th, NULL, acquire_main, &a)) {
+    blocking b = {
+        .call = lock_acquire_call, .cancel = lock_cancel, .h = l, .timeout_ms = timeout_ms};
+    int interrupted = run_blocking(&b);
+    if (interrupted < 0) {
         coord_lock_free(l);
-        fprintf(stderr, "%s: cannot start a thread\n", prog);
         return EXIT_FAIL;
     }
-    int interrupted = 0;
-    while (!atomic_load(&a.done)) { /* the acquire sends SIGUSR1 when it returns */
-        siginfo_t si;
-        int sig = sigwaitinfo(&waited, &si);
-        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
-            interrupted = sig;
-            coord_lock_cancel(l);
-        }
-    }
-    pthread_join(th, NULL);
-    rc = a.rc;
+    rc = b.rc;
     if (interrupted) {
         if (rc == 0) coord_lock_release(l);
         coord_lock_free(l);
@@ -446,6 +545,280 @@ static int cmd_ring(coord_client *c, int argc, char **argv) {
     return EXIT_OK;
 }
 
+/* ---------- elect ---------- */
+
+/* "leader TERM VALUE", or "none" when `some` is false, or the same as a JSON object; a line. */
+static void print_leader(FILE *f, const char *name, bool some, uint64_t term, const void *value,
+                         size_t len) {
+    if (json) {
+        fprintf(f, "{\"election\":");
+        json_to(f, name);
+        if (some) {
+            fprintf(f, ",\"leader\":{\"term\":%" PRIu64 ",\"value\":", term);
+            json_mem(f, value, len);
+            fprintf(f, "}}\n");
+        } else {
+            fprintf(f, ",\"leader\":null}\n");
+        }
+    } else if (some) {
+        fprintf(f, "leader %" PRIu64 " ", term);
+        if (len) fwrite(value, 1, len, f);
+        fputc('\n', f);
+    } else {
+        fprintf(f, "none\n");
+    }
+}
+
+/* A candidate. on_leader runs on a library thread: it records a loss and wakes the main
+ * thread, which looks at `lost` and coord_election_is_leader. */
+typedef struct elector {
+    coord_election *e;
+    atomic_bool led;  /* on_leader has reported this handle leading */
+    atomic_bool lost; /* and then not leading (SUSPENDED, LOST, key gone, another leader) */
+} elector;
+
+static void on_leader_candidate(coord_election *e, const coord_leader *leader, void *payload) {
+    (void)e;
+    elector *el = payload;
+    if (leader && leader->mine)
+        atomic_store(&el->led, true);
+    else if (atomic_load(&el->led))
+        atomic_store(&el->lost, true);
+    kill(getpid(), SIGUSR1);
+}
+
+static bool leading(void *arg) {
+    elector *el = arg;
+    return !atomic_load(&el->lost) && coord_election_is_leader(el->e);
+}
+
+static int campaign_call(blocking *b) {
+    return coord_election_campaign(b->h, b->value, b->len, b->timeout_ms);
+}
+
+static void election_cancel(void *h) {
+    coord_election_cancel(h);
+}
+
+/* Leading without CMD: until a signal ends it (EXIT_OK) or the leadership is lost. */
+static int hold_leading(elector *el, const char *name) {
+    while (leading(el)) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&waited, &si);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) return EXIT_OK;
+    }
+    fprintf(stderr, "%s: lost the leadership of %s\n", prog, name);
+    return EXIT_FAIL;
+}
+
+/* Leading with CMD: run it, stop it if the leadership is lost. Its exit status, or EXIT_FAIL. */
+static int run_leading(elector *el, const char *name, uint64_t term, char **cmd, int grace_ms) {
+    char t[32];
+    snprintf(t, sizeof t, "%" PRIu64, term);
+    const char *env[] = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name};
+    pid_t child = spawn(cmd, env, 2);
+    if (child < 0) return EXIT_FAIL;
+    char what[300];
+    snprintf(what, sizeof what, "the leadership of %s", name);
+    bool lost;
+    int status = supervise(child, cmd[0], leading, el, what, grace_ms, &lost);
+    return lost ? EXIT_FAIL : cmd_status(status);
+}
+
+static int campaign(coord_client *c, const char *name, const char *value, int timeout_ms,
+                    int grace_ms, char **cmd) {
+    elector el = {0};
+    coord_election_options o = COORD_ELECTION_OPTIONS_INIT;
+    o.on_leader = on_leader_candidate;
+    o.payload = &el;
+    int rc = coord_election_new(&el.e, c, name, &o);
+    if (rc) return fail(rc, "elect");
+    size_t len = strlen(value);
+    blocking b = {.call = campaign_call,
+                  .cancel = election_cancel,
+                  .h = el.e,
+                  .value = value,
+                  .len = len,
+                  .timeout_ms = timeout_ms};
+    int interrupted = run_blocking(&b);
+    rc = b.rc;
+    if (interrupted) {
+        if (interrupted > 0)
+            fprintf(stderr, "%s: interrupted while campaigning in %s\n", prog, name);
+        if (rc == 0) coord_election_resign(el.e);
+        coord_election_free(el.e);
+        return interrupted > 0 ? 128 + interrupted : EXIT_FAIL;
+    }
+    if (rc == COORD_ETIMEDOUT || rc == COORD_ELOCKED) {
+        void *lv = NULL;
+        size_t ll = 0;
+        uint64_t lt = 0;
+        fprintf(stderr, "%s: not elected in %s within %d ms", prog, name,
+                timeout_ms < 0 ? 0 : timeout_ms);
+        if (!coord_election_leader(el.e, &lv, &ll, &lt)) {
+            fprintf(stderr, "; the leader is term %" PRIu64 ", value ", lt);
+            json_mem(stderr, lv, ll);
+        }
+        fputc('\n', stderr);
+        free(lv);
+        coord_election_free(el.e);
+        return EXIT_LOCKED;
+    }
+    if (rc) {
+        coord_election_free(el.e);
+        return fail(rc, "campaign");
+    }
+    uint64_t term = 0;
+    int st;
+    if (coord_election_term(el.e, &term)) {
+        fprintf(stderr, "%s: lost the leadership of %s at once\n", prog, name);
+        st = EXIT_FAIL;
+    } else {
+        FILE *out = cmd ? stderr : stdout; /* stdout belongs to CMD */
+        print_leader(out, name, true, term, value, len);
+        fflush(out);
+        st = cmd ? run_leading(&el, name, term, cmd, grace_ms) : hold_leading(&el, name);
+    }
+    rc = coord_election_resign(el.e);
+    if (rc && rc != COORD_ENOTHELD) {
+        int f = fail(rc, "resign");
+        if (!cmd) st = f;
+    }
+    coord_election_free(el.e);
+    return st;
+}
+
+/* An observer: on_leader formats each report and queues it; the main thread prints them. */
+typedef struct report {
+    char *text;
+    size_t len;
+} report;
+
+typedef struct observer {
+    const char *name;
+    pthread_mutex_t mu;
+    report *q; /* guarded by mu */
+    size_t n, cap;
+} observer;
+
+static void on_leader_observed(coord_election *e, const coord_leader *leader, void *payload) {
+    (void)e;
+    observer *o = payload;
+    report r = {NULL, 0};
+    FILE *m = open_memstream(&r.text, &r.len);
+    if (!m) return;
+    if (leader)
+        print_leader(m, o->name, true, leader->term, leader->value, leader->len);
+    else
+        print_leader(m, o->name, false, 0, NULL, 0);
+    if (fclose(m)) return;
+    pthread_mutex_lock(&o->mu);
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 16;
+        report *q = realloc(o->q, cap * sizeof *q);
+        if (q) {
+            o->q = q;
+            o->cap = cap;
+        }
+    }
+    if (o->n < o->cap)
+        o->q[o->n++] = r;
+    else
+        free(r.text);
+    pthread_mutex_unlock(&o->mu);
+    kill(getpid(), SIGUSR1);
+}
+
+/* Print the queued reports, each unless it repeats the last one printed (kept in *last). */
+static void print_reports(observer *o, report *last) {
+    pthread_mutex_lock(&o->mu);
+    report *q = o->q;
+    size_t n = o->n;
+    o->q = NULL;
+    o->n = o->cap = 0;
+    pthread_mutex_unlock(&o->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (last->text && last->len == q[i].len && !memcmp(last->text, q[i].text, q[i].len)) {
+            free(q[i].text);
+            continue;
+        }
+        fwrite(q[i].text, 1, q[i].len, stdout);
+        free(last->text);
+        *last = q[i];
+    }
+    free(q);
+    fflush(stdout);
+}
+
+static int observe(coord_client *c, const char *name) {
+    observer o = {.name = name};
+    pthread_mutex_init(&o.mu, NULL);
+    coord_election_options opts = COORD_ELECTION_OPTIONS_INIT;
+    opts.on_leader = on_leader_observed;
+    opts.payload = &o;
+    coord_election *e;
+    int rc = coord_election_new(&e, c, name, &opts);
+    report last = {NULL, 0};
+    int sig = 0;
+    while (!rc && sig != SIGINT && sig != SIGTERM && sig != SIGHUP && sig != SIGQUIT) {
+        print_reports(&o, &last);
+        siginfo_t si;
+        sig = sigwaitinfo(&waited, &si);
+    }
+    if (!rc) coord_election_free(e); /* no report after this */
+    print_reports(&o, &last);
+    free(last.text);
+    pthread_mutex_destroy(&o.mu);
+    return rc ? fail(rc, "elect") : EXIT_OK;
+}
+
+static int cmd_elect(coord_client *c, int argc, char **argv) {
+    const char *name = NULL, *value = NULL;
+    bool observing = false, timed = false;
+    int timeout_ms = -1, grace_ms = GRACE_MS;
+    char **cmd = NULL;
+    for (int i = 0; i < argc && !cmd; i++) {
+        unsigned long v;
+        if (!strcmp(argv[i], "--")) {
+            if (i + 1 >= argc) return bad_usage("elect: -- wants CMD [ARG...]%s", "");
+            cmd = argv + i + 1;
+        } else if (!strcmp(argv[i], "--observe")) {
+            observing = true;
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], INT_MAX, &v))
+                return bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
+            timeout_ms = (int)v;
+            timed = true;
+        } else if (!strcmp(argv[i], "--grace") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], INT_MAX, &v))
+                return bad_usage("--grace wants milliseconds, not \"%s\"", argv[i]);
+            grace_ms = (int)v;
+            timed = true;
+        } else if (!strncmp(argv[i], "--", 2)) {
+            return bad_usage("unknown elect option \"%s\"", argv[i]);
+        } else if (!name) {
+            name = argv[i];
+        } else if (!value) {
+            value = argv[i];
+        } else {
+            return bad_usage("unexpected elect argument \"%s\"", argv[i]);
+        }
+    }
+    if (!name) return bad_usage("elect wants a NAME%s", "");
+    if (observing) {
+        if (value || cmd || timed) return bad_usage("elect --observe takes only a NAME%s", "");
+        return observe(c, name);
+    }
+    char defval[300];
+    if (!value) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1)) strcpy(host, "localhost");
+        snprintf(defval, sizeof defval, "%s:%ld", host, (long)getpid());
+        value = defval;
+    }
+    return campaign(c, name, value, timeout_ms, grace_ms, cmd);
+}
+
 /* ---------- main ---------- */
 
 int main(int argc, char **argv) {
@@ -474,6 +847,7 @@ int main(int argc, char **argv) {
     int (*run)(coord_client *, int, char **) = !strcmp(command, "lock")      ? cmd_lock
                                                : !strcmp(command, "counter") ? cmd_counter
                                                : !strcmp(command, "ring")    ? cmd_ring
+                                               : !strcmp(command, "elect")   ? cmd_elect
                                                                              : NULL;
     if (!run) return bad_usage("unknown command \"%s\"", command);
     if (!uri || !*uri) return bad_usage("no URI: pass --uri or set COORD_URI%s", "");
