@@ -1,0 +1,185 @@
+/*
+ * CuratorHarness: the real Apache Curator (Debian's libcurator-recipes-java) driven from a test,
+ * so coord's lock and election can be checked against it on the same ZooKeeper paths.
+ * Compiled by tests/conformance/test_interop.c with javac into the build directory.
+ *
+ * Usage: java CuratorHarness SUBCOMMAND CONNECT PATH ARG
+ *   mutex     CONNECT PATH HOLD_MS  InterProcessMutex: acquire (waits as long as it takes), print
+ *                                   "acquired", hold HOLD_MS (< 0: until stdin closes or reads
+ *                                   "release"), release, print "released"
+ *   trymutex  CONNECT PATH WAIT_MS  acquire(WAIT_MS): "acquired" (then held as HOLD_MS < 0) or
+ *                                   "timeout"
+ *   latch     CONNECT PATH ID       LeaderLatch with participant id ID: print "candidate NODE"
+ *                                   once its node exists, then "leader" / "not leader" on every
+ *                                   change; stdin commands "getleader" (prints as below) and
+ *                                   "close"; stdin closing closes the latch too
+ *   getleader CONNECT PATH          LeaderLatch.getLeader() of PATH: "leader-id ID" when it names
+ *                                   a leader, "no leader" otherwise
+ *
+ * Output is one event a line on stdout, flushed at once: first "connected", then the above, then
+ * "exit". Errors: "error TEXT" and exit status 2. Curator's timeouts and retries are short, and a
+ * watchdog ends the process (exit 3, "error watchdog") after COORD_INTEROP_MAX_MS (default
+ * 120000) whatever happens, so a test never leaves it behind for long.
+ */
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import org.apache.curator.framework.recipes.leader.Participant;
+import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.retry.RetryNTimes;
+
+public final class CuratorHarness {
+    private static final BufferedReader STDIN =
+            new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+
+    private static synchronized void say(String line) {
+        System.out.println(line);
+        System.out.flush();
+    }
+
+    private static void fail(String what) {
+        say("error " + what);
+        System.out.flush();
+        Runtime.getRuntime().halt(2);
+    }
+
+    /* The next stdin line, or null at end of input. */
+    private static String readLine() {
+        try {
+            return STDIN.readLine();
+        } catch (java.io.IOException e) {
+            return null;
+        }
+    }
+
+    /* Until stdin closes or reads `word`. */
+    private static void waitFor(String word) {
+        String l;
+        while ((l = readLine()) != null)
+            if (l.trim().equals(word)) return;
+    }
+
+    private static void startWatchdog() {
+        long max = 120000;
+        String env = System.getenv("COORD_INTEROP_MAX_MS");
+        if (env != null && !env.isEmpty()) max = Long.parseLong(env);
+        final long limit = max;
+        Thread t = new Thread(() -> {
+            try {
+                Thread.sleep(limit);
+            } catch (InterruptedException e) {
+                return;
+            }
+            say("error watchdog");
+            Runtime.getRuntime().halt(3);
+        });
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private static CuratorFramework connect(String hosts) throws Exception {
+        CuratorFramework c = CuratorFrameworkFactory.builder()
+                                     .connectString(hosts)
+                                     .sessionTimeoutMs(6000)
+                                     .connectionTimeoutMs(3000)
+                                     .retryPolicy(new RetryNTimes(3, 200))
+                                     .waitForShutdownTimeoutMs(2000)
+                                     .build();
+        c.getConnectionStateListenable().addListener((cl, st) -> say("state " + st));
+        c.start();
+        if (!c.blockUntilConnected(10, TimeUnit.SECONDS)) fail("not connected to " + hosts);
+        say("connected");
+        return c;
+    }
+
+    private static void printLeader(LeaderLatch latch) throws Exception {
+        Participant p = latch.getLeader();
+        say(p.isLeader() ? "leader-id " + p.getId() : "no leader");
+    }
+
+    private static void mutex(CuratorFramework c, String path, long holdMs, boolean tryOnly)
+            throws Exception {
+        InterProcessMutex m = new InterProcessMutex(c, path);
+        if (tryOnly) {
+            if (!m.acquire(holdMs, TimeUnit.MILLISECONDS)) {
+                say("timeout");
+                return;
+            }
+            holdMs = -1;
+        } else {
+            m.acquire();
+        }
+        say("acquired");
+        if (holdMs >= 0)
+            Thread.sleep(holdMs);
+        else
+            waitFor("release");
+        m.release();
+        say("released");
+    }
+
+    private static void latch(CuratorFramework c, String path, String id) throws Exception {
+        LeaderLatch latch = new LeaderLatch(c, path, id);
+        latch.addListener(new LeaderLatchListener() {
+            @Override
+            public void isLeader() {
+                say("leader");
+            }
+
+            @Override
+            public void notLeader() {
+                say("not leader");
+            }
+        });
+        latch.start();
+        long end = System.currentTimeMillis() + 10000;
+        while (latch.getOurPath() == null && System.currentTimeMillis() < end) Thread.sleep(5);
+        if (latch.getOurPath() == null) fail("the latch made no node within 10 s");
+        say("candidate " + latch.getOurPath());
+        String l;
+        while ((l = readLine()) != null) {
+            l = l.trim();
+            if (l.equals("getleader"))
+                printLeader(latch);
+            else if (l.equals("close"))
+                break;
+            else if (!l.isEmpty())
+                say("error unknown command " + l);
+        }
+        latch.close();
+        say("closed");
+    }
+
+    public static void main(String[] args) {
+        startWatchdog();
+        if (args.length < 3) fail("usage: CuratorHarness mutex|trymutex|latch|getleader CONNECT PATH [ARG]");
+        String cmd = args[0];
+        try (CuratorFramework c = connect(args[1])) {
+            switch (cmd) {
+            case "mutex":
+            case "trymutex":
+                if (args.length != 4) fail(cmd + " needs CONNECT PATH MS");
+                mutex(c, args[2], Long.parseLong(args[3]), cmd.equals("trymutex"));
+                break;
+            case "latch":
+                if (args.length != 4) fail("latch needs CONNECT PATH ID");
+                latch(c, args[2], args[3]);
+                break;
+            case "getleader":
+                printLeader(new LeaderLatch(c, args[2]));
+                break;
+            default:
+                fail("unknown subcommand " + cmd);
+            }
+        } catch (Exception e) {
+            fail(e.toString().replace('\n', ' '));
+        }
+        say("exit");
+        Runtime.getRuntime().halt(0);
+    }
+}
