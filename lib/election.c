@@ -1,9 +1,47 @@
 /*
- * Leader election (coord.h, "Election"): candidates queue like lock contenders, the first leads.
+ * Leader election (coord.h, "Election"): candidates queue like lock contenders (queue.c) and the
+ * first leads; its term is its entry's creation number. A worker thread per handle keeps what
+ * needs I/O off the callers and the backend's threads: the leader reports of on_leader, and the
+ * check that a leader whose client was suspended still leads once it is connected again.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
+
+struct coord_election {
+    coord__queue q;
+    coord_election_options opts;
+    coord__listener listener;
+
+    /* The candidacy. Written by the handle's thread (and, for `suspended` and `vanished`, by
+     * the worker and the watch that notice); read without a lock by is_leader. */
+    _Atomic bool campaigning, leading;
+    _Atomic bool suspended; /* the client was SUSPENDED and the lead is not confirmed since */
+    _Atomic bool vanished;  /* our entry was deleted while we led */
+    coord_watch *self;      /* KEY watch on our entry while leading */
+
+    /* The worker: guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started, stop, dirty, confirm;
+    int64_t retry_at;
+    int fails;
+    /* Our entry while leading: copies for the worker, which never reads `q`. */
+    char *my_key;
+    int64_t my_order;
+    uint64_t my_epoch;
+
+    /* Observation (on_leader): touched by the worker only, after new. */
+    coord_watch *dir_watch, *head_watch;
+    char *head_key; /* the key head_watch watches */
+    bool reported, rep_none, rep_mine;
+    char *rep_key;
+    int64_t rep_version;
+    coord_kv last; /* the last leader reported (for the SUSPENDED report) */
+};
 
 int coord_election_options_init(coord_election_options *o, unsigned version) {
     if (!o) return coord_seterr(COORD_EINVAL, "options is NULL");
@@ -15,58 +53,403 @@ int coord_election_options_init(coord_election_options *o, unsigned version) {
     return 0;
 }
 
-int coord_election_new(coord_election **out, coord_client *c, const char *name,
-                       const coord_election_options *opts) {
-    (void)c;
-    (void)name;
-    (void)opts;
-    if (out) *out = NULL;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+static coord_conn *conn(const coord_election *e) {
+    return coord__client_conn(e->q.c);
 }
 
-int coord_election_campaign(coord_election *e, const void *value, size_t len, int timeout_ms) {
-    (void)e;
-    (void)value;
-    (void)len;
-    (void)timeout_ms;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+/* Ask the worker to look again (`confirm`: also whether a suspended lead still stands). */
+static void kick(coord_election *e, bool confirm) {
+    pthread_mutex_lock(&e->mu);
+    e->dirty = true;
+    if (confirm) e->confirm = true;
+    e->retry_at = 0;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
-int coord_election_proclaim(coord_election *e, const void *value, size_t len) {
-    (void)e;
-    (void)value;
-    (void)len;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+static void on_state(void *payload, coord_session_state st) {
+    coord_election *e = payload;
+    if (st == COORD_SESSION_SUSPENDED) atomic_store(&e->suspended, true);
+    kick(e, st == COORD_SESSION_CONNECTED);
 }
 
-int coord_election_resign(coord_election *e) {
-    (void)e;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev;
+    (void)rev;
+    kick(payload, false);
+}
+
+static void on_self(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)rev;
+    coord_election *e = payload;
+    if (ev == COORD_EV_DELETED) atomic_store(&e->vanished, true);
+    kick(e, false);
 }
 
 bool coord_election_is_leader(const coord_election *e) {
-    (void)e;
-    return false;
+    return e && atomic_load(&e->leading) && !atomic_load(&e->suspended) &&
+           !atomic_load(&e->vanished) && coord__session_epoch(e->q.c) == e->q.epoch;
+}
+
+/* ---------- the worker ---------- */
+
+/* is_leader from the worker's copies; mu held. */
+static bool leads(const coord_election *e) {
+    return e->my_key && atomic_load(&e->leading) && !atomic_load(&e->suspended) &&
+           !atomic_load(&e->vanished) && coord__session_epoch(e->q.c) == e->my_epoch;
+}
+
+static void report(coord_election *e, const coord_kv *head, bool mine) {
+    if (!e->opts.on_leader) return;
+    if (!head) {
+        e->opts.on_leader(e, NULL, e->opts.payload);
+        return;
+    }
+    coord_leader l = {.value = head->value, .len = head->len, .term = head->token, .mine = mine};
+    e->opts.on_leader(e, &l, e->opts.payload);
+}
+
+/* Point the data watch at the leader's entry (its proclaims), or at nothing. */
+static int follow(coord_election *e, const char *key) {
+    coord_conn *k = conn(e);
+    if (e->head_key && key && !strcmp(e->head_key, key)) return 0;
+    if (e->head_watch) k->backend->unwatch(k, e->head_watch);
+    e->head_watch = NULL;
+    free(e->head_key);
+    e->head_key = NULL;
+    if (!key) return 0;
+    if (!(e->head_key = strdup(key))) return coord__oom();
+    int rc = k->backend->watch(k, key, COORD_WATCH_DATA, 0, on_event, e, &e->head_watch);
+    if (rc) {
+        free(e->head_key);
+        e->head_key = NULL;
+    }
+    return rc;
+}
+
+/* Read the leader and report it if anything observers see changed. */
+static int observe(coord_election *e) {
+    if (coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED) {
+        /* Nothing can be read; a leading handle says it cannot know it still leads. */
+        pthread_mutex_lock(&e->mu);
+        bool lead = leads(e);
+        pthread_mutex_unlock(&e->mu);
+        if (e->reported && e->rep_mine && !lead) {
+            e->rep_mine = false;
+            report(e, &e->last, false);
+        }
+        return 0;
+    }
+    coord_conn *k = conn(e);
+    coord_kv head = {0};
+    int rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(e->q.c));
+    if (rc && rc != COORD_ENOTFOUND) return rc;
+    bool none = rc == COORD_ENOTFOUND;
+    if ((rc = follow(e, none ? NULL : head.key))) {
+        coord_kv_clear(&head);
+        return rc;
+    }
+    pthread_mutex_lock(&e->mu);
+    bool mine = !none && e->my_key && !strcmp(e->my_key, head.key) && leads(e);
+    pthread_mutex_unlock(&e->mu);
+    bool same = e->reported && e->rep_none == none &&
+                (none || (e->rep_key && !strcmp(e->rep_key, head.key) &&
+                          e->rep_version == head.version && e->rep_mine == mine));
+    if (!same) {
+        e->reported = true;
+        e->rep_none = none;
+        e->rep_mine = mine;
+        e->rep_version = none ? 0 : head.version;
+        free(e->rep_key);
+        e->rep_key = none ? NULL : strdup(head.key);
+        coord_kv_clear(&e->last);
+        e->last = head;
+        memset(&head, 0, sizeof head);
+        report(e, none ? NULL : &e->last, mine);
+    }
+    coord_kv_clear(&head);
+    return 0;
+}
+
+/* After SUSPENDED, with the same session: is our entry still first? */
+static int confirm(coord_election *e) {
+    if (!atomic_load(&e->suspended)) return 0;
+    if (coord_client_state(e->q.c) != COORD_SESSION_CONNECTED) return 0;
+    coord_kv mine = {0};
+    pthread_mutex_lock(&e->mu);
+    bool ours = e->my_key && atomic_load(&e->leading) &&
+                coord__session_epoch(e->q.c) == e->my_epoch; /* else lost: never again */
+    if (ours) {
+        mine.key = strdup(e->my_key);
+        mine.order = e->my_order;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (!ours) return 0;
+    if (!mine.key) return coord__oom();
+    coord_conn *k = conn(e);
+    coord_kv pred = {0};
+    int64_t after;
+    int rc = k->backend->lock_predecessor(k, e->q.dir, &mine, &pred, &after,
+                                          coord__client_timeout(e->q.c));
+    coord_kv_clear(&mine);
+    bool first = !rc && !pred.key;
+    coord_kv_clear(&pred);
+    if (rc == COORD_ESESSION) atomic_store(&e->vanished, true); /* our entry is gone */
+    if (first) atomic_store(&e->suspended, false);
+    return rc == COORD_ESESSION ? 0 : rc;
+}
+
+static void *worker(void *arg) {
+    coord_election *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        int64_t now = coord__now_ms();
+        if (!e->dirty || now < e->retry_at) {
+            if (!e->dirty) {
+                pthread_cond_wait(&e->cv, &e->mu);
+            } else {
+                struct timespec dl = coord__deadline(e->retry_at - now);
+                pthread_cond_timedwait(&e->cv, &e->mu, &dl);
+            }
+            continue;
+        }
+        bool do_confirm = e->confirm;
+        e->dirty = e->confirm = false;
+        pthread_mutex_unlock(&e->mu);
+        int rc = do_confirm ? confirm(e) : 0;
+        if (!rc && e->opts.on_leader) rc = observe(e);
+        pthread_mutex_lock(&e->mu);
+        if (rc) { /* no server now: look again, backing off to a second */
+            e->dirty = true;
+            e->confirm = e->confirm || do_confirm;
+            if (e->fails < 6) e->fails++;
+            e->retry_at = coord__now_ms() + (15 << e->fails);
+        } else {
+            e->fails = 0;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+static int start_worker(coord_election *e) {
+    pthread_mutex_lock(&e->mu);
+    int rc = 0;
+    if (!e->started) {
+        if (pthread_create(&e->thread, NULL, worker, e) == 0)
+            e->started = true;
+        else
+            rc = coord_seterr(COORD_ENOMEM, "cannot start the election's thread");
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+/* ---------- public API ---------- */
+
+int coord_election_new(coord_election **out, coord_client *c, const char *name,
+                       const coord_election_options *opts) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    coord_election_options o = COORD_ELECTION_OPTIONS_INIT;
+    if (opts) {
+        if (opts->version == 0 || opts->version > COORD_ELECTION_OPTIONS_VERSION)
+            return coord_seterr(COORD_EINVAL, "unsupported coord_election_options version %u",
+                                opts->version);
+        o = *opts;
+    }
+    coord_election *e = calloc(1, sizeof *e);
+    if (!e) return coord__oom();
+    int rc = coord__queue_init(&e->q, c, "election", name, "latch-");
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    e->opts = o;
+    pthread_mutex_init(&e->mu, NULL);
+    coord__cond_init(&e->cv);
+    e->listener = (coord__listener){.fn = on_state, .payload = e};
+    coord__client_listen(c, &e->listener);
+    if (o.on_leader) {
+        /* Observe from now: watch the candidates, then read the leader (here, so the backend's
+         * errors reach the caller); the worker reports it and every change after it. */
+        coord_conn *k = conn(e);
+        rc = k->backend->watch(k, e->q.dir, COORD_WATCH_CHILDREN, 0, on_event, e, &e->dir_watch);
+        coord_kv head = {0};
+        if (!rc) rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(c));
+        coord_kv_clear(&head);
+        if (rc == COORD_ENOTFOUND) rc = 0;
+        if (!rc) rc = start_worker(e);
+        if (!rc) kick(e, false);
+        if (rc) {
+            coord_election_free(e);
+            return rc;
+        }
+    }
+    *out = e;
+    return 0;
+}
+
+static int check_value(const void *value, size_t len) {
+    if (!value && len) return coord_seterr(COORD_EINVAL, "value is NULL with length %zu", len);
+    if (len > COORD_VALUE_MAX)
+        return coord_seterr(COORD_EINVAL, "value of %zu bytes is over the limit of %u", len,
+                            COORD_VALUE_MAX);
+    return 0;
+}
+
+/* Stop leading (our entry is gone or about to be). */
+static void step_down(coord_election *e) {
+    atomic_store(&e->leading, false);
+    if (e->self) {
+        coord_conn *k = conn(e);
+        k->backend->unwatch(k, e->self);
+        e->self = NULL;
+    }
+    pthread_mutex_lock(&e->mu);
+    free(e->my_key);
+    e->my_key = NULL;
+    pthread_mutex_unlock(&e->mu);
+    kick(e, false);
+}
+
+int coord_election_campaign(coord_election *e, const void *value, size_t len, int timeout_ms) {
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    int rc = check_value(value, len);
+    if (rc) return rc;
+    if (atomic_load(&e->campaigning) || coord_election_is_leader(e))
+        return coord_seterr(COORD_EINVAL, "this handle already campaigns in or leads %s", e->q.dir);
+    if (atomic_load(&e->leading)) step_down(e); /* a lead lost with its session or entry */
+    atomic_store(&e->campaigning, true);
+    rc = coord__queue_enter(&e->q, value, len, timeout_ms);
+    if (rc == COORD_ELOCKED)
+        rc = coord_seterr(COORD_ELOCKED, "another candidate leads %s", e->q.dir);
+    if (!rc) {
+        pthread_mutex_lock(&e->mu);
+        free(e->my_key);
+        e->my_key = strdup(e->q.mine.key);
+        e->my_order = e->q.mine.order;
+        e->my_epoch = e->q.epoch;
+        pthread_mutex_unlock(&e->mu);
+        if (!e->my_key) rc = coord__oom();
+    }
+    if (!rc) rc = start_worker(e);
+    if (!rc) {
+        /* Our entry's deletion (an operator, a revoked lease) ends the lead at once. */
+        coord_conn *k = conn(e);
+        atomic_store(&e->vanished, false);
+        atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
+        rc = k->backend->watch(k, e->q.mine.key, COORD_WATCH_KEY, 0, on_self, e, &e->self);
+    }
+    if (rc && e->q.mine.key) coord__queue_leave(&e->q, 0); /* nothing left behind */
+    if (!rc) atomic_store(&e->leading, true);
+    atomic_store(&e->campaigning, false);
+    if (!rc) kick(e, atomic_load(&e->suspended));
+    return rc;
+}
+
+int coord_election_proclaim(coord_election *e, const void *value, size_t len) {
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    int rc = check_value(value, len);
+    if (rc) return rc;
+    if (!coord_election_is_leader(e))
+        return coord_seterr(COORD_ENOTHELD, "this handle does not lead %s", e->q.dir);
+    coord_conn *k = conn(e);
+    coord_kv out = {0};
+    /* Only the state of our entry we know: a changed or vanished entry is not ours to write.
+     * Ephemeral keeps the key on the session's lease (etcd). */
+    rc = k->backend->put(k, e->q.mine.key, value, len, e->q.mine.version, COORD_PUT_EPHEMERAL, &out,
+                         coord__client_timeout(e->q.c));
+    if (!rc) e->q.mine.version = out.version;
+    coord_kv_clear(&out);
+    if (rc == COORD_ECONFLICT || rc == COORD_ENOTFOUND) {
+        atomic_store(&e->vanished, true);
+        kick(e, false);
+        return coord_seterr(COORD_ENOTHELD, "%s: this handle's entry is gone or was replaced",
+                            e->q.dir);
+    }
+    return rc;
+}
+
+int coord_election_resign(coord_election *e) {
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    if (atomic_load(&e->campaigning)) { /* a waiting candidate withdraws */
+        coord__queue_cancel(&e->q);
+        return 0;
+    }
+    if (!atomic_load(&e->leading))
+        return coord_seterr(COORD_ENOTHELD, "this handle neither campaigns in nor leads %s",
+                            e->q.dir);
+    bool led = coord__session_epoch(e->q.c) == e->q.epoch && !atomic_load(&e->vanished);
+    step_down(e);
+    if (!led) {
+        coord_kv_clear(&e->q.mine);
+        return coord_seterr(COORD_ENOTHELD, "the lead of %s was lost", e->q.dir);
+    }
+    /* As a lock release: tried for the operation timeout, then the client's. */
+    int rc = coord__queue_leave(&e->q, coord__client_timeout(e->q.c));
+    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
+        return coord_seterr(COORD_ENOTHELD, "the entry of %s vanished", e->q.dir);
+    return rc;
 }
 
 int coord_election_term(const coord_election *e, uint64_t *out) {
-    (void)e;
-    (void)out;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+    if (!e || !out) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (!coord_election_is_leader(e))
+        return coord_seterr(COORD_ENOTHELD, "this handle does not lead %s", e->q.dir);
+    *out = e->q.mine.token;
+    return 0;
 }
 
 int coord_election_leader(coord_election *e, void **value, size_t *len, uint64_t *term) {
-    (void)e;
-    (void)value;
-    (void)len;
-    (void)term;
-    return coord_seterr(COORD_ENOTSUP, "elections are not implemented yet");
+    if (value) *value = NULL;
+    if (len) *len = 0;
+    if (term) *term = 0;
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    coord_conn *k = conn(e);
+    coord_kv head = {0};
+    int rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(e->q.c));
+    if (rc == COORD_ENOTFOUND) return coord_seterr(COORD_ENOTFOUND, "%s has no leader", e->q.dir);
+    if (rc) return rc;
+    if (value) {
+        *value = head.value;
+        head.value = NULL;
+    }
+    if (len) *len = head.len;
+    if (term) *term = head.token;
+    coord_kv_clear(&head);
+    return 0;
 }
 
 void coord_election_cancel(coord_election *e) {
-    (void)e;
+    if (e) coord__queue_cancel(&e->q);
 }
 
 void coord_election_free(coord_election *e) {
-    (void)e;
+    if (!e) return;
+    coord__client_unlisten(e->q.c, &e->listener);
+    coord_conn *k = conn(e);
+    if (e->dir_watch) k->backend->unwatch(k, e->dir_watch);
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+    }
+    if (e->head_watch) k->backend->unwatch(k, e->head_watch);
+    bool led = coord_election_is_leader(e) ||
+               (atomic_load(&e->leading) && coord__session_epoch(e->q.c) == e->q.epoch);
+    if (e->self) k->backend->unwatch(k, e->self);
+    /* One try, then the client's: free does not wait for a server. */
+    if (led) coord__queue_leave(&e->q, 0);
+    coord__queue_destroy(&e->q);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e->my_key);
+    free(e->head_key);
+    free(e->rep_key);
+    coord_kv_clear(&e->last);
+    free(e);
 }
