@@ -9,6 +9,13 @@
  *              kazoo's Election (python3-kazoo), through tests/interop/kazoo_election.py.
  *   etcd       `etcdctl elect` (etcd's concurrency.Election) and `etcdctl elect -l`.
  *
+ * On coord's side a candidate handle checks campaign order (try: COORD_ELOCKED behind a peer;
+ * a waiting campaign wins when the peer steps down), coord_election_leader (the peer's value)
+ * and terms (increasing across the hand-overs); an observing handle's on_leader must report
+ * every leader, the peers' included, and "none" at the end. kazoo's plain Election ignores
+ * coord's "-latch-" nodes (RECIPES.md 2.6): what it does while coord leads is only reported
+ * on stderr; with extra_lock_patterns it must wait behind coord.
+ *
  * The peers print one event a line; the test waits for lines with a bound, and every process it
  * starts (in its own process group) is killed in the teardown, also when a check failed. A peer
  * that is missing (javac, the Curator jars, kazoo, etcdctl) fails the test with the package to
@@ -93,9 +100,11 @@ static peer *peer_start(const char *what, char *const argv[]) {
         close(o[1]);
         close(in[0]);
         close(in[1]);
-        setenv("COORD_INTEROP_MAX_MS", "120000", 0);
+        /* only async-signal-safe calls here: the parent has threads */
         execvp(argv[0], argv);
-        fprintf(stderr, "test_interop: cannot run %s: %s\n", argv[0], strerror(errno));
+        static const char msg[] = "test_interop: cannot run ";
+        if (write(2, msg, sizeof msg - 1) > 0 && write(2, argv[0], strlen(argv[0])) > 0)
+            (void)!write(2, "\n", 1);
         _exit(127);
     }
     setpgid(pid, pid);
@@ -338,6 +347,27 @@ static peer *etcdctl(const char *a1, const char *a2, const char *a3, const char 
 
 /* ---- coord on the other side, with cleanup on failure ---- */
 
+/* What an observing handle's on_leader reported last. */
+typedef struct observed {
+    pthread_mutex_t mu;
+    bool some;       /* a leader (else none) */
+    char value[256]; /* its value */
+    int calls;
+} observed;
+
+static observed obs = {PTHREAD_MUTEX_INITIALIZER, false, "", 0};
+
+static void on_leader(coord_election *e, const coord_leader *l, void *payload) {
+    (void)e;
+    (void)payload;
+    pthread_mutex_lock(&obs.mu);
+    obs.some = l != NULL;
+    snprintf(obs.value, sizeof obs.value, "%.*s", l ? (int)l->len : 0,
+             l ? (const char *)l->value : "");
+    obs.calls++;
+    pthread_mutex_unlock(&obs.mu);
+}
+
 /* A coord call running in a thread (a campaign or an acquire that has to wait for a peer). */
 typedef struct bg {
     pthread_t t;
@@ -406,6 +436,10 @@ static int teardown(void **state) {
     coord_election_free(fx.obs);
     coord_client_close(fx.c);
     memset(&fx, 0, sizeof fx);
+    pthread_mutex_lock(&obs.mu);
+    obs.some = false;
+    obs.calls = 0;
+    pthread_mutex_unlock(&obs.mu);
     return 0;
 }
 
@@ -446,26 +480,38 @@ static void expect_leader(coord_election *e, const char *want, uint64_t *term) {
     if (term) *term = t;
 }
 
-/* A coord election handle; skipped (not failed) while the library does not implement elections
- * yet. */
-static coord_election *election(const char *name) {
-    coord_election *e = NULL;
-    int rc = coord_election_new(&e, fx.c, name, NULL);
-    if (rc == COORD_ENOTSUP) {
-        fprintf(stderr, "test_interop: coord_election_* not implemented yet: skipped\n");
-        skip();
+/* The observer (fx.obs) reports the leader `want` (NULL: none) within WAIT_MS. */
+static void expect_observed(const char *want) {
+    int64_t end = coord__now_ms() + WAIT_MS;
+    pthread_mutex_lock(&obs.mu);
+    while (!(want ? obs.some && !strcmp(obs.value, want) : !obs.some) && coord__now_ms() < end) {
+        pthread_mutex_unlock(&obs.mu);
+        sleep_ms(10);
+        pthread_mutex_lock(&obs.mu);
     }
+    bool ok = want ? obs.some && !strcmp(obs.value, want) : !obs.some;
+    char got[300];
+    snprintf(got, sizeof got, obs.some ? "\"%s\"" : "none", obs.value);
+    pthread_mutex_unlock(&obs.mu);
+    if (!ok)
+        fail_msg("on_leader reports %s, expected %s%s%s", got, want ? "\"" : "",
+                 want ? want : "none", want ? "\"" : "");
+}
+
+/* A candidate handle `name` (fx.e), and an observing one (fx.obs) with on_leader. */
+static void elections(const char *name) {
+    int rc = coord_election_new(&fx.e, fx.c, name, NULL);
     if (rc) fail_msg("coord_election_new: %s: %s", coord_strerror(rc), coord_last_error());
-    return e;
+    coord_election_options o = COORD_ELECTION_OPTIONS_INIT;
+    o.on_leader = on_leader;
+    rc = coord_election_new(&fx.obs, fx.c, name, &o);
+    if (rc)
+        fail_msg("coord_election_new (observer): %s: %s", coord_strerror(rc), coord_last_error());
+    expect_observed(NULL);
 }
 
 static int campaign(coord_election *e, const char *value, int timeout_ms) {
-    int rc = coord_election_campaign(e, value, strlen(value), timeout_ms);
-    if (rc == COORD_ENOTSUP) {
-        fprintf(stderr, "test_interop: coord_election_* not implemented yet: skipped\n");
-        skip();
-    }
-    return rc;
+    return coord_election_campaign(e, value, strlen(value), timeout_ms);
 }
 
 /* ---- ZooKeeper: Curator's InterProcessMutex and coord's lock ---- */
@@ -519,13 +565,14 @@ static void zk_election_curator(void **state) {
     const char *hosts = getenv("COORD_TEST_ZK");
     char path[512];
     snprintf(path, sizeof path, "%s/election/el", coord_client_prefix(fx.c));
-    fx.e = election("el");
+    elections("el");
     uint64_t t1, t2, t3;
 
     /* Curator first: it leads, coord waits behind it and leads once Curator's latch closes. */
     peer *p = curator("latch", hosts, path, "curator-1");
     EXPECT(p, "candidate");
     EXPECT(p, "leader");
+    expect_observed("curator-1");
     assert_int_equal(campaign(fx.e, "coord-1", 0), COORD_ELOCKED);
     assert_false(coord_election_is_leader(fx.e));
     expect_leader(fx.e, "curator-1", &t1);
@@ -545,6 +592,7 @@ static void zk_election_curator(void **state) {
     assert_int_equal(coord_election_term(fx.e, &t2), 0);
     assert_true(t2 > t1);
     expect_leader(fx.e, "coord-1", NULL);
+    expect_observed("coord-1");
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
     /* Curator's getLeader() names coord's value. */
     p = curator("getleader", hosts, path, NULL);
@@ -567,10 +615,12 @@ static void zk_election_curator(void **state) {
     assert_false(coord_election_is_leader(fx.e));
     expect_leader(fx.e, "curator-2", &t3);
     assert_true(t3 > t2);
+    expect_observed("curator-2");
     peer_say(p, "close");
     EXPECT(p, "closed");
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
     await_entries("election", "el", 0);
+    expect_observed(NULL);
 }
 
 /* ---- ZooKeeper: kazoo's Election and coord's election ---- */
@@ -582,11 +632,12 @@ static void zk_election_kazoo(void **state) {
     const char *hosts = getenv("COORD_TEST_ZK");
     char path[512];
     snprintf(path, sizeof path, "%s/election/ek", coord_client_prefix(fx.c));
-    fx.e = election("ek");
+    elections("ek");
 
     /* kazoo first: coord sees it lead, waits behind it, and leads once it resigns. */
     peer *p = kazoo(hosts, path, "kazoo-1", false);
     EXPECT(p, "leader");
+    expect_observed("kazoo-1");
     assert_int_equal(campaign(fx.e, "coord-1", 0), COORD_ELOCKED);
     expect_leader(fx.e, "kazoo-1", NULL);
     bg_start(NULL, fx.e, "coord-1");
@@ -608,6 +659,7 @@ static void zk_election_kazoo(void **state) {
     assert_int_equal(coord_election_resign(fx.e), 0);
     EXPECT(p, "leader");
     expect_leader(fx.e, "kazoo-2", NULL);
+    expect_observed("kazoo-2");
     peer_close_stdin(p);
     EXPECT(p, "resigned");
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
@@ -627,8 +679,11 @@ static void zk_election_kazoo(void **state) {
             claims ? "claims leadership" : "waits");
     assert_int_equal(coord_election_resign(fx.e), 0);
     expect_leader(fx.e, "kazoo-3", NULL);
+    expect_observed("kazoo-3");
     peer_close_stdin(p);
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    await_entries("election", "ek", 0);
+    expect_observed(NULL);
 }
 
 /* ---- etcd: etcdctl elect (concurrency.Election) and coord's election ---- */
@@ -639,13 +694,14 @@ static void etcd_election_etcdctl(void **state) {
     fx.c = coord_test_open(&st, NULL, NULL, NULL);
     char name[512];
     snprintf(name, sizeof name, "%s/election/ee", coord_client_prefix(fx.c));
-    fx.e = election("ee");
+    elections("ee");
     uint64_t t1, t2, t3;
 
     /* etcdctl first: it wins, coord's try is ELOCKED and sees etcdctl's proposal; coord's
      * campaign waits and wins once etcdctl resigns (SIGINT). */
     peer *p = etcdctl("elect", name, "etcdctl-1", NULL);
     EXPECT(p, "etcdctl-1"); /* printed on winning, after its key */
+    expect_observed("etcdctl-1");
     assert_int_equal(campaign(fx.e, "coord-1", 0), COORD_ELOCKED);
     expect_leader(fx.e, "etcdctl-1", &t1);
     bg_start(NULL, fx.e, "coord-1");
@@ -666,6 +722,7 @@ static void etcd_election_etcdctl(void **state) {
     assert_int_equal(coord_election_proclaim(fx.e, "coord-1b", 8), 0);
     EXPECT(p, "coord-1b");
     expect_leader(fx.e, "coord-1b", NULL);
+    expect_observed("coord-1b");
     kill(p->pid, SIGINT);
     peer_wait(p, WAIT_MS);
 
@@ -678,14 +735,17 @@ static void etcd_election_etcdctl(void **state) {
     EXPECT(p, "etcdctl-2");
     expect_leader(fx.e, "etcdctl-2", &t3);
     assert_true(t3 > t2);
+    expect_observed("etcdctl-2");
     kill(p->pid, SIGINT);
     rc = peer_wait(p, WAIT_MS);
     if (rc != 0 && rc != 128 + SIGINT) fail_msg("etcdctl elect exited with %d", rc);
     await_entries("election", "ee", 0);
+    expect_observed(NULL);
 }
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
+    setenv("COORD_INTEROP_MAX_MS", "120000", 0); /* the peers' watchdog */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(zk_lock_curator, teardown),
         cmocka_unit_test_teardown(zk_election_curator, teardown),
