@@ -26,8 +26,9 @@
 #define EXIT_USAGE 2
 #define EXIT_CONFLICT 3 /* counter cas: the value was not the expected one */
 #define EXIT_LOCKED 75  /* lock not acquired, or not elected, within --timeout (EX_TEMPFAIL) */
-#define GRACE_MS 2000 /* elect: CMD gets SIGKILL this long after the SIGTERM of a lost leadership  \
-                       */
+#define GRACE_MS                                                                                   \
+    2000 /* elect: CMD gets SIGKILL this long after the SIGTERM of a lost leadership               \
+          */
 
 static const char *prog = "coordctl";
 static bool json;
@@ -269,8 +270,25 @@ static int supervise(pid_t child, const char *cmd0, bool (*ours)(void *), void *
     return status;
 }
 
-/* The exit status of a CMD that ended with wait status `status`. */
-static int cmd_status(int status) {
+/* What CMD runs under: a lock or a leadership. */
+typedef struct held {
+    const char *token_var, *token; /* CMD's environment: the fencing token, */
+    const char *name_var, *name;   /* and the lock's or election's name */
+    bool (*ours)(void *arg);       /* still held? */
+    void *arg;
+    const char *what; /* what was lost, for the message */
+    int grace_ms;     /* SIGKILL this long after the SIGTERM of a loss; -1: never */
+} held;
+
+/* Run CMD under `h` (*lost: whether it was lost meanwhile). CMD's exit status (128+N for signal
+ * N), or EXIT_FAIL when it could not start or `h` was lost. */
+static int run_held(char **cmd, const held *h, bool *lost) {
+    const char *env[] = {h->token_var, h->token, h->name_var, h->name};
+    *lost = false;
+    pid_t child = spawn(cmd, env, 2);
+    if (child < 0) return EXIT_FAIL;
+    int status = supervise(child, cmd[0], h->ours, h->arg, h->what, h->grace_ms, lost);
+    if (*lost) return EXIT_FAIL;
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
 }
@@ -299,17 +317,14 @@ static int run_locked(coord_lock *l, const char *name, char **cmd) {
         json_to(stderr, name);
         fprintf(stderr, ",\"token\":%s}\n", tok);
     }
-    const char *env[] = {"COORD_LOCK_TOKEN", tok, "COORD_LOCK_NAME", name};
-    pid_t child = spawn(cmd, env, 2);
-    if (child < 0) return EXIT_FAIL;
     char what[300];
     snprintf(what, sizeof what, "lock %s (session expired)", name);
+    held h = {"COORD_LOCK_TOKEN", tok, "COORD_LOCK_NAME", name, lock_held, l, what, -1};
     bool lost;
-    int status = supervise(child, cmd[0], lock_held, l, what, -1, &lost);
+    int st = run_held(cmd, &h, &lost);
     int rc = coord_lock_release(l);
     if (rc && !lost) fail(rc, "release");
-    if (lost) return EXIT_FAIL;
-    return cmd_status(status);
+    return st;
 }
 
 static int cmd_lock(coord_client *c, int argc, char **argv) {
@@ -615,14 +630,11 @@ static int hold_leading(elector *el, const char *name) {
 static int run_leading(elector *el, const char *name, uint64_t term, char **cmd, int grace_ms) {
     char t[32];
     snprintf(t, sizeof t, "%" PRIu64, term);
-    const char *env[] = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name};
-    pid_t child = spawn(cmd, env, 2);
-    if (child < 0) return EXIT_FAIL;
     char what[300];
     snprintf(what, sizeof what, "the leadership of %s", name);
+    held h = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name, leading, el, what, grace_ms};
     bool lost;
-    int status = supervise(child, cmd[0], leading, el, what, grace_ms, &lost);
-    return lost ? EXIT_FAIL : cmd_status(status);
+    return run_held(cmd, &h, &lost);
 }
 
 static int campaign(coord_client *c, const char *name, const char *value, int timeout_ms,
