@@ -51,6 +51,8 @@
     "/usr/share/java/zookeeper-jute.jar:/usr/share/java/guava.jar:"                                \
     "/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar"
 
+/* The session timeout CuratorHarness asks for (its sessionTimeoutMs). */
+#define CURATOR_SESSION_MS 6000
 /* A bound on every wait for a peer's line (JVM start and Curator's connect included). */
 #define WAIT_MS 20000
 /* How long a peer is watched to stay excluded (not print the line it would print if it led). */
@@ -620,6 +622,28 @@ static void zk_election_curator(void **state) {
     EXPECT(p, "closed");
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
     await_entries("election", "el", 0);
+    expect_observed(NULL);
+
+    /* A Curator leader that crashes (SIGKILL): coord, waiting behind it, leads once its session
+     * expires (CuratorHarness asks for 6 s), woken by the deletion of its predecessor. */
+    p = curator("latch", hosts, path, "curator-3");
+    EXPECT(p, "leader");
+    expect_observed("curator-3");
+    bg_start(NULL, fx.e, "coord-3");
+    await_entries("election", "el", 2);
+    kill(-p->pid, SIGKILL);
+    int64_t t0 = coord__now_ms();
+    peer_wait(p, WAIT_MS);
+    assert_int_equal(bg_join(CURATOR_SESSION_MS + 5000), 0);
+    int64_t took = coord__now_ms() - t0;
+    fprintf(stderr, "test_interop: coord led %lld ms after Curator's leader was killed\n",
+            (long long)took);
+    if (took > CURATOR_SESSION_MS + 3000)
+        fail_msg("coord led %lld ms after the kill, more than the session timeout + 3 s",
+                 (long long)took);
+    assert_true(coord_election_is_leader(fx.e));
+    expect_observed("coord-3");
+    assert_int_equal(coord_election_resign(fx.e), 0);
     expect_observed(NULL);
 }
 
