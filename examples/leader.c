@@ -162,7 +162,7 @@ static int serve(instance *in) {
     }
     rc = coord_election_resign(in->e);
     if (rc && rc != COORD_ENOTHELD) return failed(in, "resign", rc);
-    printf("[%s] %s after %d units of term %" PRIu64 "\n", in->id,
+    printf("[%s] %s; %d units of term %" PRIu64 " written\n", in->id,
            atomic_load(&in->stop) ? "resigned" : "no longer leads", unit, term);
     return 0;
 }
@@ -323,12 +323,8 @@ int main(int argc, char **argv) {
     uint64_t term = 0;
     int first = !failures && started == n ? await_leader(&w, 0, 20000, &term) : -1;
     int second = -1, third = -1;
-    if (first < 0 && !failures) {
-        printf("no instance leads within 20 s: FAILED\n");
-        failures++;
-    } else if ((second = depose(&cfg, &w, pids, first, &term, SIGKILL)) < 0) {
-        failures++;
-    }
+    if (first < 0 && !failures++) printf("no instance leads within 20 s: FAILED\n");
+    if (first >= 0 && (second = depose(&cfg, &w, pids, first, &term, SIGKILL)) < 0) failures++;
     if (first >= 0) waitpid(pids[first], NULL, 0); /* reaped here; the others below */
     uint64_t paused_term = term;
     if (second >= 0 && (third = depose(&cfg, &w, pids, second, &term, SIGSTOP)) < 0) failures++;
