@@ -177,6 +177,80 @@ run_backend() {
     expect 1 "lookup on an empty ring fails" -- "$CTL" ring lookup G k
     exec 7>&- 8>&- 9>&-
     rm -f "$tmp/held" "$tmp/m1" "$tmp/m2"
+
+    # ---- elect
+    mkfifo "$tmp/obs" "$tmp/e1" "$tmp/e2"
+    exec 3<>"$tmp/obs" 4<>"$tmp/e1" 5<>"$tmp/e2"
+    "$CTL" elect --observe E >"$tmp/obs" &
+    local obs=$!
+    pids+=("$obs")
+    if await_line 3 none; then ok "elect --observe first prints the state: none"; else bad "observer: no first line"; fi
+    "$CTL" elect E first -- sh -c 'echo "leading $COORD_ELECTION_TERM $COORD_ELECTION_NAME $$" >"$0"; exec sleep 60' "$tmp/e1" 2>"$tmp/e1.err" &
+    local e1=$!
+    pids+=("$e1")
+    local t1=0 t2=0
+    if await_line 4 "leading"; then ok "the first candidate leads and runs CMD"; else bad "first candidate: $(cat "$tmp/e1.err")"; fi
+    read -r _ t1 _ <<<"$line"
+    if [[ $line == "leading $t1 E "* ]] && [ "$t1" -gt 0 ] 2>/dev/null; then ok "CMD sees the term and the name"; else bad "CMD env: '$line'"; fi
+    if await_line 3 "leader $t1 first"; then ok "--observe sees the first leader"; else bad "observer: '$line'"; fi
+    if grep -qx "leader $t1 first" "$tmp/e1.err"; then ok "the leader line goes to stderr with CMD"; else bad "e1 stderr: $(cat "$tmp/e1.err")"; fi
+    "$CTL" --uri "$uri?session_ttl_ms=2000" elect E second >"$tmp/e2" 2>"$tmp/e2.err" &
+    local e2=$!
+    pids+=("$e2")
+    await_blocked "$e2" || bad "the second candidate did not start"
+    if read -r -t 1 line <&5; then bad "the second candidate leads too: '$line'"; else ok "the second candidate waits"; fi
+    expect 75 "elect --timeout 0 while another leads" -- "$CTL" elect E third --timeout 0
+    if grep -q '"first"' "$tmp/err"; then ok "and names the leader"; else bad "timeout: $(cat "$tmp/err")"; fi
+    kill -TERM "$e1" # forwarded to CMD; then coordctl resigns
+    reap "$e1"
+    if [ "$st" = 143 ]; then ok "SIGTERM ends CMD, elect exits 128+15"; else bad "first exit $st: $(cat "$tmp/e1.err")"; fi
+    if await_line 5 "leader "; then ok "the resignation hands over to the second"; else bad "second: $(cat "$tmp/e2.err")"; fi
+    read -r _ t2 _ <<<"$line"
+    if [ "$line" = "leader $t2 second" ] && [ "$t2" -gt "$t1" ] 2>/dev/null; then ok "terms increase"; else bad "terms: $t1 then '$line'"; fi
+    if await_line 3 "leader $t2 second"; then ok "--observe sees the second leader"; else bad "observer: '$line'"; fi
+    expect 0 "elect --json --observe" -- timeout --preserve-status -s INT 1 "$CTL" --json elect --observe E
+    json_check "d['election'] == 'E' and d['leader']['term'] == $t2 and d['leader']['value'] == 'second'" "the JSON leader"
+    kill -KILL "$e2" # a crash: the leadership goes with the session, after its TTL (2 s)
+    reap "$e2" 2>/dev/null # (no "Killed" note)
+    if await_line 3 none; then ok "--observe sees the crashed leader's session end"; else bad "observer after the crash: '$line'"; fi
+    expect 0 "elect without CMD leads until SIGINT, then exits 0" -- timeout --preserve-status -s INT 1 "$CTL" elect E fourth
+    if grep -qx "leader [0-9]* fourth" "$tmp/out"; then ok "its leader line on stdout"; else bad "fourth: $(cat "$tmp/out" "$tmp/err")"; fi
+    expect 0 "elect --timeout 0 leads when nobody does" -- "$CTL" elect E fifth --timeout 0 -- true
+    expect 2 "elect --observe with a VALUE" -- "$CTL" elect --observe E v
+    expect 2 "elect with a bad name" -- "$CTL" elect 'a/b' v
+    # the candidate's key deleted under it: the leadership is lost, CMD (deaf to SIGTERM) killed
+    "$CTL" elect E2 sixth --grace 500 -- sh -c 'trap "" TERM; echo "leading $$" >"$0"; while :; do sleep 0.1; done' "$tmp/e1" 2>"$tmp/e1.err" &
+    e1=$!
+    pids+=("$e1")
+    if await_line 4 leading; then
+        delete_election "$uri" E2
+        reap "$e1"
+        if [ "$st" = 1 ] && grep -q "lost the leadership of E2" "$tmp/e1.err" && grep -q "killing it" "$tmp/e1.err"; then
+            ok "a lost leadership stops CMD (SIGKILL after --grace), exit 1"
+        else
+            bad "lost leadership: exit $st: $(cat "$tmp/e1.err")"
+        fi
+    else
+        bad "sixth did not lead: $(cat "$tmp/e1.err")"
+    fi
+    kill -INT "$obs"
+    reap "$obs"
+    if [ "$st" = 0 ]; then ok "--observe ends on SIGINT, exit 0"; else bad "observer exit $st"; fi
+    exec 3>&- 4>&- 5>&-
+    rm -f "$tmp/obs" "$tmp/e1" "$tmp/e2"
+}
+
+# delete_election URI NAME: delete every candidate entry of election NAME behind coord's back
+delete_election() {
+    local path=/${1#*://*/}/election/$2
+    case $1 in
+    etcd://*) etcdctl --endpoints="$COORD_TEST_ETCD" del --prefix "$path/" >/dev/null ;;
+    zk://*)
+        local zkcli=/usr/share/zookeeper/bin/zkCli.sh children c
+        children=$(timeout 20 "$zkcli" -server "$COORD_TEST_ZK" ls "$path" 2>/dev/null | grep '^\[' | tail -1 | tr -d '[],')
+        for c in $children; do timeout 20 "$zkcli" -server "$COORD_TEST_ZK" delete "$path/$c" >/dev/null 2>&1; done
+        ;;
+    esac
 }
 
 prefix=coordctl-$$-$RANDOM
