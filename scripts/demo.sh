@@ -42,6 +42,11 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     build/examples/counter_demo --uri "$uri" --workers 4 --adds 50
     # A short session TTL so the demo's killed worker goes within seconds.
     build/examples/ring_demo --uri "$uri?session_ttl_ms=3000" --workers 4 --keys 10000
+    # One active instance and two standbys: the leader is killed, then paused (its late write is
+    # refused by its term). A short session TTL so that each hand-over takes seconds.
+    journal=$(mktemp)
+    build/examples/leader --uri "$uri" --standby 2 --ttl-ms 3000 --journal "$journal"
+    rm -f "$journal"
     # Two service instances in parallel: 8 jobs, 3 rounds, one report file behind the lock.
     tmp=$(mktemp -d)
     {
