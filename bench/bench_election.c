@@ -20,6 +20,9 @@
 
 #define FAILOVER_CANDIDATES 3
 #define FAILOVER_WAIT_MS 10000 /* bound of every wait of the failover scenario */
+/* The failover clients' session TTL: ZooKeeper's expire slot tries again after this long when
+ * its first try did not end the session. */
+#define FAILOVER_TTL_MS 2000
 #define TARGET_HANDOFF_OVER_RAW 0.9
 #define TARGET_FAILOVER_P99_MS 50.0
 
@@ -138,6 +141,7 @@ typedef struct failover_run {
     int64_t leader_ns;  /* when it came */
     uint64_t leads;     /* on_leader(mine) reports so far */
     samples expire_lat; /* the expire call itself */
+    samples first_try;  /* failovers whose expire call ended the session at its first try */
 } failover_run;
 
 typedef struct failover_worker {
@@ -162,11 +166,13 @@ static void on_leader(coord_election *e, const coord_leader *leader, void *paylo
 }
 
 /* Wait (bounded) until the election holds `n` entries: every other candidate waits behind the
- * leader, so that the revocation hands over to one already queued. */
-static int await_queued(coord_client *c, const char *dir, size_t n) {
+ * leader, so that the revocation hands over to one already queued. 0, 1 when the run ended
+ * meanwhile (a revoked candidate may then not come back), or an error. */
+static int await_queued(bench_thread *t, coord_client *c, const char *dir, size_t n) {
     coord_conn *k = coord__client_conn(c);
     int64_t end = now_ns() + (int64_t)FAILOVER_WAIT_MS * 1000000;
     while (now_ns() < end) {
+        if (!bench_going(t)) return 1;
         coord_kv *kv = NULL;
         size_t got = 0;
         int rc = k->backend->list(k, dir, COORD_LIST_NAMES, &kv, &got, NULL, 5000);
@@ -202,6 +208,8 @@ static int revoke_and_time(failover_worker *w, coord_client *c) {
     bool next = run->leads != leads0 && run->leader != w->t.idx;
     int64_t at = run->leader_ns;
     int sr = next ? samples_add(&run->expire_lat, t1 - t0) : 0;
+    if (next && !sr && t1 - t0 < (int64_t)FAILOVER_TTL_MS * 1000000)
+        sr = samples_add(&run->first_try, at - t0);
     pthread_mutex_unlock(&run->mu);
     if (!next) {
         bench_fail(&w->t, "thread %d: no other candidate led within %d ms of the revocation",
@@ -225,7 +233,9 @@ static int failover_round(failover_worker *w, const char *value, size_t len) {
     eo.on_leader = on_leader;
     eo.payload = w;
     atomic_store(&w->reported, false);
-    int rc = coord_client_open(&c, run->o->uri, NULL);
+    coord_options co = COORD_OPTIONS_INIT;
+    co.session_ttl_ms = FAILOVER_TTL_MS;
+    int rc = coord_client_open(&c, run->o->uri, &co);
     if (rc) {
         bench_fail_rc(&w->t, rc, "connect");
         return -1;
@@ -235,9 +245,9 @@ static int failover_round(failover_worker *w, const char *value, size_t len) {
         bench_fail_rc(&w->t, rc, "coord_election_new");
     else if ((rc = coord_election_campaign(e, value, len, FAILOVER_WAIT_MS)))
         bench_fail_rc(&w->t, rc, "campaign");
-    else if (!bench_going(&w->t))
+    else if ((rc = await_queued(&w->t, c, run->dir, FAILOVER_CANDIDATES)) == 1)
         ret = 1;
-    else if ((rc = await_queued(c, run->dir, FAILOVER_CANDIDATES)))
+    else if (rc)
         bench_fail_rc(&w->t, rc, "listing the candidates");
     else
         ret = revoke_and_time(w, c) ? -1 : 0;
@@ -257,7 +267,7 @@ static void *failover_main(void *arg) {
 }
 
 static int failover_scenario(const bench_opts *o, coord_client *c, const char *name, result *r,
-                             int64_t ms, samples *expire_lat) {
+                             int64_t ms, samples *expire_lat, samples *first_try) {
     failover_run run = {.o = o, .name = name, .leader = -1};
     snprintf(run.dir, sizeof run.dir, "%s/election/%s", coord_client_prefix(c), name);
     pthread_mutex_init(&run.mu, NULL);
@@ -271,6 +281,7 @@ static int failover_scenario(const bench_opts *o, coord_client *c, const char *n
     int ret = bench_run_threads(ws, sizeof *ws, FAILOVER_CANDIDATES, failover_main, ms, NULL, NULL,
                                 r, NULL, 0);
     *expire_lat = run.expire_lat;
+    *first_try = run.first_try;
     pthread_mutex_destroy(&run.mu);
     pthread_cond_destroy(&run.cv);
     return ret;
@@ -321,13 +332,15 @@ int mode_election(const bench_opts *o) {
     raw.ran = raw_ok && raw.r.slices > 0;
     /* Failover rounds are slow (a new client each): twice the time, for more samples. */
     result fo = {.name = "failover", .threads = FAILOVER_CANDIDATES, .locks = 1};
-    samples expire_lat = {0};
-    if (failover_scenario(o, c, fname, &fo, (int64_t)o->seconds * 2000, &expire_lat)) failed = 1;
+    samples expire_lat = {0}, first_try = {0};
+    if (failover_scenario(o, c, fname, &fo, (int64_t)o->seconds * 2000, &expire_lat, &first_try))
+        failed = 1;
     coord_client_close(c);
     result_finish(&hand);
     result_finish(&raw.r);
     result_finish(&fo);
     samples_sort(&expire_lat);
+    samples_sort(&first_try);
 
     double h_over_raw = raw.ran ? ratio(hand.rate, raw.r.rate) : 0;
     bool rate_ok = raw.ran && h_over_raw >= TARGET_HANDOFF_OVER_RAW;
@@ -351,11 +364,15 @@ int mode_election(const bench_opts *o) {
         }
         printf(",\"failover\":");
         json_result(&fo);
-        printf(",\"expire_call_p50_ms\":%.3f,\"targets\":{\"handoff_over_raw\":%.1f,"
+        printf(",\"expire_call_p50_ms\":%.3f,\"expire_call_p99_ms\":%.3f,\"first_try\":"
+               "{\"revocations\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+               pct_ms(&expire_lat, 0.5), pct_ms(&expire_lat, 0.99), first_try.n,
+               pct_ms(&first_try, 0.5), pct_ms(&first_try, 0.99));
+        printf(",\"targets\":{\"handoff_over_raw\":%.1f,"
                "\"failover_p99_ms\":%.1f},\"targets_met\":{\"handoff_over_raw\":%s,"
                "\"failover_p99_ms\":%s},\"ok\":%s}\n",
-               pct_ms(&expire_lat, 0.5), TARGET_HANDOFF_OVER_RAW, TARGET_FAILOVER_P99_MS,
-               rate_ok ? "true" : "false", fo_ok ? "true" : "false", failed ? "false" : "true");
+               TARGET_HANDOFF_OVER_RAW, TARGET_FAILOVER_P99_MS, rate_ok ? "true" : "false",
+               fo_ok ? "true" : "false", failed ? "false" : "true");
         goto out;
     }
     printf("%-10s %7s %8s %10s %10s %10s\n", "scenario", "threads", "cycles", "cycles/s", "p50 ms",
@@ -378,11 +395,17 @@ int mode_election(const bench_opts *o) {
     print_row(&fo);
     printf("failover: %d candidates, a client each; revocation (just before the backend's expire "
            "call) -> the next leader's on_leader(mine): p50 %.3f ms, p99 %.3f ms over %" PRIu64
-           " revocations (target p99 <= %.0f ms: %s); the expire call itself p50 %.3f ms\n",
-           FAILOVER_CANDIDATES, fo.p50_ms, fo.p99_ms, fo.cycles, TARGET_FAILOVER_P99_MS, met(fo_ok),
-           pct_ms(&expire_lat, 0.5));
+           " revocations (target p99 <= %.0f ms: %s)\n",
+           FAILOVER_CANDIDATES, fo.p50_ms, fo.p99_ms, fo.cycles, TARGET_FAILOVER_P99_MS,
+           met(fo_ok));
+    printf("the expire call itself: p50 %.3f ms, p99 %.3f ms; the %zu revocations whose expire "
+           "call returned within the session TTL (%d ms; ZooKeeper's expire tries again after "
+           "it when its first try did not end the session): p50 %.3f ms, p99 %.3f ms\n",
+           pct_ms(&expire_lat, 0.5), pct_ms(&expire_lat, 0.99), first_try.n, FAILOVER_TTL_MS,
+           pct_ms(&first_try, 0.5), pct_ms(&first_try, 0.99));
 out:
     free(expire_lat.v);
+    free(first_try.v);
     result_free(&hand);
     result_free(&raw.r);
     result_free(&fo);
