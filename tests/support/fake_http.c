@@ -66,7 +66,9 @@ static seen *seen_find(fake_http *s, const char *path, bool add) {
         if (!strcmp(s->paths[i].path, path)) return &s->paths[i];
     if (!add || s->npaths == MAX_PATHS) return NULL;
     seen *p = &s->paths[s->npaths++];
-    snprintf(p->path, sizeof p->path, "%s", path);
+    size_t n = strnlen(path, sizeof p->path - 1); /* a longer path is kept cut */
+    memcpy(p->path, path, n);
+    p->path[n] = 0;
     return p;
 }
 
