@@ -29,6 +29,10 @@ skip() { # STAGE -> is SKIP_STAGE=1?
     [ "${!v:-0}" = 1 ]
 }
 T0=${COORD_TEST_SH_T0:-$(date +%s)}
+# The suites run under ThreadSanitizer: the recipes on the fake backend (their threads and the
+# library's, every run) and on real servers.
+TSAN_TESTS="test_lock_fake test_counter_fake test_ring_fake test_election_fake test_ring test_lock
+    test_counter test_session test_election"
 stage() { echo "== $* (at $(($(date +%s) - T0)) s)"; }
 
 build_plain() {
@@ -86,8 +90,8 @@ if [ "${1:-}" != "--inner" ]; then
         stage "build with ThreadSanitizer (conformance suites)"
         cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORD_TSAN=ON -DCOORD_BUILD_EXAMPLES=OFF \
             -DCOORD_BUILD_BENCH=OFF -DCOORD_BUILD_TOOLS=OFF >>build.log 2>&1
-        cmake --build build-tsan -j"$JOBS" --target test_ring test_lock test_counter test_session \
-            >>build.log 2>&1 || { tail -50 build.log; exit 1; }
+        cmake --build build-tsan -j"$JOBS" --target $TSAN_TESTS >>build.log 2>&1 ||
+            { tail -50 build.log; exit 1; }
     fi
     if ! skip NOBACKEND; then
         stage "build without backends"
@@ -134,8 +138,9 @@ if ! skip VALGRIND; then
     VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
         --suppressions=tests/valgrind.supp)
     for t in test_uri test_name test_zk_path test_backends test_etcd_codec test_counter_codec \
-        test_etcd_badserver test_session test_ring_codec test_hashring test_lock test_counter \
-        test_ring; do
+        test_etcd_badserver test_session test_ring_codec test_hashring test_options test_fake \
+        test_args test_lock_fake test_counter_fake test_ring_fake test_election_fake test_lock \
+        test_counter test_ring test_election; do
         t=$B/tests/$t
         [ -x "$t" ] || continue
         "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
@@ -148,8 +153,8 @@ if ! skip VALGRIND; then
     echo "valgrind ok: $B/tests/test_auth (credentials and TLS)"
 fi
 if ! skip TSAN; then
-    stage "ThreadSanitizer: ring (lookups during churn), lock, counter and session suites"
-    for t in test_ring test_lock test_counter test_session; do
+    stage "ThreadSanitizer: the recipes on the fake backend and on the servers"
+    for t in $TSAN_TESTS; do
         TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
             build-tsan/tests/$t >"build-tsan/$t.log" 2>&1 ||
             { cat "build-tsan/$t.log"; echo "ThreadSanitizer: $t failed"; exit 1; }
