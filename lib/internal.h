@@ -136,6 +136,9 @@ typedef struct coord__queue {
 /* Check `name`, make the path and the tag, listen for the session's loss. */
 int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
                       const char *kind);
+/* The same for a queue at `dir` (a full path, already checked). */
+int coord__queue_init_at(coord__queue *q, coord_client *c, const char *dir, const char *recipe,
+                         const char *kind);
 void coord__queue_destroy(coord__queue *q);
 /* Enqueue a contender holding `value` and wait until it is first: `timeout_ms` < 0 waits as
  * long as it takes, 0 tries once (COORD_ELOCKED), > 0 bounds the wait (COORD_ETIMEDOUT). 0 with

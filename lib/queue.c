@@ -23,8 +23,17 @@ static void on_session(void *payload, coord_session_state st) {
 
 int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
                       const char *kind) {
+    char *dir = NULL;
+    int rc = coord__path(&dir, c, recipe, name);
+    if (!rc) rc = coord__queue_init_at(q, c, dir, recipe, kind);
+    free(dir);
+    return rc;
+}
+
+int coord__queue_init_at(coord__queue *q, coord_client *c, const char *dir, const char *recipe,
+                         const char *kind) {
     memset(q, 0, sizeof *q);
-    int rc = coord__path(&q->dir, c, recipe, name);
+    int rc = (q->dir = strdup(dir)) ? 0 : coord__oom();
     if (!rc) rc = coord__uuid(q->tag);
     if (!rc && coord__cond_init(&q->cv))
         rc = coord_seterr(COORD_ENOMEM, "pthread_cond_init failed");

@@ -375,6 +375,106 @@ COORD_EXTERN void coord_election_cancel(coord_election *e);
 COORD_EXTERN void coord_election_free(coord_election *e);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Semaphore: at most max_leases holders across all clients, FIFO.                             */
+
+/** A handle on a named counting semaphore (coord_semaphore_new). */
+typedef struct coord_semaphore coord_semaphore;
+
+/**
+ * A handle on the semaphore `name` (a name as for locks) allowing `max_leases` holders at once.
+ * No network traffic. COORD_EINVAL for a bad name or `max_leases` 0. Free with
+ * coord_semaphore_free before closing the client.
+ *
+ * On the servers: the limit is stored as ASCII decimal in the persistent entry
+ * "<prefix>/semaphore/<name>" when the semaphore is first used (a limit-less entry made by
+ * another tool gets it); its children are "locks" (a coord lock: only its holder waits for a
+ * free lease, so a release wakes one waiter) and "leases". ZooKeeper: lease nodes
+ * "leases/_c_<uuid>-lease-<seq>", Apache Curator's InterProcessSemaphoreV2 layout, so Curator
+ * processes given the same limit share the semaphore. etcd: lease keys
+ * "leases/<lease hex>-<uuid>" on the client's lease.
+ */
+COORD_EXTERN int coord_semaphore_new(coord_semaphore **out, coord_client *c, const char *name,
+                                     unsigned max_leases);
+
+/**
+ * Take one lease: `timeout_ms` < 0 waits as long as it takes, 0 tries once (COORD_ELOCKED when
+ * every lease is taken), > 0 bounds the wait (COORD_ETIMEDOUT). Waiters are served in arrival
+ * order. COORD_ECONFLICT, before any wait, when the semaphore's stored limit differs from this
+ * handle's; COORD_EINVAL when the handle holds a lease already; COORD_ESESSION, COORD_ECANCELED
+ * as for locks. A failed, timed-out or canceled acquire leaves nothing on the server.
+ */
+COORD_EXTERN int coord_semaphore_acquire(coord_semaphore *s, int timeout_ms);
+
+/** Give the lease back (as coord_lock_release: a deletion no server answers is handed to the
+ * client, and 0 returned). COORD_ENOTHELD when the handle holds none. */
+COORD_EXTERN int coord_semaphore_release(coord_semaphore *s);
+
+/** True while the handle holds a lease (false once released or lost with the session). No I/O. */
+COORD_EXTERN bool coord_semaphore_held(const coord_semaphore *s);
+
+/** Make a running coord_semaphore_acquire on `s` (or the next one) return COORD_ECANCELED, as
+ * coord_lock_cancel. May be called from any thread. */
+COORD_EXTERN void coord_semaphore_cancel(coord_semaphore *s);
+
+/** Release the lease if held (one try, then the client's), then free. NULL-safe. */
+COORD_EXTERN void coord_semaphore_free(coord_semaphore *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Barriers: a barrier that holds waiters while raised, and a double barrier.                  */
+
+/** A handle on a named barrier (coord_barrier_new). */
+typedef struct coord_barrier coord_barrier;
+
+/**
+ * A handle on the barrier `name`. No network traffic. The barrier is raised while the persistent
+ * entry "<prefix>/barrier/<name>" exists (the protocol of Curator's DistributedBarrier and
+ * kazoo's Barrier, which share it), so it outlives the raiser's session.
+ */
+COORD_EXTERN int coord_barrier_new(coord_barrier **out, coord_client *c, const char *name);
+/** Raise the barrier (idempotent: raising a raised barrier succeeds). */
+COORD_EXTERN int coord_barrier_raise(coord_barrier *b);
+/** Lower it, waking every waiter (lowering a barrier that is not raised succeeds). */
+COORD_EXTERN int coord_barrier_lower(coord_barrier *b);
+/**
+ * Return 0 as soon as the barrier is not raised: `timeout_ms` < 0 waits as long as it takes, 0
+ * only looks (COORD_ELOCKED while raised), > 0 bounds the wait (COORD_ETIMEDOUT);
+ * COORD_ECANCELED after coord_barrier_cancel.
+ */
+COORD_EXTERN int coord_barrier_wait(coord_barrier *b, int timeout_ms);
+/** Make a running coord_barrier_wait (or the next) return COORD_ECANCELED. Any thread. */
+COORD_EXTERN void coord_barrier_cancel(coord_barrier *b);
+/** Free the handle (the barrier stays as it is on the server). NULL-safe. */
+COORD_EXTERN void coord_barrier_free(coord_barrier *b);
+
+/** A handle on a named double barrier (coord_dbarrier_new). */
+typedef struct coord_dbarrier coord_dbarrier;
+
+/**
+ * A handle on the double barrier `name` for `count` participants (COORD_EINVAL for 0). No network
+ * traffic. On the servers: "<prefix>/dbarrier/<name>/" holds one ephemeral entry per participant
+ * and a "ready" entry (the ZooKeeper recipe Curator's DistributedDoubleBarrier and kazoo's
+ * DoubleBarrier follow); a participant that dies is counted out with its session.
+ */
+COORD_EXTERN int coord_dbarrier_new(coord_dbarrier **out, coord_client *c, const char *name,
+                                    unsigned count);
+/**
+ * Enter: return once `count` participants have entered ("ready" exists; one arriving after that
+ * passes at once). `timeout_ms` as for coord_barrier_wait (COORD_ELOCKED on a try that would
+ * wait); an enter that fails or times out removes its entry. COORD_EINVAL when the handle has
+ * entered already.
+ */
+COORD_EXTERN int coord_dbarrier_enter(coord_dbarrier *b, int timeout_ms);
+/**
+ * Leave: remove this participant's entry and return once every participant has left; the last
+ * one removes "ready". COORD_ENOTHELD without enter. A timed-out leave has removed its entry.
+ */
+COORD_EXTERN int coord_dbarrier_leave(coord_dbarrier *b, int timeout_ms);
+/** Make a running enter or leave (or the next) return COORD_ECANCELED. Any thread. */
+COORD_EXTERN void coord_dbarrier_cancel(coord_dbarrier *b);
+/** Leave if entered (one try, then the client's), then free. NULL-safe. */
+COORD_EXTERN void coord_dbarrier_free(coord_dbarrier *b);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Counter: an exact, linearizable distributed int64.                                          */
 
 /** A handle on a named distributed counter (coord_counter_new). */
