@@ -677,8 +677,9 @@ static int campaign(coord_client *c, const char *name, const char *value, int ti
         return EXIT_LOCKED;
     }
     if (rc) {
+        int f = fail(rc, "campaign"); /* before the free, which may set another detail */
         coord_election_free(el.e);
-        return fail(rc, "campaign");
+        return f;
     }
     uint64_t term = 0;
     int st;
