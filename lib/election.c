@@ -189,7 +189,7 @@ static int confirm(coord_election *e) {
     coord_conn *k = conn(e);
     coord_kv pred = {0};
     int64_t after;
-    int rc = k->backend->lock_predecessor(k, e->q.dir, &mine, &pred, &after,
+    int rc = k->backend->lock_predecessor(k, e->q.dir, &mine, NULL, &pred, &after,
                                           coord__client_timeout(e->q.c));
     coord_kv_clear(&mine);
     bool first = !rc && !pred.key;
@@ -318,7 +318,10 @@ int coord_election_campaign(coord_election *e, const void *value, size_t len, in
     if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
     int rc = check_value(value, len);
     if (rc) return rc;
-    if (atomic_load(&e->campaigning) || coord_election_is_leader(e))
+    /* A lead only suspended is still this handle's (its entry stands): no second entry. */
+    bool leads = atomic_load(&e->leading) && !atomic_load(&e->vanished) &&
+                 coord__session_epoch(e->q.c) == e->q.epoch;
+    if (atomic_load(&e->campaigning) || leads)
         return coord_seterr(COORD_EINVAL, "this handle already campaigns in or leads %s", e->q.dir);
     if (atomic_load(&e->leading)) step_down(e); /* a lead lost with its session or entry */
     atomic_store(&e->campaigning, true);

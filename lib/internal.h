@@ -117,6 +117,7 @@ typedef struct coord__queue {
     char *dir;          /* "<prefix>/<recipe>/<name>" */
     const char *recipe; /* "lock", "election": the path segment and the word for messages */
     const char *kind;   /* the contenders' word on ZooKeeper: "lock-", "latch-" */
+    const char *only;   /* NULL, or the kind this contender waits for (lock_enqueue) */
     /* Names this handle's contenders: the same for every attempt of the handle (lock_enqueue's
      * contract). etcd keeps every key ever made under the prefix in its index until a
      * compaction, and each queue range walks them all, so a fresh key per attempt would slow

@@ -101,6 +101,10 @@ int coord__queue_leave(coord__queue *q, int timeout_ms) {
 static void withdraw(coord__queue *q) {
     coord__error_buf saved;
     coord__error_save(&saved); /* keep the caller's detail */
+    /* The session may have been replaced while the contender was made, which then belongs to
+     * the new one: the current session is the one to delete it in (its path is ours alone; in
+     * an ended session it is gone anyway). */
+    q->epoch = coord__session_epoch(q->c);
     coord__queue_leave(q, 0);
     coord__error_restore(&saved);
 }
@@ -141,11 +145,11 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
     int budget = timeout_ms == 0 ? coord__client_timeout(q->c) : op_budget(q, deadline);
     /* What this handle left on the server goes first: the new contender comes after it. */
     if ((rc = coord__orphan_settle(q->c, q, budget))) return rc;
-    rc = be->lock_enqueue(k, q->dir, q->tag, q->kind, value, len, &q->mine, &first, &pred, &after,
-                          budget);
+    rc = be->lock_enqueue(k, q->dir, q->tag, q->kind, q->only, value, len, &q->mine, &first, &pred,
+                          &after, budget);
     if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
         /* Perhaps made, under a name never learnt: whatever carries the tag is to go. */
-        coord__orphan_ref o = {q, q->dir, q->tag, 0, q->epoch};
+        coord__orphan_ref o = {q, q->dir, q->tag, 0, coord__session_epoch(q->c)};
         coord__orphan_hand(q->c, &o);
     }
     if (rc) return rc;
@@ -166,7 +170,8 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
             return coord_seterr(COORD_ECANCELED, "%s %s canceled", q->recipe, q->dir);
         }
         if (!pred.key) { /* not known from the enqueue, or a predecessor left: look */
-            rc = be->lock_predecessor(k, q->dir, &q->mine, &pred, &after, op_budget(q, deadline));
+            rc = be->lock_predecessor(k, q->dir, &q->mine, q->only, &pred, &after,
+                                      op_budget(q, deadline));
             if (rc && transient(q, rc, deadline, &pause_ms)) continue;
             if (rc) {
                 withdraw(q);

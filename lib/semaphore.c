@@ -116,8 +116,8 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
     int64_t after;
     if (!rc) {
         s->q.epoch = coord__session_epoch(s->c);
-        rc = k->backend->lock_enqueue(k, s->leases, s->q.tag, "lease-", NULL, 0, &s->q.mine, &first,
-                                      &pred, &after, (int)left_of(deadline, op));
+        rc = k->backend->lock_enqueue(k, s->leases, s->q.tag, "lease-", NULL, NULL, 0, &s->q.mine,
+                                      &first, &pred, &after, (int)left_of(deadline, op));
         coord_kv_clear(&pred);
         if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
             coord__orphan_ref o = {&s->q, s->leases, s->q.tag, 0, s->q.epoch};

@@ -473,25 +473,47 @@ static int txn_first_kv(const cJSON *res, int i, coord_kv *out, bool *found) {
     return first_kv(rr, out, found);
 }
 
+/* The subdirectory of a queue's contenders of `kind`: etcd's read-write lock recipe keeps readers
+ * and writers in "read/" and "write/"; the other recipes (Mutex, Election) share the queue's own
+ * directory, whatever coord calls their contenders. */
+static const char *kind_sub(const char *kind) {
+    if (kind && !strcmp(kind, "__READ__")) return "read";
+    if (kind && !strcmp(kind, "__WRIT__")) return "write";
+    return NULL;
+}
+
+/* "<dir>" or "<dir>/<sub of kind>": where contenders of `kind` live. */
+static char *kind_dir(const char *dir, const char *kind) {
+    char *p = NULL;
+    const char *sub = kind_sub(kind);
+    if (asprintf(&p, "%s%s%s", dir, sub ? "/" : "", sub ? sub : "") < 0) p = NULL;
+    return p;
+}
+
 static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
-                             const void *value, size_t len, coord_kv *mine, bool *first,
-                             coord_kv *pred, int64_t *after, int timeout_ms) {
-    (void)kind; /* etcd's recipes share one layout: the Mutex's and the Election's keys alike */
+                             const char *only, const void *value, size_t len, coord_kv *mine,
+                             bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
     etcd *e = (etcd *)c;
     int64_t lease;
     lease_now(e, &lease);
     /* etcd's Mutex names its key by the lease alone, so two mutexes of one session would share
      * it; the handle's tag keeps handles of one client apart under the same prefix. */
-    char *key = NULL;
-    if (asprintf(&key, "%s/%llx-%s", dir, (unsigned long long)lease, tag) < 0)
+    char *key = NULL, *home = kind_dir(dir, kind), *scope = kind_dir(dir, only);
+    if (!home || !scope || asprintf(&key, "%s/%llx-%s", home, (unsigned long long)lease, tag) < 0) {
+        free(home);
+        free(scope);
         return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    free(home);
     cJSON *cmps, *succ, *fail;
     cJSON *req = txn_new(&cmps, &succ, &fail);
     bool ok = req && cJSON_AddItemToArray(succ, op_put(key, value, len, lease));
+    /* Created now, ours is the newest: the newest two of the scope tell our predecessor. */
     ok = ok && cJSON_AddItemToArray(cmps, compare_version(key, 0)) &&
-         cJSON_AddItemToArray(succ, op_queue_range(dir, true, 0, 2)) &&
+         cJSON_AddItemToArray(succ, op_queue_range(only ? scope : dir, true, 0, 2)) &&
          cJSON_AddItemToArray(fail, op_range(key)) &&
          cJSON_AddItemToArray(fail, op_queue_range(dir, false, 0, 1));
+    free(scope);
     if (!ok) {
         cJSON_Delete(req);
         free(key);
@@ -513,7 +535,18 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
     if (!rc && (!rr || (kvs && !cJSON_IsArray(kvs))))
         rc = coord_seterr(COORD_EPROTO, "etcd: lock txn answer without its range");
-    if (!rc && succeeded) {
+    if (!rc && succeeded && only) {
+        /* The newest of that kind that is not ours (ours is the newest key of all). */
+        myrev = *after;
+        *first = true;
+        for (int i = 0; !rc && *first && i < cJSON_GetArraySize(kvs); i++) {
+            rc = etcd_parse_kv(cJSON_GetArrayItem(kvs, i), 0, pred);
+            if (!rc && strcmp(pred->key, key) == 0)
+                coord_kv_clear(pred);
+            else if (!rc)
+                *first = false;
+        }
+    } else if (!rc && succeeded) {
         /* Created now: the newest contender is ours, the next newest our predecessor. */
         myrev = *after;
         const cJSON *second = cJSON_GetArrayItem(kvs, 1);
@@ -528,7 +561,8 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
         myrev = self.order;
         if (!rc && cJSON_GetArraySize(kvs) > 0)
             rc = etcd_parse_kv(cJSON_GetArrayItem(kvs, 0), 0, &owner);
-        *first = !rc && (!owner.key || owner.order == myrev);
+        *first = !rc && !only && (!owner.key || owner.order == myrev);
+        /* With `only`, not first and no predecessor known: the core asks lock_predecessor. */
         coord_kv_clear(&self);
         coord_kv_clear(&owner);
     }
@@ -547,9 +581,37 @@ static int etcd_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     return 0;
 }
 
+/* lock_predecessor with `only`: our key, and the newest of that kind older than ours, in one
+ * txn of two ranges. */
+static int predecessor_of_kind(etcd *e, const char *dir, const coord_kv *mine, const char *only,
+                               coord_kv *pred, int64_t *after, int timeout_ms) {
+    char *scope = kind_dir(dir, only);
+    cJSON *cmps, *succ, *fail;
+    cJSON *req = scope ? txn_new(&cmps, &succ, &fail) : NULL;
+    bool ok = req && cJSON_AddItemToArray(succ, op_range(mine->key)) &&
+              cJSON_AddItemToArray(succ, op_queue_range(scope, true, mine->order - 1, 1));
+    free(scope);
+    cJSON *res = NULL;
+    int rc = etcd_send_built(e, "/v3/kv/txn", req, ok, true, timeout_ms, &res);
+    if (rc) return rc;
+    coord_kv self = {0};
+    bool found = false, has_pred = false;
+    rc = txn_first_kv(res, 0, &self, &found);
+    if (!rc && (!found || self.order != mine->order))
+        rc = coord_seterr(COORD_ESESSION, "lock key %s is gone (session expired)", mine->key);
+    if (!rc) rc = txn_first_kv(res, 1, pred, &has_pred);
+    if (!rc) rc = etcd_header_rev(res, after);
+    cJSON_Delete(res);
+    coord_kv_clear(&self);
+    if (rc) coord_kv_clear(pred);
+    return rc;
+}
+
 static int etcd_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
-                                 coord_kv *pred, int64_t *after, int timeout_ms) {
+                                 const char *only, coord_kv *pred, int64_t *after, int timeout_ms) {
     etcd *e = (etcd *)c;
+    memset(pred, 0, sizeof *pred);
+    if (only) return predecessor_of_kind(e, dir, mine, only, pred, after, timeout_ms);
     /* One range: the two newest contenders up to mine, which is the first of them while it
      * exists (no other key has its create revision); the second is my predecessor. */
     cJSON *op = op_queue_range(dir, true, mine->order, 2);

@@ -598,9 +598,21 @@ static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, conten
     return 0;
 }
 
+/* Where `me` stands in `cs`, and the contender it waits for: the one just before it or, with
+ * `only`, the last one of that kind before it (-1 when none). `at` is n when `me` is absent. */
+static void place(const contender *cs, size_t n, const char *me, const char *only, size_t *at,
+                  ptrdiff_t *pred) {
+    *at = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cs[i].name, me) == 0) *at = i;
+    *pred = -1;
+    for (size_t i = *at < n ? *at : 0; i-- > 0 && *pred < 0;)
+        if (!only || strstr(cs[i].name, only)) *pred = (ptrdiff_t)i;
+}
+
 static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
-                           const void *value, size_t len, coord_kv *mine, bool *first,
-                           coord_kv *pred, int64_t *after, int timeout_ms) {
+                           const char *only, const void *value, size_t len, coord_kv *mine,
+                           bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
     zk *z = (zk *)c;
     int64_t deadline = deadline_of(timeout_ms);
     char path[MAX_PATH], protect[128];
@@ -644,17 +656,16 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, cons
         coord_kv_clear(mine);
         return rc;
     }
-    const char *me = zk_basename(mine->key);
     /* The same listing tells who is just before us: no second read before waiting. */
     memset(pred, 0, sizeof *pred);
     *after = 0;
-    size_t at = n;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cs[i].name, me) == 0) at = i;
-    *first = at == 0;
-    if (at > 0 && at < n) {
-        if (asprintf(&pred->key, "%s/%s", dir, cs[at - 1].name) < 0) pred->key = NULL;
-        pred->order = cs[at - 1].seq;
+    size_t at;
+    ptrdiff_t p;
+    place(cs, n, zk_basename(mine->key), only, &at, &p);
+    *first = p < 0;
+    if (p >= 0 && at < n) {
+        if (asprintf(&pred->key, "%s/%s", dir, cs[p].name) < 0) pred->key = NULL;
+        pred->order = cs[p].seq;
     }
     free(cs);
     zop_unref(op);
@@ -665,8 +676,8 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, cons
     return 0;
 }
 
-static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
-                               int64_t *after, int timeout_ms) {
+static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
+                               const char *only, coord_kv *pred, int64_t *after, int timeout_ms) {
     zk *z = (zk *)c;
     zop *op;
     contender *cs;
@@ -675,18 +686,17 @@ static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *m
     *after = 0;
     int rc = contenders(z, dir, deadline_of(timeout_ms), &op, &cs, &n);
     if (rc) return rc;
-    const char *me = zk_basename(mine->key);
-    size_t at = n;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cs[i].name, me) == 0) at = i;
+    size_t at;
+    ptrdiff_t p;
+    place(cs, n, zk_basename(mine->key), only, &at, &p);
     if (at == n) {
         rc = coord_seterr(COORD_ESESSION, "lock node %s is gone (session expired)", mine->key);
-    } else if (at > 0) {
-        if (asprintf(&pred->key, "%s/%s", dir, cs[at - 1].name) < 0) {
+    } else if (p >= 0) {
+        if (asprintf(&pred->key, "%s/%s", dir, cs[p].name) < 0) {
             pred->key = NULL;
             rc = coord_seterr(COORD_ENOMEM, "out of memory");
         }
-        pred->order = cs[at - 1].seq;
+        pred->order = cs[p].seq;
     }
     free(cs);
     zop_unref(op);

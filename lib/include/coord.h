@@ -420,6 +420,56 @@ COORD_EXTERN void coord_semaphore_cancel(coord_semaphore *s);
 COORD_EXTERN void coord_semaphore_free(coord_semaphore *s);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Read-write lock: shared readers or one writer, fair in arrival order, fenced.               */
+
+/** A handle on a named read-write lock (coord_rwlock_new). */
+typedef struct coord_rwlock coord_rwlock;
+
+/**
+ * A handle on the read-write lock `name`. No network traffic. Free with coord_rwlock_free
+ * before closing the client.
+ *
+ * On the servers: ZooKeeper ephemeral sequential nodes
+ * "<prefix>/rwlock/<name>/_c_<uuid>-__READ__<seq>" and "..._c_<uuid>-__WRIT__<seq>" (Apache
+ * Curator's InterProcessReadWriteLock layout); etcd keys
+ * "<prefix>/rwlock/<name>/read/<lease hex>-<uuid>" and ".../write/..." on the client's lease,
+ * ordered by create revision.
+ */
+COORD_EXTERN int coord_rwlock_new(coord_rwlock **out, coord_client *c, const char *name);
+
+/**
+ * Take the lock shared (any number of readers) or exclusive (one writer, no reader). Requests
+ * are served in arrival order: a reader waits only for the last writer queued before it, a
+ * writer for whoever is just before it, so a waiting writer is not starved by later readers.
+ * `timeout_ms` as for coord_lock_acquire (COORD_ELOCKED on a try, COORD_ETIMEDOUT); COORD_EINVAL
+ * when the handle holds the lock already (no re-entry, no upgrade); COORD_ESESSION,
+ * COORD_ECANCELED as for locks. Nothing is left on the server by a failed attempt.
+ */
+COORD_EXTERN int coord_rwlock_rdlock(coord_rwlock *l, int timeout_ms);
+/** See coord_rwlock_rdlock. */
+COORD_EXTERN int coord_rwlock_wrlock(coord_rwlock *l, int timeout_ms);
+
+/** Release what the handle holds (as coord_lock_release). COORD_ENOTHELD when it holds
+ * neither. */
+COORD_EXTERN int coord_rwlock_unlock(coord_rwlock *l);
+
+/**
+ * The fencing token of the handle's hold, reader or writer: the create revision / czxid of its
+ * entry; writers' tokens strictly increase across successive writers. COORD_ENOTHELD when the
+ * handle holds nothing.
+ */
+COORD_EXTERN int coord_rwlock_token(const coord_rwlock *l, uint64_t *out);
+
+/** True while the handle holds the lock, shared or exclusive. No I/O. */
+COORD_EXTERN bool coord_rwlock_held(const coord_rwlock *l);
+
+/** Make a running rdlock/wrlock on `l` (or the next one) return COORD_ECANCELED. Any thread. */
+COORD_EXTERN void coord_rwlock_cancel(coord_rwlock *l);
+
+/** Unlock if held (one try, then the client's), then free. NULL-safe. */
+COORD_EXTERN void coord_rwlock_free(coord_rwlock *l);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Barriers: a barrier that holds waiters while raised, and a double barrier.                  */
 
 /** A handle on a named barrier (coord_barrier_new). */

@@ -561,6 +561,56 @@ static int children(const fconn *k, const char *dir, bool contenders, entry ***o
     return 0;
 }
 
+/* etcd's read-write lock keeps readers and writers in "read/" and "write/" of the queue. */
+static const char *kind_sub(const char *kind) {
+    if (kind && !strcmp(kind, "__READ__")) return "read";
+    if (kind && !strcmp(kind, "__WRIT__")) return "write";
+    return NULL;
+}
+
+/* `e` is in the queue `dir`: a child of it, or on etcd of its "read/" or "write/". */
+static bool in_queue(const fconn *k, const entry *e, const char *dir) {
+    if (child_of(e->path, dir)) return true;
+    if (!k->etcd) return false;
+    size_t dl = strlen(dir);
+    if (strncmp(e->path, dir, dl) || e->path[dl] != '/') return false;
+    const char *rest = e->path + dl + 1;
+    return (!strncmp(rest, "read/", 5) && !strchr(rest + 5, '/')) ||
+           (!strncmp(rest, "write/", 6) && !strchr(rest + 6, '/'));
+}
+
+/* `e` (in the queue `dir`) is a contender of `kind` (NULL: any). */
+static bool of_kind(const fconn *k, const entry *e, const char *dir, const char *kind) {
+    if (!kind) return true;
+    if (!k->etcd) return strstr(base_of(e->path), kind) != NULL;
+    const char *sub = kind_sub(kind);
+    size_t dl = strlen(dir);
+    return sub ? !strncmp(e->path + dl + 1, sub, strlen(sub)) : child_of(e->path, dir);
+}
+
+/* The contenders of the queue `dir` in order (children() with etcd's subdirectories). */
+static int queue_of(const fconn *k, const char *dir, entry ***out, size_t *n) {
+    entry **v = malloc((srv.n + 1) * sizeof *v);
+    if (!v) return coord_seterr(COORD_ENOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < srv.n; i++)
+        if (in_queue(k, srv.ents[i], dir) && (k->etcd || srv.ents[i]->seq >= 0))
+            v[m++] = srv.ents[i];
+    sort_conn = k; /* under the server's mutex */
+    qsort(v, m, sizeof *v, cmp_order);
+    *out = v;
+    *n = m;
+    return 0;
+}
+
+/* The contender `only` (NULL: any) waits for before v[at]: its index, or -1. */
+static ptrdiff_t waits_for(const fconn *k, entry **v, size_t at, const char *dir,
+                           const char *only) {
+    for (size_t i = at; i-- > 0;)
+        if (of_kind(k, v[i], dir, only)) return (ptrdiff_t)i;
+    return -1;
+}
+
 static int slot_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
                      int64_t *epoch, int timeout_ms) {
     (void)timeout_ms;
@@ -681,8 +731,8 @@ static int dup_key(coord_kv *kv, const entry *e, int64_t order) {
  * backend the fake never loses a create within the call, so it never looks for an earlier one;
  * what an earlier attempt of the tag left stays (the core must delete it before enqueueing). */
 static int zk_enqueue(fconn *k, const char *dir, const char *tag, const char *kind,
-                      const void *value, size_t len, coord_kv *mine, bool *first, coord_kv *pred,
-                      int64_t *after) {
+                      const char *only, const void *value, size_t len, coord_kv *mine, bool *first,
+                      coord_kv *pred, int64_t *after) {
     char *path = NULL;
     if (asprintf(&path, "%s/_c_%s-%s", dir, tag, kind) < 0) path = NULL;
     int rc = 0;
@@ -691,13 +741,14 @@ static int zk_enqueue(fconn *k, const char *dir, const char *tag, const char *ki
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
     entry **v = NULL;
     size_t n = 0, at = 0;
-    if (!rc) rc = children(k, dir, true, &v, &n);
+    if (!rc) rc = queue_of(k, dir, &v, &n);
     while (!rc && v[at] != me)
         at++;
+    ptrdiff_t p = rc ? -1 : waits_for(k, v, at, dir, only);
     if (!rc) rc = fill(k, me, mine, false, false);
-    if (!rc && at > 0) rc = dup_key(pred, v[at - 1], v[at - 1]->seq);
+    if (!rc && p >= 0) rc = dup_key(pred, v[p], v[p]->seq);
     if (!rc) {
-        *first = at == 0;
+        *first = p < 0;
         *after = 0;
     } else {
         coord_kv_clear(mine);
@@ -708,10 +759,13 @@ static int zk_enqueue(fconn *k, const char *dir, const char *tag, const char *ki
 }
 
 /* etcd's concurrency.Mutex: `<lease hex>-<tag>` on the lease, found again when it exists. */
-static int etcd_enqueue(fconn *k, const char *dir, const char *tag, const void *value, size_t len,
-                        coord_kv *mine, bool *first, coord_kv *pred, int64_t *after) {
+static int etcd_enqueue(fconn *k, const char *dir, const char *tag, const char *kind,
+                        const char *only, const void *value, size_t len, coord_kv *mine,
+                        bool *first, coord_kv *pred, int64_t *after) {
     char *path = NULL;
-    if (asprintf(&path, "%s/%" PRIx64 "-%s", dir, k->session, tag) < 0)
+    const char *sub = kind_sub(kind);
+    if (asprintf(&path, "%s%s%s/%" PRIx64 "-%s", dir, sub ? "/" : "", sub ? sub : "", k->session,
+                 tag) < 0)
         return coord_seterr(COORD_ENOMEM, "out of memory");
     entry *me = find(path, NULL);
     bool made = !me;
@@ -720,16 +774,17 @@ static int etcd_enqueue(fconn *k, const char *dir, const char *tag, const void *
         rc = coord_seterr(COORD_ENOMEM, "out of memory");
     entry **v = NULL;
     size_t n = 0, at = 0;
-    if (!rc) rc = children(k, dir, true, &v, &n);
+    if (!rc) rc = queue_of(k, dir, &v, &n);
     while (!rc && v[at] != me)
         at++;
+    ptrdiff_t p = rc ? -1 : waits_for(k, v, at, dir, only);
     if (!rc) rc = fill(k, me, mine, false, false);
     if (!rc) {
-        mine->version = mine->order; /* as the backend: the create revision */
-        *first = at == 0;
+        mine->version = mine->order;       /* as the backend: the create revision */
+        *first = p < 0 && (made || !only); /* an old key with `only`: the core asks */
         *after = srv.rev;
         /* Only a fresh key learns its predecessor in the same exchange. */
-        if (made && at > 0) rc = dup_key(pred, v[at - 1], v[at - 1]->create_rev);
+        if (made && p >= 0) rc = dup_key(pred, v[p], v[p]->create_rev);
         if (rc) coord_kv_clear(mine);
     }
     free(v);
@@ -738,8 +793,8 @@ static int etcd_enqueue(fconn *k, const char *dir, const char *tag, const void *
 }
 
 static int slot_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
-                             const void *value, size_t len, coord_kv *mine, bool *first,
-                             coord_kv *pred, int64_t *after, int timeout_ms) {
+                             const char *only, const void *value, size_t len, coord_kv *mine,
+                             bool *first, coord_kv *pred, int64_t *after, int timeout_ms) {
     (void)timeout_ms;
     fconn *k = (fconn *)c;
     count(k, SLOT_LOCK_ENQUEUE);
@@ -747,14 +802,14 @@ static int slot_lock_enqueue(coord_conn *c, const char *dir, const char *tag, co
     pthread_mutex_lock(&srv.mu);
     int rc = reachable(k);
     if (!rc)
-        rc = k->etcd ? etcd_enqueue(k, dir, tag, value, len, mine, first, pred, after)
-                     : zk_enqueue(k, dir, tag, kind, value, len, mine, first, pred, after);
+        rc = k->etcd ? etcd_enqueue(k, dir, tag, kind, only, value, len, mine, first, pred, after)
+                     : zk_enqueue(k, dir, tag, kind, only, value, len, mine, first, pred, after);
     pthread_mutex_unlock(&srv.mu);
     return rc;
 }
 
 static int slot_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
-                                 coord_kv *pred, int64_t *after, int timeout_ms) {
+                                 const char *only, coord_kv *pred, int64_t *after, int timeout_ms) {
     (void)timeout_ms;
     fconn *k = (fconn *)c;
     count(k, SLOT_LOCK_PREDECESSOR);
@@ -763,12 +818,13 @@ static int slot_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
     entry **v = NULL;
     size_t n = 0, at = 0;
     int rc = reachable(k);
-    if (!rc) rc = children(k, dir, true, &v, &n);
+    if (!rc) rc = queue_of(k, dir, &v, &n);
     while (!rc && at < n && strcmp(v[at]->path, mine->key) != 0)
         at++;
     if (!rc && (at == n || (k->etcd && v[at]->create_rev != mine->order)))
         rc = coord_seterr(COORD_ESESSION, "fake: lock entry %s is gone", mine->key);
-    if (!rc && at > 0) rc = dup_key(pred, v[at - 1], order_of(k, v[at - 1]));
+    ptrdiff_t p = rc ? -1 : waits_for(k, v, at, dir, only);
+    if (!rc && p >= 0) rc = dup_key(pred, v[p], order_of(k, v[p]));
     if (!rc) *after = k->etcd ? srv.rev : 0;
     pthread_mutex_unlock(&srv.mu);
     free(v);

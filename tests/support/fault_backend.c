@@ -267,24 +267,26 @@ static int f_expire(coord_conn *c) {
 }
 
 static int f_lock_enqueue(coord_conn *c, const char *dir, const char *tag, const char *kind,
-                          const void *value, size_t len, coord_kv *mine, bool *first,
-                          coord_kv *pred, int64_t *after_rev, int timeout_ms) {
+                          const char *only, const void *value, size_t len, coord_kv *mine,
+                          bool *first, coord_kv *pred, int64_t *after_rev, int timeout_ms) {
     fconn *f = (fconn *)c;
     FORWARD(SLOT_LOCK_ENQUEUE, dir,
-            rc = f->inner_be->lock_enqueue(f->inner, dir, tag, kind, value, len, mine, first, pred,
-                                           after_rev, timeout_ms),
+            rc = f->inner_be->lock_enqueue(f->inner, dir, tag, kind, only, value, len, mine, first,
+                                           pred, after_rev, timeout_ms),
             {
                 coord_kv_clear(mine);
                 coord_kv_clear(pred);
             });
 }
 
-static int f_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
-                              int64_t *after_rev, int timeout_ms) {
+static int f_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *mine,
+                              const char *only, coord_kv *pred, int64_t *after_rev,
+                              int timeout_ms) {
     fconn *f = (fconn *)c;
-    FORWARD(SLOT_LOCK_PREDECESSOR, dir,
-            rc = f->inner_be->lock_predecessor(f->inner, dir, mine, pred, after_rev, timeout_ms),
-            coord_kv_clear(pred));
+    FORWARD(
+        SLOT_LOCK_PREDECESSOR, dir,
+        rc = f->inner_be->lock_predecessor(f->inner, dir, mine, only, pred, after_rev, timeout_ms),
+        coord_kv_clear(pred));
 }
 
 static int f_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {

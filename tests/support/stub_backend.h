@@ -51,10 +51,11 @@ static inline void coord_stub_unwatch(coord_conn *c, coord_watch *w) {
     (void)c, (void)w;
 }
 static inline int coord_stub_enqueue(coord_conn *c, const char *dir, const char *tag,
-                                     const char *kind, const void *value, size_t len,
-                                     coord_kv *mine, bool *first, coord_kv *pred, int64_t *after,
-                                     int timeout_ms) {
-    (void)c, (void)dir, (void)tag, (void)kind, (void)value, (void)len, (void)mine, (void)first;
+                                     const char *kind, const char *only, const void *value,
+                                     size_t len, coord_kv *mine, bool *first, coord_kv *pred,
+                                     int64_t *after, int timeout_ms) {
+    (void)c, (void)dir, (void)tag, (void)kind, (void)only, (void)value, (void)len, (void)mine;
+    (void)first;
     (void)pred, (void)after, (void)timeout_ms;
     return COORD_ENOTSUP;
 }
@@ -63,8 +64,9 @@ static inline int coord_stub_head(coord_conn *c, const char *dir, coord_kv *out,
     return COORD_ENOTSUP;
 }
 static inline int coord_stub_pred(coord_conn *c, const char *dir, const coord_kv *mine,
-                                  coord_kv *pred, int64_t *after, int timeout_ms) {
-    (void)c, (void)dir, (void)mine, (void)pred, (void)after, (void)timeout_ms;
+                                  const char *only, coord_kv *pred, int64_t *after,
+                                  int timeout_ms) {
+    (void)c, (void)dir, (void)mine, (void)only, (void)pred, (void)after, (void)timeout_ms;
     return COORD_ENOTSUP;
 }
 

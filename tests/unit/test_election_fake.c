@@ -112,6 +112,8 @@ static void suspension(void **state) {
     await_report(&ra, "a", false); /* the same leader, not mine */
     assert_int_equal(coord_election_term(ea, &term), COORD_ENOTHELD);
     assert_int_equal(coord_election_proclaim(ea, "x", 1), COORD_ENOTHELD);
+    /* the entry stands: a second campaign would queue the handle behind itself */
+    assert_int_equal(coord_election_campaign(ea, "again", 5, 0), COORD_EINVAL);
     int before = ra.n;
 
     fake_resume(a);

@@ -296,33 +296,35 @@ static void lock_slots(void **state) {
     bool first = false;
     int64_t after = 0;
     assert_int_equal(
-        be->lock_enqueue(k, dir, "t1", "lock-", NULL, 0, &m1, &first, &pred, &after, 1000), 0);
+        be->lock_enqueue(k, dir, "t1", "lock-", NULL, NULL, 0, &m1, &first, &pred, &after, 1000),
+        0);
     assert_true(first);
     assert_null(pred.key);
     assert_non_null(strstr(m1.key, "t1"));
     assert_int_equal(
-        be->lock_enqueue(k, dir, "t2", "lock-", NULL, 0, &m2, &first, &pred, &after, 1000), 0);
+        be->lock_enqueue(k, dir, "t2", "lock-", NULL, NULL, 0, &m2, &first, &pred, &after, 1000),
+        0);
     assert_false(first);
     assert_string_equal(pred.key, m1.key);
     assert_true(m2.token > m1.token);
     coord_kv_clear(&pred);
     if (fake_is_etcd(state)) { /* the same tag finds its key again: not first, no predecessor */
         coord_kv again = {0};
-        assert_int_equal(
-            be->lock_enqueue(k, dir, "t2", "lock-", NULL, 0, &again, &first, &pred, &after, 1000),
-            0);
+        assert_int_equal(be->lock_enqueue(k, dir, "t2", "lock-", NULL, NULL, 0, &again, &first,
+                                          &pred, &after, 1000),
+                         0);
         assert_false(first);
         assert_null(pred.key);
         assert_string_equal(again.key, m2.key);
         coord_kv_clear(&again);
     }
-    assert_int_equal(be->lock_predecessor(k, dir, &m2, &pred, &after, 1000), 0);
+    assert_int_equal(be->lock_predecessor(k, dir, &m2, NULL, &pred, &after, 1000), 0);
     assert_string_equal(pred.key, m1.key);
     coord_kv_clear(&pred);
     assert_int_equal(be->del(k, m1.key, COORD_VERSION_ANY, 1000), 0);
-    assert_int_equal(be->lock_predecessor(k, dir, &m2, &pred, &after, 1000), 0);
+    assert_int_equal(be->lock_predecessor(k, dir, &m2, NULL, &pred, &after, 1000), 0);
     assert_null(pred.key);
-    assert_int_equal(be->lock_predecessor(k, dir, &m1, &pred, &after, 1000), COORD_ESESSION);
+    assert_int_equal(be->lock_predecessor(k, dir, &m1, NULL, &pred, &after, 1000), COORD_ESESSION);
     coord_kv_clear(&m1);
     coord_kv_clear(&m2);
     coord_client_close(a);
@@ -395,20 +397,22 @@ static void faults(void **state) {
     char *q = path_of(c, "f/q");
     fault_once(c, SLOT_LOCK_ENQUEUE, 1, COORD_ETIMEDOUT, FAULT_AFTER);
     assert_int_equal(
-        be->lock_enqueue(k, q, "tag", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000),
+        be->lock_enqueue(k, q, "tag", "lock-", NULL, NULL, 0, &mine, &first, &pred, &after, 1000),
         COORD_ETIMEDOUT);
     assert_null(mine.key);
     assert_int_equal(fake_count(q), 1); /* made, answer lost */
     fault_once(c, SLOT_LOCK_ENQUEUE, 1, COORD_ETIMEDOUT, FAULT_BEFORE);
     assert_int_equal(
-        be->lock_enqueue(k, q, "tag2", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000),
+        be->lock_enqueue(k, q, "tag2", "lock-", NULL, NULL, 0, &mine, &first, &pred, &after, 1000),
         COORD_ETIMEDOUT);
     assert_int_equal(fake_count(q), 1);
     assert_int_equal(
-        be->lock_enqueue(k, q, "tag3", "lock-", NULL, 0, &mine, &first, &pred, &after, 1000), 0);
+        be->lock_enqueue(k, q, "tag3", "lock-", NULL, NULL, 0, &mine, &first, &pred, &after, 1000),
+        0);
     coord_kv_clear(&pred);
     fault_once(c, SLOT_LOCK_PREDECESSOR, 1, COORD_EUNAVAILABLE, FAULT_AFTER);
-    assert_int_equal(be->lock_predecessor(k, q, &mine, &pred, &after, 1000), COORD_EUNAVAILABLE);
+    assert_int_equal(be->lock_predecessor(k, q, &mine, NULL, &pred, &after, 1000),
+                     COORD_EUNAVAILABLE);
     assert_null(pred.key);
     fault_once(c, SLOT_GET_OWN, 1, COORD_EUNAVAILABLE, FAULT_AFTER);
     assert_int_equal(be->get_own(k, mine.key, &kv, 1000), COORD_EUNAVAILABLE);

@@ -310,18 +310,26 @@ typedef struct coord_backend {
      * connection within the call the backend finds a contender it may already have made for `tag`
      * rather than making a second one. The contender's name contains `tag`; on COORD_EUNAVAILABLE
      * or COORD_ETIMEDOUT it may exist, and the core removes it.
+     *
+     * `only` (NULL: any) makes the contender wait for contenders of that kind alone: `pred` and
+     * `first` then concern the newest contender of kind `only` before it (a reader of a
+     * read-write lock waits for the last writer queued before it). Kinds "__READ__" and
+     * "__WRIT__" are Curator's InterProcessReadWriteLock names; on etcd their contenders live in
+     * the subdirectories "read" and "write" of `dir` (etcd's recipe layout), ordered across
+     * both by create revision.
      */
     int (*lock_enqueue)(coord_conn *c, const char *dir, const char *tag, const char *kind,
-                        const void *value, size_t len, coord_kv *mine, bool *first, coord_kv *pred,
-                        int64_t *after, int timeout_ms);
+                        const char *only, const void *value, size_t len, coord_kv *mine,
+                        bool *first, coord_kv *pred, int64_t *after, int timeout_ms);
 
     /**
-     * Mandatory. The contender immediately before `mine`: `pred->key` is its full path, or NULL
-     * when `mine` is first. `*after` receives the point to watch `pred` from (etcd: the
-     * revision of the read). COORD_ESESSION when `mine` no longer exists.
+     * Mandatory. The contender immediately before `mine` (of kind `only`, when not NULL, as in
+     * lock_enqueue): `pred->key` is its full path, or NULL when there is none. `*after` receives
+     * the point to watch `pred` from (etcd: the revision of the read). COORD_ESESSION when `mine`
+     * no longer exists.
      */
-    int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, coord_kv *pred,
-                            int64_t *after, int timeout_ms);
+    int (*lock_predecessor)(coord_conn *c, const char *dir, const coord_kv *mine, const char *only,
+                            coord_kv *pred, int64_t *after, int timeout_ms);
 
     /**
      * Mandatory. The first contender of `dir` (in the order of lock_predecessor), with every
