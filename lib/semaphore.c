@@ -129,8 +129,18 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
         size_t n = 0;
         rc = k->backend->list(k, s->leases, COORD_LIST_NAMES, &kids, &n, NULL,
                               (int)left_of(deadline, op));
+        /* Ours must be among them: gone, it went with its session, whatever the count says. */
+        const char *me = strrchr(s->q.mine.key, '/') + 1;
+        bool mine = false;
+        for (size_t i = 0; !rc && i < n && !mine; i++)
+            mine = !strcmp(kids[i].key, me);
         coord_kv_array_free(kids, n);
         if (rc) break;
+        if (!mine) {
+            rc = coord_seterr(COORD_ESESSION, "semaphore %s: the lease vanished (session lost)",
+                              s->path);
+            break;
+        }
         if (n <= s->max) break; /* ours is within the limit */
         if (timeout_ms == 0) {
             rc = coord_seterr(COORD_ELOCKED, "semaphore %s: all %u leases are taken", s->path,
