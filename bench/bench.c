@@ -414,6 +414,20 @@ const char *shown_uri(const char *uri, char *buf, size_t cap) {
     return buf;
 }
 
+void json_raw(const raw_result *raw, void (*emit)(const result *), const char *ratio_name,
+              double ratio) {
+    if (raw->ran) {
+        emit(&raw->r);
+        printf(",\"raw_method\":");
+        json_str(raw->method);
+        printf(",\"%s\":%.3f", ratio_name, ratio);
+    } else {
+        printf("null,\"raw_error\":");
+        json_str(raw->err);
+        printf(",\"%s\":null", ratio_name);
+    }
+}
+
 void json_str(const char *s) {
     putchar('"');
     for (; *s; s++) {

@@ -186,6 +186,11 @@ double ratio(double a, double b);
 const char *shown_uri(const char *uri, char *buf, size_t cap);
 /* `s` as a JSON string on stdout. */
 void json_str(const char *s);
+/* The value of a JSON line's "raw" member and what follows it: the raw bound's result (written
+ * by the mode's `emit`), its method and `ratio_name` (the figure over the bound), or null with the
+ * reason when it was not measured. */
+void json_raw(const raw_result *raw, void (*emit)(const result *), const char *ratio_name,
+              double ratio);
 const char *met(bool ok);
 
 /* ---------- modes ---------- */

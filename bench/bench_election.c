@@ -352,16 +352,7 @@ int mode_election(const bench_opts *o) {
                o->client_per_thread ? "per-thread" : "shared");
         json_result(&hand);
         printf(",\"raw\":");
-        if (raw.ran) {
-            json_result(&raw.r);
-            printf(",\"raw_method\":");
-            json_str(raw.method);
-            printf(",\"handoff_over_raw\":%.3f", h_over_raw);
-        } else {
-            printf("null,\"raw_error\":");
-            json_str(raw.err);
-            printf(",\"handoff_over_raw\":null");
-        }
+        json_raw(&raw, json_result, "handoff_over_raw", h_over_raw);
         printf(",\"failover\":");
         json_result(&fo);
         printf(",\"expire_call_p50_ms\":%.3f,\"expire_call_p99_ms\":%.3f,\"first_try\":"

@@ -223,16 +223,7 @@ int mode_lock(const bench_opts *o) {
             json_result(&rs[i]);
         }
         printf("],\"raw\":");
-        if (raw.ran) {
-            json_result(&raw.r);
-            printf(",\"raw_method\":");
-            json_str(raw.method);
-            printf(",\"uncontended_over_raw\":%.3f", u_over_raw);
-        } else {
-            printf("null,\"raw_error\":");
-            json_str(raw.err);
-            printf(",\"uncontended_over_raw\":null");
-        }
+        json_raw(&raw, json_result, "uncontended_over_raw", u_over_raw);
         printf(",\"raw_contended\":");
         if (rawc.ran) {
             json_result(&rawc.r);
