@@ -20,7 +20,11 @@ struct coord_election {
     _Atomic bool campaigning, leading;
     _Atomic bool suspended; /* the client was SUSPENDED and the lead is not confirmed since */
     _Atomic bool vanished;  /* our entry was deleted while we led */
-    coord_watch *self;      /* KEY watch on our entry while leading */
+    /* The KEY watch on our entry while leading, armed by the worker (off the campaign's return
+     * path, where it would cost each hand-off a round trip); mu guards it. */
+    struct self_watch *self;
+    bool arm_self;
+    uint64_t gen; /* bumped at each campaign and step-down: a stale self watch is ignored */
 
     /* The worker: guarded by mu. */
     pthread_mutex_t mu;
@@ -79,11 +83,60 @@ static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
     kick(payload, false);
 }
 
+typedef struct self_watch {
+    coord_election *e;
+    uint64_t gen; /* the lead it watches */
+    coord_watch *w;
+} self_watch;
+
 static void on_self(void *payload, coord_watch_event ev, int64_t rev) {
     (void)rev;
-    coord_election *e = payload;
-    if (ev == COORD_EV_DELETED) atomic_store(&e->vanished, true);
+    self_watch *sw = payload;
+    coord_election *e = sw->e;
+    pthread_mutex_lock(&e->mu);
+    if (ev == COORD_EV_DELETED && sw->gen == e->gen) atomic_store(&e->vanished, true);
+    pthread_mutex_unlock(&e->mu);
     kick(e, false);
+}
+
+static void self_free(coord_election *e, self_watch *sw) {
+    if (!sw) return;
+    coord_conn *k = conn(e);
+    k->backend->unwatch(k, sw->w);
+    free(sw);
+}
+
+/* Watch our entry's deletion for the lead of generation `gen` (worker). */
+static int arm_self(coord_election *e) {
+    pthread_mutex_lock(&e->mu);
+    bool want = e->arm_self && e->my_key;
+    e->arm_self = false;
+    char *key = want ? strdup(e->my_key) : NULL;
+    uint64_t gen = e->gen;
+    pthread_mutex_unlock(&e->mu);
+    if (!want) return 0;
+    self_watch *sw = key ? calloc(1, sizeof *sw) : NULL;
+    if (!sw) {
+        free(key);
+        pthread_mutex_lock(&e->mu);
+        e->arm_self = true;
+        pthread_mutex_unlock(&e->mu);
+        return coord__oom();
+    }
+    sw->e = e;
+    sw->gen = gen;
+    coord_conn *k = conn(e);
+    /* Reports the deletion at once if the entry is already gone. */
+    int rc = k->backend->watch(k, key, COORD_WATCH_KEY, 0, on_self, sw, &sw->w);
+    free(key);
+    pthread_mutex_lock(&e->mu);
+    bool current = !rc && e->gen == gen && !e->self;
+    if (current) e->self = sw;
+    if (rc && e->gen == gen) e->arm_self = true; /* try again */
+    pthread_mutex_unlock(&e->mu);
+    if (!rc && !current) self_free(e, sw); /* the lead it was for has ended */
+    if (rc) free(sw);
+    return rc;
 }
 
 bool coord_election_is_leader(const coord_election *e) {
@@ -216,7 +269,8 @@ static void *worker(void *arg) {
         bool do_confirm = e->confirm;
         e->dirty = e->confirm = false;
         pthread_mutex_unlock(&e->mu);
-        int rc = do_confirm ? confirm(e) : 0;
+        int rc = arm_self(e);
+        if (!rc && do_confirm) rc = confirm(e);
         if (!rc && e->opts.on_leader) rc = observe(e);
         pthread_mutex_lock(&e->mu);
         if (rc) { /* no server now: look again, backing off to a second */
@@ -302,15 +356,15 @@ static int check_value(const void *value, size_t len) {
 /* Stop leading (our entry is gone or about to be). */
 static void step_down(coord_election *e) {
     atomic_store(&e->leading, false);
-    if (e->self) {
-        coord_conn *k = conn(e);
-        k->backend->unwatch(k, e->self);
-        e->self = NULL;
-    }
     pthread_mutex_lock(&e->mu);
+    self_watch *sw = e->self;
+    e->self = NULL;
+    e->arm_self = false;
+    e->gen++;
     free(e->my_key);
     e->my_key = NULL;
     pthread_mutex_unlock(&e->mu);
+    self_free(e, sw);
     kick(e, false);
 }
 
@@ -334,17 +388,16 @@ int coord_election_campaign(coord_election *e, const void *value, size_t len, in
         e->my_key = strdup(e->q.mine.key);
         e->my_order = e->q.mine.order;
         e->my_epoch = e->q.epoch;
+        /* Our entry's deletion (an operator, a revoked lease) ends the lead: the worker watches
+         * for it, and a deletion before that is reported when the watch is armed. */
+        e->gen++;
+        e->arm_self = true;
+        atomic_store(&e->vanished, false);
         pthread_mutex_unlock(&e->mu);
         if (!e->my_key) rc = coord__oom();
+        atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
     }
     if (!rc) rc = start_worker(e);
-    if (!rc) {
-        /* Our entry's deletion (an operator, a revoked lease) ends the lead at once. */
-        coord_conn *k = conn(e);
-        atomic_store(&e->vanished, false);
-        atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
-        rc = k->backend->watch(k, e->q.mine.key, COORD_WATCH_KEY, 0, on_self, e, &e->self);
-    }
     if (rc && e->q.mine.key) coord__queue_leave(&e->q, 0); /* nothing left behind */
     if (!rc) atomic_store(&e->leading, true);
     atomic_store(&e->campaigning, false);
@@ -444,7 +497,7 @@ void coord_election_free(coord_election *e) {
     if (e->head_watch) k->backend->unwatch(k, e->head_watch);
     bool led = coord_election_is_leader(e) ||
                (atomic_load(&e->leading) && coord__session_epoch(e->q.c) == e->q.epoch);
-    if (e->self) k->backend->unwatch(k, e->self);
+    self_free(e, e->self);
     /* One try, then the client's: free does not wait for a server. */
     if (led) coord__queue_leave(&e->q, 0);
     coord__queue_destroy(&e->q);

@@ -1216,11 +1216,14 @@ static int zk_expire(coord_conn *c) {
     zh_release(z);
     uint64_t s0 = zk_session(c);
     /* The original handle may win the session back before the second one closes it, so try
-     * until the session is seen to end. */
+     * until the session is seen to end: again soon at first (it usually ends at once, or was
+     * won back at once), then waiting up to a session TTL for the end to be noticed. */
     for (int attempt = 0; attempt < 10; attempt++) {
         int rc = expire_once(z, &cid);
         if (rc) return rc;
-        struct timespec dl = coord__deadline(z->cfg->session_ttl_ms);
+        int64_t wait = attempt < 4 ? 250LL << attempt : z->cfg->session_ttl_ms;
+        if (wait > z->cfg->session_ttl_ms) wait = z->cfg->session_ttl_ms;
+        struct timespec dl = coord__deadline(wait);
         pthread_mutex_lock(&z->mu);
         while (z->session == s0 && !z->replace && z->zstate != ZOO_EXPIRED_SESSION_STATE)
             if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;
