@@ -24,8 +24,9 @@
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
-#define EXIT_CONFLICT 3 /* counter cas: the value was not the expected one */
-#define EXIT_LOCKED 75  /* lock not acquired, or not elected, within --timeout (EX_TEMPFAIL) */
+#define EXIT_CONFLICT 3 /* counter cas: the value was not the expected one; semaphore: MAX */
+#define EXIT_LOCKED                                                                                \
+    75 /* not acquired, not elected, barrier raised, within --timeout (EX_TEMPFAIL) */
 #define GRACE_MS                                                                                   \
     2000 /* elect: CMD gets SIGKILL this long after the SIGTERM of a lost leadership               \
           */
@@ -39,6 +40,12 @@ static void usage(FILE *f) {
             "\n"
             "  lock NAME [--timeout MS] -- CMD [ARG...]\n"
             "      run CMD while holding the lock NAME; exit with CMD's status\n"
+            "  semaphore NAME MAX [--timeout MS] -- CMD [ARG...]\n"
+            "      run CMD holding one of the MAX leases of the semaphore NAME\n"
+            "  rwlock NAME --read|--write [--timeout MS] -- CMD [ARG...]\n"
+            "      run CMD holding the read-write lock NAME shared (--read) or alone (--write)\n"
+            "  barrier NAME raise|lower|wait [--timeout MS]\n"
+            "      raise or lower the barrier NAME, or wait until it is not raised\n"
             "  counter get NAME [--shards S]\n"
             "  counter add NAME DELTA [--shards S]     prints the new value\n"
             "  counter set NAME VALUE\n"
@@ -59,18 +66,23 @@ static void usage(FILE *f) {
             "  --json      machine-readable output\n"
             "  --help, --version\n"
             "\n"
-            "exit status: 0 ok, 1 failure (also a leadership or lock lost while leading or\n"
-            "running CMD), 2 usage or invalid argument, 3 counter cas found another value,\n"
-            "75 lock not acquired or not elected within --timeout; lock and elect with CMD\n"
-            "otherwise exit with CMD's status (128+N when CMD was killed by signal N, or when\n"
-            "coordctl was interrupted by signal N while waiting).\n");
+            "exit status: 0 ok, 1 failure (also a leadership, lock or lease lost while leading\n"
+            "or running CMD), 2 usage or invalid argument, 3 counter cas found another value\n"
+            "or the semaphore has another MAX, 75 not acquired, not elected or the barrier\n"
+            "still raised within --timeout; commands run with CMD otherwise exit with CMD's\n"
+            "status (128+N when CMD was killed by signal N, or when coordctl was interrupted\n"
+            "by signal N while waiting).\n");
 }
 
 /* One line on stderr. A bad argument (name, value out of range, cas on a sharded counter) is a
  * usage error. */
-static int fail(int rc, const char *what) {
-    fprintf(stderr, "%s: %s: %s: %s\n", prog, what, coord_strerror(rc), coord_last_error());
+static int fail_detail(int rc, const char *what, const char *detail) {
+    fprintf(stderr, "%s: %s: %s: %s\n", prog, what, coord_strerror(rc), detail);
     return rc == COORD_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+}
+
+static int fail(int rc, const char *what) {
+    return fail_detail(rc, what, coord_last_error());
 }
 
 static int bad_usage(const char *fmt, const char *arg) {
@@ -163,17 +175,19 @@ static int64_t now_ms(void) {
 typedef struct blocking {
     int (*call)(struct blocking *b);
     void (*cancel)(void *h);
-    void *h;           /* the lock or election */
+    void *h;           /* the lock, semaphore, rwlock, barrier or election */
     const void *value; /* campaign only */
     size_t len;
     int timeout_ms;
     int rc;
+    char err[512]; /* the call's coord_last_error(), which is the calling thread's */
     atomic_bool done;
 } blocking;
 
 static void *blocking_main(void *arg) {
     blocking *b = arg;
     b->rc = b->call(b);
+    snprintf(b->err, sizeof b->err, "%s", coord_last_error());
     atomic_store(&b->done, true);
     kill(getpid(), SIGUSR1); /* wake the main thread */
     return NULL;
@@ -270,11 +284,11 @@ static int supervise(pid_t child, const char *cmd0, bool (*ours)(void *), void *
     return status;
 }
 
-/* What CMD runs under: a lock or a leadership. */
+/* What CMD runs under: a lock, a semaphore lease, a read-write lock or a leadership. */
 typedef struct held {
-    const char *token_var, *token; /* CMD's environment: the fencing token, */
-    const char *name_var, *name;   /* and the lock's or election's name */
-    bool (*ours)(void *arg);       /* still held? */
+    const char *const *env;  /* CMD's environment: env[2i] = env[2i+1] */
+    size_t nenv;             /* pairs */
+    bool (*ours)(void *arg); /* still held? */
     void *arg;
     const char *what; /* what was lost, for the message */
     int grace_ms;     /* SIGKILL this long after the SIGTERM of a loss; -1: never */
@@ -283,9 +297,8 @@ typedef struct held {
 /* Run CMD under `h` (*lost: whether it was lost meanwhile). CMD's exit status (128+N for signal
  * N), or EXIT_FAIL when it could not start or `h` was lost. */
 static int run_held(char **cmd, const held *h, bool *lost) {
-    const char *env[] = {h->token_var, h->token, h->name_var, h->name};
     *lost = false;
-    pid_t child = spawn(cmd, env, 2);
+    pid_t child = spawn(cmd, h->env, h->nenv);
     if (child < 0) return EXIT_FAIL;
     int status = supervise(child, cmd[0], h->ours, h->arg, h->what, h->grace_ms, lost);
     if (*lost) return EXIT_FAIL;
@@ -293,86 +306,320 @@ static int run_held(char **cmd, const held *h, bool *lost) {
     return WEXITSTATUS(status);
 }
 
-/* ---------- lock ---------- */
+/* ---------- lock, semaphore, rwlock: CMD run while holding one ---------- */
 
-static int lock_acquire_call(blocking *b) {
-    return coord_lock_acquire(b->h, b->timeout_ms);
-}
+/* One of them, through its handle's calls. */
+typedef struct guard {
+    const char *kind; /* "lock", "semaphore", "rwlock": the messages' word, the JSON note's key */
+    const char *name;
+    void *h;
+    int (*acquire)(blocking *b);
+    void (*cancel)(void *h);
+    bool (*held)(void *h);
+    int (*release)(void *h);
+    void (*free)(void *h);
+    int (*token)(const void *h, uint64_t *out); /* NULL: no fencing token */
+    const char *token_var, *name_var;           /* CMD's environment (token_var with token) */
+    const char *extra_var, *extra_key, *extra;  /* one more: the limit, the mode */
+    bool extra_num;                             /* extra is a number in the JSON note */
+} guard;
 
-static void lock_cancel(void *h) {
-    coord_lock_cancel(h);
-}
-
-static bool lock_held(void *l) {
-    return coord_lock_held(l);
-}
-
-static int run_locked(coord_lock *l, const char *name, char **cmd) {
+/* Holding g: run CMD, release when it ends. CMD's exit status, or EXIT_FAIL. */
+static int run_guarded(const guard *g, char **cmd) {
+    char tok[32] = "";
     uint64_t token = 0;
-    coord_lock_token(l, &token);
-    char tok[32];
-    snprintf(tok, sizeof tok, "%" PRIu64, token);
+    if (g->token && !g->token(g->h, &token)) snprintf(tok, sizeof tok, "%" PRIu64, token);
     if (json) { /* stdout belongs to CMD: the JSON note goes to stderr */
-        fprintf(stderr, "{\"lock\":");
-        json_to(stderr, name);
-        fprintf(stderr, ",\"token\":%s}\n", tok);
+        fprintf(stderr, "{\"%s\":", g->kind);
+        json_to(stderr, g->name);
+        if (g->extra_num)
+            fprintf(stderr, ",\"%s\":%s", g->extra_key, g->extra);
+        else if (g->extra)
+            fprintf(stderr, ",\"%s\":\"%s\"", g->extra_key, g->extra);
+        if (*tok) fprintf(stderr, ",\"token\":%s", tok);
+        fprintf(stderr, "}\n");
+    }
+    const char *env[6];
+    size_t n = 0;
+    env[2 * n] = g->name_var;
+    env[2 * n++ + 1] = g->name;
+    if (*tok) {
+        env[2 * n] = g->token_var;
+        env[2 * n++ + 1] = tok;
+    }
+    if (g->extra_var) {
+        env[2 * n] = g->extra_var;
+        env[2 * n++ + 1] = g->extra;
     }
     char what[300];
-    snprintf(what, sizeof what, "lock %s (session expired)", name);
-    held h = {"COORD_LOCK_TOKEN", tok, "COORD_LOCK_NAME", name, lock_held, l, what, -1};
+    snprintf(what, sizeof what, "%s %s (session expired)", g->kind, g->name);
+    held h = {env, n, g->held, g->h, what, -1};
     bool lost;
     int st = run_held(cmd, &h, &lost);
-    int rc = coord_lock_release(l);
+    int rc = g->release(g->h);
     if (rc && !lost) fail(rc, "release");
     return st;
 }
 
-static int cmd_lock(coord_client *c, int argc, char **argv) {
-    if (argc < 1) return bad_usage("lock wants a NAME%s", "");
-    const char *name = argv[0];
-    int timeout_ms = -1;
-    int i = 1;
+/* Acquire g (within timeout_ms; < 0: no bound), run CMD, release, free g's handle. CMD's exit
+ * status, or EXIT_LOCKED, EXIT_CONFLICT (a semaphore's other limit), 128+N when signal N
+ * interrupted the wait, EXIT_FAIL. */
+static int cmd_guarded(const guard *g, int timeout_ms, char **cmd) {
+    blocking b = {.call = g->acquire, .cancel = g->cancel, .h = g->h, .timeout_ms = timeout_ms};
+    int interrupted = run_blocking(&b);
+    int rc = b.rc, st;
+    if (interrupted < 0) {
+        st = EXIT_FAIL;
+    } else if (interrupted) {
+        if (rc == 0) g->release(g->h);
+        fprintf(stderr, "%s: interrupted while waiting for %s %s\n", prog, g->kind, g->name);
+        st = 128 + interrupted;
+    } else if (rc == COORD_ETIMEDOUT || rc == COORD_ELOCKED) {
+        fprintf(stderr, "%s: %s %s not acquired within %d ms\n", prog, g->kind, g->name,
+                timeout_ms < 0 ? 0 : timeout_ms);
+        st = EXIT_LOCKED;
+    } else if (rc == COORD_ECONFLICT) { /* a semaphore: the stored limit is another */
+        fail_detail(rc, g->kind, b.err);
+        st = EXIT_CONFLICT;
+    } else if (rc) {
+        st = fail_detail(rc, g->kind, b.err);
+    } else {
+        st = run_guarded(g, cmd);
+    }
+    g->free(g->h);
+    return st;
+}
+
+/* The options after a guard's NAME (and MAX): [--timeout MS] [--read|--write] -- CMD [ARG...].
+ * `mode` is NULL where --read and --write are not options, else 'r' or 'w' (one is wanted).
+ * 0, or EXIT_USAGE after saying why. */
+static int guard_args(const char *kind, int argc, char **argv, int *timeout_ms, char *mode,
+                      char ***cmd) {
+    *timeout_ms = -1;
+    int i = 0;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
         unsigned long v;
         if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             if (!parse_uint(argv[++i], INT_MAX, &v))
                 return bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
-            timeout_ms = (int)v;
+            *timeout_ms = (int)v;
+        } else if (mode && (!strcmp(argv[i], "--read") || !strcmp(argv[i], "--write"))) {
+            char m = argv[i][2];
+            if (*mode && *mode != m) return bad_usage("%s takes --read or --write, not both", kind);
+            *mode = m;
         } else {
-            return bad_usage("unknown lock option \"%s\"", argv[i]);
+            fprintf(stderr, "%s: unknown %s option \"%s\" (see coordctl --help)\n", prog, kind,
+                    argv[i]);
+            return EXIT_USAGE;
         }
     }
-    if (i >= argc || i + 1 >= argc) return bad_usage("lock wants -- CMD [ARG...]%s", "");
-    char **cmd = argv + i + 1;
+    if (mode && !*mode) return bad_usage("%s wants --read or --write", kind);
+    if (i + 1 >= argc) return bad_usage("%s wants -- CMD [ARG...]", kind);
+    *cmd = argv + i + 1;
+    return 0;
+}
+
+/* ---------- lock ---------- */
+
+static int lock_acquire_call(blocking *b) {
+    return coord_lock_acquire(b->h, b->timeout_ms);
+}
+static void lock_cancel(void *h) {
+    coord_lock_cancel(h);
+}
+static bool lock_held(void *h) {
+    return coord_lock_held(h);
+}
+static int lock_release(void *h) {
+    return coord_lock_release(h);
+}
+static void lock_free(void *h) {
+    coord_lock_free(h);
+}
+static int lock_token(const void *h, uint64_t *out) {
+    return coord_lock_token(h, out);
+}
+
+static int cmd_lock(coord_client *c, int argc, char **argv) {
+    if (argc < 1) return bad_usage("lock wants a NAME%s", "");
+    int timeout_ms;
+    char **cmd;
+    int u = guard_args("lock", argc - 1, argv + 1, &timeout_ms, NULL, &cmd);
+    if (u) return u;
     coord_lock *l;
-    int rc = coord_lock_new(&l, c, name);
+    int rc = coord_lock_new(&l, c, argv[0]);
     if (rc) return fail(rc, "lock");
-    blocking b = {
-        .call = lock_acquire_call, .cancel = lock_cancel, .h = l, .timeout_ms = timeout_ms};
-    int interrupted = run_blocking(&b);
-    if (interrupted < 0) {
-        coord_lock_free(l);
-        return EXIT_FAIL;
+    guard g = {.kind = "lock",
+               .name = argv[0],
+               .h = l,
+               .acquire = lock_acquire_call,
+               .cancel = lock_cancel,
+               .held = lock_held,
+               .release = lock_release,
+               .free = lock_free,
+               .token = lock_token,
+               .token_var = "COORD_LOCK_TOKEN",
+               .name_var = "COORD_LOCK_NAME"};
+    return cmd_guarded(&g, timeout_ms, cmd);
+}
+
+/* ---------- semaphore ---------- */
+
+static int sem_acquire_call(blocking *b) {
+    return coord_semaphore_acquire(b->h, b->timeout_ms);
+}
+static void sem_cancel(void *h) {
+    coord_semaphore_cancel(h);
+}
+static bool sem_held(void *h) {
+    return coord_semaphore_held(h);
+}
+static int sem_release(void *h) {
+    return coord_semaphore_release(h);
+}
+static void sem_free(void *h) {
+    coord_semaphore_free(h);
+}
+
+static int cmd_semaphore(coord_client *c, int argc, char **argv) {
+    if (argc < 2) return bad_usage("semaphore wants a NAME and a MAX%s", "");
+    unsigned long max;
+    if (!parse_uint(argv[1], UINT_MAX, &max) || max < 1)
+        return bad_usage("semaphore MAX wants a positive number, not \"%s\"", argv[1]);
+    int timeout_ms;
+    char **cmd;
+    int u = guard_args("semaphore", argc - 2, argv + 2, &timeout_ms, NULL, &cmd);
+    if (u) return u;
+    coord_semaphore *s;
+    int rc = coord_semaphore_new(&s, c, argv[0], (unsigned)max);
+    if (rc) return fail(rc, "semaphore");
+    guard g = {.kind = "semaphore",
+               .name = argv[0],
+               .h = s,
+               .acquire = sem_acquire_call,
+               .cancel = sem_cancel,
+               .held = sem_held,
+               .release = sem_release,
+               .free = sem_free,
+               .name_var = "COORD_SEMAPHORE_NAME",
+               .extra_var = "COORD_SEMAPHORE_MAX",
+               .extra_key = "max",
+               .extra = argv[1],
+               .extra_num = true};
+    return cmd_guarded(&g, timeout_ms, cmd);
+}
+
+/* ---------- rwlock ---------- */
+
+static int rw_read_call(blocking *b) {
+    return coord_rwlock_rdlock(b->h, b->timeout_ms);
+}
+static int rw_write_call(blocking *b) {
+    return coord_rwlock_wrlock(b->h, b->timeout_ms);
+}
+static void rw_cancel(void *h) {
+    coord_rwlock_cancel(h);
+}
+static bool rw_held(void *h) {
+    return coord_rwlock_held(h);
+}
+static int rw_release(void *h) {
+    return coord_rwlock_unlock(h);
+}
+static void rw_free(void *h) {
+    coord_rwlock_free(h);
+}
+static int rw_token(const void *h, uint64_t *out) {
+    return coord_rwlock_token(h, out);
+}
+
+static int cmd_rwlock(coord_client *c, int argc, char **argv) {
+    if (argc < 1) return bad_usage("rwlock wants a NAME%s", "");
+    int timeout_ms;
+    char mode = 0, **cmd;
+    int u = guard_args("rwlock", argc - 1, argv + 1, &timeout_ms, &mode, &cmd);
+    if (u) return u;
+    coord_rwlock *l;
+    int rc = coord_rwlock_new(&l, c, argv[0]);
+    if (rc) return fail(rc, "rwlock");
+    guard g = {.kind = "rwlock",
+               .name = argv[0],
+               .h = l,
+               .acquire = mode == 'r' ? rw_read_call : rw_write_call,
+               .cancel = rw_cancel,
+               .held = rw_held,
+               .release = rw_release,
+               .free = rw_free,
+               .token = rw_token,
+               .token_var = "COORD_RWLOCK_TOKEN",
+               .name_var = "COORD_RWLOCK_NAME",
+               .extra_var = "COORD_RWLOCK_MODE",
+               .extra_key = "mode",
+               .extra = mode == 'r' ? "read" : "write"};
+    return cmd_guarded(&g, timeout_ms, cmd);
+}
+
+/* ---------- barrier ---------- */
+
+static int barrier_wait_call(blocking *b) {
+    return coord_barrier_wait(b->h, b->timeout_ms);
+}
+static void barrier_cancel(void *h) {
+    coord_barrier_cancel(h);
+}
+
+static int cmd_barrier(coord_client *c, int argc, char **argv) {
+    if (argc < 2) return bad_usage("barrier wants a NAME and raise|lower|wait%s", "");
+    const char *name = argv[0], *op = argv[1];
+    bool waiting = !strcmp(op, "wait");
+    if (!waiting && strcmp(op, "raise") && strcmp(op, "lower"))
+        return bad_usage("unknown barrier command \"%s\"", op);
+    int timeout_ms = -1;
+    for (int i = 2; i < argc; i++) {
+        unsigned long v;
+        if (waiting && !strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], INT_MAX, &v))
+                return bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
+            timeout_ms = (int)v;
+        } else {
+            return bad_usage("unexpected barrier argument \"%s\"", argv[i]);
+        }
     }
-    rc = b.rc;
-    if (interrupted) {
-        if (rc == 0) coord_lock_release(l);
-        coord_lock_free(l);
-        fprintf(stderr, "%s: interrupted while waiting for lock %s\n", prog, name);
-        return 128 + interrupted;
+    coord_barrier *b;
+    int rc = coord_barrier_new(&b, c, name);
+    if (rc) return fail(rc, "barrier");
+    int st = EXIT_OK;
+    if (!waiting) {
+        rc = op[0] == 'r' ? coord_barrier_raise(b) : coord_barrier_lower(b);
+    } else {
+        blocking w = {
+            .call = barrier_wait_call, .cancel = barrier_cancel, .h = b, .timeout_ms = timeout_ms};
+        int interrupted = run_blocking(&w);
+        rc = w.rc;
+        if (interrupted < 0) {
+            st = EXIT_FAIL;
+        } else if (interrupted) {
+            fprintf(stderr, "%s: interrupted while waiting at barrier %s\n", prog, name);
+            st = 128 + interrupted;
+        } else if (rc == COORD_ETIMEDOUT || rc == COORD_ELOCKED) {
+            if (timeout_ms > 0)
+                fprintf(stderr, "%s: barrier %s still raised after %d ms\n", prog, name,
+                        timeout_ms);
+            else
+                fprintf(stderr, "%s: barrier %s is raised\n", prog, name);
+            st = EXIT_LOCKED;
+        } else if (rc) {
+            st = fail_detail(rc, op, w.err);
+        }
     }
-    if (rc == COORD_ETIMEDOUT || rc == COORD_ELOCKED) {
-        coord_lock_free(l);
-        fprintf(stderr, "%s: lock %s not acquired within %d ms: %s\n", prog, name,
-                timeout_ms < 0 ? 0 : timeout_ms, coord_last_error());
-        return EXIT_LOCKED;
+    if (st == EXIT_OK && rc)
+        st = fail(rc, op);
+    else if (st == EXIT_OK && json) {
+        printf("{\"barrier\":");
+        json_str(name);
+        printf(",\"raised\":%s}\n", op[0] == 'r' ? "true" : "false");
     }
-    if (rc) {
-        coord_lock_free(l);
-        return fail(rc, "lock");
-    }
-    int st = run_locked(l, name, cmd);
-    coord_lock_free(l);
+    coord_barrier_free(b);
     return st;
 }
 
@@ -632,7 +879,8 @@ static int run_leading(elector *el, const char *name, uint64_t term, char **cmd,
     snprintf(t, sizeof t, "%" PRIu64, term);
     char what[300];
     snprintf(what, sizeof what, "the leadership of %s", name);
-    held h = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name, leading, el, what, grace_ms};
+    const char *env[] = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name};
+    held h = {env, 2, leading, el, what, grace_ms};
     bool lost;
     return run_held(cmd, &h, &lost);
 }
@@ -677,7 +925,7 @@ static int campaign(coord_client *c, const char *name, const char *value, int ti
         return EXIT_LOCKED;
     }
     if (rc) {
-        int f = fail(rc, "campaign"); /* before the free, which may set another detail */
+        int f = fail_detail(rc, "campaign", b.err);
         coord_election_free(el.e);
         return f;
     }
@@ -857,11 +1105,14 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *command = argv[i++];
-    int (*run)(coord_client *, int, char **) = !strcmp(command, "lock")      ? cmd_lock
-                                               : !strcmp(command, "counter") ? cmd_counter
-                                               : !strcmp(command, "ring")    ? cmd_ring
-                                               : !strcmp(command, "elect")   ? cmd_elect
-                                                                             : NULL;
+    int (*run)(coord_client *, int, char **) = !strcmp(command, "lock")        ? cmd_lock
+                                               : !strcmp(command, "semaphore") ? cmd_semaphore
+                                               : !strcmp(command, "rwlock")    ? cmd_rwlock
+                                               : !strcmp(command, "barrier")   ? cmd_barrier
+                                               : !strcmp(command, "counter")   ? cmd_counter
+                                               : !strcmp(command, "ring")      ? cmd_ring
+                                               : !strcmp(command, "elect")     ? cmd_elect
+                                                                               : NULL;
     if (!run) return bad_usage("unknown command \"%s\"", command);
     if (!uri || !*uri) return bad_usage("no URI: pass --uri or set COORD_URI%s", "");
     block_signals();
