@@ -1,12 +1,19 @@
 /*
- * Conformance: coord's lock and election against the other clients of the same servers, run as
- * real processes on the paths coord uses.
+ * Conformance: coord's lock, election and sync recipes against the other clients of the same
+ * servers, run as real processes on the paths coord uses.
  *
  *   ZooKeeper  Apache Curator (Debian's libcurator-recipes-java), through the Java program
  *              tests/interop/CuratorHarness.java, which this test compiles with javac into
  *              <build>/tests/interop (again only when the source is newer): InterProcessMutex
- *              against coord's lock, LeaderLatch against coord's election, both ways.
- *              kazoo's Election (python3-kazoo), through tests/interop/kazoo_election.py.
+ *              against coord's lock, LeaderLatch against coord's election,
+ *              InterProcessSemaphoreV2 against coord's semaphore (same limit: never more holders
+ *              together), InterProcessReadWriteLock against coord's rwlock (writers exclude,
+ *              readers share, a queued writer holds later readers back), DistributedBarrier
+ *              against coord's barrier, all both ways.
+ *              kazoo's Election (python3-kazoo), through tests/interop/kazoo_election.py, and
+ *              kazoo's DoubleBarrier against coord's double barrier (Debian's Curator 5.4 has
+ *              apache/curator GH-1290, a timed enter passing with one member), through
+ *              tests/interop/kazoo_dbarrier.py.
  *   etcd       `etcdctl elect` (etcd's concurrency.Election) and `etcdctl elect -l`.
  *
  * On coord's side a candidate handle checks campaign order (try: COORD_ELOCKED behind a peer;
@@ -291,8 +298,9 @@ static const char *curator_cp(void) {
     return cp;
 }
 
-/* CuratorHarness SUB CONNECT PATH [ARG] (see tests/interop/CuratorHarness.java). */
-static peer *curator(const char *sub, const char *hosts, const char *path, const char *arg) {
+/* CuratorHarness SUB CONNECT PATH [ARG [ARG2]] (see tests/interop/CuratorHarness.java). */
+static peer *curator2(const char *sub, const char *hosts, const char *path, const char *arg,
+                      const char *arg2) {
     const char *cp = curator_cp();
     char *argv[] = {(char *)env_or("COORD_TEST_JAVA", "java"),
                     "-XX:+UseSerialGC",
@@ -305,6 +313,7 @@ static peer *curator(const char *sub, const char *hosts, const char *path, const
                     (char *)hosts,
                     (char *)path,
                     (char *)arg,
+                    (char *)arg2,
                     NULL};
     peer *p = peer_start("Curator", argv);
     if (peer_scan(p, "connected", WAIT_MS, true, NULL, 0))
@@ -313,13 +322,34 @@ static peer *curator(const char *sub, const char *hosts, const char *path, const
     return p;
 }
 
-/* kazoo_election.py CONNECT PATH ID [--see-latch]. */
-static peer *kazoo(const char *hosts, const char *path, const char *id, bool see_latch) {
+/* The python3 that runs the kazoo peers; fails the test when it cannot import kazoo. */
+static const char *kazoo_python(void) {
     const char *py = env_or("COORD_TEST_PYTHON", "/usr/bin/python3");
     char check[512];
     snprintf(check, sizeof check, "'%s' -c 'import kazoo' 2>/dev/null", py);
     if (system(check) != 0)
         fail_msg("%s cannot import kazoo: install python3-kazoo (scripts/deps.sh)", py);
+    return py;
+}
+
+/* kazoo_dbarrier.py CONNECT PATH COUNT. */
+static peer *kazoo_dbarrier(const char *hosts, const char *path, const char *count) {
+    const char *py = kazoo_python();
+    char *argv[] = {(char *)py,    COORD_INTEROP_SRC "/kazoo_dbarrier.py",
+                    (char *)hosts, (char *)path,
+                    (char *)count, NULL};
+    peer *p = peer_start("kazoo", argv);
+    EXPECT(p, "connected");
+    return p;
+}
+
+static peer *curator(const char *sub, const char *hosts, const char *path, const char *arg) {
+    return curator2(sub, hosts, path, arg, NULL);
+}
+
+/* kazoo_election.py CONNECT PATH ID [--see-latch]. */
+static peer *kazoo(const char *hosts, const char *path, const char *id, bool see_latch) {
+    const char *py = kazoo_python();
     char *argv[] = {(char *)py, COORD_INTEROP_SRC "/kazoo_election.py", (char *)hosts, (char *)path,
                     (char *)id, see_latch ? "--see-latch" : NULL,       NULL};
     peer *p = peer_start("kazoo", argv);
@@ -382,11 +412,30 @@ typedef struct bg {
     int done;
 } bg;
 
+/* A coord call of the sync recipes running in a thread (any of them: fn on obj, cancel to
+ * stop it in the teardown). */
+typedef struct task {
+    pthread_t t;
+    bool started;
+    int (*fn)(void *obj, int timeout_ms);
+    void (*cancel)(void *obj);
+    void *obj;
+    int rc;
+    int done;
+} task;
+
+#define MAX_TASKS 2
+
 typedef struct fixture {
     coord_client *c;
     coord_lock *l;
     coord_election *e, *obs;
     bg bg;
+    coord_semaphore *s[2];
+    coord_rwlock *rw[2];
+    coord_barrier *b;
+    coord_dbarrier *db[2];
+    task tk[MAX_TASKS];
 } fixture;
 
 static fixture fx;
@@ -424,6 +473,69 @@ static int bg_join(int timeout_ms) {
     return fx.bg.rc;
 }
 
+static void *task_main(void *arg) {
+    task *t = arg;
+    t->rc = t->fn(t->obj, 30000);
+    __atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Run fn(obj, 30000) in the thread of task i. */
+static void task_start(int i, int (*fn)(void *, int), void (*cancel)(void *), void *obj) {
+    task *t = &fx.tk[i];
+    assert_false(t->started);
+    *t = (task){.fn = fn, .cancel = cancel, .obj = obj};
+    assert_int_equal(pthread_create(&t->t, NULL, task_main, t), 0);
+    t->started = true;
+}
+
+static bool task_done(int i) {
+    return __atomic_load_n(&fx.tk[i].done, __ATOMIC_SEQ_CST);
+}
+
+/* Wait (bounded) for task i's call to return; its result. */
+static int task_join(int i, int timeout_ms) {
+    int64_t end = coord__now_ms() + timeout_ms;
+    while (!task_done(i) && coord__now_ms() < end)
+        sleep_ms(10);
+    if (!task_done(i))
+        fail_msg("coord's call (task %d) did not return within %d ms", i, timeout_ms);
+    pthread_join(fx.tk[i].t, NULL);
+    fx.tk[i].started = false;
+    return fx.tk[i].rc;
+}
+
+static int sem_acquire(void *o, int ms) {
+    return coord_semaphore_acquire(o, ms);
+}
+static void sem_cancel(void *o) {
+    coord_semaphore_cancel(o);
+}
+static int rw_rdlock(void *o, int ms) {
+    return coord_rwlock_rdlock(o, ms);
+}
+static int rw_wrlock(void *o, int ms) {
+    return coord_rwlock_wrlock(o, ms);
+}
+static void rw_cancel(void *o) {
+    coord_rwlock_cancel(o);
+}
+static int barrier_wait(void *o, int ms) {
+    return coord_barrier_wait(o, ms);
+}
+static void barrier_cancel(void *o) {
+    coord_barrier_cancel(o);
+}
+static int db_enter(void *o, int ms) {
+    return coord_dbarrier_enter(o, ms);
+}
+static int db_leave(void *o, int ms) {
+    return coord_dbarrier_leave(o, ms);
+}
+static void db_cancel(void *o) {
+    coord_dbarrier_cancel(o);
+}
+
 static int teardown(void **state) {
     (void)state;
     if (fx.bg.started) {
@@ -432,7 +544,19 @@ static int teardown(void **state) {
         pthread_join(fx.bg.t, NULL);
         fx.bg.started = false;
     }
+    for (int i = 0; i < MAX_TASKS; i++)
+        if (fx.tk[i].started) {
+            fx.tk[i].cancel(fx.tk[i].obj);
+            pthread_join(fx.tk[i].t, NULL);
+            fx.tk[i].started = false;
+        }
     peers_kill_all();
+    for (int i = 0; i < 2; i++) {
+        coord_semaphore_free(fx.s[i]);
+        coord_rwlock_free(fx.rw[i]);
+        coord_dbarrier_free(fx.db[i]);
+    }
+    coord_barrier_free(fx.b);
     coord_lock_free(fx.l);
     coord_election_free(fx.e);
     coord_election_free(fx.obs);
@@ -710,6 +834,296 @@ static void zk_election_kazoo(void **state) {
     expect_observed(NULL);
 }
 
+/* ---- ZooKeeper: Curator's InterProcessSemaphoreV2 and coord's semaphore ---- */
+
+/* coord's semaphore handle i on `name` with limit max. */
+static void sem_new(int i, const char *name, unsigned max) {
+    int rc = coord_semaphore_new(&fx.s[i], fx.c, name, max);
+    if (rc) fail_msg("coord_semaphore_new: %s: %s", coord_strerror(rc), coord_last_error());
+}
+
+static void zk_semaphore_curator(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char path[512];
+
+    /* Limit 1: whoever holds, the other waits. */
+    snprintf(path, sizeof path, "%s/semaphore/s1", coord_client_prefix(fx.c));
+    sem_new(0, "s1", 1);
+    assert_int_equal(coord_semaphore_acquire(fx.s[0], 5000), 0);
+    await_entries("semaphore", "s1/leases", 1);
+    peer *p = curator2("semaphore", hosts, path, "1", "300");
+    EXPECT(p, "timeout");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    await_entries("semaphore", "s1/leases", 1); /* its timed-out lease is gone */
+    p = curator("semaphore", hosts, path, "1");
+    /* Curator creates its lease, then counts (create-then-count), holding locks/ meanwhile. */
+    await_entries("semaphore", "s1/leases", 2);
+    expect_quiet(p, "acquired", QUIET_MS);
+    assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
+    EXPECT(p, "acquired");
+    assert_false(coord_semaphore_held(fx.s[0]));
+    assert_int_equal(coord_semaphore_acquire(fx.s[0], 0), COORD_ELOCKED);
+    assert_int_equal(coord_semaphore_acquire(fx.s[0], 300), COORD_ETIMEDOUT);
+    await_entries("semaphore", "s1/leases", 1); /* nothing left by the failed tries */
+    task_start(0, sem_acquire, sem_cancel, fx.s[0]);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    peer_say(p, "release");
+    EXPECT(p, "released");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_true(coord_semaphore_held(fx.s[0]));
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    await_entries("semaphore", "s1/leases", 1);
+    assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
+    await_entries("semaphore", "s1/leases", 0);
+
+    /* Limit 2: one coord and one Curator hold at once; a third of either waits. */
+    snprintf(path, sizeof path, "%s/semaphore/s2", coord_client_prefix(fx.c));
+    sem_new(1, "s2", 2);
+    coord_semaphore_free(fx.s[0]);
+    fx.s[0] = NULL;
+    sem_new(0, "s2", 2);
+    assert_int_equal(coord_semaphore_acquire(fx.s[0], 5000), 0);
+    peer *p1 = curator("semaphore", hosts, path, "2");
+    EXPECT(p1, "acquired");
+    await_entries("semaphore", "s2/leases", 2);
+    assert_int_equal(coord_semaphore_acquire(fx.s[1], 0), COORD_ELOCKED);
+    peer *p2 = curator2("semaphore", hosts, path, "2", "300");
+    EXPECT(p2, "timeout");
+    assert_int_equal(peer_wait(p2, WAIT_MS), 0);
+    /* A waiting Curator is served once coord releases. */
+    p2 = curator("semaphore", hosts, path, "2");
+    await_entries("semaphore", "s2/leases", 3);
+    expect_quiet(p2, "acquired", QUIET_MS);
+    assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
+    EXPECT(p2, "acquired");
+    /* A waiting coord is served once a Curator releases. */
+    task_start(0, sem_acquire, sem_cancel, fx.s[1]);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    peer_say(p1, "release");
+    EXPECT(p1, "released");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_true(coord_semaphore_held(fx.s[1]));
+    assert_int_equal(peer_wait(p1, WAIT_MS), 0);
+    await_entries("semaphore", "s2/leases", 2);
+    peer_close_stdin(p2);
+    EXPECT(p2, "released");
+    assert_int_equal(peer_wait(p2, WAIT_MS), 0);
+    assert_int_equal(coord_semaphore_release(fx.s[1]), 0);
+    await_entries("semaphore", "s2/leases", 0);
+}
+
+/* ---- ZooKeeper: Curator's InterProcessReadWriteLock and coord's rwlock ---- */
+
+static void zk_rwlock_curator(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char path[512];
+    snprintf(path, sizeof path, "%s/rwlock/rw", coord_client_prefix(fx.c));
+    for (int i = 0; i < 2; i++) {
+        int rc = coord_rwlock_new(&fx.rw[i], fx.c, "rw");
+        if (rc) fail_msg("coord_rwlock_new: %s: %s", coord_strerror(rc), coord_last_error());
+    }
+    coord_rwlock *r = fx.rw[0], *w = fx.rw[1];
+
+    /* Curator's writer holds: coord's reader and writer wait until it releases. */
+    peer *p = curator("write", hosts, path, NULL);
+    EXPECT(p, "acquired");
+    assert_int_equal(coord_rwlock_rdlock(r, 0), COORD_ELOCKED);
+    assert_int_equal(coord_rwlock_wrlock(w, 0), COORD_ELOCKED);
+    assert_int_equal(coord_rwlock_wrlock(w, 300), COORD_ETIMEDOUT);
+    await_entries("rwlock", "rw", 1);
+    task_start(0, rw_rdlock, rw_cancel, r);
+    await_entries("rwlock", "rw", 2);
+    task_start(1, rw_wrlock, rw_cancel, w);
+    await_entries("rwlock", "rw", 3);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    assert_false(task_done(1));
+    peer_say(p, "release");
+    EXPECT(p, "released");
+    assert_int_equal(task_join(0, WAIT_MS), 0); /* the reader first, then the writer */
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(1));
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    assert_int_equal(coord_rwlock_unlock(r), 0);
+    assert_int_equal(task_join(1, WAIT_MS), 0);
+    assert_true(coord_rwlock_held(w));
+
+    /* coord's writer holds: Curator's reader and writer wait until it releases. */
+    p = curator("read", hosts, path, "300");
+    EXPECT(p, "timeout");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    p = curator("write", hosts, path, "300");
+    EXPECT(p, "timeout");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    peer *pw = curator("write", hosts, path, NULL);
+    await_entries("rwlock", "rw", 2);
+    peer *pr = curator("read", hosts, path, NULL);
+    await_entries("rwlock", "rw", 3);
+    expect_quiet(pw, "acquired", QUIET_MS);
+    expect_quiet(pr, "acquired", 0);
+    assert_int_equal(coord_rwlock_unlock(w), 0);
+    EXPECT(pw, "acquired");
+    /* Curator's reader queued behind Curator's writer, and coord's reader too. */
+    expect_quiet(pr, "acquired", QUIET_MS);
+    assert_int_equal(coord_rwlock_rdlock(r, 0), COORD_ELOCKED);
+    task_start(0, rw_rdlock, rw_cancel, r);
+    await_entries("rwlock", "rw", 3);
+    peer_say(pw, "release");
+    EXPECT(pw, "released");
+    EXPECT(pr, "acquired");
+    assert_int_equal(task_join(0, WAIT_MS), 0); /* readers of both share */
+    assert_int_equal(peer_wait(pw, WAIT_MS), 0);
+
+    /* Readers of both share; a Curator writer queued behind them holds back a later coord
+     * reader (arrival order), and coord's writer waits behind Curator's reader. */
+    assert_int_equal(coord_rwlock_wrlock(w, 0), COORD_ELOCKED);
+    pw = curator("write", hosts, path, NULL);
+    await_entries("rwlock", "rw", 3);
+    expect_quiet(pw, "acquired", QUIET_MS);
+    assert_int_equal(coord_rwlock_unlock(r), 0);
+    assert_int_equal(coord_rwlock_rdlock(r, 0), COORD_ELOCKED);
+    peer_close_stdin(pr);
+    EXPECT(pr, "released");
+    EXPECT(pw, "acquired");
+    assert_int_equal(peer_wait(pr, WAIT_MS), 0);
+    peer_close_stdin(pw);
+    EXPECT(pw, "released");
+    assert_int_equal(peer_wait(pw, WAIT_MS), 0);
+    await_entries("rwlock", "rw", 0);
+}
+
+/* ---- ZooKeeper: Curator's DistributedBarrier and coord's barrier ---- */
+
+static void zk_barrier_curator(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char path[512];
+    snprintf(path, sizeof path, "%s/barrier/br", coord_client_prefix(fx.c));
+    int rc = coord_barrier_new(&fx.b, fx.c, "br");
+    if (rc) fail_msg("coord_barrier_new: %s: %s", coord_strerror(rc), coord_last_error());
+    assert_int_equal(coord_barrier_lower(fx.b), 0);
+
+    /* Curator raises and lowers: coord's waiter passes when it is lowered. */
+    peer *p = curator("barrier", hosts, path, NULL);
+    assert_int_equal(coord_barrier_wait(fx.b, 0), 0);
+    peer_say(p, "set");
+    EXPECT(p, "set");
+    assert_int_equal(coord_barrier_wait(fx.b, 0), COORD_ELOCKED);
+    assert_int_equal(coord_barrier_wait(fx.b, 300), COORD_ETIMEDOUT);
+    task_start(0, barrier_wait, barrier_cancel, fx.b);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    peer_say(p, "remove");
+    EXPECT(p, "removed");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+
+    /* coord raises and lowers: Curator's waiter passes when it is lowered. */
+    assert_int_equal(coord_barrier_raise(fx.b), 0);
+    assert_int_equal(coord_barrier_raise(fx.b), 0);
+    peer_say(p, "wait 300");
+    EXPECT(p, "timeout");
+    peer_say(p, "wait -1");
+    expect_quiet(p, "passed", QUIET_MS);
+    assert_int_equal(coord_barrier_lower(fx.b), 0);
+    EXPECT(p, "passed");
+
+    /* One raises, the other lowers. */
+    peer_say(p, "set");
+    EXPECT(p, "set");
+    assert_int_equal(coord_barrier_wait(fx.b, 0), COORD_ELOCKED);
+    assert_int_equal(coord_barrier_raise(fx.b), 0); /* raised already: fine */
+    task_start(0, barrier_wait, barrier_cancel, fx.b);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    assert_int_equal(coord_barrier_lower(fx.b), 0);
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    peer_say(p, "wait 5000");
+    EXPECT(p, "passed");
+    assert_int_equal(coord_barrier_raise(fx.b), 0);
+    peer_say(p, "remove");
+    EXPECT(p, "removed");
+    assert_int_equal(coord_barrier_wait(fx.b, 0), 0);
+    peer_say(p, "close");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+}
+
+/* ---- ZooKeeper: kazoo's DoubleBarrier and coord's double barrier ---- */
+
+static void zk_dbarrier_kazoo(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char path[512];
+    snprintf(path, sizeof path, "%s/dbarrier/db", coord_client_prefix(fx.c));
+    for (int i = 0; i < 2; i++) {
+        int rc = coord_dbarrier_new(&fx.db[i], fx.c, "db", 3);
+        if (rc) fail_msg("coord_dbarrier_new: %s: %s", coord_strerror(rc), coord_last_error());
+    }
+
+    /* kazoo enters first and waits; coord's try fails (2 of 3) and leaves nothing; kazoo and
+     * the first coord participant wait for the second, then all three pass. */
+    peer *p = kazoo_dbarrier(hosts, path, "3");
+    peer_say(p, "enter");
+    await_entries("dbarrier", "db", 1);
+    assert_int_equal(coord_dbarrier_enter(fx.db[0], 0), COORD_ELOCKED);
+    assert_int_equal(coord_dbarrier_enter(fx.db[0], 300), COORD_ETIMEDOUT);
+    await_entries("dbarrier", "db", 1);
+    task_start(0, db_enter, db_cancel, fx.db[0]);
+    await_entries("dbarrier", "db", 2);
+    expect_quiet(p, "entered", QUIET_MS);
+    assert_false(task_done(0));
+    assert_int_equal(coord_dbarrier_enter(fx.db[1], 5000), 0);
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    EXPECT(p, "entered");
+    await_entries("dbarrier", "db", 4); /* three participants and "ready" */
+
+    /* coord leaves first: its participants wait until kazoo has left too. */
+    task_start(0, db_leave, db_cancel, fx.db[0]);
+    task_start(1, db_leave, db_cancel, fx.db[1]);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    assert_false(task_done(1));
+    peer_say(p, "leave");
+    EXPECT(p, "left");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_int_equal(task_join(1, WAIT_MS), 0);
+    await_entries("dbarrier", "db", 0);
+
+    /* coord enters first, kazoo completes the count (it makes "ready"); kazoo leaves first and
+     * waits for coord's participants. */
+    task_start(0, db_enter, db_cancel, fx.db[0]);
+    task_start(1, db_enter, db_cancel, fx.db[1]);
+    await_entries("dbarrier", "db", 2);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    assert_false(task_done(1));
+    peer_say(p, "enter");
+    EXPECT(p, "entered");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_int_equal(task_join(1, WAIT_MS), 0);
+    peer_say(p, "leave");
+    expect_quiet(p, "left", QUIET_MS);
+    task_start(0, db_leave, db_cancel, fx.db[0]);
+    task_start(1, db_leave, db_cancel, fx.db[1]);
+    EXPECT(p, "left");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_int_equal(task_join(1, WAIT_MS), 0);
+    await_entries("dbarrier", "db", 0);
+    peer_close_stdin(p);
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+}
+
 /* ---- etcd: etcdctl elect (concurrency.Election) and coord's election ---- */
 
 static void etcd_election_etcdctl(void **state) {
@@ -774,6 +1188,10 @@ int main(void) {
         cmocka_unit_test_teardown(zk_lock_curator, teardown),
         cmocka_unit_test_teardown(zk_election_curator, teardown),
         cmocka_unit_test_teardown(zk_election_kazoo, teardown),
+        cmocka_unit_test_teardown(zk_semaphore_curator, teardown),
+        cmocka_unit_test_teardown(zk_rwlock_curator, teardown),
+        cmocka_unit_test_teardown(zk_barrier_curator, teardown),
+        cmocka_unit_test_teardown(zk_dbarrier_kazoo, teardown),
         cmocka_unit_test_teardown(etcd_election_etcdctl, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

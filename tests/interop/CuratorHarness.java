@@ -1,9 +1,10 @@
 /*
  * CuratorHarness: the real Apache Curator (Debian's libcurator-recipes-java) driven from a test,
- * so coord's lock and election can be checked against it on the same ZooKeeper paths.
+ * so coord's lock, election, semaphore, read-write lock and barrier can be checked against it on
+ * the same ZooKeeper paths.
  * Compiled by tests/conformance/test_interop.c with javac into the build directory.
  *
- * Usage: java CuratorHarness SUBCOMMAND CONNECT PATH ARG
+ * Usage: java CuratorHarness SUBCOMMAND CONNECT PATH [ARG...]
  *   mutex     CONNECT PATH HOLD_MS  InterProcessMutex: acquire (waits as long as it takes), print
  *                                   "acquired", hold HOLD_MS (< 0: until stdin closes or reads
  *                                   "release"), release, print "released"
@@ -15,6 +16,17 @@
  *                                   "close"; stdin closing closes the latch too
  *   getleader CONNECT PATH          LeaderLatch.getLeader() of PATH: "leader-id ID" when it names
  *                                   a leader, "no leader" otherwise
+ *   semaphore CONNECT PATH MAX [WAIT_MS]
+ *                                   InterProcessSemaphoreV2 with MAX leases: acquire one (with
+ *                                   WAIT_MS: at most that long, else print "timeout"), print
+ *                                   "acquired", hold it until stdin closes or reads "release",
+ *                                   return it, print "released"
+ *   read|write CONNECT PATH [WAIT_MS]
+ *                                   InterProcessReadWriteLock's read or write lock, as semaphore
+ *   barrier   CONNECT PATH          DistributedBarrier driven by stdin commands: "set" (prints
+ *                                   "set"), "remove" ("removed"), "wait MS" (waitOnBarrier, MS < 0
+ *                                   without a bound: "passed" or "timeout"); ends at "close" or
+ *                                   when stdin closes
  *
  * Output is one event a line on stdout, flushed at once: first "connected", then the above, then
  * "exit". Errors: "error TEXT" and exit status 2. Curator's timeouts and retries are short, and a
@@ -27,10 +39,15 @@ import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.barriers.DistributedBarrier;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.leader.Participant;
+import org.apache.curator.framework.recipes.locks.InterProcessLock;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
+import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
+import org.apache.curator.framework.recipes.locks.Lease;
 import org.apache.curator.retry.RetryNTimes;
 
 public final class CuratorHarness {
@@ -123,6 +140,62 @@ public final class CuratorHarness {
         say("released");
     }
 
+    /* Acquire (waitMs < 0: as long as it takes), hold until "release", release. */
+    private static void hold(InterProcessLock lock, long waitMs) throws Exception {
+        if (waitMs < 0)
+            lock.acquire();
+        else if (!lock.acquire(waitMs, TimeUnit.MILLISECONDS)) {
+            say("timeout");
+            return;
+        }
+        say("acquired");
+        waitFor("release");
+        lock.release();
+        say("released");
+    }
+
+    private static void semaphore(CuratorFramework c, String path, int max, long waitMs)
+            throws Exception {
+        InterProcessSemaphoreV2 s = new InterProcessSemaphoreV2(c, path, max);
+        Lease lease;
+        if (waitMs < 0)
+            lease = s.acquire();
+        else if ((lease = s.acquire(waitMs, TimeUnit.MILLISECONDS)) == null) {
+            say("timeout");
+            return;
+        }
+        say("acquired");
+        waitFor("release");
+        s.returnLease(lease);
+        say("released");
+    }
+
+    private static void barrier(CuratorFramework c, String path) throws Exception {
+        DistributedBarrier b = new DistributedBarrier(c, path);
+        String l;
+        while ((l = readLine()) != null) {
+            l = l.trim();
+            if (l.equals("set")) {
+                b.setBarrier();
+                say("set");
+            } else if (l.equals("remove")) {
+                b.removeBarrier();
+                say("removed");
+            } else if (l.startsWith("wait ")) {
+                long ms = Long.parseLong(l.substring(5).trim());
+                boolean passed = true;
+                if (ms < 0)
+                    b.waitOnBarrier();
+                else
+                    passed = b.waitOnBarrier(ms, TimeUnit.MILLISECONDS);
+                say(passed ? "passed" : "timeout");
+            } else if (l.equals("close"))
+                break;
+            else if (!l.isEmpty())
+                say("error unknown command " + l);
+        }
+    }
+
     private static void latch(CuratorFramework c, String path, String id) throws Exception {
         LeaderLatch latch = new LeaderLatch(c, path, id);
         latch.addListener(new LeaderLatchListener() {
@@ -157,7 +230,9 @@ public final class CuratorHarness {
 
     public static void main(String[] args) {
         startWatchdog();
-        if (args.length < 3) fail("usage: CuratorHarness mutex|trymutex|latch|getleader CONNECT PATH [ARG]");
+        if (args.length < 3)
+            fail("usage: CuratorHarness mutex|trymutex|latch|getleader|semaphore|read|write|barrier"
+                    + " CONNECT PATH [ARG...]");
         String cmd = args[0];
         try (CuratorFramework c = connect(args[1])) {
             switch (cmd) {
@@ -172,6 +247,23 @@ public final class CuratorHarness {
                 break;
             case "getleader":
                 printLeader(new LeaderLatch(c, args[2]));
+                break;
+            case "semaphore":
+                if (args.length != 4 && args.length != 5)
+                    fail("semaphore needs CONNECT PATH MAX [WAIT_MS]");
+                semaphore(c, args[2], Integer.parseInt(args[3]),
+                        args.length == 5 ? Long.parseLong(args[4]) : -1);
+                break;
+            case "read":
+            case "write": {
+                if (args.length != 3 && args.length != 4) fail(cmd + " needs CONNECT PATH [WAIT_MS]");
+                InterProcessReadWriteLock rw = new InterProcessReadWriteLock(c, args[2]);
+                hold(cmd.equals("read") ? rw.readLock() : rw.writeLock(),
+                        args.length == 4 ? Long.parseLong(args[3]) : -1);
+                break;
+            }
+            case "barrier":
+                barrier(c, args[2]);
                 break;
             default:
                 fail("unknown subcommand " + cmd);
