@@ -238,6 +238,87 @@ run_backend() {
     if [ "$st" = 0 ]; then ok "--observe ends on SIGINT, exit 0"; else bad "observer exit $st"; fi
     exec 3>&- 4>&- 5>&-
     rm -f "$tmp/obs" "$tmp/e1" "$tmp/e2"
+
+    # ---- semaphore: CMD holds one of MAX leases
+    mkfifo "$tmp/h1" "$tmp/h2" "$tmp/h3"
+    exec 3<>"$tmp/h1" 4<>"$tmp/h2" 5<>"$tmp/h3"
+    local hold='echo "held $$ $COORD_SEMAPHORE_NAME $COORD_SEMAPHORE_MAX" >"$0"; exec sleep 60'
+    "$CTL" semaphore S1 1 -- sh -c "$hold" "$tmp/h1" 2>/dev/null &
+    local s1=$!
+    pids+=("$s1")
+    if await_line 3 "S1 1"; then ok "semaphore runs CMD with its name and MAX"; else bad "semaphore holder did not start"; fi
+    expect 75 "semaphore MAX 1: a second one times out while the first holds" -- "$CTL" semaphore S1 1 --timeout 300 -- true
+    expect 3 "semaphore with another MAX than the stored one exits 3" -- "$CTL" semaphore S1 2 --timeout 0 -- true
+    kill -TERM "$s1"
+    reap "$s1"
+    if [ "$st" = 143 ]; then ok "semaphore: SIGTERM forwarded to CMD"; else bad "semaphore holder exit $st"; fi
+    expect 0 "semaphore lease free once CMD ended" -- "$CTL" semaphore S1 1 --timeout 5000 -- true
+    "$CTL" semaphore S2 2 -- sh -c "$hold" "$tmp/h1" 2>/dev/null &
+    s1=$!
+    "$CTL" --json semaphore S2 2 -- sh -c "$hold" "$tmp/h2" 2>"$tmp/s2.err" &
+    local s2=$!
+    pids+=("$s1" "$s2")
+    if await_line 3 "S2 2" && await_line 4 "S2 2"; then ok "semaphore MAX 2: two CMDs overlap"; else bad "semaphore MAX 2: not two holders"; fi
+    if grep -q '{"semaphore":"S2","max":2}' "$tmp/s2.err"; then ok "semaphore --json note on stderr"; else bad "semaphore JSON: $(cat "$tmp/s2.err")"; fi
+    expect 75 "semaphore MAX 2: a third one waits (--timeout 0)" -- "$CTL" semaphore S2 2 --timeout 0 -- true
+    kill -TERM "$s1" "$s2"
+    reap "$s1"
+    reap "$s2"
+    expect 2 "semaphore MAX 0" -- "$CTL" semaphore S3 0 -- true
+
+    # ---- rwlock: readers overlap, a writer is alone, a waiting writer goes before later readers
+    local rd='echo "read $COORD_RWLOCK_MODE $COORD_RWLOCK_TOKEN $COORD_RWLOCK_NAME" >"$0"; exec sleep 60'
+    local wr='echo "write $COORD_RWLOCK_MODE $COORD_RWLOCK_TOKEN $COORD_RWLOCK_NAME" >"$0"; exec sleep 60'
+    "$CTL" rwlock R --read -- sh -c "$rd" "$tmp/h1" 2>/dev/null &
+    local r1=$!
+    pids+=("$r1")
+    local rt=0 wt=0
+    if await_line 3 "read read"; then ok "rwlock --read runs CMD with the mode"; else bad "reader did not start"; fi
+    read -r _ _ rt _ <<<"$line"
+    if [ "$line" = "read read $rt R" ] && [ "$rt" -gt 0 ] 2>/dev/null; then ok "the reader sees its token and the name"; else bad "reader env: '$line'"; fi
+    expect 0 "a second reader while the first reads" -- "$CTL" rwlock R --read --timeout 5000 -- true
+    expect 75 "a writer times out while a reader reads" -- "$CTL" rwlock R --write --timeout 300 -- true
+    "$CTL" rwlock R --write -- sh -c "$wr" "$tmp/h2" 2>/dev/null &
+    local w1=$!
+    pids+=("$w1")
+    await_blocked "$w1" || bad "the writer did not start"
+    sleep 0.3 # its entry is queued by now
+    if read -r -t 0.2 line <&4; then bad "the writer writes while a reader reads: '$line'"; else ok "the writer waits for the reader"; fi
+    expect 75 "a later reader waits behind the waiting writer" -- "$CTL" rwlock R --read --timeout 300 -- true
+    kill -TERM "$r1"
+    reap "$r1"
+    if await_line 4 "write write"; then ok "the reader's end lets the writer in"; else bad "writer did not get the lock"; fi
+    read -r _ _ wt _ <<<"$line"
+    if [ "$wt" -gt "$rt" ] 2>/dev/null; then ok "the writer's token is above the reader's"; else bad "tokens: reader $rt, writer $wt"; fi
+    expect 75 "a reader times out while the writer writes" -- "$CTL" rwlock R --read --timeout 300 -- true
+    kill -TERM "$w1"
+    reap "$w1"
+    expect 0 "rwlock free once the writer ended" -- "$CTL" rwlock R --write --timeout 5000 -- true
+    expect 2 "rwlock without --read or --write" -- "$CTL" rwlock R -- true
+
+    # ---- barrier
+    expect 0 "barrier wait on a barrier never raised" -- "$CTL" barrier B wait --timeout 0
+    expect 0 "barrier raise" -- "$CTL" barrier B raise
+    expect 0 "barrier raise again" -- "$CTL" barrier B raise
+    expect 75 "barrier wait --timeout while raised" -- "$CTL" barrier B wait --timeout 300
+    "$CTL" barrier B wait 2>/dev/null &
+    local b1=$!
+    "$CTL" barrier B wait 2>/dev/null &
+    local b2=$!
+    pids+=("$b1" "$b2")
+    await_blocked "$b1" && await_blocked "$b2" || bad "the barrier waiters did not start"
+    kill -INT "$b2"
+    reap "$b2"
+    if [ "$st" = 130 ]; then ok "SIGINT ends a barrier wait: exit 128+2"; else bad "interrupted barrier wait exit $st"; fi
+    if kill -0 "$b1" 2>/dev/null; then ok "barrier wait blocks while raised"; else bad "barrier waiter ended early"; fi
+    expect 0 "barrier lower --json" -- "$CTL" --json barrier B lower
+    json_check 'd["barrier"] == "B" and d["raised"] is False' "barrier JSON"
+    reap "$b1"
+    if [ "$st" = 0 ]; then ok "barrier wait returns 0 after lower"; else bad "barrier waiter exit $st"; fi
+    expect 0 "barrier lower again" -- "$CTL" barrier B lower
+    expect 2 "barrier with an unknown command" -- "$CTL" barrier B open
+    exec 3>&- 4>&- 5>&-
+    rm -f "$tmp/h1" "$tmp/h2" "$tmp/h3"
 }
 
 # delete_election URI NAME: delete every candidate entry of election NAME behind coord's back
