@@ -47,6 +47,10 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     journal=$(mktemp)
     build/examples/leader --uri "$uri" --standby 2 --ttl-ms 3000 --journal "$journal"
     rm -f "$journal"
+    # Ten workers, at most three jobs at once (counted in shared memory); readers and writers of
+    # one file, each write stamped with the writer's fencing token.
+    build/examples/semaphore --uri "$uri" --workers 10 --max 3 --jobs 2
+    build/examples/rwlock --uri "$uri" --readers 4 --writers 2 --rounds 5
     # Two service instances in parallel: 8 jobs, 3 rounds, one report file behind the lock.
     tmp=$(mktemp -d)
     {
