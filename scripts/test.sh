@@ -140,7 +140,7 @@ if ! skip VALGRIND; then
     for t in test_uri test_name test_zk_path test_backends test_etcd_codec test_counter_codec \
         test_etcd_badserver test_session test_ring_codec test_hashring test_options test_fake \
         test_args test_lock_fake test_counter_fake test_ring_fake test_election_fake test_lock \
-        test_counter test_ring test_election test_semaphore test_rwlock test_barrier; do
+        test_counter test_ring test_election; do
         t=$B/tests/$t
         [ -x "$t" ] || continue
         "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
