@@ -582,6 +582,36 @@ static size_t entries(const char *kind, const char *name) {
     return n;
 }
 
+/* Print the entries in <prefix>/<kind>/<name> (what each tool made) to stderr. */
+static void show(const char *kind, const char *name) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s/%s", coord_client_prefix(fx.c), kind, name);
+    coord_conn *k = coord__client_conn(fx.c);
+    coord_kv *kids = NULL;
+    size_t n = 0;
+    int rc = k->backend->list(k, dir, COORD_LIST_NAMES, &kids, &n, NULL, 3000);
+    if (rc) fail_msg("list %s: %s", dir, coord_last_error());
+    fprintf(stderr, "test_interop: %s/%s:", kind, name);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", kids[i].key);
+    fprintf(stderr, "\n");
+    coord_kv_array_free(kids, n);
+}
+
+/* The data of <prefix>/<kind>/<name> is `want`. */
+static void expect_data(const char *kind, const char *name, const char *want) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/%s", coord_client_prefix(fx.c), kind, name);
+    coord_conn *k = coord__client_conn(fx.c);
+    coord_kv kv = {0};
+    int rc = k->backend->get(k, path, &kv, 3000);
+    if (rc) fail_msg("get %s: %s", path, coord_last_error());
+    bool ok = kv.len == strlen(want) && !memcmp(kv.value, want, kv.len);
+    if (!ok)
+        fail_msg("%s holds \"%.*s\", expected \"%s\"", path, (int)kv.len, (char *)kv.value, want);
+    coord_kv_clear(&kv);
+}
+
 /* Wait (bounded) until the server shows `want` entries. */
 static void await_entries(const char *kind, const char *name, size_t want) {
     int64_t end = coord__now_ms() + WAIT_MS;
@@ -880,6 +910,25 @@ static void zk_semaphore_curator(void **state) {
     assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
     await_entries("semaphore", "s1/leases", 0);
 
+    /* A Curator holder that crashes (SIGKILL): its lease is ephemeral, so coord, waiting, gets
+     * it once the session expires (CuratorHarness asks for 6 s). */
+    p = curator("semaphore", hosts, path, "1");
+    EXPECT(p, "acquired");
+    task_start(0, sem_acquire, sem_cancel, fx.s[0]);
+    await_entries("semaphore", "s1/leases", 2);
+    kill(-p->pid, SIGKILL);
+    int64_t t0 = coord__now_ms();
+    peer_wait(p, WAIT_MS);
+    assert_int_equal(task_join(0, CURATOR_SESSION_MS + 5000), 0);
+    int64_t took = coord__now_ms() - t0;
+    fprintf(stderr, "test_interop: coord got the lease %lld ms after Curator's holder was killed\n",
+            (long long)took);
+    if (took > CURATOR_SESSION_MS + 3000)
+        fail_msg("coord got the lease %lld ms after the kill, more than the session timeout + 3 s",
+                 (long long)took);
+    assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
+    await_entries("semaphore", "s1/leases", 0);
+
     /* Limit 2: one coord and one Curator hold at once; a third of either waits. */
     snprintf(path, sizeof path, "%s/semaphore/s2", coord_client_prefix(fx.c));
     sem_new(1, "s2", 2);
@@ -897,6 +946,9 @@ static void zk_semaphore_curator(void **state) {
     /* A waiting Curator is served once coord releases. */
     p2 = curator("semaphore", hosts, path, "2");
     await_entries("semaphore", "s2/leases", 3);
+    show("semaphore", "s2/leases");
+    show("semaphore", "s2");
+    expect_data("semaphore", "s2", "2"); /* coord's stored limit; Curator keeps none */
     expect_quiet(p2, "acquired", QUIET_MS);
     assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
     EXPECT(p2, "acquired");
@@ -967,6 +1019,7 @@ static void zk_rwlock_curator(void **state) {
     await_entries("rwlock", "rw", 2);
     peer *pr = curator("read", hosts, path, NULL);
     await_entries("rwlock", "rw", 3);
+    show("rwlock", "rw");
     expect_quiet(pw, "acquired", QUIET_MS);
     expect_quiet(pr, "acquired", 0);
     assert_int_equal(coord_rwlock_unlock(w), 0);
@@ -1087,6 +1140,7 @@ static void zk_dbarrier_kazoo(void **state) {
     assert_int_equal(task_join(0, WAIT_MS), 0);
     EXPECT(p, "entered");
     await_entries("dbarrier", "db", 4); /* three participants and "ready" */
+    show("dbarrier", "db");
 
     /* coord leaves first: its participants wait until kazoo has left too. */
     task_start(0, db_leave, db_cancel, fx.db[0]);
