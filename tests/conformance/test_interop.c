@@ -967,6 +967,28 @@ static void zk_semaphore_curator(void **state) {
     assert_int_equal(peer_wait(p2, WAIT_MS), 0);
     assert_int_equal(coord_semaphore_release(fx.s[1]), 0);
     await_entries("semaphore", "s2/leases", 0);
+
+    /* Curator first on a fresh semaphore: it makes the entry without a limit (a container);
+     * coord's first use stores its limit there and waits its turn. */
+    snprintf(path, sizeof path, "%s/semaphore/s3", coord_client_prefix(fx.c));
+    coord_semaphore_free(fx.s[0]);
+    fx.s[0] = NULL;
+    sem_new(0, "s3", 1);
+    p = curator("semaphore", hosts, path, "1");
+    EXPECT(p, "acquired");
+    expect_data("semaphore", "s3", "");
+    assert_int_equal(coord_semaphore_acquire(fx.s[0], 0), COORD_ELOCKED);
+    expect_data("semaphore", "s3", "1");
+    task_start(0, sem_acquire, sem_cancel, fx.s[0]);
+    await_entries("semaphore", "s3/leases", 2);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    peer_close_stdin(p);
+    EXPECT(p, "released");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+    assert_int_equal(coord_semaphore_release(fx.s[0]), 0);
+    await_entries("semaphore", "s3/leases", 0);
 }
 
 /* ---- ZooKeeper: Curator's InterProcessReadWriteLock and coord's rwlock ---- */
