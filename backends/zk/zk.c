@@ -34,7 +34,7 @@ struct coord_watch {
     bool in_fn;
     /* KEY: `consumed`, the deletion came as the registered watch's event (the client drops a
      * watch as it fires); `absent`, an arm found the node gone, which leaves a watch for its
-     * creation behind. */
+     * creation behind. CHILDREN: `absent`, the parent was absent at the last arm. */
     bool consumed, absent;
     /* DATA: the node's state (mzxid, 0 when absent) seen by the last arm, `seen` once one did:
      * a re-arm that finds another state reports the change it would otherwise miss. */
@@ -819,9 +819,20 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
     (void)sv;
     (void)st;
     coord_watch *w = (coord_watch *)d;
-    if (rc == ZNONODE) {
+    if (rc == ZOK) {
+        /* Watching children again after the parent was absent: its children may have come
+         * between the creation event and this listing, which then fires nothing for them. */
+        pthread_mutex_lock(&w->mu);
+        bool was_absent = w->absent;
+        w->absent = false;
+        pthread_mutex_unlock(&w->mu);
+        if (was_absent) deliver(w, COORD_EV_CHANGED);
+    } else if (rc == ZNONODE) {
         /* No parent yet: watch for its creation instead. */
         zk *z = w->z;
+        pthread_mutex_lock(&w->mu);
+        w->absent = true;
+        pthread_mutex_unlock(&w->mu);
         if (pthread_rwlock_tryrdlock(&z->hlock) == 0) {
             pthread_mutex_lock(&w->mu);
             bool dead = w->dead;
