@@ -312,11 +312,14 @@ static void session_loss(void **state) {
     pthread_join(xb.th, NULL);
     assert_int_equal(xb.rc, 0);
     assert_true(coord_election_is_leader(xb.e));
-    assert_true(coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 10000) >= 0);
+    int lost = coord_test_states_wait(&rec, COORD_SESSION_LOST, 0, 10000);
+    assert_true(lost >= 0);
     assert_false(coord_election_is_leader(ea));
     uint64_t t;
     assert_int_equal(coord_election_term(ea, &t), COORD_ENOTHELD);
     assert_int_equal(coord_election_resign(ea), COORD_ENOTHELD);
+    /* reads through a wait for its new session (before it they get COORD_ESESSION) */
+    assert_true(coord_test_states_wait(&rec, COORD_SESSION_CONNECTED, lost + 1, 15000) > lost);
     assert_leader(ea, "b");
     coord_election_free(xb.e);
     coord_election_free(ea);
