@@ -146,6 +146,9 @@ bool fx_park_requested(const fx_run *run);
 void fx_parked(fx_run *run);
 /* Sleep `ms` (workload pacing only). */
 void fx_nap(int ms);
+/* Diagnosis of a failed wait: the entries of "<prefix>/<dir>" read through a fresh client, and
+ * each worker's counts and last error per code. */
+void fx_dump(fx_run *run, const char *dir);
 
 /* Both backends, with fx_teardown. */
 #define FX_TESTS(fn)                                                                               \

@@ -110,28 +110,7 @@ static void chk_resign(checker *k, int id, uint64_t term) {
 
 /* On a failed wait: the candidates the election holds now. */
 static void list_candidates(fx_run *run) {
-    coord_client *c;
-    if (coord_client_open(&c, run->uri, NULL)) return;
-    coord_conn *k = coord__client_conn(c);
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/election/faults", coord_client_prefix(c));
-    coord_kv *kv = NULL;
-    size_t n = 0;
-    int rc = k->backend->list(k, dir, 0, &kv, &n, NULL, 5000);
-    print_error("election %s (%s): %zu candidates\n", dir, coord_err_name(rc), n);
-    for (size_t i = 0; i < n; i++)
-        print_error("  %s order %lld token %llu\n", kv[i].key, (long long)kv[i].order,
-                    (unsigned long long)kv[i].token);
-    coord_kv_array_free(kv, n);
-    for (int i = 0; i < run->nworkers; i++) {
-        print_error("  worker %d: ops %ld, errors %ld, %s\n", i, atomic_load(&run->sh->w[i].ops),
-                    atomic_load(&run->sh->w[i].errors), run->sh->w[i].failure);
-        for (int e = 1; e < FX_NCODES; e++)
-            if (atomic_load(&run->sh->w[i].codes[e]))
-                print_error("    %s %ld, the last: %s\n", coord_err_name(-e),
-                            atomic_load(&run->sh->w[i].codes[e]), run->sh->w[i].detail[e]);
-    }
-    coord_client_close(c);
+    fx_dump(run, "election/faults");
 }
 
 static bool victim_superseded(fx_run *run) {

@@ -90,23 +90,7 @@ static void chk_exit(checker *k, int id, uint64_t token) {
 /* On a failed wait: what the lock's queue holds now (a ZooKeeper contender is
  * "_c_<handle uuid>-lock-<seq>", an etcd one "<lease>-<handle uuid>"). */
 static void list_queue(fx_run *run) {
-    coord_client *c;
-    if (coord_client_open(&c, run->uri, NULL)) return;
-    coord_conn *k = coord__client_conn(c);
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/lock/faults", coord_client_prefix(c));
-    coord_kv *kv = NULL;
-    size_t n = 0;
-    int rc = k->backend->list(k, dir, 0, &kv, &n, NULL, 5000);
-    print_error("lock queue %s (%s): %zu contenders\n", dir, coord_err_name(rc), n);
-    for (size_t i = 0; i < n; i++)
-        print_error("  %s order %lld token %llu\n", kv[i].key, (long long)kv[i].order,
-                    (unsigned long long)kv[i].token);
-    coord_kv_array_free(kv, n);
-    for (int i = 0; i < run->nworkers; i++)
-        print_error("  worker %d: ops %ld, errors %ld, %s\n", i, atomic_load(&run->sh->w[i].ops),
-                    atomic_load(&run->sh->w[i].errors), run->sh->w[i].failure);
-    coord_client_close(c);
+    fx_dump(run, "lock/faults");
 }
 
 static bool victim_superseded(fx_run *run) {
