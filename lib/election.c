@@ -269,9 +269,12 @@ static void *worker(void *arg) {
         bool do_confirm = e->confirm;
         e->dirty = e->confirm = false;
         pthread_mutex_unlock(&e->mu);
+        /* Each step regardless of the others: a watch that cannot be armed while suspended
+         * must not hold back the report that the lead is uncertain. */
         int rc = arm_self(e);
-        if (!rc && do_confirm) rc = confirm(e);
-        if (!rc && e->opts.on_leader) rc = observe(e);
+        int crc = do_confirm ? confirm(e) : 0;
+        int orc = e->opts.on_leader ? observe(e) : 0;
+        if (!rc) rc = crc ? crc : orc;
         pthread_mutex_lock(&e->mu);
         if (rc) { /* no server now: look again, backing off to a second */
             e->dirty = true;
