@@ -829,6 +829,187 @@ COORD_EXTERN uint64_t coord_ring_epoch(const coord_ring *r);
 /** Leave (when joined), stop watching and free the handle. NULL-safe. */
 COORD_EXTERN void coord_ring_free(coord_ring *r);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Key-value space: values under "<prefix>/kv/", watches, transactions with fenced writes.    */
+
+/**
+ * Keys are one or more names joined by '/' (each a name as coord_name_check says: "a",
+ * "svc/db/primary"), stored at "<prefix>/kv/<key>": other recipes' entries are out of reach.
+ * Values are 0 to COORD_VALUE_MAX bytes of any content. A version identifies one state of a key:
+ * 0 = absent, else etcd's mod revision or ZooKeeper's data version + 1 (which starts again at 1
+ * when a deleted key is created again). A key that was never put reads COORD_ENOTFOUND on both
+ * backends, also where ZooKeeper holds a node for it as the parent of deeper keys; deleting a key
+ * leaves its deeper keys.
+ *
+ * Every call here blocks for at most the client's operation timeout and is safe from any thread.
+ * Common errors: COORD_EINVAL (a NULL argument, a bad key, a value over COORD_VALUE_MAX: no
+ * traffic), COORD_ENOTSUP (a backend without a key-value space), COORD_EUNAVAILABLE,
+ * COORD_ETIMEDOUT (a write then may or may not have been applied), COORD_EAUTH, COORD_ENOMEM.
+ */
+
+/**
+ * Read `key`: `*value` (malloc'd, NUL-terminated one byte past `*len` for convenience; the caller
+ * frees it) and `*version` (may be NULL). COORD_ENOTFOUND when absent.
+ */
+COORD_EXTERN int coord_kv_get(coord_client *c, const char *key, void **value, size_t *len,
+                              int64_t *version);
+
+/**
+ * Write `key` (`value` may be NULL when `len` is 0) if its version is `expect`: -1 whatever it
+ * is, 0 only if absent, else only at that version (COORD_ECONFLICT otherwise). `*version` (may
+ * be NULL) receives the new version.
+ */
+COORD_EXTERN int coord_kv_put(coord_client *c, const char *key, const void *value, size_t len,
+                              int64_t expect, int64_t *version);
+
+/**
+ * Delete `key` if its version is `expect` (-1: any). COORD_ENOTFOUND when absent, COORD_ECONFLICT
+ * when the version differs. Deeper keys ("key/x") stay.
+ */
+COORD_EXTERN int coord_kv_delete(coord_client *c, const char *key, int64_t expect);
+
+/**
+ * The names one level below `prefix` (a key, or "" for the top), sorted by strcmp, including
+ * names that only lead to deeper keys: `*keys` is a new array of `*n` strings, freed with
+ * coord_strings_free (NULL when `*n` is 0).
+ */
+COORD_EXTERN int coord_kv_list(coord_client *c, const char *prefix, char ***keys, size_t *n);
+
+/** A watch on one key (coord_kv_watch_new). */
+typedef struct coord_kv_watch coord_kv_watch;
+
+/** What a watch reports: the key's value (NULL when absent or deleted) and version (0 then). The
+ * bytes are borrowed for the call. */
+typedef void (*coord_kv_watch_fn)(const char *key, const void *value, size_t len, int64_t version,
+                                  void *payload);
+
+/**
+ * Watch `key`: `fn` reports its current value first (NULL if absent), then every change after
+ * it, in order; when changes come faster than they are delivered, the reports skip to the latest
+ * value (a watcher never sees an older state after a newer one, and always the last one). The
+ * watch survives reconnects and failover, and reports the current value again after the session
+ * was replaced or the history it resumes from was compacted (etcd), when it may have missed a
+ * change. `fn` runs on the watch's own thread, one call at a time; it may call any coord
+ * function except coord_kv_watch_free of this watch. The first report may come before this
+ * returns. Errors: the common ones; the key need not exist.
+ */
+COORD_EXTERN int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key,
+                                    coord_kv_watch_fn fn, void *payload);
+
+/** Stop the watch: when it returns, `fn` is not running and will not run again. Not from `fn`.
+ * NULL-safe. Free every watch before its client. */
+COORD_EXTERN void coord_kv_watch_free(coord_kv_watch *w);
+
+/** A transaction being built (coord_txn_new): checks, puts and deletes applied all or nothing. */
+typedef struct coord_txn coord_txn;
+
+/** Most operations (checks, guard, puts and deletes together) one transaction takes. */
+#define COORD_TXN_MAX 64
+
+/** Start a transaction on `c`. Nothing is sent before coord_txn_commit. */
+COORD_EXTERN int coord_txn_new(coord_txn **out, coord_client *c);
+
+/**
+ * Add: `key` must be at `version` when the transaction applies (0: absent). Checks are evaluated
+ * against the state before the transaction's writes. COORD_EINVAL for a bad key or beyond
+ * COORD_TXN_MAX operations; the transaction then keeps what it had.
+ */
+COORD_EXTERN int coord_txn_check(coord_txn *t, const char *key, int64_t version);
+
+/** Add: write `key` (a key is written at most once per transaction: COORD_EINVAL otherwise). */
+COORD_EXTERN int coord_txn_put(coord_txn *t, const char *key, const void *value, size_t len);
+
+/** Add: delete `key`; the transaction fails with COORD_ECONFLICT when `key` is absent. */
+COORD_EXTERN int coord_txn_delete(coord_txn *t, const char *key);
+
+/**
+ * Fence the transaction with `l`: it applies only if `l`'s entry is still the one this handle
+ * acquired (etcd: the key's create revision; ZooKeeper: the node, checked inside the multi), so
+ * a holder that lost its lock (paused past its session, its entry deleted) cannot write after
+ * another holder took over. The lock must belong to the same client. At most one guard.
+ */
+COORD_EXTERN int coord_txn_guard(coord_txn *t, const coord_lock *l);
+
+/**
+ * Apply, all or nothing, in one request where the backend allows (etcd Txn; ZooKeeper multi,
+ * preceded by reads where the multi cannot express an operation, repeated if they went stale).
+ * 0 when applied; COORD_ECONFLICT when a check or the guard failed (coord_last_error() names
+ * it), COORD_ENOTHELD when the guard's lock is not held by its handle at commit, COORD_EINVAL
+ * for an empty transaction. After COORD_ETIMEDOUT or COORD_EUNAVAILABLE the outcome is unknown
+ * (read to learn it); a guarded one is then either applied while the lock was held or not at
+ * all. A transaction may be committed again (for instance after a conflict, with new checks
+ * added to a new transaction instead: this one keeps its operations).
+ */
+COORD_EXTERN int coord_txn_commit(coord_txn *t);
+
+/** The new version of the `i`-th operation (from 0, in the order added) after a successful
+ * commit when it was a put; 0 otherwise. */
+COORD_EXTERN int64_t coord_txn_version(const coord_txn *t, size_t i);
+
+/** Free the transaction (committed or not). NULL-safe. */
+COORD_EXTERN void coord_txn_free(coord_txn *t);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Work queue: FIFO items, taken at most once or claimed at least once.                        */
+
+/** A handle on a named queue (coord_queue_new). */
+typedef struct coord_queue coord_queue;
+/** A claimed item (coord_queue_claim), until coord_item_ack or coord_item_nack. */
+typedef struct coord_item coord_item;
+
+/**
+ * Open the queue `name` (a name, see coord_name_check) at "<prefix>/queue/<name>", its claims at
+ * "<prefix>/queue-claims/<name>". ZooKeeper items are persistent sequential "qn-<seq>" nodes
+ * holding the item's bytes (ZooKeeper's queue recipe, zoo_queue and Curator's
+ * SimpleDistributedQueue share them); etcd items are keys ordered by create revision (the etcd
+ * recipe's layout). The handle is used by one thread at a time and freed before its client.
+ */
+COORD_EXTERN int coord_queue_new(coord_queue **out, coord_client *c, const char *name);
+
+/** Append an item (`len` bytes up to COORD_VALUE_MAX; `data` may be NULL when 0). After
+ * COORD_ETIMEDOUT or COORD_EUNAVAILABLE the item may or may not have been added. */
+COORD_EXTERN int coord_queue_put(coord_queue *q, const void *data, size_t len);
+
+/**
+ * Remove the oldest item that is not claimed and give it to the caller (`*data` malloc'd, the
+ * caller frees it): at most once, as a taker that dies afterwards loses it. `timeout_ms` 0: one
+ * try, COORD_ENOTFOUND when empty; < 0: wait as long as it takes; > 0: at most that long
+ * (COORD_ETIMEDOUT). Waiting takers and claimers queue up and only the first watches the queue,
+ * so an item wakes one of them.
+ */
+COORD_EXTERN int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms);
+
+/**
+ * Claim the oldest item that is not claimed (at least once): it stays in the queue, invisible to
+ * other takers and claimers, until coord_item_ack removes it; if the claimer's session ends
+ * first it becomes visible again at its place. `timeout_ms` as for coord_queue_take.
+ */
+COORD_EXTERN int coord_queue_claim(coord_queue *q, coord_item **item, int timeout_ms);
+
+/** The claimed item's bytes (owned by the item; `*len` may be NULL). */
+COORD_EXTERN const void *coord_item_data(const coord_item *it, size_t *len);
+
+/**
+ * Remove the item for good and free the handle, in one transaction that also checks the claim is
+ * still this session's: COORD_ESESSION when it was lost (the session ended: the item may be
+ * delivered again and is left to whoever claims it now). After COORD_ETIMEDOUT or
+ * COORD_EUNAVAILABLE the ack may or may not have applied; the claim is then given back as soon as
+ * a server answers (the item reappears if the ack did not apply). The handle is freed in every
+ * case. NULL: COORD_EINVAL.
+ */
+COORD_EXTERN int coord_item_ack(coord_item *it);
+
+/** Give the item back (it becomes visible again at its place, the head when it was the oldest)
+ * and free the handle; a claim that cannot be deleted now is handed to the client. */
+COORD_EXTERN int coord_item_nack(coord_item *it);
+
+/** Items that can be taken or claimed now (claimed ones are not counted). */
+COORD_EXTERN int coord_queue_size(coord_queue *q, size_t *out);
+
+/** Free the handle (claimed items stay claimed until acked, nacked or their session ends:
+ * free them first). NULL-safe. */
+COORD_EXTERN void coord_queue_free(coord_queue *q);
+
 #ifdef __cplusplus
 }
 #endif

@@ -132,6 +132,9 @@ typedef struct coord_conn {
 
 /** List flags. */
 #define COORD_LIST_NAMES 0x1u /**< names and order only */
+/** Every name one level below the path, also the names that only lead to deeper entries (etcd:
+ * the first segments of every key under the path, once each); with COORD_LIST_NAMES. */
+#define COORD_LIST_TREE 0x2u
 
 /** `expect` values for conditional writes, besides a version from a coord_kv. */
 #define COORD_VERSION_ANY (-1) /**< unconditional */
@@ -166,8 +169,28 @@ typedef struct coord_watch coord_watch;
 /** The Curator/kazoo binary counter formats (lib/counter.c refuses them without it). */
 #define COORD_CAP_BINARY_COUNTERS 0x8u
 
+/** Operations of a transaction (coord_backend.txn). */
+typedef enum coord_op_type {
+    COORD_OP_CHECK = 1, /**< `path` is at `version` (0: has no value) */
+    COORD_OP_PUT = 2,   /**< write `value` (`version`: COORD_VERSION_ANY, or the version it must be
+                           at, 0 = has no value) */
+    COORD_OP_DEL = 3,   /**< delete; fails when `path` has no value (`version` as for PUT) */
+    COORD_OP_HELD = 4   /**< `path` is still the contender of `token` and `version` (a coord_kv
+                           that lock_enqueue returned) */
+} coord_op_type;
+
+/** One operation of a transaction. Strings and bytes are borrowed for the call. */
+typedef struct coord_op {
+    int type;          /**< a coord_op_type */
+    const char *path;  /**< full path */
+    const void *value; /**< PUT: the bytes (may be NULL when `len` is 0) */
+    size_t len;        /**< PUT: length of `value` */
+    int64_t version;   /**< see coord_op_type */
+    uint64_t token;    /**< HELD: the contender's token */
+} coord_op;
+
 /** The version of coord_backend this header declares. */
-#define COORD_BACKEND_VERSION 3
+#define COORD_BACKEND_VERSION 4
 
 /**
  * A backend: its identity, what it accepts in a URI, and its slots (see the rules at the top of
@@ -350,6 +373,40 @@ typedef struct coord_backend {
      * entry that create made.
      */
     int (*get_own)(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
+
+    /* --- methods added in version 4: the key-value space (lib/kv.c) and work queues ---
+     *
+     * A path "has a value" when it was written and not deleted since. On ZooKeeper a node can
+     * exist without a value: the parents a write creates, and a deleted key that still has
+     * deeper keys, are persistent nodes with no data (null, not empty) and read as absent
+     * (version 0); other tools see them as ordinary nodes. Puts create missing parents that way
+     * (never as containers, which the server would remove under a value). */
+
+    /**
+     * Optional (NULL: the key-value API and work queues answer COORD_ENOTSUP). Read `path` as
+     * get does, but COORD_ENOTFOUND when it has no value (see above).
+     */
+    int (*kv_get)(coord_conn *c, const char *path, coord_kv *out, int timeout_ms);
+
+    /**
+     * Optional (NULL: as kv_get). Apply `ops` (1 to 64) all or nothing. Every CHECK, HELD and
+     * the version conditions of PUT and DEL are evaluated against the state before the
+     * transaction; a DEL (and a PUT with a version > 0) of a path with no value fails. The core
+     * never writes one path twice in a transaction. A DEL of a path with deeper entries leaves
+     * them (ZooKeeper: its node loses its value). HELD passes while the contender still exists
+     * as that entry (etcd: its create revision is `token`; ZooKeeper: a check of the node at
+     * `version` in the multi). One round trip where the backend allows (etcd Txn); ZooKeeper
+     * runs one multi, preceded by reads where the multi cannot express an operation (a put
+     * that creates or updates, a check that a node is absent), again if those reads went stale.
+     *
+     * Returns 0 with `versions[i]` (`versions` may be NULL) the new version of each PUT (other
+     * entries untouched); COORD_ECONFLICT when a condition failed, with `*failed` the index of
+     * one failed op (`n` when the backend cannot tell) and a detail naming it; or the usual
+     * errors, after which the outcome is unknown when the request may have reached the server
+     * (COORD_ETIMEDOUT, COORD_EUNAVAILABLE: the backend does not send it again).
+     */
+    int (*txn)(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
+               int timeout_ms);
 } coord_backend;
 
 /**
