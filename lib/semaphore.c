@@ -103,15 +103,10 @@ static int64_t left_of(int64_t deadline, int fallback) {
 static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
     coord_conn *k = coord__client_conn(s->c);
     int op = coord__client_timeout(s->c);
-    coord__client_lock(s->c);
-    s->q.woken = false;
-    coord__client_unlock(s->c);
     coord_watch *w = NULL;
-    int rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, on_leases, s, &w);
-    if (rc) return rc;
     /* The lease, as a contender of the leases' queue: Curator's "_c_<uuid>-lease-<seq>". */
-    rc = coord__orphan_settle(s->c, &s->q, (int)left_of(deadline, op));
-    bool first;
+    int rc = coord__orphan_settle(s->c, &s->q, (int)left_of(deadline, op));
+    bool first = false;
     coord_kv pred = {0};
     int64_t after;
     if (!rc) {
@@ -124,7 +119,17 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
             coord__orphan_hand(s->c, &o);
         }
     }
-    while (!rc) {
+    /* No older lease: ours is within the limit, whatever the count (a newer one is made only by
+     * a later holder of the lock, whose count includes ours), so the uncontended path neither
+     * watches nor lists the leases, as Curator's does not list them twice. Else watch them
+     * before counting, so that a release after the count wakes us. */
+    if (!rc && !first) {
+        coord__client_lock(s->c);
+        s->q.woken = false;
+        coord__client_unlock(s->c);
+        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, on_leases, s, &w);
+    }
+    while (!rc && !first) {
         coord_kv *kids = NULL;
         size_t n = 0;
         rc = k->backend->list(k, s->leases, COORD_LIST_NAMES, &kids, &n, NULL,
@@ -161,7 +166,7 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
             rc = coord_seterr(COORD_ETIMEDOUT, "semaphore %s: no lease within %d ms", s->path,
                               timeout_ms);
     }
-    k->backend->unwatch(k, w);
+    if (w) k->backend->unwatch(k, w);
     if (rc && s->q.mine.key) {
         coord__error_buf saved;
         coord__error_save(&saved);
