@@ -620,18 +620,36 @@ static int zk_lock_enqueue(coord_conn *c, const char *dir, const char *tag, cons
     snprintf(protect, sizeof protect, "_c_%s-", tag);
     int rc;
     memset(mine, 0, sizeof *mine);
+    bool unsure = false; /* a create whose outcome is unknown was sent */
     while (1) {
-        rc = do_create(z, path, value, len, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL, deadline,
-                       mine);
-        if (rc == ZOK) break;
-        if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) return map_rc(rc, "create", path);
+        if (!unsure) {
+            rc = do_create(z, path, value, len, COORD_PUT_EPHEMERAL | COORD_PUT_SEQUENTIAL,
+                           deadline, mine);
+            if (rc == ZOK) break;
+            if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) return map_rc(rc, "create", path);
+        }
         if (coord__now_ms() >= deadline) return map_rc(rc, "create", path);
         /* The create may have been applied before the connection dropped: a node carrying
-         * our tag is ours (Curator's protected mode), so never make a second one. */
+         * our tag is ours (Curator's protected mode), so never make a second one. Until a
+         * listing tells, no create: the caller hands what carries the tag to the orphans if
+         * the deadline comes first. */
+        unsure = true;
         zop *op;
         contender *cs;
         size_t n;
-        if (contenders(z, dir, deadline, &op, &cs, &n)) continue;
+        int lrc = contenders(z, dir, deadline, &op, &cs, &n);
+        if (lrc == COORD_ENOTFOUND) { /* no directory: nothing was made */
+            unsure = false;
+            continue;
+        }
+        if (lrc == COORD_EUNAVAILABLE || lrc == COORD_ETIMEDOUT) {
+            rc = ZCONNECTIONLOSS;
+            struct timespec ts = {0, 20000000L}; /* the client is reconnecting: no busy loop */
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (lrc) return lrc;
+        unsure = false;
         char found[MAX_PATH] = "";
         for (size_t i = 0; i < n; i++)
             if (strncmp(cs[i].name, protect, strlen(protect)) == 0)
