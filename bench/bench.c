@@ -2,7 +2,8 @@
  * coord-bench: throughput and latency of the coord recipes, next to the bound of the bare
  * backend client measured in the same run. This file is the harness (samples, results, the
  * thread runner, the raw bounds' dispatch, output, command line); each mode has a file of its
- * own (bench_lock.c, bench_counter.c, bench_ring.c, bench_election.c) and each bare client too
+ * own (bench_lock.c, bench_counter.c, bench_ring.c, bench_election.c, bench_semaphore.c,
+ * bench_rwlock.c) and each bare client too
  * (raw_zk.c, raw_etcd.c). Figures and how to read them: bench/README.md.
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
@@ -11,6 +12,8 @@
  *
  *   coord-bench ring [--json]
  *   coord-bench election --uri URI [--seconds S] [--client-per-thread] [--json]
+ *   coord-bench semaphore --uri URI [--seconds S] [--client-per-thread] [--json]
+ *   coord-bench rwlock --uri URI [--seconds S] [--client-per-thread] [--json]
  *
  * Modes are dispatched from a table (`modes` below).
  *
@@ -82,6 +85,32 @@
  * session (the backend's expire slot, coord__client_conn), and the figure is the time from just
  * before that call to the next leader's on_leader(mine) callback; the revoked candidate then
  * opens a new client and campaigns again at the back of the queue (untimed).
+ *
+ * semaphore: scenarios uncontended (1 thread) and contended (8 threads), on a semaphore of 4
+ * (SEMAPHORE_LEASES), a coord_semaphore handle per thread on one shared client (one client each
+ * with --client-per-thread); a cycle is coord_semaphore_acquire(-1), timed, +
+ * coord_semaphore_release. The contended scenario fails when more than 4 threads are seen
+ * holding at once. The raw bound, interleaved with the uncontended scenario in slices as in the
+ * lock mode, is one thread of the bare client making the server requests an uncontended cycle
+ * of coord makes (Curator's InterProcessSemaphoreV2 steps: the internal lock, the lease, its
+ * count, the lock's release; the lease's release), its keys on one lease granted once on etcd:
+ *   ZooKeeper: zoo_create2 EPHEMERAL|SEQUENCE "locks/_c_<id>-lock-" + zoo_get_children(locks),
+ *              zoo_create2 EPHEMERAL|SEQUENCE "leases/_c_<id>-lease-" +
+ *              zoo_get_children(leases), zoo_delete(lock); zoo_delete(lease) (6 requests);
+ *   etcd:      txn (create_revision(locks/key)==0 ? put + the 2 newest of locks/), the same txn
+ *              on leases/, deleterange(lock); deleterange(lease) (4 requests).
+ *
+ * rwlock: "readers", 8 threads read-locking one coord_rwlock (a handle each, one shared client
+ * or one each with --client-per-thread); a cycle is coord_rwlock_rdlock(-1), timed, +
+ * coord_rwlock_unlock. Its raw bound, interleaved with it in slices: 8 bare clients (a
+ * connection each) read-locking one lock with the requests coord makes:
+ *   ZooKeeper: zoo_create2 EPHEMERAL|SEQUENCE "_c_<id>-__READ__" + zoo_get_children (no
+ *              "__WRIT__" before it), zoo_delete;
+ *   etcd:      txn (create_revision(read/key)==0 ? put + the 2 newest of write/, none), then
+ *              deleterange.
+ * "mixed": 7 readers and 1 writer (coord_rwlock_wrlock) on one lock; the readers' and the
+ * writer's cycles are told apart, and the run fails when a reader and the writer are seen
+ * holding at once.
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,
@@ -345,8 +374,12 @@ bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t 
                raw_result *out) {
     const raw_client *rc;
     coord_uri *u = NULL;
-    bool ok = raw_setup(o, backend, &rc, &u, out) &&
-              raw_tasks_run(o, u, kind == RAW_COUNTER ? rc->counter : rc->lock, 1, 0, ms, out);
+    bool ok =
+        raw_setup(o, backend, &rc, &u, out) && raw_tasks_run(o, u,
+                                                             kind == RAW_COUNTER     ? rc->counter
+                                                             : kind == RAW_SEMAPHORE ? rc->semaphore
+                                                                                     : rc->lock,
+                                                             1, 0, ms, out);
     coord_uri_free(u);
     return ok;
 }
@@ -359,6 +392,16 @@ bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads,
                raw_tasks_run(o, u, rc->counter, threads, 1, ms, out);
     coord_uri_free(u);
     return out->ran;
+}
+
+bool raw_readers(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                 raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    bool ok =
+        raw_setup(o, backend, &rc, &u, out) && raw_tasks_run(o, u, rc->reader, threads, 0, ms, out);
+    coord_uri_free(u);
+    return ok;
 }
 
 bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_t ms,
@@ -466,6 +509,9 @@ static const mode modes[] = {
      true},
     {"election", mode_election, false,
      "hand-offs/s of 8 candidates vs the raw native election; failover after a revoked session"},
+    {"semaphore", mode_semaphore, false,
+     "uncontended acquire+release vs the raw bound; 8 threads on a semaphore of 4"},
+    {"rwlock", mode_rwlock, false, "8 readers vs 8 bare readers; 7 readers + 1 writer"},
 };
 
 static void usage(FILE *f) {
@@ -476,13 +522,13 @@ static void usage(FILE *f) {
                "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client); also for\n"
-               "  counter and election (its hand-off scenario)\n"
+               "  counter, election (its hand-off scenario), semaphore and rwlock\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
                "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
                "  convergence is measured too (--seconds is not used)\n"
                "modes:\n");
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
-        fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);
+        fprintf(f, "  %-9s %s\n", modes[i].name, modes[i].help);
 }
 
 static int parse_pos(const char *flag, const char *s, int *out) {
@@ -536,10 +582,12 @@ int main(int argc, char **argv) {
     }
     if (!m->lock_opts &&
         (o.threads || o.locks || o.raw_lease ||
-         (o.client_per_thread && m->run != mode_counter && m->run != mode_election))) {
+         (o.client_per_thread && m->run != mode_counter && m->run != mode_election &&
+          m->run != mode_semaphore && m->run != mode_rwlock))) {
         fprintf(stderr,
                 "coord-bench: --threads, --locks and --raw-lease are lock options, and "
-                "--client-per-thread a lock, counter and election one, not %s ones\n",
+                "--client-per-thread a lock, counter, election, semaphore and rwlock one, not "
+                "%s ones\n",
                 m->name);
         return 2;
     }

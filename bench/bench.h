@@ -1,8 +1,9 @@
 /*
  * coord-bench's harness, shared by its scenario files (bench_lock.c, bench_counter.c,
- * bench_ring.c, bench_election.c) and its bare backend clients (raw_zk.c, raw_etcd.c): the options,
- * latency samples, results, the one thread runner every multi-threaded measurement uses, output
- * helpers and the raw bounds. What each mode measures is told at the top of bench.c.
+ * bench_ring.c, bench_election.c, bench_semaphore.c, bench_rwlock.c) and its bare backend clients
+ * (raw_zk.c, raw_etcd.c): the options, latency samples, results, the one thread runner every
+ * multi-threaded measurement uses, output helpers and the raw bounds. What each mode measures is
+ * told at the top of bench.c.
  */
 #ifndef COORD_BENCH_H
 #define COORD_BENCH_H
@@ -18,6 +19,7 @@
 #define DEFAULT_THREADS 8
 #define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
 #define TARGET_UNCONTENDED_OVER_RAW 0.9
+#define SEMAPHORE_LEASES 4 /* the semaphore mode's limit, also its raw bound's */
 
 typedef struct bench_opts {
     const char *uri;
@@ -138,6 +140,13 @@ typedef struct raw_client {
      * concurrency.Election, Curator's LeaderLatch), each resigning as soon as it leads and
      * campaigning again, for `ms`, added to out->r; out->err set when it failed. */
     void (*election)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
+    /* What an uncontended semaphore acquire + release must do, in one thread: Curator's
+     * InterProcessSemaphoreV2 steps (the internal lock, the lease, its count, the lock's
+     * release; the lease's release). */
+    void *(*semaphore)(void *task);
+    /* One reader of a read-write lock with a bare client of its own: enqueue a reader entry,
+     * check no writer is before it, delete it; every task on one lock. */
+    void *(*reader)(void *task);
 } raw_client;
 
 #ifdef COORD_WITH_ZOOKEEPER
@@ -151,7 +160,7 @@ extern const raw_client raw_etcd_client;
 int ms_or(int v, int dflt);
 
 /* What the raw bound does: a lock cycle or a counter add. */
-typedef enum raw_kind { RAW_LOCK, RAW_COUNTER } raw_kind;
+typedef enum raw_kind { RAW_LOCK, RAW_COUNTER, RAW_SEMAPHORE } raw_kind;
 
 /* One slice of `ms` of the raw bound for `backend`, added to out->r; false (out->err set) when
  * it could not be measured. */
@@ -164,6 +173,10 @@ bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads,
 /* The contended lock scenario's raw bound. */
 bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_t ms,
                    raw_result *out);
+/* One slice of `threads` bare readers on one read-write lock (raw_client.reader), added to
+ * out->r. */
+bool raw_readers(const bench_opts *o, const char *backend, int threads, int64_t ms,
+                 raw_result *out);
 /* One slice of the election hand-off's raw bound (raw_client.election). */
 bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
                   raw_result *out);
@@ -199,5 +212,7 @@ int mode_lock(const bench_opts *o);
 int mode_counter(const bench_opts *o);
 int mode_ring(const bench_opts *o);
 int mode_election(const bench_opts *o);
+int mode_semaphore(const bench_opts *o);
+int mode_rwlock(const bench_opts *o);
 
 #endif

@@ -703,10 +703,226 @@ static void etcd_election(const coord_uri *u, int threads, int64_t ms, raw_resul
     etcd_queue(u, threads, ms, out, "-election", true);
 }
 
+/* ---------- the semaphore and readers' bounds ---------- */
+
+/* A prefix range: base64 of "<dir>/" and of its end. */
+typedef struct etcd_range {
+    char *dir64, *end64;
+} etcd_range;
+
+/* The range of "<prefix>/bench-raw-<pid><suffix>/"; 0, or -1 when out of memory. */
+static int range_of(const coord_uri *u, const char *suffix, etcd_range *r) {
+    char *dir = NULL;
+    r->dir64 = r->end64 = NULL;
+    if (asprintf(&dir, "%s/bench-raw-%ld%s/", u->prefix, (long)getpid(), suffix) < 0) return -1;
+    r->dir64 = etcd_b64(dir, strlen(dir));
+    dir[strlen(dir) - 1]++;
+    r->end64 = etcd_b64(dir, strlen(dir));
+    free(dir);
+    return r->dir64 && r->end64 ? 0 : -1;
+}
+
+static void range_free(etcd_range *r) {
+    free(r->dir64);
+    free(r->end64);
+}
+
+/* base64 of the key "<prefix>/bench-raw-<pid><suffix>/<lease hex>-raw<n>" into `out`. */
+static int key_of(const coord_uri *u, const char *suffix, const char *lease, int n, char *out,
+                  size_t cap) {
+    char key[700];
+    snprintf(key, sizeof key, "%s/bench-raw-%ld%s/%llx-raw%d", u->prefix, (long)getpid(), suffix,
+             strtoull(lease, NULL, 10), n);
+    char *k64 = etcd_b64(key, strlen(key));
+    if (k64) snprintf(out, cap, "%s", k64);
+    free(k64);
+    return k64 ? 0 : -1;
+}
+
+/*
+ * coord's enqueue, one txn: create_revision(key)==0 ? put key on the lease + the two newest of
+ * `scope` by create revision. *n is how many the range gave, *newest_is_key whether the newest
+ * is the key. 0, or -1 (failed).
+ */
+static int enqueue_txn(bench_thread *t, etcd_http *e, char *req, size_t cap, const char *key64,
+                       const char *lease, const etcd_range *scope, int *n, bool *newest_is_key) {
+    cJSON *res = NULL;
+    snprintf(req, cap,
+             "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+             "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
+             "\"lease\":\"%s\"}},{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\","
+             "\"sort_target\":\"CREATE\",\"sort_order\":\"DESCEND\",\"limit\":\"2\"}}]}",
+             key64, key64, lease, scope->dir64, scope->end64);
+    if (post_str(e, "/v3/kv/txn", req, &res)) return -1;
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "responses"), 1),
+        "response_range");
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+    const cJSON *k0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(kvs, 0), "key");
+    bool made = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    *n = cJSON_GetArraySize(kvs);
+    *newest_is_key = cJSON_IsString(k0) && !strcmp(k0->valuestring, key64);
+    cJSON_Delete(res);
+    if (!made) bench_fail(t, "enqueue txn on %.300s: not created", key64);
+    return made ? 0 : -1;
+}
+
+static int delete_key(bench_thread *t, etcd_http *e, char *req, size_t cap, const char *key64) {
+    cJSON *res = NULL;
+    snprintf(req, cap, "{\"key\":\"%s\"}", key64);
+    if (post_str(e, "/v3/kv/deleterange", req, &res)) return -1;
+    const cJSON *deleted = cJSON_GetObjectItemCaseSensitive(res, "deleted");
+    bool gone = cJSON_IsString(deleted) && strcmp(deleted->valuestring, "1") == 0;
+    cJSON_Delete(res);
+    if (!gone) bench_fail(t, "deleterange %.300s: nothing deleted", key64);
+    return gone ? 0 : -1;
+}
+
+typedef struct etcd_sem {
+    etcd_range locks, leases;
+    char lock64[700], lease64[700];
+    char lease[32]; /* the keys' lease */
+    char req[2048];
+} etcd_sem;
+
+/* One uncontended semaphore cycle, coord's requests: the lock's enqueue txn (ours alone), the
+ * lease's (ours the only one), the lock's deleterange (timed, into *lat); the lease's
+ * deleterange. 0, or -1 (failed). */
+static int etcd_semaphore_cycle(bench_thread *t, etcd_http *e, etcd_sem *s, int64_t *lat) {
+    int n;
+    bool ours;
+    int64_t t0 = now_ns();
+    if (enqueue_txn(t, e, s->req, sizeof s->req, s->lock64, s->lease, &s->locks, &n, &ours))
+        return -1;
+    if (n != 1 || !ours) {
+        bench_fail(t, "lock txn: not first");
+        return -1;
+    }
+    if (enqueue_txn(t, e, s->req, sizeof s->req, s->lease64, s->lease, &s->leases, &n, &ours))
+        return -1;
+    if (n != 1 || !ours) {
+        bench_fail(t, "lease txn: not the only lease");
+        return -1;
+    }
+    if (delete_key(t, e, s->req, sizeof s->req, s->lock64)) return -1;
+    *lat = now_ns() - t0;
+    return delete_key(t, e, s->req, sizeof s->req, s->lease64);
+}
+
+/* A lease for a bound's keys (granted once, outside the timed loop): its ID in `id`, or "" with
+ * the thread failed. */
+static void task_lease(bench_thread *t, etcd_http *e, char *id, size_t cap) {
+    cJSON *res = NULL;
+    id[0] = 0;
+    if (post_str(e, "/v3/lease/grant", "{\"TTL\":\"60\"}", &res)) return;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, "ID");
+    if (cJSON_IsString(v)) snprintf(id, cap, "%s", v->valuestring);
+    cJSON_Delete(res);
+    if (!id[0]) bench_fail(t, "lease grant: answer without an ID");
+}
+
+static void task_revoke(etcd_http *e, const char *id) {
+    char req[64], scratch[600], *err = e->err;
+    size_t errlen = e->errlen;
+    snprintf(req, sizeof req, "{\"ID\":\"%s\"}", id);
+    e->err = scratch; /* a failed revoke leaves a lease that expires by itself */
+    e->errlen = sizeof scratch;
+    post_only(e, "/v3/lease/revoke", req);
+    e->err = err;
+    e->errlen = errlen;
+}
+
+static void *etcd_semaphore_main(void *arg) {
+    raw_task *rt = arg;
+    bench_thread *t = &rt->t;
+    rt->method = "the InterProcessSemaphoreV2 steps on etcd, as coord makes them, keys on one "
+                 "lease granted once: POST /v3/kv/txn (create_revision(locks/key)==0 ? put + 2 "
+                 "newest of locks/) (first), POST /v3/kv/txn (the same on leases/) (ours the "
+                 "only lease), POST /v3/kv/deleterange of the lock key; deleterange of the lease "
+                 "key to release; one keep-alive libcurl handle";
+    etcd_http *e = calloc(1, sizeof *e);
+    etcd_sem *s = calloc(1, sizeof *s);
+    int64_t lat;
+    if (!e || !s)
+        bench_fail(t, "out of memory");
+    else if (!http_open(e, rt->u, t->err, sizeof t->err)) {
+        task_lease(t, e, s->lease, sizeof s->lease);
+        if (s->lease[0] &&
+            (range_of(rt->u, "-semaphore/locks", &s->locks) ||
+             range_of(rt->u, "-semaphore/leases", &s->leases) ||
+             key_of(rt->u, "-semaphore/locks", s->lease, 0, s->lock64, sizeof s->lock64) ||
+             key_of(rt->u, "-semaphore/leases", s->lease, 0, s->lease64, sizeof s->lease64)))
+            bench_fail(t, "out of memory");
+        if (!t->err[0]) etcd_semaphore_cycle(t, e, s, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (etcd_semaphore_cycle(t, e, s, &lat) || bench_sample(t, lat)) break;
+    if (e && e->h && s && s->lease[0]) task_revoke(e, s->lease); /* its keys go with it */
+    if (e) http_close(e);
+    if (s) {
+        range_free(&s->locks);
+        range_free(&s->leases);
+    }
+    free(s);
+    free(e);
+    return NULL;
+}
+
+/* One read lock cycle, coord's requests: the reader's enqueue txn, whose range (write/) must be
+ * empty (timed, into *lat); its deleterange. 0, or -1 (failed). */
+static int etcd_reader_cycle(bench_thread *t, etcd_http *e, etcd_sem *s, int64_t *lat) {
+    int n;
+    bool ours;
+    int64_t t0 = now_ns();
+    if (enqueue_txn(t, e, s->req, sizeof s->req, s->lock64, s->lease, &s->locks, &n, &ours))
+        return -1;
+    *lat = now_ns() - t0;
+    if (n) {
+        bench_fail(t, "reader txn: a writer is queued");
+        return -1;
+    }
+    return delete_key(t, e, s->req, sizeof s->req, s->lock64);
+}
+
+static void *etcd_reader_main(void *arg) {
+    raw_task *rt = arg;
+    bench_thread *t = &rt->t;
+    rt->method = "etcd's rwlock recipe layout, as coord makes it, a bare client each, keys on a "
+                 "lease granted once: POST /v3/kv/txn (create_revision(read/key)==0 ? put + 2 "
+                 "newest of write/) (none: no writer before it), POST /v3/kv/deleterange to "
+                 "unlock; one keep-alive libcurl handle";
+    etcd_http *e = calloc(1, sizeof *e);
+    etcd_sem *s = calloc(1, sizeof *s);
+    int64_t lat;
+    if (!e || !s)
+        bench_fail(t, "out of memory");
+    else if (!http_open(e, rt->u, t->err, sizeof t->err)) {
+        task_lease(t, e, s->lease, sizeof s->lease);
+        /* locks = the writers' range, lock64 = the reader's key */
+        if (s->lease[0] &&
+            (range_of(rt->u, "-rwlock/write", &s->locks) ||
+             key_of(rt->u, "-rwlock/read", s->lease, rt->key, s->lock64, sizeof s->lock64)))
+            bench_fail(t, "out of memory");
+        if (!t->err[0]) etcd_reader_cycle(t, e, s, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (etcd_reader_cycle(t, e, s, &lat) || bench_sample(t, lat)) break;
+    if (e && e->h && s && s->lease[0]) task_revoke(e, s->lease);
+    if (e) http_close(e);
+    if (s) range_free(&s->locks);
+    free(s);
+    free(e);
+    return NULL;
+}
+
 const raw_client raw_etcd_client = {
     .backend = "etcd",
     .lock = etcd_lock_main,
     .counter = etcd_counter_main,
     .contended = etcd_contended,
     .election = etcd_election,
+    .semaphore = etcd_semaphore_main,
+    .reader = etcd_reader_main,
 };

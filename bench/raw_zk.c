@@ -394,10 +394,167 @@ static void zk_election(const coord_uri *u, int threads, int64_t ms, raw_result 
     zk_queue(u, threads, ms, out, "-election", true);
 }
 
+/* ---------- the semaphore bound ---------- */
+
+/* Create an ephemeral sequential node at `base` and list `dir` (Curator's protected create and
+ * its getChildren): the node's path in `made`, the children in *kids. 0, or -1 (failed). */
+static int zk_enqueue(bench_thread *t, zk_conn *z, const char *dir, const char *base, char *made,
+                      size_t cap, struct String_vector *kids) {
+    struct Stat st;
+    int rc =
+        zoo_create2(z->zh, base, NULL, -1, z->acl, ZOO_EPHEMERAL_SEQUENTIAL, made, (int)cap, &st);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_create2 %.300s: %s", base, zerror(rc));
+        return -1;
+    }
+    rc = zoo_get_children(z->zh, dir, 0, kids);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_get_children %.300s: %s", dir, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether `made`'s name has the lowest sequence of `kids`, and (with `only`) whether a name
+ * containing `only` has a lower one. */
+static void zk_rank(const struct String_vector *kids, const char *made, const char *only,
+                    bool *first, bool *only_before) {
+    const char *me = seq_of(made);
+    *first = true;
+    if (only_before) *only_before = false;
+    for (int i = 0; i < kids->count; i++) {
+        if (strcmp(seq_of(kids->data[i]), me) >= 0) continue;
+        *first = false;
+        if (only_before && strstr(kids->data[i], only)) *only_before = true;
+    }
+}
+
+typedef struct zk_sem {
+    char locks[1024], leases[1024];         /* the two directories */
+    char lock_base[1100], lease_base[1100]; /* where the nodes are made */
+} zk_sem;
+
+/* One uncontended semaphore cycle, coord's requests: the internal lock (create + list, first),
+ * the lease (create + list, counted: within the limit), the lock's delete (timed, into *lat),
+ * the lease's delete. 0, or -1 (failed). */
+static int zk_semaphore_cycle(bench_thread *t, zk_conn *z, const zk_sem *s, int64_t *lat) {
+    char lock[1200], lease[1200];
+    struct String_vector kids;
+    bool first;
+    int64_t t0 = now_ns();
+    if (zk_enqueue(t, z, s->locks, s->lock_base, lock, sizeof lock, &kids)) return -1;
+    zk_rank(&kids, lock, NULL, &first, NULL);
+    deallocate_String_vector(&kids);
+    if (!first) {
+        bench_fail(t, "%.300s: not first", lock);
+        return -1;
+    }
+    if (zk_enqueue(t, z, s->leases, s->lease_base, lease, sizeof lease, &kids)) return -1;
+    int nleases = kids.count;
+    deallocate_String_vector(&kids);
+    if (nleases > SEMAPHORE_LEASES) {
+        bench_fail(t, "%.300s: %d leases, the limit is %d", s->leases, nleases, SEMAPHORE_LEASES);
+        return -1;
+    }
+    int rc = zoo_delete(z->zh, lock, -1);
+    *lat = now_ns() - t0;
+    if (rc == ZOK) rc = zoo_delete(z->zh, lease, -1);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_delete: %s", zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void *zk_semaphore_main(void *arg) {
+    raw_task *k = arg;
+    bench_thread *t = &k->t;
+    k->method = "Curator's InterProcessSemaphoreV2 steps, as coord makes them: zoo_create2 "
+                "EPHEMERAL|SEQUENCE locks/_c_<id>-lock- + zoo_get_children(locks) (first), "
+                "zoo_create2 EPHEMERAL|SEQUENCE leases/_c_<id>-lease- + "
+                "zoo_get_children(leases) (counted), zoo_delete of the lock node; zoo_delete of "
+                "the lease node to release (sync API)";
+    zk_conn z;
+    zk_sem s = {0};
+    int64_t lat;
+    if (!zk_open(&z, k->u, t->err, sizeof t->err) &&
+        !zk_mkdirs(&z, k->u, "-semaphore/locks", s.locks, sizeof s.locks, t->err, sizeof t->err) &&
+        !zk_mkdirs(&z, k->u, "-semaphore/leases", s.leases, sizeof s.leases, t->err,
+                   sizeof t->err)) {
+        snprintf(s.lock_base, sizeof s.lock_base, "%s/_c_raw-lock-", s.locks);
+        snprintf(s.lease_base, sizeof s.lease_base, "%s/_c_raw-lease-", s.leases);
+        zk_semaphore_cycle(t, &z, &s, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (zk_semaphore_cycle(t, &z, &s, &lat) || bench_sample(t, lat)) break;
+    if (z.zh) {
+        char *paths[] = {s.locks, s.leases};
+        for (int i = 0; i < 2; i++)
+            if (paths[i][0]) zoo_delete(z.zh, paths[i], -1);
+        if (s.locks[0]) {
+            *strrchr(s.locks, '/') = 0; /* the semaphore's own node */
+            zoo_delete(z.zh, s.locks, -1);
+        }
+    }
+    zk_close(&z);
+    return NULL;
+}
+
+/* ---------- the readers' bound ---------- */
+
+/* One read lock cycle, coord's requests: create "_c_<id>-__READ__" + list, no writer before it
+ * (timed, into *lat); delete. 0, or -1 (failed). */
+static int zk_reader_cycle(bench_thread *t, zk_conn *z, const char *dir, const char *base,
+                           int64_t *lat) {
+    char made[1200];
+    struct String_vector kids;
+    bool first, writer;
+    int64_t t0 = now_ns();
+    if (zk_enqueue(t, z, dir, base, made, sizeof made, &kids)) return -1;
+    zk_rank(&kids, made, "__WRIT__", &first, &writer);
+    deallocate_String_vector(&kids);
+    *lat = now_ns() - t0;
+    if (writer) {
+        bench_fail(t, "%.300s: a writer before the reader", made);
+        return -1;
+    }
+    int rc = zoo_delete(z->zh, made, -1);
+    if (rc != ZOK) {
+        bench_fail(t, "zoo_delete %.300s: %s", made, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void *zk_reader_main(void *arg) {
+    raw_task *k = arg;
+    bench_thread *t = &k->t;
+    k->method = "Curator's InterProcessReadWriteLock read lock, a bare client each: zoo_create2 "
+                "EPHEMERAL|SEQUENCE _c_<id>-__READ__ + zoo_get_children (no __WRIT__ before "
+                "it), zoo_delete to unlock (sync API)";
+    zk_conn z;
+    char dir[1024] = "", base[1100];
+    int64_t lat;
+    if (!zk_open(&z, k->u, t->err, sizeof t->err) &&
+        !zk_mkdirs(&z, k->u, "-rwlock", dir, sizeof dir, t->err, sizeof t->err)) {
+        snprintf(base, sizeof base, "%s/_c_raw%d-__READ__", dir, k->key);
+        zk_reader_cycle(t, &z, dir, base, &lat); /* warm-up */
+    }
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (zk_reader_cycle(t, &z, dir, base, &lat) || bench_sample(t, lat)) break;
+    if (z.zh && dir[0]) zoo_delete(z.zh, dir, -1); /* the last reader's succeeds */
+    zk_close(&z);
+    return NULL;
+}
+
 const raw_client raw_zk_client = {
     .backend = "zookeeper",
     .lock = zk_lock_main,
     .counter = zk_counter_main,
     .contended = zk_contended,
     .election = zk_election,
+    .semaphore = zk_semaphore_main,
+    .reader = zk_reader_main,
 };
