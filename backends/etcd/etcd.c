@@ -1,6 +1,7 @@
 /*
- * etcd backend over the v3 JSON gateway (libcurl + cJSON): the lease and its keepalive, KV, the
- * lock queue, lifecycle and the table. Requests: etcd_http.c; watches: etcd_watch.c.
+ * etcd backend over the v3 JSON gateway (libcurl + cJSON): the lease and its keepalive, KV and
+ * transactions, the lock queue, lifecycle and the table. Requests: etcd_http.c; watches:
+ * etcd_watch.c.
  *
  * Threads: callers' threads issue unary requests on pooled curl handles (HTTP keep-alive per
  * handle); one keepalive thread renews the lease every TTL/3 and replaces it when it expired; one
@@ -372,6 +373,23 @@ static int etcd_del(coord_conn *c, const char *path, int64_t expect, int timeout
     return rc;
 }
 
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(((const coord_kv *)a)->key, ((const coord_kv *)b)->key);
+}
+
+/* Sort `arr` by key and drop repeated keys; returns how many remain. */
+static size_t unique_names(coord_kv *arr, size_t n) {
+    qsort(arr, n, sizeof *arr, cmp_key);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(arr[i].key, arr[k - 1].key) == 0)
+            coord_kv_clear(&arr[i]);
+        else
+            arr[k++] = arr[i];
+    }
+    return k;
+}
+
 static int etcd_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
                      int64_t *epoch, int timeout_ms) {
     etcd *e = (etcd *)c;
@@ -383,10 +401,13 @@ static int etcd_list(coord_conn *c, const char *path, unsigned flags, coord_kv *
     memcpy(dir, path, pl);
     dir[pl] = '/';
     size_t el = etcd_prefix_end(dir, pl + 1, end);
+    bool tree = flags & COORD_LIST_TREE;
+    /* A tree listing is sorted by name in the core: the server need not sort by creation. */
     if (!etcd_add_bytes(req, "key", dir, pl + 1) || !etcd_add_bytes(req, "range_end", end, el) ||
-        !cJSON_AddStringToObject(req, "sort_target", "CREATE") ||
-        !cJSON_AddStringToObject(req, "sort_order", "ASCEND") ||
-        ((flags & COORD_LIST_NAMES) && !cJSON_AddBoolToObject(req, "keys_only", 1)))
+        (!tree && !cJSON_AddStringToObject(req, "sort_target", "CREATE")) ||
+        (!tree && !cJSON_AddStringToObject(req, "sort_order", "ASCEND")) ||
+        ((flags & (COORD_LIST_NAMES | COORD_LIST_TREE)) &&
+         !cJSON_AddBoolToObject(req, "keys_only", 1)))
         goto oom;
     cJSON *res = NULL;
     rc = etcd_call(e, "/v3/kv/range", req, true, timeout_ms, &res);
@@ -408,12 +429,20 @@ static int etcd_list(coord_conn *c, const char *path, unsigned flags, coord_kv *
     cJSON_ArrayForEach(kv, kvs) {
         coord_kv item;
         if ((rc = etcd_parse_kv(kv, pl + 1, &item))) break;
-        if (!item.key[0] || strchr(item.key, '/')) { /* not a direct child */
+        char *slash = strchr(item.key, '/');
+        if (tree && slash) *slash = 0;          /* "a/b/c" leads to "a" */
+        if (!item.key[0] || (!tree && slash)) { /* not a direct child */
             coord_kv_clear(&item);
             continue;
         }
+        if (tree) { /* a name, not an entry */
+            item.version = item.order = 0;
+            item.token = 0;
+        }
         arr[got++] = item;
     }
+    if (!rc && tree && got > 1) /* each name once */
+        got = unique_names(arr, got);
     int64_t rev = 0;
     if (!rc) rc = etcd_header_rev(res, &rev);
     cJSON_Delete(res);
@@ -432,6 +461,37 @@ done:
     free(end);
     cJSON_Delete(req);
     return rc;
+}
+
+/* ---------- transactions ---------- */
+
+static int etcd_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
+                    int timeout_ms) {
+    etcd *e = (etcd *)c;
+    int rc = etcd_txn_check(ops, n);
+    if (rc) return rc;
+    cJSON *req = etcd_txn_request(ops, n), *res = NULL;
+    /* Not repeatable: after a lost answer a second send could fail on the first one's writes
+     * (or apply twice), so the outcome stays unknown to the caller. */
+    rc = etcd_send_built(e, "/v3/kv/txn", req, req != NULL, false, timeout_ms, &res);
+    if (rc) return rc;
+    int64_t rev = 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"))) {
+        rc = etcd_header_rev(res, &rev);
+        if (!rc && rev <= 0) rc = coord_seterr(COORD_EPROTO, "etcd: txn answer without revision");
+        for (size_t i = 0; !rc && versions && i < n; i++)
+            if (ops[i].type == COORD_OP_PUT) versions[i] = rev;
+        cJSON_Delete(res);
+        return rc;
+    }
+    /* The failure branch read every compared key: find the compare that failed. */
+    char msg[1024];
+    size_t which = n;
+    rc = etcd_txn_explain(res, ops, n, &which, msg, sizeof msg);
+    cJSON_Delete(res);
+    if (rc) return rc;
+    if (failed) *failed = which;
+    return coord_seterr(COORD_ECONFLICT, "%s", msg);
 }
 
 /* ---------- lock queue (etcd concurrency.Mutex layout) ---------- */
@@ -827,4 +887,6 @@ const coord_backend coord__etcd_backend = {
     .lock_enqueue = etcd_lock_enqueue,
     .lock_predecessor = etcd_lock_predecessor,
     .queue_head = etcd_queue_head,
+    .kv_get = etcd_get,
+    .txn = etcd_txn,
 };

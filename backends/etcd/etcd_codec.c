@@ -389,3 +389,182 @@ void etcd_lines_free(etcd_lines *lb) {
     lb->buf = NULL;
     lb->len = lb->cap = 0;
 }
+
+/* ---------- transactions ---------- */
+
+/* Whether ops[i] has a compare (and so a failure range): all but an unconditional put. */
+static bool txn_compared(const coord_op *op) {
+    return op->type != COORD_OP_PUT || op->version >= 0;
+}
+
+/* slot[i]: the failure range of ops[i] (SIZE_MAX without a compare); ops on one path share one.
+ * Returns the number of ranges. */
+static size_t txn_slots(const coord_op *ops, size_t n, size_t *slot) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        slot[i] = SIZE_MAX;
+        if (!txn_compared(&ops[i])) continue;
+        for (size_t j = 0; j < i && slot[i] == SIZE_MAX; j++)
+            if (slot[j] != SIZE_MAX && strcmp(ops[j].path, ops[i].path) == 0) slot[i] = slot[j];
+        if (slot[i] == SIZE_MAX) slot[i] = k++;
+    }
+    return k;
+}
+
+int etcd_txn_check(const coord_op *ops, size_t n) {
+    if (!ops || n == 0 || n > COORD_TXN_MAX)
+        return coord_seterr(COORD_EINVAL, "txn: %zu operations (1 to %d)", ops ? n : 0,
+                            COORD_TXN_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        if (!op->path || op->path[0] != '/')
+            return coord_seterr(COORD_EINVAL, "txn: operation %zu has no absolute path", i);
+        bool ok;
+        switch (op->type) {
+        case COORD_OP_CHECK:
+            ok = op->version >= 0;
+            break;
+        case COORD_OP_PUT:
+            ok = op->version >= COORD_VERSION_ANY && (op->value || op->len == 0);
+            break;
+        case COORD_OP_DEL:
+            ok = op->version >= COORD_VERSION_ANY;
+            break;
+        case COORD_OP_HELD:
+            ok = op->token > 0 && op->token <= (uint64_t)INT64_MAX;
+            break;
+        default:
+            return coord_seterr(COORD_EINVAL, "txn: operation %zu has unknown type %d", i,
+                                op->type);
+        }
+        if (!ok)
+            return coord_seterr(COORD_EINVAL, "txn: operation %zu on %s is malformed", i, op->path);
+    }
+    return 0;
+}
+
+/* Append the compare `target` `result` `v` on `path` to `cmps`. */
+static bool txn_cmp(cJSON *cmps, const char *path, const char *result, const char *target,
+                    const char *field, int64_t v) {
+    cJSON *c = cJSON_CreateObject();
+    if (!c || !cJSON_AddItemToArray(cmps, c)) {
+        cJSON_Delete(c);
+        return false;
+    }
+    return etcd_add_bytes(c, "key", path, strlen(path)) &&
+           cJSON_AddStringToObject(c, "result", result) &&
+           cJSON_AddStringToObject(c, "target", target) && etcd_add_i64(c, field, v);
+}
+
+/* Append {"<type>":{"key":path}} to `arr`; the inner object, NULL when out of memory. */
+static cJSON *txn_req(cJSON *arr, const char *type, const char *path) {
+    cJSON *op = cJSON_CreateObject();
+    if (!op || !cJSON_AddItemToArray(arr, op)) {
+        cJSON_Delete(op);
+        return NULL;
+    }
+    cJSON *r = cJSON_AddObjectToObject(op, type);
+    return r && etcd_add_bytes(r, "key", path, strlen(path)) ? r : NULL;
+}
+
+cJSON *etcd_txn_request(const coord_op *ops, size_t n) {
+    size_t slot[COORD_TXN_MAX];
+    if (n > COORD_TXN_MAX) return NULL;
+    txn_slots(ops, n, slot);
+    cJSON *req = cJSON_CreateObject();
+    cJSON *cmps = cJSON_AddArrayToObject(req, "compare");
+    cJSON *succ = cJSON_AddArrayToObject(req, "success");
+    cJSON *fail = cJSON_AddArrayToObject(req, "failure");
+    bool ok = cmps && succ && fail;
+    size_t ranges = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        const coord_op *op = &ops[i];
+        const char *p = op->path;
+        switch (op->type) {
+        case COORD_OP_CHECK:
+            ok = op->version > 0 ? txn_cmp(cmps, p, "EQUAL", "MOD", "mod_revision", op->version)
+                                 : txn_cmp(cmps, p, "EQUAL", "VERSION", "version", 0);
+            break;
+        case COORD_OP_HELD:
+            ok = txn_cmp(cmps, p, "EQUAL", "CREATE", "create_revision", (int64_t)op->token);
+            break;
+        case COORD_OP_PUT:
+        case COORD_OP_DEL:
+            if (op->version > 0)
+                ok = txn_cmp(cmps, p, "EQUAL", "MOD", "mod_revision", op->version);
+            else if (op->version == 0)
+                ok = txn_cmp(cmps, p, "EQUAL", "VERSION", "version", 0);
+            /* A delete needs a value to delete (at version > 0 the MOD compare says so). */
+            if (ok && op->type == COORD_OP_DEL && op->version <= 0)
+                ok = txn_cmp(cmps, p, "GREATER", "VERSION", "version", 0);
+            if (ok && op->type == COORD_OP_PUT) {
+                cJSON *put = txn_req(succ, "request_put", p);
+                ok = put && (op->len == 0 || etcd_add_bytes(put, "value", op->value, op->len));
+            } else if (ok)
+                ok = txn_req(succ, "request_delete_range", p) != NULL;
+            break;
+        default:
+            ok = false;
+        }
+        if (ok && slot[i] == ranges) { /* the first op on this path: its range */
+            cJSON *r = txn_req(fail, "request_range", p);
+            ok = r && cJSON_AddBoolToObject(r, "keys_only", 1);
+            ranges++;
+        }
+    }
+    if (!ok) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    return req;
+}
+
+int etcd_txn_explain(const cJSON *res, const coord_op *ops, size_t n, size_t *failed, char *msg,
+                     size_t cap) {
+    size_t slot[COORD_TXN_MAX];
+    if (n > COORD_TXN_MAX) return coord_seterr(COORD_EINVAL, "txn: %zu operations", n);
+    txn_slots(ops, n, slot);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(res, "responses");
+    for (size_t i = 0; i < n; i++) {
+        if (slot[i] == SIZE_MAX) continue;
+        const cJSON *rr = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rs, (int)slot[i]),
+                                                           "response_range");
+        const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+        if (!cJSON_IsObject(rr) || (kvs && !cJSON_IsArray(kvs)))
+            return coord_seterr(COORD_EPROTO, "etcd: failed txn answer without range %zu", slot[i]);
+        const cJSON *kv = cJSON_GetArrayItem(kvs, 0);
+        coord_kv cur = {0};
+        if (kv) {
+            int rc = etcd_parse_kv(kv, 0, &cur);
+            if (rc) return rc;
+            if (strcmp(cur.key, ops[i].path) != 0) {
+                coord_kv_clear(&cur);
+                return coord_seterr(COORD_EPROTO, "etcd: failed txn answer on another key");
+            }
+        }
+        int64_t have = cur.version; /* 0 when absent */
+        uint64_t create = cur.token;
+        coord_kv_clear(&cur);
+        const coord_op *op = &ops[i];
+        bool bad = false;
+        if (op->type == COORD_OP_HELD) {
+            if ((bad = have == 0 || create != op->token))
+                snprintf(msg, cap, "txn: lock entry %s is no longer held", op->path);
+        } else if (have == 0 &&
+                   (op->type == COORD_OP_DEL || (op->type == COORD_OP_PUT && op->version > 0))) {
+            bad = true;
+            snprintf(msg, cap, "txn: %s has no value", op->path);
+        } else if (op->version >= 0 && have != op->version) {
+            bad = true;
+            snprintf(msg, cap, "txn: check of %s failed: version %lld, expected %lld", op->path,
+                     (long long)have, (long long)op->version);
+        }
+        if (bad) {
+            *failed = i;
+            return 0;
+        }
+    }
+    *failed = n;
+    snprintf(msg, cap, "txn: a condition failed");
+    return 0;
+}

@@ -42,6 +42,26 @@ size_t etcd_prefix_end(const char *prefix, size_t len, char *out);
  * checked the prefix). COORD_EPROTO for a missing key or malformed field. */
 int etcd_parse_kv(const cJSON *kv, size_t strip, coord_kv *out);
 
+/*
+ * Transactions (the txn slot). Compares per op: CHECK v>0 -> MOD == v, CHECK 0 -> VERSION == 0;
+ * PUT/DEL at v>0 -> MOD == v, PUT at 0 -> VERSION == 0; a DEL at -1 or 0 also VERSION > 0 (it
+ * needs a value); HELD -> CREATE == token. Success: a put (no lease) or a delete per PUT and DEL.
+ * Failure: a keys_only range per compared key (once each, in the order of the ops), so that the
+ * answer to a failed txn tells which compare failed.
+ */
+
+/* COORD_EINVAL (with a detail) unless `ops` is 1 to COORD_TXN_MAX valid operations. */
+int etcd_txn_check(const coord_op *ops, size_t n);
+
+/* The TxnRequest for `ops` (checked with etcd_txn_check); NULL when out of memory. */
+cJSON *etcd_txn_request(const coord_op *ops, size_t n);
+
+/* The answer to a txn that did not succeed: the ops evaluated against its failure ranges.
+ * `*failed` receives the first failing op (`n` when none fails by them) and `msg` (truncated to
+ * `cap`) its detail. COORD_EPROTO when the answer lacks a range. */
+int etcd_txn_explain(const cJSON *res, const coord_op *ops, size_t n, size_t *failed, char *msg,
+                     size_t cap);
+
 /* Parse a JSON body. COORD_EPROTO (with detail) when it is not a JSON object. */
 int etcd_parse_body(const char *body, size_t len, cJSON **out);
 
