@@ -414,6 +414,15 @@ bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_
     return out->ran;
 }
 
+bool raw_mixed(const bench_opts *o, const char *backend, int threads, int64_t ms, raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    if (raw_setup(o, backend, &rc, &u, out)) rc->mixed(u, threads, ms, out);
+    out->ran = u && !out->err[0];
+    coord_uri_free(u);
+    return out->ran;
+}
+
 bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
                   raw_result *out) {
     const raw_client *rc;

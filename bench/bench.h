@@ -147,6 +147,10 @@ typedef struct raw_client {
     /* One reader of a read-write lock with a bare client of its own: enqueue a reader entry,
      * check no writer is before it, delete it; every task on one lock. */
     void *(*reader)(void *task);
+    /* `threads` threads on one read-write lock with the backend's algorithm and the recipe's
+     * steps, thread 0 writing and the others reading, each locking again as soon as it has
+     * unlocked, for `ms`, added to out->r; out->err set when it failed. */
+    void (*mixed)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
 } raw_client;
 
 #ifdef COORD_WITH_ZOOKEEPER
@@ -177,6 +181,8 @@ bool raw_contended(const bench_opts *o, const char *backend, int threads, int64_
  * out->r. */
 bool raw_readers(const bench_opts *o, const char *backend, int threads, int64_t ms,
                  raw_result *out);
+/* The mixed read-write lock scenario's raw bound (raw_client.mixed). */
+bool raw_mixed(const bench_opts *o, const char *backend, int threads, int64_t ms, raw_result *out);
 /* One slice of the election hand-off's raw bound (raw_client.election). */
 bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
                   raw_result *out);

@@ -195,14 +195,20 @@ int mode_rwlock(const bench_opts *o) {
     }
     raw.ran = raw_ok && raw.r.slices > 0;
     if (rw_scenario(o, c, mname, 1, &mr, &mw, (int64_t)o->seconds * 1000, &mixed_max)) failed = 1;
+    /* The mixed scenario's own raw bound, right after it. */
+    raw_result rawm = {.r = {.name = "raw-mixed", .threads = DEFAULT_THREADS, .locks = 1}};
+    raw_mixed(o, backend, DEFAULT_THREADS, (int64_t)o->seconds * 1000, &rawm);
     coord_client_close(c);
     result_finish(&rd);
     result_finish(&mr);
     result_finish(&mw);
     result_finish(&raw.r);
+    result_finish(&rawm.r);
 
+    double mixed_rate = mr.rate + mw.rate;
+    double m_over_rawm = rawm.ran ? ratio(mixed_rate, rawm.r.rate) : 0;
     double r_over_raw = raw.ran ? ratio(rd.rate, raw.r.rate) : 0;
-    double m_over_r = ratio(mr.rate + mw.rate, rd.rate);
+    double m_over_r = ratio(mixed_rate, rd.rate);
     bool rd_ok = raw.ran && r_over_raw >= TARGET_READERS_OVER_RAW;
     if (o->json) {
         printf("{\"mode\":\"rwlock\",\"backend\":");
@@ -216,6 +222,8 @@ int mode_rwlock(const bench_opts *o) {
         json_result(&mw);
         printf("],\"raw\":");
         json_raw(&raw, json_result, "readers_over_raw", r_over_raw);
+        printf(",\"raw_mixed\":");
+        json_raw(&rawm, json_result, "mixed_over_raw_mixed", m_over_rawm);
         printf(",\"readers_max_at_once\":%d,\"mixed_over_readers\":%.3f,"
                "\"targets\":{\"readers_over_raw\":%.1f},\"targets_met\":"
                "{\"readers_over_raw\":%s},\"ok\":%s}\n",
@@ -238,6 +246,15 @@ int mode_rwlock(const bench_opts *o) {
         printf("raw bound not measured: %s\n", raw.err);
     }
     printf("readers: up to %d of %d held the read lock at once\n", rd_max, DEFAULT_THREADS);
+    if (rawm.ran) {
+        print_row(&rawm.r);
+        printf("raw-mixed = %d bare threads, thread 0 writing: %s\n", DEFAULT_THREADS, rawm.method);
+        printf("mixed / raw-mixed       = %.2f   (all cycles, readers' and writer's: the recipe "
+               "against the same algorithm on bare calls)\n",
+               m_over_rawm);
+    } else {
+        printf("raw mixed bound not measured: %s\n", rawm.err);
+    }
     printf("mixed (%d readers + 1 writer) / readers = %.2f (all cycles); the writer held it "
            "alone in each of its %" PRIu64 " cycles, readers up to %d at once\n",
            DEFAULT_THREADS - 1, m_over_r, mw.cycles, mixed_max);
@@ -246,5 +263,6 @@ out:
     result_free(&mr);
     result_free(&mw);
     result_free(&raw.r);
+    result_free(&rawm.r);
     return failed;
 }

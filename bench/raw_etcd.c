@@ -454,7 +454,9 @@ typedef struct etcd_contender {
     int64_t ms;
     const char *lease; /* the election's keys: on this lease, with value64 */
     char value64[64];
-    etcd_http e, w; /* requests; the watch stream */
+    char put_lease[48]; /* the read-write lock's keys: ",\"lease\":\"<id>\"" in their put */
+    bool reader;        /* a reader: its own key is not in the range it waits on (write/) */
+    etcd_http e, w;     /* requests; the watch stream */
     etcd_stream st;
     char key64[700];
     char req[2048];
@@ -513,17 +515,20 @@ static int contend_cycle(etcd_contender *c, bool *queued, int64_t *lat) {
     cJSON *res = NULL;
     snprintf(c->req, sizeof c->req,
              "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
-             "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\"}},"
+             "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\"%s}},"
              "{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":"
              "\"CREATE\",\"sort_order\":\"DESCEND\",\"limit\":\"2\"}}]}",
-             c->key64, c->key64, c->dir64, c->end64);
+             c->key64, c->key64, c->put_lease, c->dir64, c->end64);
     if (post_str(&c->e, "/v3/kv/txn", c->req, &res)) return -1;
     *queued = true;
     int64_t mine = 0;
     const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "responses"), 1),
         "response_range");
-    const cJSON *pred = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 1);
+    /* Ours is the newest of the range, the next newest our predecessor; a reader's range holds
+     * the writers alone, whose newest is its predecessor. */
+    const cJSON *pred =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), c->reader ? 0 : 1);
     int rc = 0;
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")) ||
         etcd_header_rev(res, &mine) || mine <= 0) {
@@ -609,7 +614,8 @@ static void *etcd_contender_main(void *arg) {
         curl_easy_setopt(c->w.h, CURLOPT_WRITEDATA, &c->st);
         curl_easy_setopt(c->w.h, CURLOPT_TIMEOUT_MS, (long)(c->ms + 30000)); /* a stuck run ends */
     }
-    int (*cycle)(etcd_contender *, bool *, int64_t *) = c->lease ? elect_cycle : contend_cycle;
+    int (*cycle)(etcd_contender *, bool *, int64_t *) =
+        c->lease && !c->put_lease[0] ? elect_cycle : contend_cycle;
     if (bench_ready(t))
         while (bench_going(t))
             if (cycle(c, &queued, &lat) || bench_sample(t, lat)) break;
@@ -632,13 +638,25 @@ static void lease_grant(etcd_http *e, char *id, size_t cap) {
     if (!id[0]) snprintf(e->err, e->errlen, "lease grant: answer without an ID");
 }
 
-/* `threads` contenders on one prefix ("<prefix>/bench-raw-<pid><suffix>/"): etcd's Mutex, or
- * with `election` concurrency.Election's keys "<lease hex>-c<i>" on one lease. */
+/* A prefix range: base64 of "<dir>/" and of its end. */
+typedef struct etcd_range {
+    char *dir64, *end64;
+} etcd_range;
+static int range_of(const coord_uri *u, const char *suffix, etcd_range *r);
+static void range_free(etcd_range *r);
+
+typedef enum etcd_recipe { ETCD_LOCK, ETCD_ELECTION, ETCD_RWLOCK } etcd_recipe;
+
+/* `threads` contenders on one prefix ("<prefix>/bench-raw-<pid><suffix>/"): etcd's Mutex;
+ * concurrency.Election's keys "<lease hex>-c<i>" on one lease; or the read-write lock's
+ * "write/<lease hex>-c0" (thread 0) and "read/<lease hex>-c<i>" on one lease, a reader waiting
+ * on the writers' range "write/" alone. */
 static void etcd_queue(const coord_uri *u, int threads, int64_t ms, raw_result *out,
-                       const char *suffix, bool election) {
+                       const char *suffix, etcd_recipe recipe) {
     char *dir = NULL, *dir_end = NULL, *dir64 = NULL, *end64 = NULL, lease[32] = "";
+    etcd_range writers = {0};
     etcd_http le = {0};
-    if (election && !http_open(&le, u, out->err, sizeof out->err))
+    if (recipe != ETCD_LOCK && !http_open(&le, u, out->err, sizeof out->err))
         lease_grant(&le, lease, sizeof lease);
     if (asprintf(&dir, "%s/bench-raw-%ld%s/", u->prefix, (long)getpid(), suffix) < 0) dir = NULL;
     etcd_contender *cs = calloc((size_t)threads, sizeof *cs);
@@ -647,17 +665,29 @@ static void etcd_queue(const coord_uri *u, int threads, int64_t ms, raw_result *
         dir64 = etcd_b64(dir, strlen(dir));
         end64 = etcd_b64(dir_end, strlen(dir_end));
     }
-    bool ok = cs && dir64 && end64;
+    char wsuffix[64];
+    snprintf(wsuffix, sizeof wsuffix, "%s/write", suffix);
+    bool ok = cs && dir64 && end64 && (recipe != ETCD_RWLOCK || !range_of(u, wsuffix, &writers));
     for (int i = 0; ok && i < threads; i++) {
         char key[700], value[32];
-        if (election)
+        if (recipe == ETCD_ELECTION)
             snprintf(key, sizeof key, "%s%llx-c%d", dir, strtoull(lease, NULL, 10), i);
+        else if (recipe == ETCD_RWLOCK)
+            snprintf(key, sizeof key, "%s%s/%llx-c%d", dir, i ? "read" : "write",
+                     strtoull(lease, NULL, 10), i);
         else
             snprintf(key, sizeof key, "%sc%d", dir, i);
         int vlen = snprintf(value, sizeof value, "candidate-%d", i);
         char *k64 = etcd_b64(key, strlen(key)), *v64 = etcd_b64(value, (size_t)vlen);
-        cs[i] = (etcd_contender){
-            .u = u, .dir64 = dir64, .end64 = end64, .ms = ms, .lease = election ? lease : NULL};
+        bool reader = recipe == ETCD_RWLOCK && i > 0;
+        cs[i] = (etcd_contender){.u = u,
+                                 .dir64 = reader ? writers.dir64 : dir64,
+                                 .end64 = reader ? writers.end64 : end64,
+                                 .ms = ms,
+                                 .lease = recipe != ETCD_LOCK ? lease : NULL,
+                                 .reader = reader};
+        if (recipe == ETCD_RWLOCK)
+            snprintf(cs[i].put_lease, sizeof cs[i].put_lease, ",\"lease\":\"%s\"", lease);
         if (k64) snprintf(cs[i].key64, sizeof cs[i].key64, "%s", k64);
         if (v64) snprintf(cs[i].value64, sizeof cs[i].value64, "%s", v64);
         ok = k64 && v64;
@@ -677,6 +707,7 @@ static void etcd_queue(const coord_uri *u, int threads, int64_t ms, raw_result *
         post_only(&le, "/v3/lease/revoke", req);
     }
     http_close(&le);
+    range_free(&writers);
     free(cs);
     free(dir);
     free(dir_end);
@@ -690,7 +721,7 @@ static void etcd_contended(const coord_uri *u, int threads, int64_t ms, raw_resu
                   "/v3/watch on it (a stream per wait) + a range checking it is still there once "
                   "the stream is up, then on its deletion a range for the newest older contender; "
                   "POST /v3/kv/deleterange to release";
-    etcd_queue(u, threads, ms, out, "-contended", false);
+    etcd_queue(u, threads, ms, out, "-contended", ETCD_LOCK);
 }
 
 static void etcd_election(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
@@ -700,15 +731,20 @@ static void etcd_election(const coord_uri *u, int threads, int64_t ms, raw_resul
                   "on it (a stream per wait) + a range checking it is still there once the "
                   "stream is up, until its deletion; "
                   "POST /v3/kv/deleterange to resign";
-    etcd_queue(u, threads, ms, out, "-election", true);
+    etcd_queue(u, threads, ms, out, "-election", ETCD_ELECTION);
+}
+
+static void etcd_mixed(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "etcd's rwlock recipe layout with bare libcurl, thread 0 writing, keys on one "
+                  "lease: POST /v3/kv/txn (create_revision(key)==0 ? put key (write/ or read/) + "
+                  "2 newest of the lock (a reader: of write/) by create revision); while a "
+                  "predecessor: POST /v3/watch on it (a stream per wait) + a range checking it "
+                  "is still there once the stream is up, then on its deletion a range for the "
+                  "newest older one; POST /v3/kv/deleterange to unlock";
+    etcd_queue(u, threads, ms, out, "-mixed", ETCD_RWLOCK);
 }
 
 /* ---------- the semaphore and readers' bounds ---------- */
-
-/* A prefix range: base64 of "<dir>/" and of its end. */
-typedef struct etcd_range {
-    char *dir64, *end64;
-} etcd_range;
 
 /* The range of "<prefix>/bench-raw-<pid><suffix>/"; 0, or -1 when out of memory. */
 static int range_of(const coord_uri *u, const char *suffix, etcd_range *r) {
@@ -925,4 +961,5 @@ const raw_client raw_etcd_client = {
     .election = etcd_election,
     .semaphore = etcd_semaphore_main,
     .reader = etcd_reader_main,
+    .mixed = etcd_mixed,
 };

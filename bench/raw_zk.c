@@ -275,11 +275,13 @@ typedef struct zk_contender {
     bench_thread t;
     zk_conn *z;
     const char *dir;
-    char base[1100]; /* the path its nodes are created at, before the sequence */
-    char data[32];   /* their data: the candidate's value */
+    char base[1100];  /* the path its nodes are created at, before the sequence */
+    char data[32];    /* their data: the candidate's value */
+    const char *only; /* waits only for nodes whose name holds this (a reader: "__WRIT__") */
 } zk_contender;
 
-/* Until the node `mine` is first of `dir`: list, and watch the one just before it. */
+/* Until the node `mine` is first of `dir` (with c->only: until no such node is before it): list,
+ * and watch the one just before it (the last such one). */
 static int zk_wait_turn(zk_contender *c, const char *mine, zk_turn *turn) {
     const char *me = strrchr(mine, '/') + 1;
     char pred[1200];
@@ -291,16 +293,18 @@ static int zk_wait_turn(zk_contender *c, const char *mine, zk_turn *turn) {
             return -1;
         }
         qsort(kids.data, (size_t)kids.count, sizeof *kids.data, cmp_seq);
-        int at = -1;
+        int at = -1, p = -1;
         for (int i = 0; i < kids.count && at < 0; i++)
             if (!strcmp(kids.data[i], me)) at = i;
-        if (at > 0) snprintf(pred, sizeof pred, "%s/%s", c->dir, kids.data[at - 1]);
+        for (int i = at - 1; i >= 0 && p < 0; i--)
+            if (!c->only || strstr(kids.data[i], c->only)) p = i;
+        if (p >= 0) snprintf(pred, sizeof pred, "%s/%s", c->dir, kids.data[p]);
         deallocate_String_vector(&kids);
         if (at < 0) {
             bench_fail(&c->t, "%.300s vanished", mine);
             return -1;
         }
-        if (at == 0) return 0; /* first: the lock is ours */
+        if (p < 0) return 0; /* first: the lock is ours */
         turn->fired = false;
         struct Stat st;
         rc = zoo_wexists(c->z->zh, pred, zk_fired, turn, &st);
@@ -347,11 +351,14 @@ static void *zk_contender_main(void *arg) {
     return NULL;
 }
 
+typedef enum zk_recipe { ZK_LOCK, ZK_ELECTION, ZK_RWLOCK } zk_recipe;
+
 /* `threads` contenders of one bare client on one queue ("<prefix>/bench-raw-<pid><suffix>"),
- * nodes "lock-<seq>" (the lock) or, with `election`, Curator LeaderLatch's
- * "_c_<id>-latch-<seq>" holding the candidate's value. */
+ * nodes "lock-<seq>" (the lock), Curator LeaderLatch's "_c_<id>-latch-<seq>" holding the
+ * candidate's value (the election), or Curator InterProcessReadWriteLock's
+ * "_c_<id>-__WRIT__<seq>" (thread 0) and "_c_<id>-__READ__<seq>" (the others). */
 static void zk_queue(const coord_uri *u, int threads, int64_t ms, raw_result *out,
-                     const char *suffix, bool election) {
+                     const char *suffix, zk_recipe recipe) {
     zk_conn z;
     char dir[1024] = "";
     zk_contender *cs = calloc((size_t)threads, sizeof *cs);
@@ -361,9 +368,13 @@ static void zk_queue(const coord_uri *u, int threads, int64_t ms, raw_result *ou
              !zk_mkdirs(&z, u, suffix, dir, sizeof dir, out->err, sizeof out->err)) {
         for (int i = 0; i < threads; i++) {
             cs[i] = (zk_contender){.z = &z, .dir = dir};
-            if (election) {
+            if (recipe == ZK_ELECTION) {
                 snprintf(cs[i].base, sizeof cs[i].base, "%s/_c_raw%d-latch-", dir, i);
                 snprintf(cs[i].data, sizeof cs[i].data, "candidate-%d", i);
+            } else if (recipe == ZK_RWLOCK) {
+                snprintf(cs[i].base, sizeof cs[i].base, "%s/_c_raw%d-%s", dir, i,
+                         i ? "__READ__" : "__WRIT__");
+                cs[i].only = i ? "__WRIT__" : NULL;
             } else {
                 snprintf(cs[i].base, sizeof cs[i].base, "%s/lock-", dir);
             }
@@ -383,7 +394,7 @@ static void zk_contended(const coord_uri *u, int threads, int64_t ms, raw_result
                   "EPHEMERAL|SEQUENCE + zoo_get_children; while a lower sequence exists: "
                   "zoo_wexists on the one just before it, zoo_get_children again once it fires; "
                   "zoo_delete to release (sync API)";
-    zk_queue(u, threads, ms, out, "-contended", false);
+    zk_queue(u, threads, ms, out, "-contended", ZK_LOCK);
 }
 
 static void zk_election(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
@@ -391,7 +402,17 @@ static void zk_election(const coord_uri *u, int threads, int64_t ms, raw_result 
                   "EPHEMERAL|SEQUENCE \"_c_<id>-latch-\" with the value + zoo_get_children; "
                   "while a lower sequence exists: zoo_wexists on the one just before it, "
                   "zoo_get_children again once it fires; zoo_delete to resign (sync API)";
-    zk_queue(u, threads, ms, out, "-election", true);
+    zk_queue(u, threads, ms, out, "-election", ZK_ELECTION);
+}
+
+static void zk_mixed(const coord_uri *u, int threads, int64_t ms, raw_result *out) {
+    out->method = "Curator's InterProcessReadWriteLock with the bare client shared by the "
+                  "threads, thread 0 writing: zoo_create EPHEMERAL|SEQUENCE _c_<id>-__WRIT__ or "
+                  "_c_<id>-__READ__ + zoo_get_children; while a node is before it (a reader: a "
+                  "__WRIT__ node): zoo_wexists on the one just before it (a reader: the last "
+                  "__WRIT__ one), zoo_get_children again once it fires; zoo_delete to unlock "
+                  "(sync API)";
+    zk_queue(u, threads, ms, out, "-mixed", ZK_RWLOCK);
 }
 
 /* ---------- the semaphore bound ---------- */
@@ -557,4 +578,5 @@ const raw_client raw_zk_client = {
     .election = zk_election,
     .semaphore = zk_semaphore_main,
     .reader = zk_reader_main,
+    .mixed = zk_mixed,
 };
