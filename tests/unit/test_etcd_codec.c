@@ -952,6 +952,220 @@ static void test_lines_callback_error(void **state) {
     etcd_lines_free(&lb);
 }
 
+/* ---------- transactions ---------- */
+
+/* The base64-decoded string field `f` of `obj` (malloc'd; the test frees it). */
+static char *field_bytes(const cJSON *obj, const char *f) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f);
+    void *out = NULL;
+    size_t len = 0;
+    if (!cJSON_IsString(v) || etcd_unb64(v->valuestring, &out, &len))
+        fail_msg("field %s is not base64", f);
+    return out;
+}
+
+/* Compare `i` of `req` is `result` `target` `value` (in `field`) on `key`. */
+static void expect_cmp(const cJSON *req, int i, const char *key, const char *result,
+                       const char *target, const char *field, const char *value) {
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(req, "compare"), i);
+    assert_non_null(c);
+    char *k = field_bytes(c, "key");
+    assert_string_equal(k, key);
+    free(k);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(c, "result")->valuestring, result);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(c, "target")->valuestring, target);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, field);
+    assert_true(cJSON_IsString(v));
+    assert_string_equal(v->valuestring, value);
+}
+
+/* Request `i` of branch `branch` is of `type` on `key`; returns the inner object. */
+static const cJSON *expect_op(const cJSON *req, const char *branch, int i, const char *type,
+                              const char *key) {
+    const cJSON *op = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(req, branch), i);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(op, type);
+    if (!r) fail_msg("%s[%d] is not a %s", branch, i, type);
+    char *k = field_bytes(r, "key");
+    assert_string_equal(k, key);
+    free(k);
+    return r;
+}
+
+static void test_txn_request(void **state) {
+    (void)state;
+    const coord_op ops[] = {
+        {COORD_OP_CHECK, "/a", NULL, 0, 5, 0},
+        {COORD_OP_CHECK, "/b", NULL, 0, 0, 0},
+        {COORD_OP_PUT, "/c", "hi", 2, COORD_VERSION_ANY, 0},
+        {COORD_OP_PUT, "/d", NULL, 0, 0, 0},
+        {COORD_OP_DEL, "/e", NULL, 0, COORD_VERSION_ANY, 0},
+        {COORD_OP_DEL, "/f", NULL, 0, 7, 0},
+        {COORD_OP_HELD, "/g", NULL, 0, 9, 9},
+        {COORD_OP_PUT, "/a", "x", 1, 5, 0},
+    };
+    size_t n = sizeof ops / sizeof ops[0];
+    assert_int_equal(etcd_txn_check(ops, n), 0);
+    cJSON *req = etcd_txn_request(ops, n);
+    assert_non_null(req);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(req, "compare")), 7);
+    expect_cmp(req, 0, "/a", "EQUAL", "MOD", "mod_revision", "5");
+    expect_cmp(req, 1, "/b", "EQUAL", "VERSION", "version", "0");
+    expect_cmp(req, 2, "/d", "EQUAL", "VERSION", "version", "0");
+    expect_cmp(req, 3, "/e", "GREATER", "VERSION", "version", "0");
+    expect_cmp(req, 4, "/f", "EQUAL", "MOD", "mod_revision", "7");
+    expect_cmp(req, 5, "/g", "EQUAL", "CREATE", "create_revision", "9");
+    expect_cmp(req, 6, "/a", "EQUAL", "MOD", "mod_revision", "5");
+    /* Writes without a lease; an empty value is sent as no value (etcd's default). */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(req, "success")), 5);
+    const cJSON *put = expect_op(req, "success", 0, "request_put", "/c");
+    char *v = field_bytes(put, "value");
+    assert_string_equal(v, "hi");
+    free(v);
+    assert_null(cJSON_GetObjectItemCaseSensitive(put, "lease"));
+    put = expect_op(req, "success", 1, "request_put", "/d");
+    assert_null(cJSON_GetObjectItemCaseSensitive(put, "value"));
+    expect_op(req, "success", 2, "request_delete_range", "/e");
+    expect_op(req, "success", 3, "request_delete_range", "/f");
+    expect_op(req, "success", 4, "request_put", "/a");
+    /* One keys_only range per compared path, in the order of the ops. */
+    const char *ranges[] = {"/a", "/b", "/d", "/e", "/f", "/g"};
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(req, "failure")), 6);
+    for (int i = 0; i < 6; i++) {
+        const cJSON *r = expect_op(req, "failure", i, "request_range", ranges[i]);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "keys_only")));
+        assert_null(cJSON_GetObjectItemCaseSensitive(r, "range_end"));
+    }
+    cJSON_Delete(req);
+
+    /* A delete at version 0 can never apply: it must be absent and have a value. */
+    const coord_op del0 = {COORD_OP_DEL, "/e", NULL, 0, 0, 0};
+    req = etcd_txn_request(&del0, 1);
+    expect_cmp(req, 0, "/e", "EQUAL", "VERSION", "version", "0");
+    expect_cmp(req, 1, "/e", "GREATER", "VERSION", "version", "0");
+    cJSON_Delete(req);
+}
+
+static void test_txn_check(void **state) {
+    (void)state;
+    coord_op ops[COORD_TXN_MAX + 1];
+    for (size_t i = 0; i <= COORD_TXN_MAX; i++)
+        ops[i] = (coord_op){COORD_OP_PUT, "/k", "v", 1, COORD_VERSION_ANY, 0};
+    assert_int_equal(etcd_txn_check(ops, COORD_TXN_MAX), 0);
+    assert_int_equal(etcd_txn_check(ops, COORD_TXN_MAX + 1), COORD_EINVAL);
+    assert_int_equal(etcd_txn_check(ops, 0), COORD_EINVAL);
+    assert_int_equal(etcd_txn_check(NULL, 1), COORD_EINVAL);
+    const coord_op bad[] = {
+        {0, "/k", NULL, 0, 0, 0},
+        {COORD_OP_CHECK, "/k", NULL, 0, -1, 0},
+        {COORD_OP_PUT, "/k", NULL, 3, 0, 0},
+        {COORD_OP_PUT, "/k", "v", 1, -2, 0},
+        {COORD_OP_DEL, "/k", NULL, 0, -2, 0},
+        {COORD_OP_HELD, "/k", NULL, 0, 0, 0},
+        {COORD_OP_HELD, "/k", NULL, 0, 0, UINT64_MAX},
+        {COORD_OP_CHECK, NULL, NULL, 0, 0, 0},
+        {COORD_OP_CHECK, "k", NULL, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (etcd_txn_check(&bad[i], 1) != COORD_EINVAL) fail_msg("bad op %zu accepted", i);
+}
+
+/* The answer of a failed txn whose failure branch found `entries` (JSON kvs arrays, "" for
+ * none) in its ranges. */
+static cJSON *failed_answer(const char *const *entries, size_t n) {
+    char buf[4096];
+    size_t at = (size_t)snprintf(buf, sizeof buf,
+                                 "{\"header\":{\"revision\":\"40\"},\"succeeded\":false,"
+                                 "\"responses\":[");
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(buf + at, sizeof buf - at, "%s{\"response_range\":{%s}}",
+                               i ? "," : "", entries[i]);
+    snprintf(buf + at, sizeof buf - at, "]}");
+    return json(buf);
+}
+
+/* "kvs":[...] for key `k` (base64 `k64`) at `mod` and `create`, as a keys_only answer. */
+#define KVS(k64, mod, create)                                                                      \
+    "\"kvs\":[{\"key\":\"" k64 "\",\"create_revision\":\"" #create "\",\"mod_revision\":\"" #mod   \
+    "\",\"version\":\"1\"}],\"count\":\"1\""
+
+/* etcd_txn_explain of `ops` against `res` (consumed) names op `want` with `detail`. */
+static void expect_failed(const coord_op *ops, size_t n, cJSON *res, size_t want,
+                          const char *detail) {
+    size_t failed = 999;
+    char msg[256];
+    assert_int_equal(etcd_txn_explain(res, ops, n, &failed, msg, sizeof msg), 0);
+    cJSON_Delete(res);
+    assert_int_equal(failed, want);
+    assert_string_equal(msg, detail);
+}
+
+static void test_txn_explain(void **state) {
+    (void)state;
+    /* "/a" = L2E=, "/b" = L2I=, "/c" = L2M= */
+    const char *a14 = KVS("L2E=", 14, 12), *b20 = KVS("L2I=", 20, 20), *none = "";
+    const coord_op check[] = {
+        {COORD_OP_PUT, "/w", "w", 1, COORD_VERSION_ANY, 0}, /* no range */
+        {COORD_OP_CHECK, "/a", NULL, 0, 14, 0},
+        {COORD_OP_CHECK, "/b", NULL, 0, 19, 0},
+    };
+    expect_failed(check, 3, failed_answer((const char *[]){a14, b20}, 2), 2,
+                  "txn: check of /b failed: version 20, expected 19");
+    expect_failed(check, 3, failed_answer((const char *[]){none, b20}, 2), 1,
+                  "txn: check of /a failed: version 0, expected 14");
+    /* Nothing fails by the answer (it cannot happen, but the caller still gets a detail). */
+    const coord_op ok[] = {{COORD_OP_CHECK, "/a", NULL, 0, 14, 0}};
+    expect_failed(ok, 1, failed_answer((const char *[]){a14}, 1), 1, "txn: a condition failed");
+
+    const coord_op absent[] = {{COORD_OP_CHECK, "/a", NULL, 0, 0, 0}};
+    expect_failed(absent, 1, failed_answer((const char *[]){a14}, 1), 0,
+                  "txn: check of /a failed: version 14, expected 0");
+    const coord_op create[] = {{COORD_OP_PUT, "/a", "x", 1, 0, 0}};
+    expect_failed(create, 1, failed_answer((const char *[]){a14}, 1), 0,
+                  "txn: check of /a failed: version 14, expected 0");
+    const coord_op update[] = {{COORD_OP_PUT, "/a", "x", 1, 3, 0}};
+    expect_failed(update, 1, failed_answer((const char *[]){none}, 1), 0, "txn: /a has no value");
+    expect_failed(update, 1, failed_answer((const char *[]){a14}, 1), 0,
+                  "txn: check of /a failed: version 14, expected 3");
+    const coord_op del[] = {{COORD_OP_DEL, "/a", NULL, 0, COORD_VERSION_ANY, 0}};
+    expect_failed(del, 1, failed_answer((const char *[]){none}, 1), 0, "txn: /a has no value");
+    const coord_op del_at[] = {{COORD_OP_DEL, "/a", NULL, 0, 13, 0}};
+    expect_failed(del_at, 1, failed_answer((const char *[]){a14}, 1), 0,
+                  "txn: check of /a failed: version 14, expected 13");
+    /* The lock entry: gone, or made again (another create revision). */
+    const coord_op held[] = {{COORD_OP_HELD, "/a", NULL, 0, 12, 12}};
+    expect_failed(held, 1, failed_answer((const char *[]){a14}, 1), 1, "txn: a condition failed");
+    expect_failed(held, 1, failed_answer((const char *[]){none}, 1), 0,
+                  "txn: lock entry /a is no longer held");
+    const coord_op held2[] = {{COORD_OP_HELD, "/a", NULL, 0, 11, 11}};
+    expect_failed(held2, 1, failed_answer((const char *[]){a14}, 1), 0,
+                  "txn: lock entry /a is no longer held");
+    /* Ops on one path share its range. */
+    const coord_op shared[] = {
+        {COORD_OP_CHECK, "/a", NULL, 0, 14, 0},
+        {COORD_OP_CHECK, "/b", NULL, 0, 20, 0},
+        {COORD_OP_PUT, "/a", "x", 1, 15, 0},
+    };
+    expect_failed(shared, 3, failed_answer((const char *[]){a14, b20}, 2), 2,
+                  "txn: check of /a failed: version 14, expected 15");
+
+    /* Malformed answers: a range missing, on another key, or kvs not an array. */
+    size_t failed = 999;
+    char msg[64];
+    cJSON *res = failed_answer((const char *[]){a14}, 1);
+    assert_int_equal(etcd_txn_explain(res, shared, 3, &failed, msg, sizeof msg), COORD_EPROTO);
+    cJSON_Delete(res);
+    res = failed_answer((const char *[]){KVS("L2M=", 3, 3)}, 1);
+    assert_int_equal(etcd_txn_explain(res, ok, 1, &failed, msg, sizeof msg), COORD_EPROTO);
+    cJSON_Delete(res);
+    res = failed_answer((const char *[]){"\"kvs\":{}"}, 1);
+    assert_int_equal(etcd_txn_explain(res, ok, 1, &failed, msg, sizeof msg), COORD_EPROTO);
+    cJSON_Delete(res);
+    res = json("{\"succeeded\":false}");
+    assert_int_equal(etcd_txn_explain(res, ok, 1, &failed, msg, sizeof msg), COORD_EPROTO);
+    cJSON_Delete(res);
+    assert_int_equal(failed, 999);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64_vectors),
@@ -984,6 +1198,9 @@ int main(void) {
         cmocka_unit_test(test_lines_max),
         cmocka_unit_test(test_lines_big_line),
         cmocka_unit_test(test_lines_callback_error),
+        cmocka_unit_test(test_txn_request),
+        cmocka_unit_test(test_txn_check),
+        cmocka_unit_test(test_txn_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
