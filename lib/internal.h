@@ -171,6 +171,11 @@ void coord__member_decode(const void *value, size_t len, unsigned *weight, size_
 /* The epoch of a member set sorted by id: a digest of (id, weight) pairs, 0 for the empty set. */
 uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size_t n);
 
+/* For transactions fenced by a lock (kv.c): the lock's client, and its contender while the
+ * handle holds it (NULL otherwise). */
+coord_client *coord__lock_client(const coord_lock *l);
+const coord_kv *coord__lock_entry(const coord_lock *l);
+
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
 

@@ -71,6 +71,14 @@ int coord_lock_release(coord_lock *l) {
     return rc;
 }
 
+coord_client *coord__lock_client(const coord_lock *l) {
+    return l->q.c;
+}
+
+const coord_kv *coord__lock_entry(const coord_lock *l) {
+    return coord_lock_held(l) ? &l->q.mine : NULL;
+}
+
 void coord_lock_free(coord_lock *l) {
     if (!l) return;
     /* One try, then the client's: free does not wait for a server. */

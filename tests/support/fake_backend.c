@@ -537,6 +537,84 @@ static int slot_del(coord_conn *c, const char *path, int64_t expect, int timeout
     return rc;
 }
 
+/* The fake has no valueless parents: an entry always has a value. */
+static int slot_kv_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    (void)timeout_ms;
+    fconn *k = (fconn *)c;
+    count(k, SLOT_KV_GET);
+    pthread_mutex_lock(&srv.mu);
+    int rc = reachable(k);
+    entry *e = rc ? NULL : find(path, NULL);
+    if (!rc && !e) rc = coord_seterr(COORD_ENOTFOUND, "fake: %s does not exist", path);
+    if (!rc) rc = fill(k, e, out, false, true);
+    pthread_mutex_unlock(&srv.mu);
+    return rc;
+}
+
+/* Whether op `o` holds against the state before the transaction; else a detail. */
+static bool txn_holds(const fconn *k, const coord_op *o) {
+    entry *e = find(o->path, NULL);
+    int64_t v = e ? version_of(k, e) : 0;
+    switch (o->type) {
+    case COORD_OP_CHECK:
+        if (v == o->version) return true;
+        coord_seterr(COORD_ECONFLICT,
+                     "fake: txn: check of %s failed: version %" PRId64 ", expected %" PRId64,
+                     o->path, v, o->version);
+        return false;
+    case COORD_OP_PUT:
+    case COORD_OP_DEL:
+        if ((o->type == COORD_OP_PUT || e) && (o->version == COORD_VERSION_ANY || v == o->version))
+            return true;
+        coord_seterr(COORD_ECONFLICT, "fake: txn: %s %s: version %" PRId64 ", expected %" PRId64,
+                     o->type == COORD_OP_PUT ? "put" : "delete", o->path, v, o->version);
+        return false;
+    case COORD_OP_HELD:
+        if (e && (uint64_t)e->create_rev == o->token) return true;
+        coord_seterr(COORD_ECONFLICT, "fake: txn: lock entry %s is no longer held", o->path);
+        return false;
+    default:
+        coord_seterr(COORD_EINVAL, "fake: txn: unknown operation %d", o->type);
+        return false;
+    }
+}
+
+static int slot_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
+                    int timeout_ms) {
+    (void)timeout_ms;
+    fconn *k = (fconn *)c;
+    count(k, SLOT_TXN);
+    if (n == 0 || n > 64) return coord_seterr(COORD_EINVAL, "fake: txn of %zu operations", n);
+    pthread_mutex_lock(&srv.mu);
+    int rc = reachable(k);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (!txn_holds(k, &ops[i])) {
+            rc = ops[i].type >= COORD_OP_CHECK && ops[i].type <= COORD_OP_HELD ? COORD_ECONFLICT
+                                                                               : COORD_EINVAL;
+            if (failed) *failed = i;
+        }
+    for (size_t i = 0; !rc && i < n; i++) {
+        size_t at = 0;
+        entry *e = find(ops[i].path, &at);
+        if (ops[i].type == COORD_OP_DEL) {
+            remove_at(at);
+        } else if (ops[i].type == COORD_OP_PUT) {
+            if (!e) {
+                if (!(e = create(ops[i].path, ops[i].value, ops[i].len, 0, false)))
+                    rc = coord_seterr(COORD_ENOMEM, "out of memory");
+            } else if (!(rc = set_value(e, ops[i].value, ops[i].len))) {
+                e->updates++;
+                e->mod_rev = ++srv.rev;
+                if (k->etcd) e->owner = 0;
+                notify(e->path, false, false);
+            }
+            if (!rc && versions) versions[i] = version_of(k, e);
+        }
+    }
+    pthread_mutex_unlock(&srv.mu);
+    return rc;
+}
+
 static const fconn *sort_conn;
 
 static int cmp_order(const void *a, const void *b) {
@@ -611,12 +689,45 @@ static ptrdiff_t waits_for(const fconn *k, entry **v, size_t at, const char *dir
     return -1;
 }
 
+/* COORD_LIST_TREE: the first segments of every entry under `dir`, once each. Server's mutex held.
+ */
+static int tree_names(const char *dir, coord_kv **out, size_t *n) {
+    size_t dl = strlen(dir), m = 0;
+    coord_kv *kv = calloc(srv.n + 1, sizeof *kv);
+    if (!kv) return coord_seterr(COORD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < srv.n; i++) {
+        const char *p = srv.ents[i]->path;
+        if (strncmp(p, dir, dl) != 0 || p[dl] != '/' || !p[dl + 1]) continue;
+        const char *seg = p + dl + 1, *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        bool seen = false;
+        for (size_t j = 0; j < m && !seen; j++)
+            seen = strlen(kv[j].key) == len && !strncmp(kv[j].key, seg, len);
+        if (seen) continue;
+        if (!(kv[m].key = strndup(seg, len))) {
+            coord_kv_array_free(kv, m);
+            return coord_seterr(COORD_ENOMEM, "out of memory");
+        }
+        m++;
+    }
+    *out = kv;
+    *n = m;
+    return 0;
+}
+
 static int slot_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
                      int64_t *epoch, int timeout_ms) {
     (void)timeout_ms;
     fconn *k = (fconn *)c;
     count(k, SLOT_LIST);
     pthread_mutex_lock(&srv.mu);
+    if (flags & COORD_LIST_TREE) {
+        int rc = reachable(k);
+        if (!rc) rc = tree_names(path, out, n);
+        if (!rc && epoch) *epoch = srv.rev;
+        pthread_mutex_unlock(&srv.mu);
+        return rc;
+    }
     entry **v = NULL;
     size_t m = 0;
     int rc = reachable(k);
@@ -859,11 +970,11 @@ static const char *const etcd_schemes[] = {"fakeetcd", NULL};
     .del = slot_del, .list = slot_list, .watch = slot_watch, .unwatch = slot_unwatch,              \
     .expire = slot_expire, .lock_enqueue = slot_lock_enqueue,                                      \
     .lock_predecessor = slot_lock_predecessor, .queue_head = slot_queue_head,                      \
-    .get_own = slot_get_own
+    .get_own = slot_get_own, .kv_get = slot_kv_get, .txn = slot_txn
 
 /* The binary counter formats are ZooKeeper's (the bit exists from table version 3 on). */
 #ifdef COORD_CAP_BINARY_COUNTERS
-#define FAKE_ZK_CAPS COORD_CAP_BINARY_COUNTERS
+#define FAKE_ZK_CAPS (COORD_CAP_BINARY_COUNTERS | COORD_CAP_SEQUENTIAL)
 #else
 #define FAKE_ZK_CAPS 0u
 #endif
@@ -937,6 +1048,15 @@ void fake_expire(coord_client *c) {
     if (!k) return;
     pthread_mutex_lock(&srv.mu);
     expire_locked(k);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+void fake_compact(coord_client *c) {
+    fconn *k = conn_of(c);
+    if (!k) return;
+    pthread_mutex_lock(&srv.mu);
+    for (coord_watch *w = srv.watches; w; w = w->next)
+        if (w->k == k && !w->done) push(k, IT_WATCH, w, COORD_EV_RESET, srv.rev, 0);
     pthread_mutex_unlock(&srv.mu);
 }
 

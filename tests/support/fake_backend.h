@@ -64,6 +64,9 @@ void fake_calls_reset(coord_client *c);
  * fire), then the connection reports LOST, opens a new session and reports CONNECTED (once the
  * server is reachable). Returns at once; fake_sync() waits for the reports. */
 void fake_expire(coord_client *c);
+/* Tell every watch of `c` that history it resumes from was compacted (COORD_EV_RESET), as etcd
+ * does to a watch resuming from a compacted revision. */
+void fake_compact(coord_client *c);
 /* Cut `c` off (SUSPENDED; slots fail with COORD_EUNAVAILABLE) or give it back (CONNECTED). */
 void fake_suspend(coord_client *c);
 void fake_resume(coord_client *c);

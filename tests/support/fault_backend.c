@@ -45,9 +45,9 @@ static rule *rules, **rules_tail = &rules;
 static int next_id = 1;
 
 static const char *const slot_names[SLOT_COUNT] = {
-    "open",    "close",     "session", "get",    "put",          "del",
-    "list",    "watch",     "unwatch", "expire", "lock_enqueue", "lock_predecessor",
-    "get_own", "queue_head"};
+    "open",    "close",      "session", "get",    "put",          "del",
+    "list",    "watch",      "unwatch", "expire", "lock_enqueue", "lock_predecessor",
+    "get_own", "queue_head", "kv_get",  "txn"};
 
 const char *coord_slot_name(coord_slot s) {
     return s < SLOT_COUNT ? slot_names[s] : "?";
@@ -295,6 +295,19 @@ static int f_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeo
             coord_kv_clear(out));
 }
 
+static int f_kv_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    fconn *f = (fconn *)c;
+    FORWARD(SLOT_KV_GET, path, rc = f->inner_be->kv_get(f->inner, path, out, timeout_ms),
+            coord_kv_clear(out));
+}
+
+static int f_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
+                 int timeout_ms) {
+    fconn *f = (fconn *)c;
+    FORWARD(SLOT_TXN, n ? ops[0].path : "",
+            rc = f->inner_be->txn(f->inner, ops, n, versions, failed, timeout_ms), (void)0);
+}
+
 /* ---------- registration and rules ---------- */
 
 int fault_wrap(const coord_backend *inner) {
@@ -336,6 +349,8 @@ int fault_wrap(const coord_backend *inner) {
     w->table.lock_predecessor = f_lock_predecessor;
     w->table.queue_head = f_queue_head;
     w->table.get_own = inner->get_own ? f_get_own : NULL;
+    w->table.kv_get = inner->kv_get ? f_kv_get : NULL;
+    w->table.txn = inner->txn ? f_txn : NULL;
     nwraps++;
     pthread_mutex_unlock(&mu);
     /* The registry takes its own lock; a failed registration leaves an unused slot here. */

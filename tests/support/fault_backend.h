@@ -42,6 +42,8 @@ typedef enum coord_slot {
     SLOT_LOCK_PREDECESSOR,
     SLOT_GET_OWN,
     SLOT_QUEUE_HEAD,
+    SLOT_KV_GET,
+    SLOT_TXN,
     SLOT_COUNT
 } coord_slot;
 

@@ -168,6 +168,9 @@ typedef struct coord_watch coord_watch;
  */
 /** The Curator/kazoo binary counter formats (lib/counter.c refuses them without it). */
 #define COORD_CAP_BINARY_COUNTERS 0x8u
+/** COORD_PUT_SEQUENTIAL names entries (ZooKeeper): work queues then make ZooKeeper's "qn-"
+ * items; without it they name items by time, as etcd's queue recipe does. */
+#define COORD_CAP_SEQUENTIAL 0x10u
 
 /** Operations of a transaction (coord_backend.txn). */
 typedef enum coord_op_type {

@@ -1,0 +1,468 @@
+/*
+ * Key-value space (coord.h, "Key-value space"): keys under "<prefix>/kv/", read and written
+ * through the backend's kv_get and txn slots (a single put or delete is a transaction of one
+ * operation, which each backend runs in one round trip), watches that re-read the key after each
+ * event of a DATA watch, and transactions fenced by a lock's entry.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Longest key (all segments with their '/'): well inside ZooKeeper's and etcd's path limits. */
+#define KEY_MAX 2048
+
+/* The backend's key-value slots, or COORD_ENOTSUP. */
+static int kv_conn(coord_client *c, coord_conn **out) {
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    coord_conn *k = coord__client_conn(c);
+    if (!k->backend->kv_get || !k->backend->txn)
+        return coord_seterr(COORD_ENOTSUP, "the %s backend has no key-value space",
+                            k->backend->name);
+    *out = k;
+    return 0;
+}
+
+/* "<prefix>/kv/<key>" after checking `key` ("" only when `top`: "<prefix>/kv"). */
+static int kv_path(const coord_client *c, const char *key, bool top, char **out) {
+    *out = NULL;
+    if (!key) return coord_seterr(COORD_EINVAL, "key is NULL");
+    size_t n = strnlen(key, KEY_MAX + 1);
+    if (n > KEY_MAX) return coord_seterr(COORD_EINVAL, "key is longer than %d bytes", KEY_MAX);
+    if (n == 0 && !top) return coord_seterr(COORD_EINVAL, "key is empty");
+    for (const char *s = key; n && *s;) {
+        const char *e = strchr(s, '/');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        char seg[256];
+        if (len == 0 || len >= sizeof seg)
+            return coord_seterr(COORD_EINVAL, "key \"%.64s\": %s segment at byte %zu", key,
+                                len ? "a too long" : "an empty", (size_t)(s - key));
+        memcpy(seg, s, len);
+        seg[len] = 0;
+        if (coord_name_check(seg))
+            return coord_seterr(COORD_EINVAL, "key \"%.64s\": segment at byte %zu: %s", key,
+                                (size_t)(s - key), coord_last_error());
+        s = e ? e + 1 : s + len;
+        if (e && !*s) return coord_seterr(COORD_EINVAL, "key \"%.64s\" ends with '/'", key);
+    }
+    if (asprintf(out, n ? "%s/kv/%s" : "%s/kv", coord_client_prefix(c), key) < 0) {
+        *out = NULL;
+        return coord__oom();
+    }
+    return 0;
+}
+
+static int check_value(const void *value, size_t len) {
+    if (!value && len) return coord_seterr(COORD_EINVAL, "value is NULL with length %zu", len);
+    if (len > COORD_VALUE_MAX)
+        return coord_seterr(COORD_EINVAL, "value of %zu bytes exceeds %u", len, COORD_VALUE_MAX);
+    return 0;
+}
+
+/* ---------- single operations ---------- */
+
+int coord_kv_get(coord_client *c, const char *key, void **value, size_t *len, int64_t *version) {
+    coord_conn *k;
+    char *path;
+    if (!value || !len) return coord_seterr(COORD_EINVAL, "NULL argument");
+    *value = NULL;
+    *len = 0;
+    if (version) *version = 0;
+    int rc = kv_conn(c, &k);
+    if (!rc) rc = kv_path(c, key, false, &path);
+    if (rc) return rc;
+    coord_kv kv = {0};
+    rc = k->backend->kv_get(k, path, &kv, coord__client_timeout(c));
+    free(path);
+    if (rc) return rc;
+    /* One byte more, zero, so a text value reads as a C string. */
+    unsigned char *v = realloc(kv.value, kv.len + 1);
+    if (!v) {
+        coord_kv_clear(&kv);
+        return coord__oom();
+    }
+    v[kv.len] = 0;
+    *value = v;
+    *len = kv.len;
+    if (version) *version = kv.version;
+    kv.value = NULL;
+    coord_kv_clear(&kv);
+    return 0;
+}
+
+/* One operation as a transaction of one. */
+static int single(coord_client *c, coord_op *op, int64_t *version) {
+    coord_conn *k;
+    int rc = kv_conn(c, &k);
+    if (rc) return rc;
+    int64_t v = 0;
+    size_t failed = 0;
+    rc = k->backend->txn(k, op, 1, &v, &failed, coord__client_timeout(c));
+    if (!rc && version) *version = v;
+    return rc;
+}
+
+int coord_kv_put(coord_client *c, const char *key, const void *value, size_t len, int64_t expect,
+                 int64_t *version) {
+    char *path;
+    if (version) *version = 0;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    if (expect < COORD_VERSION_ANY)
+        return coord_seterr(COORD_EINVAL, "expect %lld is not -1, 0 or a version",
+                            (long long)expect);
+    int rc = check_value(value, len);
+    if (!rc) rc = kv_path(c, key, false, &path);
+    if (rc) return rc;
+    coord_op op = {
+        .type = COORD_OP_PUT, .path = path, .value = value, .len = len, .version = expect};
+    rc = single(c, &op, version);
+    free(path);
+    return rc;
+}
+
+int coord_kv_delete(coord_client *c, const char *key, int64_t expect) {
+    char *path;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    if (expect < COORD_VERSION_ANY || expect == COORD_VERSION_ABSENT)
+        return coord_seterr(COORD_EINVAL, "expect %lld is not -1 or a version", (long long)expect);
+    int rc = kv_path(c, key, false, &path);
+    if (rc) return rc;
+    coord_op op = {.type = COORD_OP_DEL, .path = path, .version = expect};
+    rc = single(c, &op, NULL);
+    if (rc == COORD_ECONFLICT) {
+        /* A transaction does not tell "absent" from "another version": one read does. */
+        coord__error_buf saved;
+        coord__error_save(&saved);
+        coord_conn *k = coord__client_conn(c);
+        coord_kv kv = {0};
+        int grc = k->backend->kv_get(k, path, &kv, coord__client_timeout(c));
+        coord_kv_clear(&kv);
+        if (grc == COORD_ENOTFOUND)
+            rc = coord_seterr(COORD_ENOTFOUND, "key %s does not exist", key);
+        else
+            coord__error_restore(&saved);
+    }
+    free(path);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int coord_kv_list(coord_client *c, const char *prefix, char ***keys, size_t *n) {
+    coord_conn *k;
+    char *path;
+    if (!keys || !n) return coord_seterr(COORD_EINVAL, "NULL argument");
+    *keys = NULL;
+    *n = 0;
+    int rc = kv_conn(c, &k);
+    if (!rc) rc = kv_path(c, prefix, true, &path);
+    if (rc) return rc;
+    coord_kv *kids = NULL;
+    size_t cnt = 0;
+    rc = k->backend->list(k, path, COORD_LIST_NAMES | COORD_LIST_TREE, &kids, &cnt, NULL,
+                          coord__client_timeout(c));
+    free(path);
+    if (rc) return rc;
+    char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
+    if (cnt && !v) {
+        coord_kv_array_free(kids, cnt);
+        return coord__oom();
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        v[i] = kids[i].key; /* the array takes the names */
+        kids[i].key = NULL;
+    }
+    coord_kv_array_free(kids, cnt);
+    qsort(v, cnt, sizeof *v, cmp_str);
+    *keys = v;
+    *n = cnt;
+    return 0;
+}
+
+/* ---------- transactions ---------- */
+
+struct coord_txn {
+    coord_client *c;
+    size_t n;
+    coord_op ops[COORD_TXN_MAX];
+    int64_t versions[COORD_TXN_MAX];
+    const coord_lock *guard;
+};
+
+int coord_txn_new(coord_txn **out, coord_client *c) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    coord_conn *k;
+    int rc = kv_conn(c, &k);
+    if (rc) return rc;
+    coord_txn *t = calloc(1, sizeof *t);
+    if (!t) return coord__oom();
+    t->c = c;
+    *out = t;
+    return 0;
+}
+
+/* Append an operation on `key` (the path and a copy of the value become the transaction's). */
+static int add(coord_txn *t, int type, const char *key, const void *value, size_t len,
+               int64_t version) {
+    if (!t) return coord_seterr(COORD_EINVAL, "transaction is NULL");
+    if (t->n + (t->guard != NULL) >= COORD_TXN_MAX)
+        return coord_seterr(COORD_EINVAL, "a transaction takes at most %d operations",
+                            COORD_TXN_MAX);
+    char *path;
+    int rc = kv_path(t->c, key, false, &path);
+    if (rc) return rc;
+    if (type != COORD_OP_CHECK)
+        for (size_t i = 0; i < t->n; i++)
+            if (t->ops[i].type != COORD_OP_CHECK && !strcmp(t->ops[i].path, path)) {
+                free(path);
+                return coord_seterr(COORD_EINVAL, "key %s is written twice in one transaction",
+                                    key);
+            }
+    void *copy = NULL;
+    if (len && !(copy = malloc(len))) {
+        free(path);
+        return coord__oom();
+    }
+    if (len) memcpy(copy, value, len);
+    t->ops[t->n++] =
+        (coord_op){.type = type, .path = path, .value = copy, .len = len, .version = version};
+    return 0;
+}
+
+int coord_txn_check(coord_txn *t, const char *key, int64_t version) {
+    if (version < 0)
+        return coord_seterr(COORD_EINVAL, "check of version %lld: 0 (absent) or a version",
+                            (long long)version);
+    return add(t, COORD_OP_CHECK, key, NULL, 0, version);
+}
+
+int coord_txn_put(coord_txn *t, const char *key, const void *value, size_t len) {
+    int rc = check_value(value, len);
+    return rc ? rc : add(t, COORD_OP_PUT, key, value, len, COORD_VERSION_ANY);
+}
+
+int coord_txn_delete(coord_txn *t, const char *key) {
+    return add(t, COORD_OP_DEL, key, NULL, 0, COORD_VERSION_ANY);
+}
+
+int coord_txn_guard(coord_txn *t, const coord_lock *l) {
+    if (!t || !l) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (t->guard) return coord_seterr(COORD_EINVAL, "the transaction has a guard already");
+    if (coord__lock_client(l) != t->c)
+        return coord_seterr(COORD_EINVAL, "the guard's lock belongs to another client");
+    if (t->n >= COORD_TXN_MAX)
+        return coord_seterr(COORD_EINVAL, "a transaction takes at most %d operations",
+                            COORD_TXN_MAX);
+    t->guard = l;
+    return 0;
+}
+
+int coord_txn_commit(coord_txn *t) {
+    if (!t) return coord_seterr(COORD_EINVAL, "transaction is NULL");
+    memset(t->versions, 0, sizeof t->versions);
+    if (t->n == 0 && !t->guard) return coord_seterr(COORD_EINVAL, "the transaction is empty");
+    coord_conn *k = coord__client_conn(t->c);
+    coord_op ops[COORD_TXN_MAX];
+    int64_t versions[COORD_TXN_MAX] = {0};
+    size_t n = t->n;
+    memcpy(ops, t->ops, n * sizeof *ops);
+    if (t->guard) {
+        const coord_kv *mine = coord__lock_entry(t->guard);
+        if (!mine)
+            return coord_seterr(COORD_ENOTHELD, "the guard's lock is not held by its handle");
+        ops[n++] = (coord_op){.type = COORD_OP_HELD,
+                              .path = mine->key,
+                              .version = mine->version,
+                              .token = mine->token};
+    }
+    size_t failed = n;
+    int rc = k->backend->txn(k, ops, n, versions, &failed, coord__client_timeout(t->c));
+    if (!rc) memcpy(t->versions, versions, t->n * sizeof *versions);
+    return rc;
+}
+
+int64_t coord_txn_version(const coord_txn *t, size_t i) {
+    return t && i < t->n && t->ops[i].type == COORD_OP_PUT ? t->versions[i] : 0;
+}
+
+void coord_txn_free(coord_txn *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) {
+        free((char *)t->ops[i].path);
+        free((void *)t->ops[i].value);
+    }
+    free(t);
+}
+
+/* ---------- watches ---------- */
+
+struct coord_kv_watch {
+    coord_client *c;
+    char *key, *path;
+    coord_kv_watch_fn fn;
+    void *payload;
+    coord_watch *w;
+    coord__listener listener;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool dirty, force, rearm, stop;
+    int fails;
+    int64_t retry_at;
+    /* What was reported last (reported: at least once): a report is made when the state differs
+     * (a key deleted and made again on ZooKeeper has its old version but another token). */
+    bool reported;
+    int64_t version;
+    uint64_t token;
+};
+
+static void kick(coord_kv_watch *w, bool force, bool rearm) {
+    pthread_mutex_lock(&w->mu);
+    w->dirty = true;
+    w->force = w->force || force;
+    w->rearm = w->rearm || rearm;
+    w->retry_at = 0;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)rev;
+    /* A reset may have hidden changes: report the value read next even if it looks the same
+     * (as the contract says, after a replaced session or a compaction). */
+    kick(payload, ev == COORD_EV_RESET, ev == COORD_EV_ERROR);
+}
+
+static void on_state(void *payload, coord_session_state st) {
+    if (st == COORD_SESSION_LOST) kick(payload, true, false);
+    if (st == COORD_SESSION_CONNECTED) kick(payload, false, false);
+}
+
+/* Read the key and report it when it changed (or `force`). */
+static int look(coord_kv_watch *w, bool force) {
+    coord_conn *k = coord__client_conn(w->c);
+    coord_kv kv = {0};
+    int rc = k->backend->kv_get(k, w->path, &kv, coord__client_timeout(w->c));
+    if (rc == COORD_ENOTFOUND) {
+        memset(&kv, 0, sizeof kv);
+        rc = 0;
+    }
+    if (rc) return rc;
+    if (force || !w->reported || kv.version != w->version || kv.token != w->token) {
+        w->reported = true;
+        w->version = kv.version;
+        w->token = kv.token;
+        bool present = kv.version != 0;
+        w->fn(w->key, present ? (kv.value ? kv.value : (void *)"") : NULL, present ? kv.len : 0,
+              kv.version, w->payload);
+    }
+    coord_kv_clear(&kv);
+    return 0;
+}
+
+static void *watch_main(void *arg) {
+    coord_kv_watch *w = arg;
+    coord_conn *k = coord__client_conn(w->c);
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        int64_t now = coord__now_ms();
+        if (!w->dirty || now < w->retry_at) {
+            if (!w->dirty) {
+                pthread_cond_wait(&w->cv, &w->mu);
+            } else {
+                struct timespec dl = coord__deadline(w->retry_at - now);
+                pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+            }
+            continue;
+        }
+        bool force = w->force, rearm = w->rearm;
+        w->dirty = w->force = w->rearm = false;
+        pthread_mutex_unlock(&w->mu);
+        int rc = 0;
+        if (rearm) { /* the backend ended the watch: a new one, then the read covers the gap */
+            if (w->w) k->backend->unwatch(k, w->w);
+            w->w = NULL;
+            rc = k->backend->watch(k, w->path, COORD_WATCH_DATA, 0, on_event, w, &w->w);
+            force = true;
+        }
+        if (!rc) rc = look(w, force);
+        pthread_mutex_lock(&w->mu);
+        if (rc) { /* no server now: look again, backing off to a second */
+            w->dirty = true;
+            w->force = w->force || force;
+            w->rearm = w->rearm || (rearm && !w->w);
+            if (w->fails < 6) w->fails++;
+            w->retry_at = coord__now_ms() + (15 << w->fails);
+        } else {
+            w->fails = 0;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, coord_kv_watch_fn fn,
+                       void *payload) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!fn) return coord_seterr(COORD_EINVAL, "fn is NULL");
+    coord_conn *k;
+    int rc = kv_conn(c, &k);
+    if (rc) return rc;
+    coord_kv_watch *w = calloc(1, sizeof *w);
+    if (!w) return coord__oom();
+    w->c = c;
+    w->fn = fn;
+    w->payload = payload;
+    pthread_mutex_init(&w->mu, NULL);
+    coord__cond_init(&w->cv);
+    rc = kv_path(c, key, false, &w->path);
+    if (!rc && !(w->key = strdup(key))) rc = coord__oom();
+    /* Armed before the first read, so that no change falls between the two. */
+    if (!rc) rc = k->backend->watch(k, w->path, COORD_WATCH_DATA, 0, on_event, w, &w->w);
+    if (rc) {
+        free(w->path);
+        free(w->key);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return rc;
+    }
+    w->listener = (coord__listener){.fn = on_state, .payload = w};
+    coord__client_listen(c, &w->listener);
+    w->dirty = true;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        coord__client_unlisten(c, &w->listener);
+        k->backend->unwatch(k, w->w);
+        free(w->path);
+        free(w->key);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return coord_seterr(COORD_ENOMEM, "cannot start the watch's thread");
+    }
+    *out = w;
+    return 0;
+}
+
+void coord_kv_watch_free(coord_kv_watch *w) {
+    if (!w) return;
+    coord_conn *k = coord__client_conn(w->c);
+    coord__client_unlisten(w->c, &w->listener);
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    if (w->w) k->backend->unwatch(k, w->w);
+    free(w->path);
+    free(w->key);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}

@@ -1,0 +1,392 @@
+/*
+ * Work queue (coord.h, "Work queue"): items in "<prefix>/queue/<name>" in the servers' order of
+ * puts (ZooKeeper's qn- sequential nodes, as its queue recipe, zoo_queue and Curator's
+ * SimpleDistributedQueue make them; etcd keys named by time, as etcd's recipe makes them, ordered
+ * by create revision). A claim is an ephemeral "<prefix>/queue-claims/<name>/<item name>": the
+ * item stays, invisible to others, until the claimer acks it (one transaction that checks the
+ * claim, deletes the item and the claim) or its session ends. A take is one transaction too:
+ * delete the item if nobody claims it.
+ *
+ * Takers and claimers that must wait queue up as contenders of "<prefix>/queue-waiters/<name>"
+ * (lib/queue.c: each watches only its predecessor) and only the first one watches the items and
+ * the claims, so a put, a nack or a claim its session gave back wakes one waiter.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+struct coord_queue {
+    coord_client *c;
+    char *dir, *claims;
+    bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
+    coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
+};
+
+struct coord_item {
+    coord_queue *q;
+    char *item, *claim; /* full paths */
+    int64_t item_version;
+    coord_kv mine;  /* the claim as created: version and token for the ack's check */
+    uint64_t epoch; /* the session that made the claim */
+    void *data;
+    size_t len;
+};
+
+int coord_queue_new(coord_queue **out, coord_client *c, const char *name) {
+    if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!c) return coord_seterr(COORD_EINVAL, "client is NULL");
+    coord_conn *k = coord__client_conn(c);
+    if (!k->backend->kv_get || !k->backend->txn)
+        return coord_seterr(COORD_ENOTSUP, "the %s backend has no work queues", k->backend->name);
+    coord_queue *q = calloc(1, sizeof *q);
+    if (!q) return coord__oom();
+    q->c = c;
+    q->sequential = (k->backend->caps & COORD_CAP_SEQUENTIAL) != 0;
+    int rc = coord__path(&q->dir, c, "queue", name);
+    if (!rc) rc = coord__path(&q->claims, c, "queue-claims", name);
+    if (!rc) rc = coord__queue_init(&q->wq, c, "queue-waiters", name, "lock-");
+    if (rc) {
+        free(q->dir);
+        free(q->claims);
+        free(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+void coord_queue_free(coord_queue *q) {
+    if (!q) return;
+    coord__queue_destroy(&q->wq);
+    free(q->dir);
+    free(q->claims);
+    free(q);
+}
+
+static int check_data(const void *data, size_t len) {
+    if (!data && len) return coord_seterr(COORD_EINVAL, "data is NULL with length %zu", len);
+    if (len > COORD_VALUE_MAX)
+        return coord_seterr(COORD_EINVAL, "item of %zu bytes exceeds %u", len, COORD_VALUE_MAX);
+    return 0;
+}
+
+int coord_queue_put(coord_queue *q, const void *data, size_t len) {
+    if (!q) return coord_seterr(COORD_EINVAL, "queue is NULL");
+    int rc = check_data(data, len);
+    if (rc) return rc;
+    coord_conn *k = coord__client_conn(q->c);
+    int timeout = coord__client_timeout(q->c);
+    if (!data) data = ""; /* a value, not ZooKeeper's null data */
+    if (q->sequential) {
+        char *path = NULL;
+        if (asprintf(&path, "%s/qn-", q->dir) < 0) return coord__oom();
+        rc = k->backend->put(k, path, data, len, COORD_VERSION_ABSENT, COORD_PUT_SEQUENTIAL, NULL,
+                             timeout);
+        free(path);
+        return rc;
+    }
+    /* No sequential names (etcd): the recipe's "<dir>/<UnixNano>", created only if new. */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        char *path = NULL;
+        if (asprintf(&path, "%s/%lld", q->dir,
+                     (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec + attempt) < 0)
+            return coord__oom();
+        rc = k->backend->put(k, path, data, len, COORD_VERSION_ABSENT, 0, NULL, timeout);
+        free(path);
+        if (rc != COORD_ECONFLICT) return rc;
+    }
+    return coord_seterr(COORD_ECONFLICT, "queue %s: no free item name", q->dir);
+}
+
+/* ---------- the items and the claims ---------- */
+
+typedef struct view {
+    coord_kv *items, *claims;
+    size_t nitems, nclaims;
+} view;
+
+static void view_free(view *v) {
+    coord_kv_array_free(v->items, v->nitems);
+    coord_kv_array_free(v->claims, v->nclaims);
+    memset(v, 0, sizeof *v);
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(((const coord_kv *)a)->key, ((const coord_kv *)b)->key);
+}
+
+/* The items in order and the claims (sorted by name, for lookups). */
+static int look(coord_queue *q, view *v) {
+    memset(v, 0, sizeof *v);
+    coord_conn *k = coord__client_conn(q->c);
+    int timeout = coord__client_timeout(q->c);
+    int rc = k->backend->list(k, q->dir, COORD_LIST_NAMES, &v->items, &v->nitems, NULL, timeout);
+    if (!rc)
+        rc = k->backend->list(k, q->claims, COORD_LIST_NAMES, &v->claims, &v->nclaims, NULL,
+                              timeout);
+    if (rc) {
+        view_free(v);
+        return rc;
+    }
+    qsort(v->claims, v->nclaims, sizeof *v->claims, cmp_name);
+    return 0;
+}
+
+/* Whether the i-th item may be taken: not claimed, and (ZooKeeper) a "qn-" item, as other tools
+ * of the family skip foreign children too. */
+static bool open_item(const coord_queue *q, const view *v, size_t i) {
+    const char *name = v->items[i].key;
+    if (q->sequential && strncmp(name, "qn-", 3) != 0) return false;
+    coord_kv key = {.key = (char *)name};
+    return !bsearch(&key, v->claims, v->nclaims, sizeof *v->claims, cmp_name);
+}
+
+static char *join(const char *dir, const char *name) {
+    char *p = NULL;
+    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+int coord_queue_size(coord_queue *q, size_t *out) {
+    if (!q || !out) return coord_seterr(COORD_EINVAL, "NULL argument");
+    *out = 0;
+    view v;
+    int rc = look(q, &v);
+    if (rc) return rc;
+    size_t n = 0;
+    for (size_t i = 0; i < v.nitems; i++)
+        n += open_item(q, &v, i);
+    view_free(&v);
+    *out = n;
+    return 0;
+}
+
+/* Take the first open item: read it, then delete it if nobody claims it (one transaction). */
+static int try_take(coord_queue *q, void *arg) {
+    void **res = arg; /* [0]: data, [1]: &len */
+    coord_conn *k = coord__client_conn(q->c);
+    int timeout = coord__client_timeout(q->c);
+    view v;
+    int rc = look(q, &v);
+    if (rc) return rc;
+    rc = COORD_ENOTFOUND;
+    for (size_t i = 0; i < v.nitems && rc == COORD_ENOTFOUND; i++) {
+        if (!open_item(q, &v, i)) continue;
+        char *item = join(q->dir, v.items[i].key), *claim = join(q->claims, v.items[i].key);
+        coord_kv kv = {0};
+        rc = item && claim ? 0 : coord__oom();
+        if (!rc) rc = k->backend->get(k, item, &kv, timeout);
+        if (!rc) {
+            coord_op ops[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
+                               {.type = COORD_OP_DEL, .path = item, .version = kv.version}};
+            size_t failed = 2;
+            rc = k->backend->txn(k, ops, 2, NULL, &failed, timeout);
+        }
+        if (!rc) {
+            *(void **)res[0] = kv.value;
+            *(size_t *)res[1] = kv.len;
+            kv.value = NULL;
+        }
+        coord_kv_clear(&kv);
+        free(item);
+        free(claim);
+        if (rc == COORD_ECONFLICT) rc = COORD_ENOTFOUND; /* taken or claimed meanwhile: next */
+    }
+    view_free(&v);
+    return rc;
+}
+
+/* Claim the first open item: create its claim, then read it (gone meanwhile: next one). */
+static int try_claim(coord_queue *q, void *arg) {
+    coord_item **out = arg;
+    coord_conn *k = coord__client_conn(q->c);
+    int timeout = coord__client_timeout(q->c);
+    view v;
+    int rc = look(q, &v);
+    if (rc) return rc;
+    rc = COORD_ENOTFOUND;
+    for (size_t i = 0; i < v.nitems && rc == COORD_ENOTFOUND; i++) {
+        if (!open_item(q, &v, i)) continue;
+        coord_item *it = calloc(1, sizeof *it);
+        if (!it || !(it->item = join(q->dir, v.items[i].key)) ||
+            !(it->claim = join(q->claims, v.items[i].key))) {
+            if (it) {
+                free(it->item);
+                free(it);
+            }
+            rc = coord__oom();
+            break;
+        }
+        it->q = q;
+        it->epoch = coord__session_epoch(q->c);
+        /* The claim holds the handle's tag: who claims it, for people looking. */
+        rc = k->backend->put(k, it->claim, q->wq.tag, strlen(q->wq.tag), COORD_VERSION_ABSENT,
+                             COORD_PUT_EPHEMERAL, &it->mine, timeout);
+        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+            /* Perhaps made: the client deletes it if it is ours. */
+            coord__orphan_ref o = {q, it->claim, NULL, 0, it->epoch};
+            coord__orphan_hand(q->c, &o);
+        }
+        coord_kv kv = {0};
+        if (!rc) {
+            rc = k->backend->get(k, it->item, &kv, timeout);
+            if (rc) { /* gone (taken, acked) or unreadable: give the claim back */
+                coord__error_buf saved;
+                coord__error_save(&saved);
+                coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};
+                coord__orphan_delete(q->c, &o, 0);
+                coord__error_restore(&saved);
+            }
+        }
+        if (!rc) {
+            it->item_version = kv.version;
+            it->data = kv.value;
+            it->len = kv.len;
+            kv.value = NULL;
+            *out = it;
+            it = NULL;
+        }
+        coord_kv_clear(&kv);
+        if (it) {
+            coord_kv_clear(&it->mine);
+            free(it->item);
+            free(it->claim);
+            free(it);
+        }
+        if (rc == COORD_ECONFLICT) rc = COORD_ENOTFOUND; /* claimed meanwhile: next */
+    }
+    view_free(&v);
+    return rc;
+}
+
+static void on_change(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev;
+    (void)rev;
+    coord_queue *q = payload;
+    coord__client_lock(q->c);
+    q->wq.woken = true;
+    pthread_cond_signal(&q->wq.cv);
+    coord__client_unlock(q->c);
+}
+
+/* One try, or wait among the waiters, then as their first (watching items and claims) until a
+ * try succeeds or `timeout_ms` passes. */
+static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, void *), void *arg) {
+    int rc = try(q, arg);
+    if (rc != COORD_ENOTFOUND) return rc;
+    if (timeout_ms == 0) return coord_seterr(COORD_ENOTFOUND, "queue %s is empty", q->dir);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
+    int left = timeout_ms < 0 ? -1 : timeout_ms;
+    rc = coord__queue_enter(&q->wq, NULL, 0, left);
+    if (rc == COORD_ETIMEDOUT)
+        return coord_seterr(COORD_ETIMEDOUT, "queue %s: no item within %d ms", q->dir, timeout_ms);
+    if (rc) return rc;
+    coord_conn *k = coord__client_conn(q->c);
+    coord_watch *wi = NULL, *wc = NULL;
+    coord__client_lock(q->c);
+    q->wq.woken = false;
+    coord__client_unlock(q->c);
+    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, on_change, q, &wi);
+    if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, on_change, q, &wc);
+    while (!rc) {
+        rc = try(q, arg);
+        if (rc != COORD_ENOTFOUND) break;
+        rc = 0;
+        coord__client_lock(q->c);
+        while (!q->wq.woken && coord__session_epoch(q->c) == q->wq.epoch &&
+               coord__now_ms() < deadline)
+            coord__client_wait_cv(q->c, &q->wq.cv, deadline);
+        q->wq.woken = false;
+        coord__client_unlock(q->c);
+        if (coord__session_epoch(q->c) != q->wq.epoch)
+            rc = coord_seterr(COORD_ESESSION, "session expired while waiting on queue %s", q->dir);
+        else if (coord__now_ms() >= deadline)
+            rc =
+                coord_seterr(COORD_ETIMEDOUT, "queue %s: no item within %d ms", q->dir, timeout_ms);
+    }
+    if (wi) k->backend->unwatch(k, wi);
+    if (wc) k->backend->unwatch(k, wc);
+    coord__error_buf saved;
+    coord__error_save(&saved);
+    coord__queue_leave(&q->wq, coord__client_timeout(q->c)); /* the next waiter's turn */
+    coord__error_restore(&saved);
+    return rc;
+}
+
+int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms) {
+    if (!q || !data || !len) return coord_seterr(COORD_EINVAL, "NULL argument");
+    *data = NULL;
+    *len = 0;
+    void *res[2] = {data, len};
+    return wait_for(q, timeout_ms, try_take, res);
+}
+
+int coord_queue_claim(coord_queue *q, coord_item **item, int timeout_ms) {
+    if (!q || !item) return coord_seterr(COORD_EINVAL, "NULL argument");
+    *item = NULL;
+    return wait_for(q, timeout_ms, try_claim, item);
+}
+
+const void *coord_item_data(const coord_item *it, size_t *len) {
+    if (len) *len = it ? it->len : 0;
+    return it ? (it->data ? it->data : "") : NULL;
+}
+
+static void item_free(coord_item *it) {
+    coord_kv_clear(&it->mine);
+    free(it->item);
+    free(it->claim);
+    free(it->data);
+    free(it);
+}
+
+int coord_item_ack(coord_item *it) {
+    if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
+    coord_queue *q = it->q;
+    int rc;
+    if (coord__session_epoch(q->c) != it->epoch) {
+        rc = coord_seterr(COORD_ESESSION, "the claim of %s ended with its session", it->item);
+    } else {
+        coord_conn *k = coord__client_conn(q->c);
+        coord_op ops[3] = {{.type = COORD_OP_HELD,
+                            .path = it->claim,
+                            .version = it->mine.version,
+                            .token = it->mine.token},
+                           {.type = COORD_OP_DEL, .path = it->item, .version = it->item_version},
+                           {.type = COORD_OP_DEL, .path = it->claim, .version = it->mine.version}};
+        size_t failed = 3;
+        rc = k->backend->txn(k, ops, 3, NULL, &failed, coord__client_timeout(q->c));
+        if (rc == COORD_ECONFLICT)
+            rc = coord_seterr(COORD_ESESSION, "the claim of %s is no longer this session's",
+                              it->item);
+        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+            /* Applied or not: the claim goes either way (the item reappears if not). */
+            coord__error_buf saved;
+            coord__error_save(&saved);
+            coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};
+            coord__orphan_hand(q->c, &o);
+            coord__error_restore(&saved);
+        }
+    }
+    item_free(it);
+    return rc;
+}
+
+int coord_item_nack(coord_item *it) {
+    if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
+    coord_queue *q = it->q;
+    int rc = 0;
+    if (coord__session_epoch(q->c) == it->epoch) {
+        coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};
+        rc = coord__orphan_delete(q->c, &o, coord__client_timeout(q->c));
+        if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION) rc = 0; /* given back already */
+    }
+    item_free(it);
+    return rc;
+}
