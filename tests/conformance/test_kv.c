@@ -1,28 +1,13 @@
 /*
  * Key-value space, transactions and watches: one body, built twice: against real servers (both
- * backends, tests/conformance) and, with KV_FAKE, against the fake backend through the fault
- * shim (tests/unit), where lost answers and compaction are injected.
+ * backends, tests/conformance) and, with COORD_TEST_FAKE, against the fake backend through the
+ * fault shim (tests/unit), where lost answers and compaction are injected.
  */
-#include "testing.h"
+#include "dual.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef KV_FAKE
-#include "fake_backend.h"
-#define OPEN(state, rec, uri) fake_open(state, NULL, rec, uri)
-#define OPEN_URI(uri) fake_open_uri(uri, NULL)
-#define BOTH(fn) FAKE_BOTH(fn)
-#else
-#define OPEN(state, rec, uri) coord_test_open(state, NULL, rec, uri)
-#define BOTH(fn) COORD_CONFORMANCE(fn)
-static coord_client *OPEN_URI(const char *uri) {
-    coord_client *c = NULL;
-    if (coord_client_open(&c, uri, NULL)) fail_msg("open %s: %s", uri, coord_last_error());
-    return c;
-}
-#endif
 
 static void get_is(coord_client *c, const char *key, const char *want, int64_t version) {
     void *v = NULL;
@@ -155,7 +140,7 @@ static void kv_bad_input(void **state) {
     assert_int_equal(coord_txn_put(t, "/bad", "1", 1), COORD_EINVAL);
     coord_txn_free(t);
     free(big);
-#ifdef KV_FAKE
+#ifdef COORD_TEST_FAKE
     /* None of the above reached the server. */
     assert_int_equal(fake_calls(c, SLOT_TXN) + fake_calls(c, SLOT_KV_GET), 0);
 #endif
@@ -402,7 +387,7 @@ static void kv_watch(void **state) {
     pthread_cond_destroy(&r.cv);
 }
 
-#ifdef KV_FAKE
+#ifdef COORD_TEST_FAKE
 /* ---- faults (fake backend only) ---- */
 
 /* A write whose answer is lost may have applied: the caller learns it by reading. */
@@ -473,7 +458,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH(kv_basic),        BOTH(kv_tree),         BOTH(kv_bad_input), BOTH(kv_big_value),
         BOTH(txn_basic),       BOTH(txn_guard),       BOTH(kv_watch),
-#ifdef KV_FAKE
+#ifdef COORD_TEST_FAKE
         BOTH(kv_lost_answers), BOTH(kv_watch_faults),
 #endif
     };
