@@ -124,8 +124,10 @@ typedef struct zop {
     struct Stat stat;
     char *data;
     int datalen;
+    bool nodata; /* get: the node's data is null (datalen then 0), not empty */
     char *name;
     struct String_vector kids;
+    void *owned; /* freed with the op: buffers the completion writes into (multi results) */
 } zop;
 
 static zop *zop_new(void) {
@@ -144,6 +146,7 @@ static void zop_unref(zop *o) {
     if (r) return;
     free(o->data);
     free(o->name);
+    free(o->owned);
     deallocate_String_vector(&o->kids);
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cv);
@@ -179,6 +182,7 @@ static void on_data(int rc, const char *v, int len, const struct Stat *st, const
             if (len > 0) memcpy(o->data, v, (size_t)len);
             o->datalen = len > 0 ? len : 0;
             o->data[o->datalen] = 0;
+            o->nodata = len < 0;
         }
         if (st) o->stat = *st;
     }
@@ -232,9 +236,15 @@ static void zh_release(zk *z) {
  * ZOPERATIONTIMEOUT when the deadline passed. */
 typedef int (*issue_fn)(zhandle_t *zh, zop *o, void *arg);
 
-static int run(zk *z, issue_fn issue, void *arg, int64_t deadline, zop **out) {
+/* run, the op taking `owned` (malloc'd, may be NULL): whatever the outcome it is freed with the
+ * op, so the completion may write into it after a deadline passed. */
+static int run_owning(zk *z, issue_fn issue, void *arg, void *owned, int64_t deadline, zop **out) {
     zop *o = zop_new();
-    if (!o) return ZSYSTEMERROR;
+    if (!o) {
+        free(owned);
+        return ZSYSTEMERROR;
+    }
+    o->owned = owned;
     zhandle_t *zh = zh_acquire(z);
     int rc = zh ? issue(zh, o, arg) : ZINVALIDSTATE;
     if (zh) zh_release(z);
@@ -251,6 +261,10 @@ static int run(zk *z, issue_fn issue, void *arg, int64_t deadline, zop **out) {
     rc = o->rc;
     *out = o;
     return rc;
+}
+
+static int run(zk *z, issue_fn issue, void *arg, int64_t deadline, zop **out) {
+    return run_owning(z, issue, arg, NULL, deadline, out);
 }
 
 typedef struct args {
@@ -329,14 +343,20 @@ static void fill_kv(coord_kv *kv, const struct Stat *st, const char *name) {
 
 /* ---------- KV slots ---------- */
 
-/* get; `*owner` (may be NULL) receives the node's ephemeralOwner. */
-static int get_node(zk *z, const char *path, coord_kv *out, int64_t *owner, int timeout_ms) {
+/* get; `*owner` (may be NULL) receives the node's ephemeralOwner; with `values`, a node with null
+ * data (no value in the key-value space) is COORD_ENOTFOUND. */
+static int get_node(zk *z, const char *path, coord_kv *out, int64_t *owner, bool values,
+                    int timeout_ms) {
     args a = {.path = path};
     zop *o = NULL;
     int rc = run(z, issue_get, &a, deadline_of(timeout_ms), &o);
     if (rc != ZOK) {
         if (o) zop_unref(o);
         return map_rc(rc, "get", path);
+    }
+    if (values && o->nodata) {
+        zop_unref(o);
+        return coord_seterr(COORD_ENOTFOUND, "%s has no value", path);
     }
     if (owner) *owner = o->stat.ephemeralOwner;
     memset(out, 0, sizeof *out);
@@ -354,13 +374,17 @@ static int get_node(zk *z, const char *path, coord_kv *out, int64_t *owner, int 
 }
 
 static int zk_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
-    return get_node((zk *)c, path, out, NULL, timeout_ms);
+    return get_node((zk *)c, path, out, NULL, false, timeout_ms);
+}
+
+static int zk_kv_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    return get_node((zk *)c, path, out, NULL, true, timeout_ms);
 }
 
 static int zk_get_own(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
     zk *z = (zk *)c;
     int64_t owner = 0;
-    int rc = get_node(z, path, out, &owner, timeout_ms);
+    int rc = get_node(z, path, out, &owner, false, timeout_ms);
     if (rc) return rc;
     /* The session read after the node: one replaced meanwhile does not own it either. */
     zhandle_t *zh = zh_acquire(z);
@@ -504,7 +528,8 @@ static int zk_list(coord_conn *c, const char *path, unsigned flags, coord_kv **o
         const char *name = o->kids.data[i];
         if (!(arr[i].key = strdup(name))) rc = coord_seterr(COORD_ENOMEM, "out of memory");
         int64_t seq = 0;
-        arr[i].order = zk_sequence(name, &seq) ? seq : 0;
+        /* A tree listing gives names (the core sorts them), whatever they end in. */
+        arr[i].order = !(flags & COORD_LIST_TREE) && zk_sequence(name, &seq) ? seq : 0;
         if (!gets) continue;
         /* Pipeline the reads: issue all, then wait for all. */
         snprintf(full, sizeof full, "%s/%s", path, name);
@@ -554,6 +579,461 @@ static int zk_list(coord_conn *c, const char *path, unsigned flags, coord_kv **o
     *out = arr;
     *n = got;
     return 0;
+}
+
+/* ---------- transactions (the key-value space) ---------- */
+
+/* The largest request a server takes by default (jute.maxbuffer, 0xfffff). */
+#define ZK_REQUEST_MAX 1048575
+
+/* A node as a transaction's read saw it. */
+typedef struct tnode {
+    bool exists, nodata, parent; /* `parent`: the node's parent exists (PUT reads it) */
+    int version;                 /* stat.version */
+    int children;
+    int64_t czxid;
+} tnode;
+
+/* The coord version of a read node: 0 when it has no value. */
+static int64_t tnode_version(const tnode *t) {
+    return t->exists && !t->nodata ? (int64_t)t->version + 1 : 0;
+}
+
+/* One operation of a multi and the transaction's operation it serves. */
+typedef struct mop {
+    int type; /* ZOO_CREATE_OP, ZOO_DELETE_OP, ZOO_SETDATA_OP or ZOO_CHECK_OP */
+    size_t ti;
+    const char *path;
+    const char *value;
+    int len; /* -1: null data */
+    int version;
+    bool held; /* the check of a HELD */
+} mop;
+
+typedef struct margs {
+    int count;
+    zoo_op_t *ops;
+    zoo_op_result_t *res;
+} margs;
+
+static int issue_multi(zhandle_t *zh, zop *o, void *a) {
+    margs *m = a;
+    return zoo_amulti(zh, m->count, m->ops, m->res, on_void, o);
+}
+
+static int issue_exists(zhandle_t *zh, zop *o, void *a) {
+    return zoo_aexists(zh, ((args *)a)->path, 0, on_stat, o);
+}
+
+/* Run the multi of `m`. `*bad` receives the index of the op that failed (-1 when none is
+ * known); on success `vers[j]` the coord version a set or create of m[j] wrote. The results and
+ * stats live in the op, so a completion after the deadline writes into memory it owns. */
+static int run_multi(zk *z, const mop *m, int nm, int64_t deadline, int *bad, int64_t *vers) {
+    zoo_op_t ops[2 * COORD_TXN_MAX];
+    *bad = -1;
+    void *block = calloc((size_t)nm, sizeof(zoo_op_result_t) + sizeof(struct Stat));
+    if (!block) return ZSYSTEMERROR;
+    zoo_op_result_t *res = block;
+    struct Stat *st = (struct Stat *)(res + nm);
+    for (int j = 0; j < nm; j++) {
+        switch (m[j].type) {
+        case ZOO_CREATE_OP:
+            zoo_create_op_init(&ops[j], m[j].path, m[j].value, m[j].len,
+                               acl_for(z, strlen(m[j].path)), ZOO_PERSISTENT, NULL, 0);
+            break;
+        case ZOO_DELETE_OP:
+            zoo_delete_op_init(&ops[j], m[j].path, m[j].version);
+            break;
+        case ZOO_SETDATA_OP:
+            zoo_set_op_init(&ops[j], m[j].path, m[j].value, m[j].len, m[j].version, &st[j]);
+            break;
+        default:
+            zoo_check_op_init(&ops[j], m[j].path, m[j].version);
+        }
+    }
+    /* The client serialises ops, paths and values in zoo_amulti: only `block` must outlive it. */
+    margs a = {nm, ops, res};
+    zop *o = NULL;
+    int rc = run_owning(z, issue_multi, &a, block, deadline, &o);
+    if (!o) return rc;
+    if (rc == ZOK) {
+        for (int j = 0; j < nm; j++)
+            vers[j] = m[j].type == ZOO_SETDATA_OP  ? (int64_t)st[j].version + 1
+                      : m[j].type == ZOO_CREATE_OP ? 1
+                                                   : 0;
+    } else {
+        /* Ops before the failed one answer ZOK, those after it ZRUNTIMEINCONSISTENCY. */
+        for (int j = 0; j < nm && *bad < 0; j++)
+            if (res[j].err != ZOK && res[j].err != ZRUNTIMEINCONSISTENCY) *bad = j;
+    }
+    zop_unref(o);
+    return rc;
+}
+
+static mop mop_of(int type, size_t ti, const char *path, const void *value, int len, int version) {
+    return (mop){.type = type,
+                 .ti = ti,
+                 .path = path,
+                 .value = value,
+                 .len = len,
+                 .version = version,
+                 .held = false};
+}
+
+/* Create the missing ancestors of `path` below the prefix as persistent nodes with no value (not
+ * containers: the server would remove one under a value set on it later). Each is created and
+ * set in one multi, so that it is at data version 1: a conditional write or delete at version 1
+ * (data version 0), every created key's first version, can then never pass on a node that only
+ * leads to deeper keys. */
+static int kv_parents(zk *z, const char *path, int64_t deadline) {
+    size_t plen = zk_parent_len(path);
+    if (plen <= strlen(z->cfg->uri->prefix)) return ZOK; /* made at open */
+    char parent[MAX_PATH];
+    if (plen >= sizeof parent) return ZBADARGUMENTS;
+    memcpy(parent, path, plen);
+    parent[plen] = 0;
+    mop m[2] = {mop_of(ZOO_CREATE_OP, 0, parent, NULL, -1, 0),
+                mop_of(ZOO_SETDATA_OP, 0, parent, NULL, -1, 0)};
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int bad;
+        int64_t mv[2];
+        int rc = run_multi(z, m, 2, deadline, &bad, mv);
+        if (rc == ZOK || rc == ZNODEEXISTS) return ZOK;
+        if (rc != ZNONODE) return rc;
+        if ((rc = kv_parents(z, parent, deadline)) != ZOK) return rc;
+    }
+    return ZNONODE;
+}
+
+/* The multi of an optimistic first attempt, without a read (false when an op needs one). Checks
+ * come first so that every condition sees the state before the writes. */
+static bool txn_fast(const coord_op *ops, size_t n, mop *m, int *nm) {
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        if (op->type == COORD_OP_DEL && op->version <= 0)
+            return false; /* a delete needs the node's version and children */
+        if (op->type == COORD_OP_CHECK && op->version > 0) {
+            m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
+        } else if (op->type == COORD_OP_CHECK) {
+            /* A multi tests absence by creating the node and deleting it again. */
+            m[k++] = mop_of(ZOO_CREATE_OP, i, op->path, NULL, -1, 0);
+            m[k++] = mop_of(ZOO_DELETE_OP, i, op->path, NULL, 0, -1);
+        } else if (op->type == COORD_OP_HELD) {
+            m[k] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
+            m[k++].held = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        if (op->type == COORD_OP_PUT && op->version == COORD_VERSION_ABSENT)
+            m[k++] = mop_of(ZOO_CREATE_OP, i, op->path, op->value, (int)op->len, 0);
+        else if (op->type == COORD_OP_PUT)
+            m[k++] = mop_of(ZOO_SETDATA_OP, i, op->path, op->value, (int)op->len,
+                            op->version > 0 ? (int)(op->version - 1) : -1);
+        else if (op->type == COORD_OP_DEL)
+            m[k++] = mop_of(ZOO_DELETE_OP, i, op->path, NULL, 0, (int)(op->version - 1));
+    }
+    *nm = k;
+    return true;
+}
+
+/* One read of a transaction: the node of op `ti` (`self`) or one of its ancestors. */
+typedef struct trd {
+    char *path;
+    size_t ti;
+    bool self, exists;
+    zop *o;
+} trd;
+
+static void trds_free(trd *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].o) zop_unref(r[i].o);
+        free(r[i].path);
+    }
+    free(r);
+}
+
+/* Read, in one pipelined round trip, the node of every op (its data tells a null value), the
+ * parent of every PUT (a create needs it) and every ancestor below the prefix of a CHECK of
+ * absence (the shallowest absent one is the node the multi tests). Fills `t` and `*rds`
+ * (ancestors in order of depth, after the op's own node). */
+static int txn_read(zk *z, const coord_op *ops, size_t n, tnode *t, trd **rds, size_t *nrd,
+                    int64_t deadline) {
+    size_t prefix_len = strlen(z->cfg->uri->prefix), cap = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        cap++;
+        if (ops[i].type == COORD_OP_PUT) cap++;
+        if (ops[i].type == COORD_OP_CHECK && ops[i].version == 0)
+            for (const char *p = ops[i].path; *p; p++)
+                cap += *p == '/';
+    }
+    trd *r = calloc(cap, sizeof *r);
+    if (!r) return coord_seterr(COORD_ENOMEM, "out of memory");
+    memset(t, 0, n * sizeof *t);
+    for (size_t i = 0; i < n; i++)
+        t[i].parent = true; /* the prefix, made at open, when not read */
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        const char *path = ops[i].path;
+        size_t len = strlen(path);
+        /* The node, then its ancestors (shallowest first) where they matter. */
+        for (size_t l = prefix_len + 1; l <= len && !err; l++) {
+            bool self = l == len;
+            if (!self && path[l] != '/') continue;
+            if (!self && !(ops[i].type == COORD_OP_CHECK && ops[i].version == 0) &&
+                !(ops[i].type == COORD_OP_PUT && l == zk_parent_len(path)))
+                continue;
+            trd *x = &r[k++];
+            x->ti = i;
+            x->self = self;
+            if (!(x->path = strndup(path, l))) {
+                err = coord_seterr(COORD_ENOMEM, "out of memory");
+                break;
+            }
+            args a = {.path = x->path};
+            if (!(x->o = zop_new())) {
+                err = coord_seterr(COORD_ENOMEM, "out of memory");
+                break;
+            }
+            zhandle_t *zh = zh_acquire(z);
+            int rc = zh ? (self ? issue_get : issue_exists)(zh, x->o, &a) : ZINVALIDSTATE;
+            if (zh) zh_release(z);
+            if (rc != ZOK) {
+                x->o->refs = 1; /* not submitted: the completion will never run */
+                zop_unref(x->o);
+                x->o = NULL;
+                err = map_rc(rc, "get", x->path);
+            }
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        trd *x = &r[j];
+        if (!x->o) continue;
+        if (!err && zop_wait(x->o, deadline)) err = map_rc(ZOPERATIONTIMEOUT, "get", x->path);
+        if (err) continue;
+        if (x->o->rc != ZOK && x->o->rc != ZNONODE) {
+            err = map_rc(x->o->rc, "get", x->path);
+            continue;
+        }
+        x->exists = x->o->rc == ZOK;
+        tnode *tn = &t[x->ti];
+        if (x->self && x->exists) {
+            tn->exists = true;
+            tn->nodata = x->o->nodata;
+            tn->version = x->o->stat.version;
+            tn->children = x->o->stat.numChildren;
+            tn->czxid = x->o->stat.czxid;
+        } else if (!x->self && ops[x->ti].type == COORD_OP_PUT) {
+            tn->parent = x->exists;
+        }
+        zop_unref(x->o);
+        x->o = NULL;
+    }
+    if (err) {
+        trds_free(r, k);
+        return err;
+    }
+    *rds = r;
+    *nrd = k;
+    return 0;
+}
+
+/* Whether `a` is a proper ancestor of `p`. */
+static bool is_ancestor(const char *a, const char *p) {
+    size_t l = strlen(a);
+    return strncmp(a, p, l) == 0 && p[l] == '/';
+}
+
+/* Whether `path` is a proper ancestor of a node the transaction creates (it exists, made as a
+ * parent, once the multi runs). */
+static bool made_parent(const coord_op *ops, size_t n, const tnode *t, const char *path) {
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].type == COORD_OP_PUT && !t[i].exists && is_ancestor(path, ops[i].path))
+            return true;
+    return false;
+}
+
+/* Evaluate every condition against the read state: COORD_ECONFLICT naming the first that fails. */
+static int txn_eval(const coord_op *ops, size_t n, const tnode *t, size_t *failed) {
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        int64_t have = tnode_version(&t[i]);
+        *failed = i;
+        switch (op->type) {
+        case COORD_OP_CHECK:
+            if (have != op->version)
+                return coord_seterr(COORD_ECONFLICT,
+                                    "txn: check of %s failed: version %lld, expected %lld",
+                                    op->path, (long long)have, (long long)op->version);
+            break;
+        case COORD_OP_HELD:
+            if (!t[i].exists || (uint64_t)t[i].czxid != op->token ||
+                (int64_t)t[i].version + 1 != op->version)
+                return coord_seterr(COORD_ECONFLICT, "txn: lock entry %s is no longer held",
+                                    op->path);
+            break;
+        case COORD_OP_DEL:
+            if (have == 0) return coord_seterr(COORD_ECONFLICT, "txn: %s has no value", op->path);
+            /* fallthrough */
+        default: /* PUT */
+            if (op->version != COORD_VERSION_ANY && have != op->version)
+                return coord_seterr(COORD_ECONFLICT,
+                                    op->version == 0 ? "txn: %s exists (version %lld)"
+                                                     : "txn: %s is at version %lld, expected %lld",
+                                    op->path, (long long)have, (long long)op->version);
+        }
+    }
+    *failed = n;
+    return 0;
+}
+
+/* The exact multi of the read state (every condition holds in it). */
+static int txn_exact(const coord_op *ops, size_t n, const tnode *t, const trd *r, size_t nr,
+                     mop *m) {
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        if (op->type == COORD_OP_HELD) {
+            m[k] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
+            m[k++].held = true;
+        } else if (op->type == COORD_OP_CHECK && t[i].exists) {
+            m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, t[i].version);
+        } else if (op->type == COORD_OP_CHECK) {
+            /* Absent: test the shallowest absent node above it (or itself) that the
+             * transaction does not make as a parent; one it makes is at version 0. */
+            const char *at = NULL;
+            for (size_t j = 0; j < nr && !at; j++)
+                if (r[j].ti == i && !r[j].self && !r[j].exists &&
+                    !made_parent(ops, n, t, r[j].path))
+                    at = r[j].path;
+            if (!at && made_parent(ops, n, t, op->path)) {
+                m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, 0);
+                continue;
+            }
+            if (!at) at = op->path;
+            m[k++] = mop_of(ZOO_CREATE_OP, i, at, NULL, -1, 0);
+            m[k++] = mop_of(ZOO_DELETE_OP, i, at, NULL, 0, -1);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        if (op->type == COORD_OP_PUT && !t[i].exists)
+            m[k++] = mop_of(ZOO_CREATE_OP, i, op->path, op->value, (int)op->len, 0);
+        else if (op->type == COORD_OP_PUT)
+            m[k++] = mop_of(ZOO_SETDATA_OP, i, op->path, op->value, (int)op->len, t[i].version);
+        else if (op->type == COORD_OP_DEL &&
+                 (t[i].children > 0 || made_parent(ops, n, t, op->path)))
+            /* Deeper keys stay: the node only loses its value. */
+            m[k++] = mop_of(ZOO_SETDATA_OP, i, op->path, NULL, -1, t[i].version);
+        else if (op->type == COORD_OP_DEL)
+            m[k++] = mop_of(ZOO_DELETE_OP, i, op->path, NULL, 0, t[i].version);
+    }
+    return k;
+}
+
+/* A multi that failed on a condition the reads may not have seen change. */
+static bool txn_stale(int rc) {
+    return rc == ZBADVERSION || rc == ZNONODE || rc == ZNODEEXISTS || rc == ZNOTEMPTY;
+}
+
+static int txn_done(const coord_op *ops, const mop *m, int nm, const int64_t *mv,
+                    int64_t *versions) {
+    for (int j = 0; versions && j < nm; j++)
+        if (ops[m[j].ti].type == COORD_OP_PUT &&
+            (m[j].type == ZOO_SETDATA_OP || m[j].type == ZOO_CREATE_OP))
+            versions[m[j].ti] = mv[j];
+    return 0;
+}
+
+static int zk_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
+                  int timeout_ms) {
+    zk *z = (zk *)c;
+    int64_t deadline = deadline_of(timeout_ms);
+    size_t unused;
+    if (!failed) failed = &unused;
+    *failed = n;
+    if (!ops || n == 0 || n > COORD_TXN_MAX)
+        return coord_seterr(COORD_EINVAL, "txn: %zu operations (1 to %d)", n, COORD_TXN_MAX);
+    size_t size = 64;
+    for (size_t i = 0; i < n; i++) {
+        const coord_op *op = &ops[i];
+        bool ok = op->path && op->path[0] == '/';
+        if (op->type == COORD_OP_PUT)
+            ok = ok && op->len <= 0x7fffffff && (op->value || !op->len) &&
+                 op->version >= COORD_VERSION_ANY;
+        else if (op->type == COORD_OP_DEL)
+            ok = ok && op->version >= COORD_VERSION_ANY;
+        else if (op->type == COORD_OP_CHECK)
+            ok = ok && op->version >= 0;
+        else
+            ok = ok && op->type == COORD_OP_HELD && op->version > 0;
+        if (!ok) {
+            *failed = i;
+            return coord_seterr(COORD_EINVAL, "txn: operation %zu is malformed", i);
+        }
+        /* The multi's size, generously: path twice (a test of absence), value, headers, ACL. */
+        size += 2 * strlen(op->path) + (op->type == COORD_OP_PUT ? op->len : 0) + 128;
+    }
+    /* A server drops the connection of a larger request (every call in flight with it). */
+    if (size > ZK_REQUEST_MAX)
+        return coord_seterr(COORD_EINVAL,
+                            "txn: about %zu bytes, more than a ZooKeeper request takes (%d, the "
+                            "default jute.maxbuffer)",
+                            size, ZK_REQUEST_MAX);
+    mop m[2 * COORD_TXN_MAX];
+    int64_t mv[2 * COORD_TXN_MAX];
+    int nm, bad, rc;
+    char what[MAX_PATH]; /* the path a failure names */
+    snprintf(what, sizeof what, "%s", ops[0].path);
+    /* Optimistic: one multi from the versions the caller gave, no read. */
+    if (txn_fast(ops, n, m, &nm)) {
+        rc = run_multi(z, m, nm, deadline, &bad, mv);
+        if (rc == ZOK) return txn_done(ops, m, nm, mv, versions);
+        if (bad >= 0) snprintf(what, sizeof what, "%s", m[bad].path);
+        if (bad >= 0 && m[bad].held) {
+            *failed = m[bad].ti;
+            return coord_seterr(COORD_ECONFLICT, "txn: lock entry %s is no longer held", what);
+        }
+        if (!txn_stale(rc)) return map_rc(rc, "multi", what);
+    }
+    /* Read what the multi needs, then run the exact multi of that state; again if the state
+     * changed in between (never after an outcome that is unknown). */
+    tnode t[COORD_TXN_MAX];
+    for (int attempt = 0; attempt < 16; attempt++) {
+        if (attempt > 0 && coord__now_ms() >= deadline)
+            return coord_seterr(COORD_ETIMEDOUT, "txn: no stable state of %s in time", what);
+        trd *r = NULL;
+        size_t nr = 0;
+        int err = txn_read(z, ops, n, t, &r, &nr, deadline);
+        if (err) return err;
+        if ((err = txn_eval(ops, n, t, failed))) {
+            trds_free(r, nr);
+            return err;
+        }
+        nm = txn_exact(ops, n, t, r, nr, m);
+        /* Parents of the creates first: persistent, with no value. */
+        rc = ZOK;
+        for (size_t i = 0; i < n && rc == ZOK; i++)
+            if (ops[i].type == COORD_OP_PUT && !t[i].exists && !t[i].parent)
+                if ((rc = kv_parents(z, ops[i].path, deadline)) != ZOK)
+                    snprintf(what, sizeof what, "%s", ops[i].path);
+        if (rc == ZOK) {
+            rc = run_multi(z, m, nm, deadline, &bad, mv);
+            if (bad >= 0) snprintf(what, sizeof what, "%s", m[bad].path);
+        } else {
+            bad = -1;
+        }
+        trds_free(r, nr);
+        if (rc == ZOK) return txn_done(ops, m, nm, mv, versions);
+        if (bad >= 0 && m[bad].held) {
+            *failed = m[bad].ti;
+            return coord_seterr(COORD_ECONFLICT, "txn: lock entry %s is no longer held", what);
+        }
+        if (!txn_stale(rc)) return map_rc(rc, bad >= 0 ? "multi" : "create", what);
+    }
+    *failed = n;
+    return coord_seterr(COORD_ECONFLICT, "txn: too much contention on %s", what);
 }
 
 /* ---------- lock queue (Curator InterProcessMutex layout) ---------- */
@@ -1285,4 +1765,6 @@ const coord_backend coord__zk_backend = {
     .lock_enqueue = zk_lock_enqueue,
     .lock_predecessor = zk_lock_predecessor,
     .queue_head = zk_queue_head,
+    .kv_get = zk_kv_get,
+    .txn = zk_txn,
 };
