@@ -110,7 +110,13 @@
  *              deleterange.
  * "mixed": 7 readers and 1 writer (coord_rwlock_wrlock) on one lock; the readers' and the
  * writer's cycles are told apart, and the run fails when a reader and the writer are seen
- * holding at once.
+ * holding at once. Its raw bound, "raw-mixed", run right after it: 8 threads (thread 0 writing)
+ * running the backend's read-write lock algorithm with the recipe's steps, as raw-contend does
+ * for the lock: Curator's InterProcessReadWriteLock on one shared ZooKeeper handle (a reader
+ * watches the last writer before it, a writer the node just before it, and lists again when it
+ * fires); on etcd the read/ and write/ keys on one lease, the enqueue txn reading the 2 newest
+ * of the lock (a reader: of write/), a watch stream per wait with the check read, a range for
+ * the next older one once it goes.
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,

@@ -223,7 +223,16 @@ int mode_rwlock(const bench_opts *o) {
         printf("],\"raw\":");
         json_raw(&raw, json_result, "readers_over_raw", r_over_raw);
         printf(",\"raw_mixed\":");
-        json_raw(&rawm, json_result, "mixed_over_raw_mixed", m_over_rawm);
+        if (rawm.ran) {
+            json_result(&rawm.r);
+            printf(",\"raw_mixed_method\":");
+            json_str(rawm.method);
+            printf(",\"mixed_over_raw_mixed\":%.3f", m_over_rawm);
+        } else {
+            printf("null,\"raw_mixed_error\":");
+            json_str(rawm.err[0] ? rawm.err : "no raw client for this backend in this build");
+            printf(",\"mixed_over_raw_mixed\":null");
+        }
         printf(",\"readers_max_at_once\":%d,\"mixed_over_readers\":%.3f,"
                "\"targets\":{\"readers_over_raw\":%.1f},\"targets_met\":"
                "{\"readers_over_raw\":%s},\"ok\":%s}\n",
