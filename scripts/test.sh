@@ -31,8 +31,9 @@ skip() { # STAGE -> is SKIP_STAGE=1?
 T0=${COORD_TEST_SH_T0:-$(date +%s)}
 # The suites run under ThreadSanitizer: the recipes on the fake backend (their threads and the
 # library's, every run) and on real servers.
-TSAN_TESTS="test_lock_fake test_counter_fake test_ring_fake test_election_fake test_ring test_lock
-    test_counter test_session test_election test_semaphore test_rwlock test_barrier"
+TSAN_TESTS="test_lock_fake test_counter_fake test_ring_fake test_election_fake test_kv_fake
+    test_queue_fake test_ring test_lock test_counter test_session test_election test_semaphore
+    test_rwlock test_barrier test_kv test_queue"
 stage() { echo "== $* (at $(($(date +%s) - T0)) s)"; }
 
 build_plain() {
@@ -140,7 +141,7 @@ if ! skip VALGRIND; then
     for t in test_uri test_name test_zk_path test_backends test_etcd_codec test_counter_codec \
         test_etcd_badserver test_session test_ring_codec test_hashring test_options test_fake \
         test_args test_lock_fake test_counter_fake test_ring_fake test_election_fake test_lock \
-        test_counter test_ring test_election; do
+        test_counter test_ring test_election test_kv_fake test_queue_fake test_kv test_queue; do
         t=$B/tests/$t
         [ -x "$t" ] || continue
         "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||
