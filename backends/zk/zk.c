@@ -6,6 +6,7 @@
  * A supervisor thread replaces the handle after the session expired (the C client never does),
  * re-arms the watches on the new handle and reports them RESET.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -713,6 +714,8 @@ static bool txn_fast(const coord_op *ops, size_t n, mop *m, int *nm) {
         const coord_op *op = &ops[i];
         if (op->type == COORD_OP_DEL && op->version <= 0)
             return false; /* a delete needs the node's version and children */
+        if (op->version > (int64_t)INT_MAX + 1)
+            return false; /* no data version is that high: the read tells which it is */
         if (op->type == COORD_OP_CHECK && op->version > 0) {
             m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
         } else if (op->type == COORD_OP_CHECK) {
