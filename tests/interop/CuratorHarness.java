@@ -1,7 +1,7 @@
 /*
  * CuratorHarness: the real Apache Curator (Debian's libcurator-recipes-java) driven from a test,
- * so coord's lock, election, semaphore, read-write lock and barrier can be checked against it on
- * the same ZooKeeper paths.
+ * so coord's lock, election, semaphore, read-write lock, barrier, work queue and key-value space
+ * can be checked against it on the same ZooKeeper paths.
  * Compiled by tests/conformance/test_interop.c with javac into the build directory.
  *
  * Usage: java CuratorHarness SUBCOMMAND CONNECT PATH [ARG...]
@@ -27,6 +27,19 @@
  *                                   "set"), "remove" ("removed"), "wait MS" (waitOnBarrier, MS < 0
  *                                   without a bound: "passed" or "timeout"); ends at "close" or
  *                                   when stdin closes
+ *   queue     CONNECT PATH          SimpleDistributedQueue on PATH driven by stdin commands:
+ *                                   "offer HEX" (prints "offered"), "poll" (one try: "item HEX"
+ *                                   or "empty"), "take MS" (poll(MS): "item HEX" or "timeout";
+ *                                   MS < 0: take(), as long as it takes); ends at "close" or when
+ *                                   stdin closes
+ *   kv        CONNECT PATH          plain znodes under PATH, driven by stdin commands (KEY is a
+ *                                   path below PATH): "create KEY HEX"
+ *                                   (create().creatingParentsIfNeeded(): "created"), "set KEY HEX"
+ *                                   (setData: "set VERSION", the znode's new data version),
+ *                                   "get KEY" (getData: "value HEX", "value null" for null data,
+ *                                   "value none" when absent), "delete KEY" ("deleted"); ends as
+ *                                   queue
+ * HEX is the bytes in lower-case hexadecimal, "-" for none (an empty array).
  *
  * Output is one event a line on stdout, flushed at once: first "connected", then the above, then
  * "exit". Errors: "error TEXT" and exit status 2. Curator's timeouts and retries are short, and a
@@ -48,7 +61,10 @@ import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
 import org.apache.curator.framework.recipes.locks.Lease;
+import org.apache.curator.framework.recipes.queue.SimpleDistributedQueue;
 import org.apache.curator.retry.RetryNTimes;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.data.Stat;
 
 public final class CuratorHarness {
     private static final BufferedReader STDIN =
@@ -196,6 +212,81 @@ public final class CuratorHarness {
         }
     }
 
+    private static String hex(byte[] b) {
+        if (b.length == 0) return "-";
+        StringBuilder sb = new StringBuilder();
+        for (byte x : b) sb.append(String.format("%02x", x & 0xff));
+        return sb.toString();
+    }
+
+    private static byte[] unhex(String h) {
+        if (h.equals("-")) return new byte[0];
+        if (h.length() % 2 != 0) fail("odd hex " + h);
+        byte[] b = new byte[h.length() / 2];
+        for (int i = 0; i < b.length; i++)
+            b[i] = (byte) Integer.parseInt(h.substring(2 * i, 2 * i + 2), 16);
+        return b;
+    }
+
+    /* The words of a command line: exactly n of them, else fail. */
+    private static String[] words(String l, int n) {
+        String[] w = l.split("\\s+");
+        if (w.length != n) fail("command \"" + l + "\" needs " + n + " words");
+        return w;
+    }
+
+    private static void queue(CuratorFramework c, String path) throws Exception {
+        SimpleDistributedQueue q = new SimpleDistributedQueue(c, path);
+        String l;
+        while ((l = readLine()) != null) {
+            l = l.trim();
+            if (l.startsWith("offer ")) {
+                q.offer(unhex(words(l, 2)[1]));
+                say("offered");
+            } else if (l.equals("poll")) {
+                byte[] b = q.poll();
+                say(b == null ? "empty" : "item " + hex(b));
+            } else if (l.startsWith("take ")) {
+                long ms = Long.parseLong(words(l, 2)[1]);
+                byte[] b = ms < 0 ? q.take() : q.poll(ms, TimeUnit.MILLISECONDS);
+                say(b == null ? "timeout" : "item " + hex(b));
+            } else if (l.equals("close"))
+                break;
+            else if (!l.isEmpty())
+                say("error unknown command " + l);
+        }
+    }
+
+    private static void kv(CuratorFramework c, String base) throws Exception {
+        String l;
+        while ((l = readLine()) != null) {
+            l = l.trim();
+            if (l.startsWith("create ")) {
+                String[] w = words(l, 3);
+                c.create().creatingParentsIfNeeded().forPath(base + "/" + w[1], unhex(w[2]));
+                say("created");
+            } else if (l.startsWith("set ")) {
+                String[] w = words(l, 3);
+                Stat st = c.setData().forPath(base + "/" + w[1], unhex(w[2]));
+                say("set " + st.getVersion());
+            } else if (l.startsWith("get ")) {
+                String[] w = words(l, 2);
+                try {
+                    byte[] b = c.getData().forPath(base + "/" + w[1]);
+                    say(b == null ? "value null" : "value " + hex(b));
+                } catch (KeeperException.NoNodeException e) {
+                    say("value none");
+                }
+            } else if (l.startsWith("delete ")) {
+                c.delete().forPath(base + "/" + words(l, 2)[1]);
+                say("deleted");
+            } else if (l.equals("close"))
+                break;
+            else if (!l.isEmpty())
+                say("error unknown command " + l);
+        }
+    }
+
     private static void latch(CuratorFramework c, String path, String id) throws Exception {
         LeaderLatch latch = new LeaderLatch(c, path, id);
         latch.addListener(new LeaderLatchListener() {
@@ -232,7 +323,7 @@ public final class CuratorHarness {
         startWatchdog();
         if (args.length < 3)
             fail("usage: CuratorHarness mutex|trymutex|latch|getleader|semaphore|read|write|barrier"
-                    + " CONNECT PATH [ARG...]");
+                    + "|queue|kv CONNECT PATH [ARG...]");
         String cmd = args[0];
         try (CuratorFramework c = connect(args[1])) {
             switch (cmd) {
@@ -264,6 +355,12 @@ public final class CuratorHarness {
             }
             case "barrier":
                 barrier(c, args[2]);
+                break;
+            case "queue":
+                queue(c, args[2]);
+                break;
+            case "kv":
+                kv(c, args[2]);
                 break;
             default:
                 fail("unknown subcommand " + cmd);
