@@ -1,6 +1,6 @@
 /*
- * Conformance: coord's lock, election and sync recipes against the other clients of the same
- * servers, run as real processes on the paths coord uses.
+ * Conformance: coord's lock, election, sync recipes, work queue and key-value space against the
+ * other clients of the same servers, run as real processes on the paths coord uses.
  *
  *   ZooKeeper  Apache Curator (Debian's libcurator-recipes-java), through the Java program
  *              tests/interop/CuratorHarness.java, which this test compiles with javac into
@@ -9,12 +9,19 @@
  *              InterProcessSemaphoreV2 against coord's semaphore (same limit: never more holders
  *              together), InterProcessReadWriteLock against coord's rwlock (writers exclude,
  *              readers share, a queued writer holds later readers back), DistributedBarrier
- *              against coord's barrier, all both ways.
+ *              against coord's barrier, all both ways; SimpleDistributedQueue against coord's
+ *              work queue (either side puts, either side takes, in one FIFO order; claims are
+ *              coord's alone and only checked among coord's takers); plain znodes (create with
+ *              parents, setData, getData, delete) against coord's key-value space, its values
+ *              byte for byte and its watch.
  *              kazoo's Election (python3-kazoo), through tests/interop/kazoo_election.py, and
  *              kazoo's DoubleBarrier against coord's double barrier (Debian's Curator 5.4 has
  *              apache/curator GH-1290, a timed enter passing with one member), through
  *              tests/interop/kazoo_dbarrier.py.
- *   etcd       `etcdctl elect` (etcd's concurrency.Election) and `etcdctl elect -l`.
+ *   etcd       `etcdctl elect` (etcd's concurrency.Election) and `etcdctl elect -l`;
+ *              `etcdctl put|get|del` against coord's key-value space and its watch, and on the
+ *              work queue's keys (the etcd recipe's "<UnixNano>" names, taken by coord in
+ *              create-revision order) and claims.
  *
  * On coord's side a candidate handle checks campaign order (try: COORD_ELOCKED behind a peer;
  * a waiting campaign wins when the peer steps down), coord_election_leader (the peer's value)
@@ -377,6 +384,16 @@ static peer *etcdctl(const char *a1, const char *a2, const char *a3, const char 
     return peer_start("etcdctl", argv);
 }
 
+/* What the peer prints until it exits (bounded; exit status 0), copied to `out`. */
+static char *peer_output(peer *p, char *out, size_t cap) {
+    peer_scan(p, "\001", WAIT_MS, false, NULL, 0); /* matches no line: reads to the end */
+    if (!p->eof) fail_msg("%s did not finish within %d ms", p->what, WAIT_MS);
+    snprintf(out, cap, "%.*s", (int)(p->len - p->pos), p->buf + p->pos);
+    int rc = peer_wait(p, WAIT_MS);
+    if (rc) fail_msg("%s exited with %d (printed: %s)", p->what, rc, out);
+    return out;
+}
+
 /* ---- coord on the other side, with cleanup on failure ---- */
 
 /* What an observing handle's on_leader reported last. */
@@ -398,6 +415,30 @@ static void on_leader(coord_election *e, const coord_leader *l, void *payload) {
              l ? (const char *)l->value : "");
     obs.calls++;
     pthread_mutex_unlock(&obs.mu);
+}
+
+/* What a key watch (fx.w) reported last. */
+typedef struct watched {
+    pthread_mutex_t mu;
+    bool some; /* a value (else absent) */
+    char value[256];
+    size_t len;
+    int64_t version;
+    int calls;
+} watched;
+
+static watched wat = {PTHREAD_MUTEX_INITIALIZER, false, "", 0, 0, 0};
+
+static void on_kv(const char *key, const void *value, size_t len, int64_t version, void *payload) {
+    (void)key;
+    (void)payload;
+    pthread_mutex_lock(&wat.mu);
+    wat.some = value != NULL;
+    wat.len = len < sizeof wat.value ? len : sizeof wat.value;
+    if (value) memcpy(wat.value, value, wat.len);
+    wat.version = version;
+    wat.calls++;
+    pthread_mutex_unlock(&wat.mu);
 }
 
 /* A coord call running in a thread (a campaign or an acquire that has to wait for a peer). */
@@ -435,6 +476,9 @@ typedef struct fixture {
     coord_rwlock *rw[2];
     coord_barrier *b;
     coord_dbarrier *db[2];
+    coord_queue *q[2];
+    coord_item *item;
+    coord_kv_watch *w;
     task tk[MAX_TASKS];
 } fixture;
 
@@ -536,6 +580,23 @@ static void db_cancel(void *o) {
     coord_dbarrier_cancel(o);
 }
 
+/* A blocking coord_queue_take in a task: the queue and what it took. */
+typedef struct qtake {
+    coord_queue *q;
+    void *data;
+    size_t len;
+} qtake;
+
+static qtake qt;
+
+static int q_take(void *o, int ms) {
+    qtake *t = o;
+    return coord_queue_take(t->q, &t->data, &t->len, ms);
+}
+static void q_cancel(void *o) { /* a take has no cancel: its bound (30 s) ends it */
+    (void)o;
+}
+
 static int teardown(void **state) {
     (void)state;
     if (fx.bg.started) {
@@ -551,7 +612,10 @@ static int teardown(void **state) {
             fx.tk[i].started = false;
         }
     peers_kill_all();
+    coord_kv_watch_free(fx.w);
+    coord_item_nack(fx.item);
     for (int i = 0; i < 2; i++) {
+        coord_queue_free(fx.q[i]);
         coord_semaphore_free(fx.s[i]);
         coord_rwlock_free(fx.rw[i]);
         coord_dbarrier_free(fx.db[i]);
@@ -562,10 +626,18 @@ static int teardown(void **state) {
     coord_election_free(fx.obs);
     coord_client_close(fx.c);
     memset(&fx, 0, sizeof fx);
+    free(qt.data);
+    memset(&qt, 0, sizeof qt);
     pthread_mutex_lock(&obs.mu);
     obs.some = false;
     obs.calls = 0;
     pthread_mutex_unlock(&obs.mu);
+    pthread_mutex_lock(&wat.mu);
+    wat.some = false;
+    wat.len = 0;
+    wat.version = 0;
+    wat.calls = 0;
+    pthread_mutex_unlock(&wat.mu);
     return 0;
 }
 
@@ -610,6 +682,22 @@ static void expect_data(const char *kind, const char *name, const char *want) {
     if (!ok)
         fail_msg("%s holds \"%.*s\", expected \"%s\"", path, (int)kv.len, (char *)kv.value, want);
     coord_kv_clear(&kv);
+}
+
+/* The names of the entries in <prefix>/<kind>/<name>, in the backend's order, joined by spaces. */
+static const char *entry_names(const char *kind, const char *name, char *out, size_t cap) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s/%s", coord_client_prefix(fx.c), kind, name);
+    coord_conn *k = coord__client_conn(fx.c);
+    coord_kv *kids = NULL;
+    size_t n = 0, at = 0;
+    int rc = k->backend->list(k, dir, COORD_LIST_NAMES, &kids, &n, NULL, 3000);
+    if (rc) fail_msg("list %s: %s", dir, coord_last_error());
+    *out = 0;
+    for (size_t i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? " " : "", kids[i].key);
+    coord_kv_array_free(kids, n);
+    return out;
 }
 
 /* Wait (bounded) until the server shows `want` entries. */
@@ -668,6 +756,100 @@ static void elections(const char *name) {
 
 static int campaign(coord_election *e, const char *value, int timeout_ms) {
     return coord_election_campaign(e, value, strlen(value), timeout_ms);
+}
+
+/* The key watch (fx.w) reports `want` (`len` bytes; NULL: absent) within WAIT_MS, at `version`
+ * (< 0: any); returns that version. */
+static int64_t expect_watched(const void *want, size_t len, int64_t version) {
+    int64_t end = coord__now_ms() + WAIT_MS;
+    bool ok;
+    for (;;) {
+        pthread_mutex_lock(&wat.mu);
+        ok = want ? wat.some && wat.len == len && !memcmp(wat.value, want, len) : !wat.some;
+        ok = ok && wat.calls > 0 && (version < 0 || wat.version == version);
+        if (ok || coord__now_ms() >= end) break;
+        pthread_mutex_unlock(&wat.mu);
+        sleep_ms(10);
+    }
+    int64_t v = wat.version;
+    char got[300];
+    snprintf(got, sizeof got, wat.some ? "\"%.*s\"" : "none", (int)wat.len, wat.value);
+    pthread_mutex_unlock(&wat.mu);
+    if (!ok)
+        fail_msg("the key watch reports %s at version %lld, expected %s%.*s%s at %lld", got,
+                 (long long)v, want ? "\"" : "", want ? (int)len : 4,
+                 want ? (const char *)want : "none", want ? "\"" : "", (long long)version);
+    return v;
+}
+
+/* `b` (`n` bytes) in lower-case hexadecimal, "-" when empty (CuratorHarness's HEX). */
+static const char *hex(const void *b, size_t n, char *out, size_t cap) {
+    if (!n) return snprintf(out, cap, "-"), out;
+    assert_true(2 * n < cap);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", ((const unsigned char *)b)[i]);
+    return out;
+}
+
+/* Curator answers `cmd` (NULL: none, an answer pending) with the line `want` exactly. */
+static void curator_says(peer *p, const char *cmd, const char *want) {
+    char event[32], line[4096];
+    snprintf(event, sizeof event, "%.*s", (int)strcspn(want, " "), want);
+    if (cmd) peer_say(p, cmd);
+    expect_line(p, event, line, sizeof line);
+    if (strcmp(line, want))
+        fail_msg("Curator answered \"%s\" with \"%s\", expected \"%s\"", cmd, line, want);
+}
+
+/* coord_queue_take(q, 0) gives `want` (a string), or COORD_ENOTFOUND when want is NULL. */
+static void expect_take(coord_queue *q, const char *want) {
+    void *d = NULL;
+    size_t n = 0;
+    int rc = coord_queue_take(q, &d, &n, 0);
+    if (!want) {
+        if (rc != COORD_ENOTFOUND)
+            fail_msg("coord_queue_take gave %s (%.*s), expected an empty queue", coord_strerror(rc),
+                     rc ? 0 : (int)n, rc ? "" : (char *)d);
+        free(d);
+        return;
+    }
+    if (rc)
+        fail_msg("coord_queue_take: %s: %s (expected \"%s\")", coord_strerror(rc),
+                 coord_last_error(), want);
+    if (n != strlen(want) || memcmp(d, want, n))
+        fail_msg("coord_queue_take gave \"%.*s\", expected \"%s\"", (int)n, (char *)d, want);
+    free(d);
+}
+
+static void queue_put(coord_queue *q, const char *item) {
+    int rc = coord_queue_put(q, item, strlen(item));
+    if (rc) fail_msg("coord_queue_put: %s: %s", coord_strerror(rc), coord_last_error());
+}
+
+/* Curator offers the string `item`. */
+static void curator_offer(peer *p, const char *item) {
+    char cmd[600], h[520];
+    snprintf(cmd, sizeof cmd, "offer %s", hex(item, strlen(item), h, sizeof h));
+    curator_says(p, cmd, "offered");
+}
+
+/* Curator's `cmd` (NULL: the pending take) gives the string `want` (NULL: "empty"). */
+static void curator_item(peer *p, const char *cmd, const char *want) {
+    char line[600], h[520];
+    if (want) snprintf(line, sizeof line, "item %s", hex(want, strlen(want), h, sizeof h));
+    curator_says(p, cmd, want ? line : "empty");
+}
+
+/* Curator's poll gives the string `want` (NULL: "empty"). */
+static void curator_poll(peer *p, const char *want) {
+    curator_item(p, "poll", want);
+}
+
+static void queue_size_is(coord_queue *q, size_t want) {
+    size_t n = 99;
+    int rc = coord_queue_size(q, &n);
+    if (rc) fail_msg("coord_queue_size: %s: %s", coord_strerror(rc), coord_last_error());
+    if (n != want) fail_msg("coord_queue_size says %zu, expected %zu", n, want);
 }
 
 /* ---- ZooKeeper: Curator's InterProcessMutex and coord's lock ---- */
@@ -1200,6 +1382,249 @@ static void zk_dbarrier_kazoo(void **state) {
     assert_int_equal(peer_wait(p, WAIT_MS), 0);
 }
 
+/* ---- ZooKeeper: Curator's SimpleDistributedQueue and coord's work queue ---- */
+
+static void queue_open(int i, const char *name) {
+    int rc = coord_queue_new(&fx.q[i], fx.c, name);
+    if (rc) fail_msg("coord_queue_new: %s: %s", coord_strerror(rc), coord_last_error());
+}
+
+/* coord claims with fx.q[i] the item `want` (a string) into fx.item. */
+static void expect_claim(int i, const char *want) {
+    int rc = coord_queue_claim(fx.q[i], &fx.item, 0);
+    if (rc) fail_msg("coord_queue_claim: %s: %s", coord_strerror(rc), coord_last_error());
+    size_t n = 0;
+    const char *d = coord_item_data(fx.item, &n);
+    if (n != strlen(want) || memcmp(d, want, n))
+        fail_msg("coord_queue_claim gave \"%.*s\", expected \"%s\"", (int)n, d, want);
+}
+
+static void zk_queue_curator(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char path[512], item[64], names[512];
+    snprintf(path, sizeof path, "%s/queue/jobs", coord_client_prefix(fx.c));
+    queue_open(0, "jobs");
+    queue_open(1, "jobs");
+    coord_queue *q = fx.q[0];
+    peer *p = curator("queue", hosts, path, NULL);
+
+    /* Curator offers five items: coord takes them in the order offered. */
+    for (int i = 0; i < 5; i++) {
+        snprintf(item, sizeof item, "curator-%d", i);
+        curator_offer(p, item);
+    }
+    await_entries("queue", "jobs", 5);
+    show("queue", "jobs");
+    queue_size_is(q, 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(item, sizeof item, "curator-%d", i);
+        expect_take(q, item);
+    }
+    expect_take(q, NULL);
+    curator_poll(p, NULL);
+
+    /* coord puts five: Curator takes them in the order put. */
+    for (int i = 0; i < 5; i++) {
+        snprintf(item, sizeof item, "coord-%d", i);
+        queue_put(q, item);
+    }
+    await_entries("queue", "jobs", 5);
+    show("queue", "jobs"); /* "qn-" names: Curator skips any other child */
+    for (int i = 0; i < 5; i++) {
+        snprintf(item, sizeof item, "coord-%d", i);
+        curator_poll(p, item);
+    }
+    curator_poll(p, NULL);
+    expect_take(q, NULL);
+
+    /* Both put in turns: their items share the server's sequence, and both, taking in turns
+     * (each the other's items), get them in the order they were put. */
+    static const char *const mixed[] = {"coord-a",   "curator-b", "coord-c",
+                                        "curator-d", "coord-e",   "curator-f"};
+    for (int i = 0; i < 6; i++)
+        if (i % 2)
+            curator_offer(p, mixed[i]);
+        else
+            queue_put(q, mixed[i]);
+    await_entries("queue", "jobs", 6);
+    show("queue", "jobs");
+    for (int i = 0; i < 6; i++)
+        if (i % 2)
+            expect_take(q, mixed[i]);
+        else
+            curator_poll(p, mixed[i]);
+    curator_poll(p, NULL);
+    expect_take(q, NULL);
+
+    /* Waiting takers: Curator's take is woken by coord's put, coord's by Curator's offer. */
+    peer_say(p, "take -1");
+    expect_quiet(p, "item", QUIET_MS);
+    queue_put(q, "wake-curator");
+    curator_item(p, NULL, "wake-curator");
+    qt.q = fx.q[1];
+    task_start(0, q_take, q_cancel, &qt);
+    sleep_ms(QUIET_MS);
+    assert_false(task_done(0));
+    curator_offer(p, "wake-coord");
+    assert_int_equal(task_join(0, WAIT_MS), 0);
+    if (qt.len != strlen("wake-coord") || memcmp(qt.data, "wake-coord", qt.len))
+        fail_msg("coord's waiting take gave \"%.*s\"", (int)qt.len, (char *)qt.data);
+    free(qt.data);
+    qt.data = NULL;
+    expect_take(q, NULL);
+
+    /* Claims are coord's alone (Curator's queue does not know them, coord.h says so: no Curator
+     * here). A claim of the head, an item Curator offered, hides it from coord's takers while it
+     * stays in the queue; the claim is the item's name under queue-claims/; given back, the item
+     * is the head again; acked, it is gone. */
+    curator_offer(p, "head");
+    queue_put(q, "second");
+    char head[64];
+    snprintf(head, sizeof head, "%.*s",
+             (int)strcspn(entry_names("queue", "jobs", names, sizeof names), " "), names);
+    assert_true(!strncmp(head, "qn-", 3));
+    expect_claim(1, "head");
+    await_entries("queue-claims", "jobs", 1);
+    show("queue-claims", "jobs");
+    assert_string_equal(entry_names("queue-claims", "jobs", names, sizeof names), head);
+    queue_size_is(q, 1);
+    expect_take(q, "second");
+    expect_take(q, NULL);
+    queue_size_is(q, 0);
+    await_entries("queue", "jobs", 1);
+    assert_string_equal(entry_names("queue", "jobs", names, sizeof names), head);
+    assert_int_equal(coord_item_nack(fx.item), 0);
+    fx.item = NULL;
+    await_entries("queue-claims", "jobs", 0);
+    queue_size_is(q, 1);
+    expect_claim(1, "head");
+    assert_int_equal(coord_item_ack(fx.item), 0);
+    fx.item = NULL;
+    await_entries("queue", "jobs", 0);
+    await_entries("queue-claims", "jobs", 0);
+    expect_take(q, NULL);
+    curator_poll(p, NULL);
+    peer_say(p, "close");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+}
+
+/* ---- ZooKeeper: Curator's znodes and coord's key-value space ---- */
+
+/* coord_kv_get of `key` gives `want` (`len` bytes) at `version` (< 0: any); returns it. */
+static int64_t expect_kv(const char *key, const void *want, size_t len, int64_t version) {
+    void *v = NULL;
+    size_t n = 0;
+    int64_t ver = 0;
+    int rc = coord_kv_get(fx.c, key, &v, &n, &ver);
+    if (rc) fail_msg("coord_kv_get %s: %s: %s", key, coord_strerror(rc), coord_last_error());
+    if (n != len || memcmp(v, want, n))
+        fail_msg("coord_kv_get %s gave %zu bytes \"%.*s\", expected %zu", key, n, (int)n, (char *)v,
+                 len);
+    free(v);
+    if (version >= 0 && ver != version)
+        fail_msg("coord_kv_get %s: version %lld, expected %lld", key, (long long)ver,
+                 (long long)version);
+    return ver;
+}
+
+static void expect_kv_absent(const char *key) {
+    void *v = NULL;
+    size_t n = 0;
+    int rc = coord_kv_get(fx.c, key, &v, &n, NULL);
+    free(v);
+    if (rc != COORD_ENOTFOUND)
+        fail_msg("coord_kv_get %s: %s, expected COORD_ENOTFOUND", key, coord_strerror(rc));
+}
+
+/* coord_kv_list of `prefix` gives the names `want` (joined by spaces). */
+static void expect_kv_list(const char *prefix, const char *want) {
+    char **keys = NULL, got[512] = "";
+    size_t n = 0, at = 0;
+    int rc = coord_kv_list(fx.c, prefix, &keys, &n);
+    if (rc) fail_msg("coord_kv_list %s: %s: %s", prefix, coord_strerror(rc), coord_last_error());
+    for (size_t i = 0; i < n && at < sizeof got; i++)
+        at += (size_t)snprintf(got + at, sizeof got - at, "%s%s", i ? " " : "", keys[i]);
+    coord_strings_free(keys, n);
+    if (strcmp(got, want))
+        fail_msg("coord_kv_list \"%s\" gave \"%s\", expected \"%s\"", prefix, got, want);
+}
+
+/* Curator's getData of `key` gives `want` (`len` bytes). */
+static void curator_value(peer *p, const char *key, const void *want, size_t len) {
+    char cmd[600], line[2200], h[2100];
+    snprintf(cmd, sizeof cmd, "get %s", key);
+    snprintf(line, sizeof line, "value %s", hex(want, len, h, sizeof h));
+    curator_says(p, cmd, line);
+}
+
+static void zk_kv_curator(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_zk;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *hosts = getenv("COORD_TEST_ZK");
+    char base[512], cmd[600], want[64], h[520];
+    snprintf(base, sizeof base, "%s/kv", coord_client_prefix(fx.c));
+    peer *p = curator("kv", hosts, base, NULL);
+    int64_t ver = 0;
+
+    /* What Curator creates, parents and all, coord reads byte for byte (version: ZooKeeper's
+     * data version + 1). */
+    static const unsigned char v1[] = {0x00, 0xff, 'c', 'u', 'r', '\n', 0x80};
+    snprintf(cmd, sizeof cmd, "create a/b %s", hex(v1, sizeof v1, h, sizeof h));
+    curator_says(p, cmd, "created");
+    expect_kv("a/b", v1, sizeof v1, 1);
+    /* creatingParentsIfNeeded gives the parent it makes an empty array, not null data (the
+     * parents coord makes hold null data and read as absent): coord reads Curator's "a" as a
+     * key with an empty value, version 1. */
+    curator_value(p, "a", "", 0);
+    expect_kv("a", "", 0, 1);
+    fprintf(stderr, "test_interop: a parent Curator made reads in coord as an empty value\n");
+    expect_kv_list("", "a");
+    expect_kv_list("a", "b");
+
+    /* What coord writes Curator reads byte for byte: a conditional put at Curator's version, a
+     * new key below a parent coord makes (null data: Curator's getData gives null, coord reads
+     * it as absent), an empty value (an empty array, not null). */
+    static const unsigned char v2[] = {'c', 'o', 'o', 'r', 'd', 0x00, 0x01, 0xfe};
+    assert_int_equal(coord_kv_put(fx.c, "a/b", v2, sizeof v2, 1, &ver), 0);
+    assert_int_equal(ver, 2);
+    curator_value(p, "a/b", v2, sizeof v2);
+    assert_int_equal(coord_kv_put(fx.c, "x/y", "coord-only", 10, 0, &ver), 0);
+    assert_int_equal(ver, 1);
+    curator_value(p, "x/y", "coord-only", 10);
+    curator_says(p, "get x", "value null");
+    expect_kv_absent("x");
+    assert_int_equal(coord_kv_put(fx.c, "x/z", NULL, 0, -1, NULL), 0);
+    curator_value(p, "x/z", "", 0);
+    expect_kv_list("", "a x");
+    expect_kv_list("x", "y z");
+
+    /* coord's watch reports Curator's writes and deletes, with ZooKeeper's versions + 1. */
+    int rc = coord_kv_watch_new(&fx.w, fx.c, "a/b", on_kv, NULL);
+    if (rc) fail_msg("coord_kv_watch_new: %s: %s", coord_strerror(rc), coord_last_error());
+    expect_watched(v2, sizeof v2, 2);
+    snprintf(cmd, sizeof cmd, "set a/b %s", hex("curator-set", 11, h, sizeof h));
+    curator_says(p, cmd, "set 2");
+    expect_watched("curator-set", 11, 3);
+    expect_kv("a/b", "curator-set", 11, 3);
+    curator_says(p, "delete a/b", "deleted");
+    expect_watched(NULL, 0, 0);
+    expect_kv_absent("a/b");
+    snprintf(cmd, sizeof cmd, "create a/b %s", hex(v1, sizeof v1, h, sizeof h));
+    curator_says(p, cmd, "created");
+    expect_watched(v1, sizeof v1, 1);
+    /* coord's delete is an absent node to Curator. */
+    assert_int_equal(coord_kv_delete(fx.c, "a/b", 1), 0);
+    expect_watched(NULL, 0, 0);
+    snprintf(want, sizeof want, "value none");
+    curator_says(p, "get a/b", want);
+    peer_say(p, "close");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+}
+
 /* ---- etcd: etcdctl elect (concurrency.Election) and coord's election ---- */
 
 static void etcd_election_etcdctl(void **state) {
@@ -1257,6 +1682,103 @@ static void etcd_election_etcdctl(void **state) {
     expect_observed(NULL);
 }
 
+/* ---- etcd: etcdctl and coord's key-value space and work queue ---- */
+
+static int64_t unix_nano(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* etcdctl put KEY VALUE, to its "OK". */
+static void etcdctl_put(const char *key, const char *value) {
+    peer *p = etcdctl("put", key, value, NULL);
+    EXPECT(p, "OK");
+    assert_int_equal(peer_wait(p, WAIT_MS), 0);
+}
+
+static void etcd_kv_etcdctl(void **state) {
+    (void)state;
+    void *st = (void *)&coord_test_etcd;
+    fx.c = coord_test_open(&st, NULL, NULL, NULL);
+    const char *prefix = coord_client_prefix(fx.c);
+    char key[512], dir[512], claims[512], out[4096], ek[600];
+    snprintf(key, sizeof key, "%s/kv/x", prefix);
+
+    /* etcdctl's put is coord's value and is reported by coord's watch; coord's put is what
+     * etcdctl gets; etcdctl's delete is reported too. */
+    int rc = coord_kv_watch_new(&fx.w, fx.c, "x", on_kv, NULL);
+    if (rc) fail_msg("coord_kv_watch_new: %s: %s", coord_strerror(rc), coord_last_error());
+    expect_watched(NULL, 0, 0);
+    etcdctl_put(key, "from-etcdctl");
+    int64_t v1 = expect_kv("x", "from-etcdctl", 12, -1);
+    assert_true(v1 > 0);
+    expect_watched("from-etcdctl", 12, v1);
+    int64_t v2 = 0;
+    assert_int_equal(coord_kv_put(fx.c, "x", "from-coord", 10, v1, &v2), 0);
+    assert_true(v2 > v1);
+    expect_watched("from-coord", 10, v2);
+    peer *p = etcdctl("get", "--print-value-only", key, NULL);
+    assert_string_equal(peer_output(p, out, sizeof out), "from-coord\n");
+    p = etcdctl("del", key, NULL, NULL);
+    assert_string_equal(peer_output(p, out, sizeof out), "1\n");
+    expect_watched(NULL, 0, 0);
+    expect_kv_absent("x");
+    /* No parent keys on etcd: a deeper key etcdctl puts leaves its parent absent but listed. */
+    snprintf(key, sizeof key, "%s/kv/a/b", prefix);
+    etcdctl_put(key, "deep");
+    expect_kv("a/b", "deep", 4, -1);
+    expect_kv_absent("a");
+    expect_kv_list("", "a");
+
+    /* The queue: coord's item is "<prefix>/queue/<name>/<UnixNano>" to etcdctl; items etcdctl
+     * puts under that prefix (the recipe's names) coord takes in create-revision order, also one
+     * whose name sorts first (a producer whose clock lags an hour) but that came last. */
+    snprintf(dir, sizeof dir, "%s/queue/jobs/", prefix);
+    snprintf(claims, sizeof claims, "%s/queue-claims/jobs/", prefix);
+    queue_open(0, "jobs");
+    queue_open(1, "jobs");
+    coord_queue *q = fx.q[0];
+    queue_put(q, "coord-1");
+    p = etcdctl("get", "--prefix", dir, NULL);
+    peer_output(p, out, sizeof out);
+    fprintf(stderr, "test_interop: etcdctl get --prefix %s:\n%s", dir, out);
+    size_t dl = strlen(dir);
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    *nl = 0;
+    assert_true(!strncmp(out, dir, dl));
+    char item[64];
+    snprintf(item, sizeof item, "%s", out + dl);
+    assert_true(strlen(item) >= 18 && strspn(item, "0123456789") == strlen(item));
+    int64_t ns = strtoll(item, NULL, 10), now = unix_nano();
+    assert_true(ns <= now && ns > now - 60 * 1000000000LL);
+    assert_string_equal(nl + 1, "coord-1\n");
+    snprintf(ek, sizeof ek, "%s%lld", dir, (long long)unix_nano());
+    etcdctl_put(ek, "etcdctl-2");
+    queue_put(q, "coord-3");
+    snprintf(ek, sizeof ek, "%s%lld", dir, (long long)(unix_nano() - 3600 * 1000000000LL));
+    etcdctl_put(ek, "etcdctl-4");
+    queue_size_is(q, 4);
+    /* coord's claim of the head is "<prefix>/queue-claims/<name>/<item name>" to etcdctl. */
+    expect_claim(1, "coord-1");
+    p = etcdctl("get", "--prefix", "--keys-only", claims);
+    peer_output(p, out, sizeof out);
+    char want[700];
+    snprintf(want, sizeof want, "%s%s\n\n", claims, item);
+    assert_string_equal(out, want);
+    expect_take(q, "etcdctl-2");
+    expect_take(q, "coord-3");
+    expect_take(q, "etcdctl-4");
+    expect_take(q, NULL);
+    assert_int_equal(coord_item_ack(fx.item), 0);
+    fx.item = NULL;
+    p = etcdctl("get", "--prefix", "--keys-only", dir);
+    assert_string_equal(peer_output(p, out, sizeof out), "");
+    p = etcdctl("get", "--prefix", "--keys-only", claims);
+    assert_string_equal(peer_output(p, out, sizeof out), "");
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     setenv("COORD_INTEROP_MAX_MS", "120000", 0); /* the peers' watchdog */
@@ -1268,7 +1790,10 @@ int main(void) {
         cmocka_unit_test_teardown(zk_rwlock_curator, teardown),
         cmocka_unit_test_teardown(zk_barrier_curator, teardown),
         cmocka_unit_test_teardown(zk_dbarrier_kazoo, teardown),
+        cmocka_unit_test_teardown(zk_queue_curator, teardown),
+        cmocka_unit_test_teardown(zk_kv_curator, teardown),
         cmocka_unit_test_teardown(etcd_election_etcdctl, teardown),
+        cmocka_unit_test_teardown(etcd_kv_etcdctl, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
