@@ -51,6 +51,15 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     # one file, each write stamped with the writer's fencing token.
     build/examples/semaphore --uri "$uri" --workers 10 --max 3 --jobs 2
     build/examples/rwlock --uri "$uri" --readers 4 --writers 2 --rounds 5
+    # Three followers apply each version of a configuration key they watch; the writer sets it by
+    # compare-and-set, ten versions then "stop" (a watch may skip versions, never the last one).
+    build/examples/config_follow --uri "$uri" --followers 3 --versions 10
+    # Two writers behind one lock, writes guarded by it: the first is paused past its session
+    # (a short TTL), the second takes over, the first one's late write is refused.
+    build/examples/fenced_writer --uri "$uri" --ttl-ms 3000 --units 3
+    # A producer and three workers over a queue with claims: a worker killed mid-job has its job
+    # redone by another once its session (a short TTL) ends; every job acked exactly once.
+    build/examples/jobs --uri "$uri" --workers 3 --jobs 10 --ttl-ms 3000
     # Two service instances in parallel: 8 jobs, 3 rounds, one report file behind the lock.
     tmp=$(mktemp -d)
     {
