@@ -63,6 +63,12 @@ struct zk {
     coord_watch *watches;
     pthread_t sup;
     bool sup_started;
+    /* Nodes a transaction's read found absent above a path it tested for absence (a queue's
+     * claims directory before its first claim): the next test of a path under one of them
+     * tests that node instead, with no read first. Hints only: the multi verifies them. */
+    pthread_mutex_t hint_mu;
+    char *absent[8];
+    unsigned absent_next;
 };
 
 static void zk_log(const char *msg) {
@@ -708,7 +714,46 @@ static int kv_parents(zk *z, const char *path, int64_t deadline) {
 
 /* The multi of an optimistic first attempt, without a read (false when an op needs one). Checks
  * come first so that every condition sees the state before the writes. */
-static bool txn_fast(const coord_op *ops, size_t n, mop *m, int *nm) {
+/* Whether `a` is a proper ancestor of `p`. */
+static bool is_ancestor(const char *a, const char *p) {
+    size_t l = strlen(a);
+    return strncmp(a, p, l) == 0 && p[l] == '/';
+}
+
+/* The shallowest node hinted absent above `path` (malloc'd), or NULL. */
+static char *hint_absent(zk *z, const char *path) {
+    const char *best = NULL;
+    pthread_mutex_lock(&z->hint_mu);
+    for (size_t i = 0; i < sizeof z->absent / sizeof z->absent[0]; i++)
+        if (z->absent[i] && is_ancestor(z->absent[i], path) &&
+            (!best || strlen(z->absent[i]) < strlen(best)))
+            best = z->absent[i];
+    char *r = best ? strdup(best) : NULL;
+    pthread_mutex_unlock(&z->hint_mu);
+    return r;
+}
+
+/* Record (`absent`) or forget a hint. */
+static void hint_set(zk *z, const char *path, bool absent) {
+    size_t n = sizeof z->absent / sizeof z->absent[0], i;
+    pthread_mutex_lock(&z->hint_mu);
+    for (i = 0; i < n && !(z->absent[i] && strcmp(z->absent[i], path) == 0); i++)
+        ;
+    if (i < n && !absent) {
+        free(z->absent[i]);
+        z->absent[i] = NULL;
+    } else if (i == n && absent) {
+        char *d = strdup(path);
+        if (d) {
+            i = z->absent_next++ % n;
+            free(z->absent[i]);
+            z->absent[i] = d;
+        }
+    }
+    pthread_mutex_unlock(&z->hint_mu);
+}
+
+static bool txn_fast(zk *z, const coord_op *ops, size_t n, mop *m, int *nm, char **hints) {
     int k = 0;
     for (size_t i = 0; i < n; i++) {
         const coord_op *op = &ops[i];
@@ -719,9 +764,11 @@ static bool txn_fast(const coord_op *ops, size_t n, mop *m, int *nm) {
         if (op->type == COORD_OP_CHECK && op->version > 0) {
             m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
         } else if (op->type == COORD_OP_CHECK) {
-            /* A multi tests absence by creating the node and deleting it again. */
-            m[k++] = mop_of(ZOO_CREATE_OP, i, op->path, NULL, -1, 0);
-            m[k++] = mop_of(ZOO_DELETE_OP, i, op->path, NULL, 0, -1);
+            /* A multi tests absence by creating the node and deleting it again (or a node
+             * above it, known absent a moment ago: its parent exists, the path's may not). */
+            const char *at = (hints[i] = hint_absent(z, op->path)) ? hints[i] : op->path;
+            m[k++] = mop_of(ZOO_CREATE_OP, i, at, NULL, -1, 0);
+            m[k++] = mop_of(ZOO_DELETE_OP, i, at, NULL, 0, -1);
         } else if (op->type == COORD_OP_HELD) {
             m[k] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, (int)(op->version - 1));
             m[k++].held = true;
@@ -842,12 +889,6 @@ static int txn_read(zk *z, const coord_op *ops, size_t n, tnode *t, trd **rds, s
     return 0;
 }
 
-/* Whether `a` is a proper ancestor of `p`. */
-static bool is_ancestor(const char *a, const char *p) {
-    size_t l = strlen(a);
-    return strncmp(a, p, l) == 0 && p[l] == '/';
-}
-
 /* Whether `path` is a proper ancestor of a node the transaction creates (it exists, made as a
  * parent, once the multi runs). */
 static bool made_parent(const coord_op *ops, size_t n, const tnode *t, const char *path) {
@@ -892,7 +933,7 @@ static int txn_eval(const coord_op *ops, size_t n, const tnode *t, size_t *faile
 }
 
 /* The exact multi of the read state (every condition holds in it). */
-static int txn_exact(const coord_op *ops, size_t n, const tnode *t, const trd *r, size_t nr,
+static int txn_exact(zk *z, const coord_op *ops, size_t n, const tnode *t, const trd *r, size_t nr,
                      mop *m) {
     int k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -914,6 +955,7 @@ static int txn_exact(const coord_op *ops, size_t n, const tnode *t, const trd *r
                 m[k++] = mop_of(ZOO_CHECK_OP, i, op->path, NULL, 0, 0);
                 continue;
             }
+            if (at) hint_set(z, at, true);
             if (!at) at = op->path;
             m[k++] = mop_of(ZOO_CREATE_OP, i, at, NULL, -1, 0);
             m[k++] = mop_of(ZOO_DELETE_OP, i, at, NULL, 0, -1);
@@ -990,10 +1032,19 @@ static int zk_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *version
     char what[MAX_PATH]; /* the path a failure names */
     snprintf(what, sizeof what, "%s", ops[0].path);
     /* Optimistic: one multi from the versions the caller gave, no read. */
-    if (txn_fast(ops, n, m, &nm)) {
+    char *hints[COORD_TXN_MAX] = {NULL};
+    bool fast = txn_fast(z, ops, n, m, &nm, hints);
+    if (fast) {
         rc = run_multi(z, m, nm, deadline, &bad, mv);
-        if (rc == ZOK) return txn_done(ops, m, nm, mv, versions);
         if (bad >= 0) snprintf(what, sizeof what, "%s", m[bad].path);
+        /* A hinted node that exists now is a hint no more. */
+        if (rc == ZNODEEXISTS && bad >= 0 && hints[m[bad].ti] && m[bad].path == hints[m[bad].ti])
+            hint_set(z, m[bad].path, false);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(hints[i]);
+    if (fast) {
+        if (rc == ZOK) return txn_done(ops, m, nm, mv, versions);
         if (bad >= 0 && m[bad].held) {
             *failed = m[bad].ti;
             return coord_seterr(COORD_ECONFLICT, "txn: lock entry %s is no longer held", what);
@@ -1014,7 +1065,7 @@ static int zk_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *version
             trds_free(r, nr);
             return err;
         }
-        nm = txn_exact(ops, n, t, r, nr, m);
+        nm = txn_exact(z, ops, n, t, r, nr, m);
         /* Parents of the creates first: persistent, with no value. */
         rc = ZOK;
         for (size_t i = 0; i < n && rc == ZOK; i++)
@@ -1563,6 +1614,9 @@ static void zk_free(zk *z) {
     free(z->auth);
     pthread_rwlock_destroy(&z->hlock);
     pthread_mutex_destroy(&z->mu);
+    pthread_mutex_destroy(&z->hint_mu);
+    for (size_t i = 0; i < sizeof z->absent / sizeof z->absent[0]; i++)
+        free(z->absent[i]);
     pthread_cond_destroy(&z->cv);
     free(z);
 }
@@ -1575,6 +1629,7 @@ static int zk_open(coord_conn **out, const coord_config *cfg) {
     z->state = COORD_SESSION_CONNECTED;
     pthread_rwlock_init(&z->hlock, NULL);
     pthread_mutex_init(&z->mu, NULL);
+    pthread_mutex_init(&z->hint_mu, NULL);
     coord__cond_init(&z->cv);
     const coord_uri *u = cfg->uri;
     size_t cap = 1;
