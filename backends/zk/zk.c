@@ -712,8 +712,6 @@ static int kv_parents(zk *z, const char *path, int64_t deadline) {
     return ZNONODE;
 }
 
-/* The multi of an optimistic first attempt, without a read (false when an op needs one). Checks
- * come first so that every condition sees the state before the writes. */
 /* Whether `a` is a proper ancestor of `p`. */
 static bool is_ancestor(const char *a, const char *p) {
     size_t l = strlen(a);
@@ -753,6 +751,9 @@ static void hint_set(zk *z, const char *path, bool absent) {
     pthread_mutex_unlock(&z->hint_mu);
 }
 
+/* The multi of an optimistic first attempt, without a read (false when an op needs one). Checks
+ * come first so that every condition sees the state before the writes. `hints[i]` receives the
+ * hinted node a test of absence of op i uses (malloc'd, the caller frees every entry). */
 static bool txn_fast(zk *z, const coord_op *ops, size_t n, mop *m, int *nm, char **hints) {
     int k = 0;
     for (size_t i = 0; i < n; i++) {
