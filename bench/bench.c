@@ -3,7 +3,7 @@
  * backend client measured in the same run. This file is the harness (samples, results, the
  * thread runner, the raw bounds' dispatch, output, command line); each mode has a file of its
  * own (bench_lock.c, bench_counter.c, bench_ring.c, bench_election.c, bench_semaphore.c,
- * bench_rwlock.c) and each bare client too
+ * bench_rwlock.c, bench_kv.c, bench_queue.c) and each bare client too
  * (raw_zk.c, raw_etcd.c). Figures and how to read them: bench/README.md.
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
@@ -14,6 +14,8 @@
  *   coord-bench election --uri URI [--seconds S] [--client-per-thread] [--json]
  *   coord-bench semaphore --uri URI [--seconds S] [--client-per-thread] [--json]
  *   coord-bench rwlock --uri URI [--seconds S] [--client-per-thread] [--json]
+ *   coord-bench kv --uri URI [--seconds S] [--json]
+ *   coord-bench queue --uri URI [--seconds S] [--client-per-thread] [--json]
  *
  * Modes are dispatched from a table (`modes` below).
  *
@@ -117,6 +119,46 @@
  * fires); on etcd the read/ and write/ keys on one lease, the enqueue txn reading the 2 newest
  * of the lock (a reader: of write/), a watch stream per wait with the check read, a range for
  * the next older one once it goes.
+ *
+ * kv: "put" (coord_kv_put of a 64-byte value, any version), "get" (coord_kv_get) and "txn"
+ * (coord_txn_new + a check of one key's version + puts of two others + coord_txn_commit), one
+ * thread each on one client, each interleaved in slices with its raw bound (as in the lock
+ * mode): one thread of the bare client sending what coord sends for the operation, read in the
+ * backends' put, kv_get and txn slots:
+ *   ZooKeeper: put = zoo_multi of one setData (version -1) (coord's txn of one PUT; zoo_set is
+ *              what a bare client would send, and the bound sends it); get = zoo_get; txn =
+ *              zoo_multi [check(a, version), setData(b, -1), setData(c, -1)] (coord's optimistic
+ *              multi: no read before it when every key exists and the check names a version);
+ *   etcd:      put = POST /v3/kv/txn (no compare ? put key : range key keys_only), get = POST
+ *              /v3/kv/range key, txn = POST /v3/kv/txn (mod_revision(a) == v ? put b, put c :
+ *              range a, b, c keys_only), built by the backend's codec (etcd_txn_request) as the
+ *              backend builds them.
+ * "watch": a writer (a client of its own) puts a key and waits until the watcher
+ * (coord_kv_watch_new on the other client) has reported that version; the latency is from the
+ * put's return to the report (0 when the report came first). Its raw bound, run right after it:
+ * ZooKeeper a data watch (zoo_awget, the watcher re-reading and re-arming with zoo_awget when it
+ * fires) and etcd a watch stream (POST /v3/watch) whose events carry the revision, the writer on
+ * a connection of its own.
+ *
+ * queue: 1 producer (a client of its own) keeping the queue QUEUE_BACKLOG items ahead, and 1 or
+ * 4 consumers (a coord_queue handle each, on one shared client or one each with
+ * --client-per-thread), either taking (coord_queue_take) or claiming and acking
+ * (coord_queue_claim + coord_item_ack); a cycle is one item, timed from the call to its return
+ * (with the ack). Every item is checked to come out once. Each scenario's raw bound, run right
+ * after it: the same producer and consumers on bare clients (a connection each), making the
+ * requests coord makes per item (lib/workqueue.c):
+ *   ZooKeeper: put = zoo_create PERSISTENT_SEQUENTIAL "qn-"; take = get_children(items) +
+ *              get_children(claims) + zoo_get(first unclaimed) + zoo_multi [create + delete of
+ *              its claim node (absent), delete(item, version)]; claim = the two listings +
+ *              zoo_create EPHEMERAL claim + zoo_get(item), ack = zoo_multi [check(claim),
+ *              delete(item, version), delete(claim, version)];
+ *   etcd:      put = POST /v3/kv/txn (create_revision(<dir>/<UnixNano>) == 0 ? put); the two
+ *              listings are ranges keys_only sorted by create revision; take = range(item) + txn
+ *              (version(claim) == 0 and mod_revision(item) == v ? delete item); claim = txn
+ *              (create_revision(claim) == 0 ? put on the lease) + range(item), ack = txn
+ *              (create_revision(claim) == c, mod_revision(item) == v, mod_revision(claim) == m ?
+ *              delete both); the txns built by the backend's codec.
+ * A consumer that loses an item to another moves to the next one of its listing, in both.
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,
@@ -380,14 +422,37 @@ bool raw_slice(const bench_opts *o, const char *backend, raw_kind kind, int64_t 
                raw_result *out) {
     const raw_client *rc;
     coord_uri *u = NULL;
-    bool ok =
-        raw_setup(o, backend, &rc, &u, out) && raw_tasks_run(o, u,
-                                                             kind == RAW_COUNTER     ? rc->counter
-                                                             : kind == RAW_SEMAPHORE ? rc->semaphore
-                                                                                     : rc->lock,
-                                                             1, 0, ms, out);
+    bool ok = raw_setup(o, backend, &rc, &u, out);
+    if (ok) {
+        void *(*fn)(void *) = kind == RAW_COUNTER     ? rc->counter
+                              : kind == RAW_SEMAPHORE ? rc->semaphore
+                              : kind == RAW_KV_PUT    ? rc->kv_put
+                              : kind == RAW_KV_GET    ? rc->kv_get
+                              : kind == RAW_KV_TXN    ? rc->kv_txn
+                                                      : rc->lock;
+        ok = raw_tasks_run(o, u, fn, 1, 0, ms, out);
+    }
     coord_uri_free(u);
     return ok;
+}
+
+bool raw_watch(const bench_opts *o, const char *backend, int64_t ms, raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    if (raw_setup(o, backend, &rc, &u, out)) rc->watch(u, ms, out);
+    out->ran = u && !out->err[0];
+    coord_uri_free(u);
+    return out->ran;
+}
+
+bool raw_queue(const bench_opts *o, const char *backend, int consumers, bool claim, int64_t ms,
+               raw_result *out) {
+    const raw_client *rc;
+    coord_uri *u = NULL;
+    if (raw_setup(o, backend, &rc, &u, out)) rc->queue(u, consumers, claim, ms, out);
+    out->ran = u && !out->err[0];
+    coord_uri_free(u);
+    return out->ran;
 }
 
 bool raw_parallel_counter(const bench_opts *o, const char *backend, int threads, int64_t ms,
@@ -444,6 +509,82 @@ bool raw_turn(const bench_opts *o, int k, int64_t *ms) {
     int slice = k / 2;
     *ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
     return (k % 2 == 0) == (slice % 2 == 0);
+}
+
+/* ---------- the queue mode's feed ---------- */
+
+#define FEED_CAP (1u << 22)
+
+int feed_init(bench_feed *f) {
+    memset(f, 0, sizeof *f);
+    if (!(f->seen = calloc(FEED_CAP, 1))) return -1;
+    f->cap = FEED_CAP;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    return 0;
+}
+
+void feed_destroy(bench_feed *f) {
+    if (!f->seen) return;
+    free(f->seen);
+    f->seen = NULL;
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+}
+
+bool feed_room(bench_feed *f, bench_thread *t) {
+    pthread_mutex_lock(&f->mu);
+    bool going;
+    while ((going = bench_going(t)) && f->produced - f->consumed >= QUEUE_BACKLOG) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 5000000; /* looks at the deadline every 5 ms */
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&f->cv, &f->mu, &dl);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return going;
+}
+
+size_t feed_next(bench_feed *f, char *buf, size_t cap) {
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->produced;
+    pthread_mutex_unlock(&f->mu);
+    int len = snprintf(buf, cap, "item-%llu", (unsigned long long)n);
+    return len > 0 ? (size_t)len : 0;
+}
+
+void feed_put(bench_feed *f) {
+    pthread_mutex_lock(&f->mu);
+    f->produced++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int feed_got(bench_feed *f, bench_thread *t, const void *data, size_t len) {
+    char buf[32];
+    unsigned long long n;
+    char extra;
+    if (len >= sizeof buf) len = sizeof buf - 1;
+    memcpy(buf, data, len);
+    buf[len] = 0;
+    if (sscanf(buf, "item-%llu%c", &n, &extra) != 1) {
+        bench_fail(t, "thread %d: an item not of this run: \"%s\"", t->idx, buf);
+        return -1;
+    }
+    pthread_mutex_lock(&f->mu);
+    bool again = n < f->cap && f->seen[n];
+    if (n < f->cap) f->seen[n] = 1;
+    f->consumed++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (again) {
+        bench_fail(t, "thread %d: item %llu delivered twice", t->idx, n);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------- output ---------- */
@@ -527,6 +668,9 @@ static const mode modes[] = {
     {"semaphore", mode_semaphore, false,
      "uncontended acquire+release vs the raw bound; 8 threads on a semaphore of 4"},
     {"rwlock", mode_rwlock, false, "8 readers vs 8 bare readers; 7 readers + 1 writer"},
+    {"kv", mode_kv, false, "put, get, 3-operation txn vs the raw requests; watch delivery latency"},
+    {"queue", mode_queue, false,
+     "1 producer, 1 and 4 consumers, take and claim+ack, items/s vs the raw requests"},
 };
 
 static void usage(FILE *f) {
@@ -537,7 +681,8 @@ static void usage(FILE *f) {
                "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
                "  --client-per-thread: a client per thread (default: one shared client); also for\n"
-               "  counter, election (its hand-off scenario), semaphore and rwlock\n"
+               "  counter, election (its hand-off scenario), semaphore, rwlock and queue (its\n"
+               "  consumers)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
                "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
                "  convergence is measured too (--seconds is not used)\n"
@@ -598,11 +743,11 @@ int main(int argc, char **argv) {
     if (!m->lock_opts &&
         (o.threads || o.locks || o.raw_lease ||
          (o.client_per_thread && m->run != mode_counter && m->run != mode_election &&
-          m->run != mode_semaphore && m->run != mode_rwlock))) {
+          m->run != mode_semaphore && m->run != mode_rwlock && m->run != mode_queue))) {
         fprintf(stderr,
                 "coord-bench: --threads, --locks and --raw-lease are lock options, and "
-                "--client-per-thread a lock, counter, election, semaphore and rwlock one, not "
-                "%s ones\n",
+                "--client-per-thread a lock, counter, election, semaphore, rwlock and queue one, "
+                "not %s ones\n",
                 m->name);
         return 2;
     }

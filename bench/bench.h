@@ -1,9 +1,9 @@
 /*
  * coord-bench's harness, shared by its scenario files (bench_lock.c, bench_counter.c,
- * bench_ring.c, bench_election.c, bench_semaphore.c, bench_rwlock.c) and its bare backend clients
- * (raw_zk.c, raw_etcd.c): the options, latency samples, results, the one thread runner every
- * multi-threaded measurement uses, output helpers and the raw bounds. What each mode measures is
- * told at the top of bench.c.
+ * bench_ring.c, bench_election.c, bench_semaphore.c, bench_rwlock.c, bench_kv.c, bench_queue.c) and
+ * its bare backend clients (raw_zk.c, raw_etcd.c): the options, latency samples, results, the one
+ * thread runner every multi-threaded measurement uses, output helpers and the raw bounds. What each
+ * mode measures is told at the top of bench.c.
  */
 #ifndef COORD_BENCH_H
 #define COORD_BENCH_H
@@ -20,6 +20,8 @@
 #define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
 #define TARGET_UNCONTENDED_OVER_RAW 0.9
 #define SEMAPHORE_LEASES 4 /* the semaphore mode's limit, also its raw bound's */
+#define KV_VALUE_LEN 64    /* the kv mode's values, also its raw bounds' */
+#define QUEUE_BACKLOG 32   /* the queue mode's producer keeps at most this many items ahead */
 
 typedef struct bench_opts {
     const char *uri;
@@ -151,6 +153,19 @@ typedef struct raw_client {
      * steps, thread 0 writing and the others reading, each locking again as soon as it has
      * unlocked, for `ms`, added to out->r; out->err set when it failed. */
     void (*mixed)(const coord_uri *u, int threads, int64_t ms, raw_result *out);
+    /* What one coord_kv_put (unconditional), coord_kv_get and 3-operation transaction (a
+     * check of one key's version + puts of two others) send, in one thread. */
+    void *(*kv_put)(void *task);
+    void *(*kv_get)(void *task);
+    void *(*kv_txn)(void *task);
+    /* A writer putting a key and a watcher of it on a connection of its own, for `ms`: each
+     * cycle a put, timed from its return until the watcher has seen its version (into
+     * out->r.lat); out->err set when it failed. */
+    void (*watch)(const coord_uri *u, int64_t ms, raw_result *out);
+    /* 1 producer keeping the queue QUEUE_BACKLOG items ahead and `consumers` consumers, each
+     * with a connection of its own, making the requests coord makes per item (take, or claim +
+     * ack), for `ms`: out->r gets the consumers' items; out->err set when it failed. */
+    void (*queue)(const coord_uri *u, int consumers, bool claim, int64_t ms, raw_result *out);
 } raw_client;
 
 #ifdef COORD_WITH_ZOOKEEPER
@@ -164,7 +179,14 @@ extern const raw_client raw_etcd_client;
 int ms_or(int v, int dflt);
 
 /* What the raw bound does: a lock cycle or a counter add. */
-typedef enum raw_kind { RAW_LOCK, RAW_COUNTER, RAW_SEMAPHORE } raw_kind;
+typedef enum raw_kind {
+    RAW_LOCK,
+    RAW_COUNTER,
+    RAW_SEMAPHORE,
+    RAW_KV_PUT,
+    RAW_KV_GET,
+    RAW_KV_TXN
+} raw_kind;
 
 /* One slice of `ms` of the raw bound for `backend`, added to out->r; false (out->err set) when
  * it could not be measured. */
@@ -183,6 +205,11 @@ bool raw_readers(const bench_opts *o, const char *backend, int threads, int64_t 
                  raw_result *out);
 /* The mixed read-write lock scenario's raw bound (raw_client.mixed). */
 bool raw_mixed(const bench_opts *o, const char *backend, int threads, int64_t ms, raw_result *out);
+/* The kv watch's raw bound (raw_client.watch), added to out->r. */
+bool raw_watch(const bench_opts *o, const char *backend, int64_t ms, raw_result *out);
+/* The queue's raw bound (raw_client.queue), added to out->r. */
+bool raw_queue(const bench_opts *o, const char *backend, int consumers, bool claim, int64_t ms,
+               raw_result *out);
 /* One slice of the election hand-off's raw bound (raw_client.election). */
 bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t ms,
                   raw_result *out);
@@ -194,6 +221,33 @@ bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t
  * bound's, and its length in *ms.
  */
 bool raw_turn(const bench_opts *o, int k, int64_t *ms);
+
+/* ---------- the queue mode's feed ---------- */
+
+/*
+ * The one producer of a queue scenario (coord's or the raw bound's) keeps at most QUEUE_BACKLOG
+ * items ahead of the consumers, so they always find work and the queue stays short (its listings
+ * cost the same all along). Items are "item-<n>", n from 0 in order of puts; a consumer that
+ * gets an item seen before fails the run (a take is at most once, an acked claim gone).
+ */
+typedef struct bench_feed {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t produced, consumed;
+    unsigned char *seen; /* one byte an item number below `cap` */
+    size_t cap;
+} bench_feed;
+
+int feed_init(bench_feed *f);
+void feed_destroy(bench_feed *f);
+/* The producer: wait until fewer than QUEUE_BACKLOG items are ahead (or `t` is to stop: false),
+ * then the next item's bytes into `buf`, returning their length. */
+bool feed_room(bench_feed *f, bench_thread *t);
+size_t feed_next(bench_feed *f, char *buf, size_t cap);
+/* After the producer's put. */
+void feed_put(bench_feed *f);
+/* A consumer got an item: 0, or -1 with `t` failed when it was seen before or is not ours. */
+int feed_got(bench_feed *f, bench_thread *t, const void *data, size_t len);
 
 /* ---------- output ---------- */
 
@@ -220,5 +274,7 @@ int mode_ring(const bench_opts *o);
 int mode_election(const bench_opts *o);
 int mode_semaphore(const bench_opts *o);
 int mode_rwlock(const bench_opts *o);
+int mode_kv(const bench_opts *o);
+int mode_queue(const bench_opts *o);
 
 #endif

@@ -953,6 +953,580 @@ static void *etcd_reader_main(void *arg) {
     return NULL;
 }
 
+/* ---------- the key-value bounds ---------- */
+
+static const char etcd_kv_value[KV_VALUE_LEN] =
+    "coord-bench kv value, 64 bytes, the same in every put.";
+
+/* The keys "<prefix>/bench-raw-<pid>-kv<i>/a", "b", "c" and their requests, built once with the
+ * backend's codec as the backend builds coord's (etcd_txn_request). */
+typedef struct etcd_kv {
+    char *a, *b, *c, *a64;
+    char *put_req, *get_req, *txn_req;
+} etcd_kv;
+
+static void etcd_kv_free(etcd_kv *k) {
+    free(k->a);
+    free(k->b);
+    free(k->c);
+    free(k->a64);
+    free(k->put_req);
+    free(k->get_req);
+    free(k->txn_req);
+}
+
+/* The request of the ops, as text; NULL when out of memory. */
+static char *txn_text(const coord_op *ops, size_t n) {
+    cJSON *req = etcd_txn_request(ops, n);
+    char *s = req ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
+    return s;
+}
+
+static int etcd_kv_setup(bench_thread *t, etcd_http *e, const coord_uri *u, etcd_kv *k) {
+    long pid = (long)getpid();
+    if (asprintf(&k->a, "%s/bench-raw-%ld-kv%d/a", u->prefix, pid, t->idx) < 0) k->a = NULL;
+    if (asprintf(&k->b, "%s/bench-raw-%ld-kv%d/b", u->prefix, pid, t->idx) < 0) k->b = NULL;
+    if (asprintf(&k->c, "%s/bench-raw-%ld-kv%d/c", u->prefix, pid, t->idx) < 0) k->c = NULL;
+    if (!k->a || !k->b || !k->c || !(k->a64 = etcd_b64(k->a, strlen(k->a)))) {
+        bench_fail(t, "out of memory");
+        return -1;
+    }
+    /* The keys exist, and a's revision is what the txn checks. */
+    int64_t rev = 0;
+    const char *keys[] = {k->a, k->b, k->c};
+    for (int i = 0; i < 3; i++) {
+        coord_op op = {.type = COORD_OP_PUT,
+                       .path = keys[i],
+                       .value = etcd_kv_value,
+                       .len = KV_VALUE_LEN,
+                       .version = COORD_VERSION_ANY};
+        cJSON *res = NULL;
+        if (post(e, "/v3/kv/txn", etcd_txn_request(&op, 1), &res)) return -1;
+        if (i == 0 && (etcd_header_rev(res, &rev) || rev <= 0)) {
+            cJSON_Delete(res);
+            bench_fail(t, "txn on %.300s: no header revision", keys[i]);
+            return -1;
+        }
+        cJSON_Delete(res);
+    }
+    coord_op put = {.type = COORD_OP_PUT,
+                    .path = k->a,
+                    .value = etcd_kv_value,
+                    .len = KV_VALUE_LEN,
+                    .version = COORD_VERSION_ANY};
+    coord_op txn[3] = {{.type = COORD_OP_CHECK, .path = k->a, .version = rev},
+                       {.type = COORD_OP_PUT,
+                        .path = k->b,
+                        .value = etcd_kv_value,
+                        .len = KV_VALUE_LEN,
+                        .version = COORD_VERSION_ANY},
+                       {.type = COORD_OP_PUT,
+                        .path = k->c,
+                        .value = etcd_kv_value,
+                        .len = KV_VALUE_LEN,
+                        .version = COORD_VERSION_ANY}};
+    k->put_req = txn_text(&put, 1);
+    k->txn_req = txn_text(txn, 3);
+    if (asprintf(&k->get_req, "{\"key\":\"%s\"}", k->a64) < 0) k->get_req = NULL;
+    if (!k->put_req || !k->txn_req || !k->get_req) {
+        bench_fail(t, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* One kv operation, timed into *lat. The put's request, once made, also leaves a's revision
+ * where the txn checks it: the put bound runs with no txn in between, so it need not follow. */
+static int etcd_kv_cycle(bench_thread *t, etcd_http *e, etcd_kv *k, raw_kind kind, int64_t *lat) {
+    int64_t t0 = now_ns();
+    cJSON *res = NULL;
+    const char *path = kind == RAW_KV_GET ? "/v3/kv/range" : "/v3/kv/txn";
+    const char *req = kind == RAW_KV_PUT   ? k->put_req
+                      : kind == RAW_KV_GET ? k->get_req
+                                           : k->txn_req;
+    if (post_str(e, path, req, &res)) return -1;
+    bool ok = kind == RAW_KV_GET
+                  ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "kvs")) == 1
+                  : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+    cJSON_Delete(res);
+    *lat = now_ns() - t0;
+    if (!ok)
+        bench_fail(t, "%s on %.300s: %s", path, k->a, kind == RAW_KV_GET ? "no key" : "failed");
+    return ok ? 0 : -1;
+}
+
+static void *etcd_kv_main(raw_task *rt, raw_kind kind) {
+    bench_thread *t = &rt->t;
+    rt->method = kind == RAW_KV_PUT
+                     ? "POST /v3/kv/txn (no compare; success: put key; failure: range key "
+                       "keys_only), one keep-alive libcurl handle"
+                 : kind == RAW_KV_GET ? "POST /v3/kv/range key, one keep-alive libcurl handle"
+                                      : "POST /v3/kv/txn (mod_revision(a) == v ? put b, put c : "
+                                        "range a, b, c keys_only), one keep-alive libcurl handle";
+    etcd_http *e = calloc(1, sizeof *e);
+    etcd_kv k = {0};
+    int64_t lat;
+    if (!e)
+        bench_fail(t, "out of memory");
+    else if (!http_open(e, rt->u, t->err, sizeof t->err) && !etcd_kv_setup(t, e, rt->u, &k))
+        etcd_kv_cycle(t, e, &k, kind, &lat); /* warm-up */
+    /* The put bound moves a's revision: a txn bound after it checks a fresh one (setup). */
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (etcd_kv_cycle(t, e, &k, kind, &lat) || bench_sample(t, lat)) break;
+    if (e && e->h && k.a) {
+        const char *keys[] = {k.a, k.b, k.c};
+        for (int i = 0; i < 3; i++) {
+            char *k64 = etcd_b64(keys[i], strlen(keys[i]));
+            if (k64) delete_quietly(e, k64);
+            free(k64);
+        }
+    }
+    if (e) http_close(e);
+    free(e);
+    etcd_kv_free(&k);
+    return NULL;
+}
+
+static void *etcd_kv_put_main(void *arg) {
+    return etcd_kv_main(arg, RAW_KV_PUT);
+}
+
+static void *etcd_kv_get_main(void *arg) {
+    return etcd_kv_main(arg, RAW_KV_GET);
+}
+
+static void *etcd_kv_txn_main(void *arg) {
+    return etcd_kv_main(arg, RAW_KV_TXN);
+}
+
+/* ---------- the watch bound ---------- */
+
+typedef struct etcd_watcher {
+    etcd_http w; /* the stream's handle */
+    char req[1024];
+    etcd_lines lines;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool created, ended, stop;
+    int64_t seen, seen_ns; /* the newest mod revision an event carried, and when */
+    char err[600];
+} etcd_watcher;
+
+static int watcher_line(void *ctx, const char *line, size_t len) {
+    etcd_watcher *w = ctx;
+    etcd_watch_msg m;
+    if (etcd_parse_watch_line(line, len, &m)) return 1;
+    int64_t now = now_ns();
+    pthread_mutex_lock(&w->mu);
+    if (m.is_error) snprintf(w->err, sizeof w->err, "watch stream: %s", m.msg);
+    if (m.created) w->created = true;
+    for (size_t i = 0; i < m.nevents; i++)
+        if (!m.events[i].is_delete && m.events[i].mod_revision > w->seen) {
+            w->seen = m.events[i].mod_revision;
+            w->seen_ns = now;
+        }
+    bool stop = w->stop || m.is_error;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    etcd_watch_msg_clear(&m);
+    return stop;
+}
+
+static size_t on_watcher(char *p, size_t sz, size_t n, void *ud) {
+    etcd_watcher *w = ud;
+    return etcd_lines_feed(&w->lines, p, sz * n, watcher_line, w) ? 0 : sz * n;
+}
+
+static void *watcher_main(void *arg) {
+    etcd_watcher *w = arg;
+    char url[700];
+    snprintf(url, sizeof url, "%s/v3/watch", w->w.base);
+    curl_easy_setopt(w->w.h, CURLOPT_URL, url);
+    curl_easy_setopt(w->w.h, CURLOPT_POSTFIELDS, w->req);
+    curl_easy_setopt(w->w.h, CURLOPT_POSTFIELDSIZE, (long)strlen(w->req));
+    CURLcode cc = curl_easy_perform(w->w.h);
+    pthread_mutex_lock(&w->mu);
+    if (!w->stop && !w->err[0])
+        snprintf(w->err, sizeof w->err, "watch stream ended: %s", curl_easy_strerror(cc));
+    w->ended = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+typedef struct etcd_watch_writer {
+    bench_thread t;
+    etcd_http *e;
+    const char *put_req;
+    etcd_watcher *w;
+} etcd_watch_writer;
+
+/* A put (the kv put's txn); its revision from the answer's header. */
+static int watch_put(bench_thread *t, etcd_http *e, const char *req, int64_t *rev) {
+    cJSON *res = NULL;
+    if (post_str(e, "/v3/kv/txn", req, &res)) return -1;
+    bool ok = !etcd_header_rev(res, rev) && *rev > 0;
+    cJSON_Delete(res);
+    if (!ok) bench_fail(t, "put txn: no header revision");
+    return ok ? 0 : -1;
+}
+
+static int etcd_watch_cycle(etcd_watch_writer *ww, int64_t *lat) {
+    int64_t rev = 0;
+    if (watch_put(&ww->t, ww->e, ww->put_req, &rev)) return -1;
+    int64_t done = now_ns();
+    etcd_watcher *w = ww->w;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&w->mu);
+    int wrc = 0;
+    while (w->seen < rev && !w->ended && wrc == 0)
+        wrc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    bool got = w->seen >= rev;
+    int64_t at = w->seen_ns;
+    pthread_mutex_unlock(&w->mu);
+    if (!got) {
+        bench_fail(&ww->t, "the watch stream did not carry revision %lld: %s", (long long)rev,
+                   w->err[0] ? w->err : "not within 5 s");
+        return -1;
+    }
+    *lat = at > done ? at - done : 0;
+    return 0;
+}
+
+static void *etcd_watch_writer_main(void *arg) {
+    etcd_watch_writer *ww = arg;
+    int64_t lat;
+    etcd_watch_cycle(ww, &lat); /* warm-up */
+    if (bench_ready(&ww->t))
+        while (bench_going(&ww->t))
+            if (etcd_watch_cycle(ww, &lat) || bench_sample(&ww->t, lat)) break;
+    return NULL;
+}
+
+static void etcd_watch(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "a writer POST /v3/kv/txn (the kv put's request) on a handle of its own; the "
+                  "watcher a POST /v3/watch stream on the key, its events carrying the revision; "
+                  "latency from the put's return to the event of its revision";
+    etcd_http *e = calloc(1, sizeof *e);
+    etcd_watcher *w = calloc(1, sizeof *w);
+    char *key = NULL, *key64 = NULL, *put_req = NULL;
+    bool started = false;
+    if (!e || !w || asprintf(&key, "%s/bench-raw-%ld-watch/w", u->prefix, (long)getpid()) < 0) {
+        key = NULL;
+        snprintf(out->err, sizeof out->err, "out of memory");
+    } else {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        w->lines.max = STREAM_LINE_MAX;
+        coord_op put = {.type = COORD_OP_PUT,
+                        .path = key,
+                        .value = etcd_kv_value,
+                        .len = KV_VALUE_LEN,
+                        .version = COORD_VERSION_ANY};
+        key64 = etcd_b64(key, strlen(key));
+        put_req = txn_text(&put, 1);
+        if (!key64 || !put_req)
+            snprintf(out->err, sizeof out->err, "out of memory");
+        else if (!http_open(e, u, out->err, sizeof out->err) &&
+                 !http_open(&w->w, u, out->err, sizeof out->err)) {
+            snprintf(w->req, sizeof w->req, "{\"create_request\":{\"key\":\"%s\"}}", key64);
+            curl_easy_setopt(w->w.h, CURLOPT_WRITEFUNCTION, on_watcher);
+            curl_easy_setopt(w->w.h, CURLOPT_WRITEDATA, w);
+            curl_easy_setopt(w->w.h, CURLOPT_TIMEOUT_MS, (long)(ms + 30000));
+            started = pthread_create(&w->th, NULL, watcher_main, w) == 0;
+            if (!started) snprintf(out->err, sizeof out->err, "cannot start the watcher");
+        }
+    }
+    if (started) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 5;
+        pthread_mutex_lock(&w->mu);
+        while (!w->created && !w->ended)
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &dl)) break;
+        bool created = w->created;
+        pthread_mutex_unlock(&w->mu);
+        if (!created)
+            snprintf(out->err, sizeof out->err, "watch stream not created: %.500s", w->err);
+        else {
+            etcd_watch_writer ww = {.e = e, .put_req = put_req, .w = w};
+            bench_run_threads(&ww, sizeof ww, 1, etcd_watch_writer_main, ms, NULL, NULL, &out->r,
+                              out->err, sizeof out->err);
+        }
+        /* End the stream: its next line (the event of one more put) stops it. */
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_mutex_unlock(&w->mu);
+        char scratch[600];
+        e->err = scratch;
+        e->errlen = sizeof scratch;
+        post_only(e, "/v3/kv/txn", put_req);
+        pthread_join(w->th, NULL);
+    }
+    if (e && e->h && key64) delete_quietly(e, key64);
+    if (e) http_close(e);
+    if (w) {
+        http_close(&w->w);
+        etcd_lines_free(&w->lines);
+        if (key) {
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+        }
+    }
+    free(e);
+    free(w);
+    free(key);
+    free(key64);
+    free(put_req);
+}
+
+/* ---------- the queue bound ---------- */
+
+typedef struct etcd_qrun {
+    const coord_uri *u;
+    char *items, *claims; /* "<dir>/items", "<dir>/claims" (no trailing '/') */
+    etcd_range items_r, claims_r;
+    bool claim;
+    bench_feed feed;
+} etcd_qrun;
+
+typedef struct etcd_qworker {
+    bench_thread t;
+    etcd_qrun *run;
+    etcd_http e;
+    char lease[32];
+    char req[4096];
+} etcd_qworker;
+
+/* The names below a range, in create order (keys_only, the prefix `dir` + '/' cut off). */
+static int list_names(etcd_qworker *w, const etcd_range *r, const char *dir, cJSON **res,
+                      const cJSON **kvs) {
+    snprintf(w->req, sizeof w->req,
+             "{\"key\":\"%s\",\"range_end\":\"%s\",\"sort_target\":\"CREATE\","
+             "\"sort_order\":\"ASCEND\",\"keys_only\":true}",
+             r->dir64, r->end64);
+    (void)dir;
+    if (post_str(&w->e, "/v3/kv/range", w->req, res)) return -1;
+    *kvs = cJSON_GetObjectItemCaseSensitive(*res, "kvs");
+    return 0;
+}
+
+/* The key of kvs[i] decoded (malloc'd), or NULL. */
+static char *key_at(const cJSON *kvs, int i) {
+    coord_kv kv = {0};
+    if (etcd_parse_kv(cJSON_GetArrayItem(kvs, i), 0, &kv)) return NULL;
+    char *k = kv.key;
+    kv.key = NULL;
+    coord_kv_clear(&kv);
+    return k;
+}
+
+static int etcd_qconsume(etcd_qworker *w, int64_t *lat) {
+    etcd_qrun *run = w->run;
+    int64_t t0 = now_ns();
+    cJSON *ir = NULL, *cr = NULL;
+    const cJSON *ikvs = NULL, *ckvs = NULL;
+    if (list_names(w, &run->items_r, run->items, &ir, &ikvs) ||
+        list_names(w, &run->claims_r, run->claims, &cr, &ckvs)) {
+        cJSON_Delete(ir);
+        return -1;
+    }
+    int got = 0, n = cJSON_GetArraySize(ikvs), nc = cJSON_GetArraySize(ckvs);
+    size_t il = strlen(run->items) + 1, cl = strlen(run->claims) + 1;
+    for (int i = 0; i < n && !got; i++) {
+        char *item = key_at(ikvs, i), *claim = NULL;
+        if (!item || asprintf(&claim, "%s/%s", run->claims, item + il) < 0) {
+            free(item);
+            bench_fail(&w->t, "out of memory");
+            got = -1;
+            break;
+        }
+        bool claimed = false;
+        for (int j = 0; j < nc && !claimed; j++) {
+            char *c = key_at(ckvs, j);
+            claimed = c && !strcmp(c + cl, item + il);
+            free(c);
+        }
+        coord_kv kv = {0}, mine = {0};
+        int rc = claimed ? 1 : 0; /* 1: next item */
+        cJSON *res = NULL;
+        if (!rc && run->claim) {
+            /* The claim: coord's ephemeral put (create_revision == 0 ? put on the lease). */
+            char *c64 = etcd_b64(claim, strlen(claim));
+            snprintf(w->req, sizeof w->req,
+                     "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",\"target\":\"CREATE\","
+                     "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
+                     "\"value\":\"cmF3\",\"lease\":\"%s\"}}],\"failure\":[{\"request_range\":"
+                     "{\"key\":\"%s\"}}]}",
+                     c64 ? c64 : "", c64 ? c64 : "", w->lease, c64 ? c64 : "");
+            free(c64);
+            rc = post_str(&w->e, "/v3/kv/txn", w->req, &res) ? -1 : 0;
+            if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
+                rc = 1; /* claimed meanwhile */
+            if (!rc && (etcd_header_rev(res, &mine.version) || mine.version <= 0)) rc = -1;
+            mine.token = (uint64_t)mine.version;
+            cJSON_Delete(res);
+            res = NULL;
+        }
+        if (!rc) { /* the item */
+            char *i64 = etcd_b64(item, strlen(item));
+            snprintf(w->req, sizeof w->req, "{\"key\":\"%s\"}", i64 ? i64 : "");
+            free(i64);
+            rc = post_str(&w->e, "/v3/kv/range", w->req, &res) ? -1 : 0;
+            const cJSON *kv0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+            if (!rc && !kv0) rc = 1; /* taken meanwhile */
+            if (!rc && etcd_parse_kv(kv0, 0, &kv)) rc = -1;
+            cJSON_Delete(res);
+            res = NULL;
+        }
+        if (!rc) { /* take's or ack's txn, the backend's request */
+            coord_op take[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
+                                {.type = COORD_OP_DEL, .path = item, .version = kv.version}};
+            coord_op ack[3] = {{.type = COORD_OP_HELD,
+                                .path = claim,
+                                .version = mine.version,
+                                .token = mine.token},
+                               {.type = COORD_OP_DEL, .path = item, .version = kv.version},
+                               {.type = COORD_OP_DEL, .path = claim, .version = mine.version}};
+            rc = post(&w->e, "/v3/kv/txn",
+                      run->claim ? etcd_txn_request(ack, 3) : etcd_txn_request(take, 2), &res)
+                     ? -1
+                     : 0;
+            if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
+                rc = run->claim ? -1 : 1;
+            cJSON_Delete(res);
+        }
+        if (rc < 0) {
+            if (!w->t.err[0])
+                bench_fail(&w->t, "%s of %.300s failed", run->claim ? "ack" : "take", item);
+            got = -1;
+        } else if (rc == 0) {
+            *lat = now_ns() - t0;
+            got = feed_got(&run->feed, &w->t, kv.value, kv.len) ? -1 : 1;
+        }
+        coord_kv_clear(&kv);
+        free(item);
+        free(claim);
+    }
+    cJSON_Delete(ir);
+    cJSON_Delete(cr);
+    return got;
+}
+
+static void *etcd_qworker_main(void *arg) {
+    etcd_qworker *w = arg;
+    etcd_qrun *run = w->run;
+    bool producer = w->t.idx == 0;
+    if (!http_open(&w->e, run->u, w->t.err, sizeof w->t.err) && !producer && run->claim)
+        task_lease(&w->t, &w->e, w->lease, sizeof w->lease);
+    if (bench_ready(&w->t)) {
+        if (producer) {
+            char buf[32];
+            while (feed_room(&run->feed, &w->t)) {
+                size_t len = feed_next(&run->feed, buf, sizeof buf);
+                /* coord's put of an item: "<dir>/<UnixNano>", created only if new. */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                char key[700];
+                snprintf(key, sizeof key, "%s/%lld", run->items,
+                         (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+                char *k64 = etcd_b64(key, strlen(key)), *v64 = etcd_b64(buf, len);
+                snprintf(w->req, sizeof w->req,
+                         "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",\"target\":"
+                         "\"CREATE\",\"create_revision\":\"0\"}],\"success\":[{\"request_put\":"
+                         "{\"key\":\"%s\",\"value\":\"%s\"}}],\"failure\":[{\"request_range\":"
+                         "{\"key\":\"%s\"}}]}",
+                         k64 ? k64 : "", k64 ? k64 : "", v64 ? v64 : "", k64 ? k64 : "");
+                free(k64);
+                free(v64);
+                cJSON *res = NULL;
+                if (post_str(&w->e, "/v3/kv/txn", w->req, &res)) break;
+                bool made = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded"));
+                cJSON_Delete(res);
+                if (!made) {
+                    bench_fail(&w->t, "put of %.300s: exists", key);
+                    break;
+                }
+                feed_put(&run->feed);
+            }
+        } else {
+            int64_t lat;
+            while (bench_going(&w->t)) {
+                int got = etcd_qconsume(w, &lat);
+                if (got < 0 || (got > 0 && bench_sample(&w->t, lat))) break;
+                if (!got) usleep(200); /* none open: the producer's turn */
+            }
+        }
+    }
+    if (w->e.h && w->lease[0]) task_revoke(&w->e, w->lease);
+    http_close(&w->e);
+    return NULL;
+}
+
+static void etcd_queue_bound(const coord_uri *u, int consumers, bool claim, int64_t ms,
+                             raw_result *out) {
+    out->method =
+        claim ? "coord's requests per item, a libcurl handle each: POST /v3/kv/range of items/ "
+                "and of claims/ (keys_only, by create revision), POST /v3/kv/txn "
+                "(create_revision(claim) == 0 ? put on the lease) + range(item), POST "
+                "/v3/kv/txn (create_revision(claim), mod_revision(item), mod_revision(claim) ? "
+                "delete both); the producer POST /v3/kv/txn (create_revision(items/<UnixNano>) "
+                "== 0 ? put)"
+              : "coord's requests per item, a libcurl handle each: POST /v3/kv/range of items/ "
+                "and of claims/ (keys_only, by create revision), range(item) + POST /v3/kv/txn "
+                "(version(claim) == 0, mod_revision(item) == v ? delete item); the producer "
+                "POST /v3/kv/txn (create_revision(items/<UnixNano>) == 0 ? put)";
+    etcd_qrun *run = calloc(1, sizeof *run);
+    etcd_qworker *ws = calloc((size_t)consumers + 1, sizeof *ws);
+    char suffix[64], sub[80];
+    snprintf(suffix, sizeof suffix, "-queue-%s%d", claim ? "claim" : "take", consumers);
+    bool ok = run && ws && !feed_init(&run->feed);
+    if (ok) {
+        long pid = (long)getpid();
+        if (asprintf(&run->items, "%s/bench-raw-%ld%s/items", u->prefix, pid, suffix) < 0)
+            run->items = NULL;
+        if (asprintf(&run->claims, "%s/bench-raw-%ld%s/claims", u->prefix, pid, suffix) < 0)
+            run->claims = NULL;
+        snprintf(sub, sizeof sub, "%s/items", suffix);
+        ok = run->items && run->claims && !range_of(u, sub, &run->items_r);
+        snprintf(sub, sizeof sub, "%s/claims", suffix);
+        ok = ok && !range_of(u, sub, &run->claims_r);
+    }
+    if (!ok) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+    } else {
+        run->u = u;
+        run->claim = claim;
+        for (int i = 0; i <= consumers; i++)
+            ws[i].run = run;
+        bench_run_threads(ws, sizeof *ws, consumers + 1, etcd_qworker_main, ms, NULL, NULL, &out->r,
+                          out->err, sizeof out->err);
+        /* What is left: the items (the claims went with their leases). */
+        etcd_http e = {0};
+        char scratch[600];
+        if (!http_open(&e, u, scratch, sizeof scratch)) {
+            snprintf(ws[0].req, sizeof ws[0].req, "{\"key\":\"%s\",\"range_end\":\"%s\"}",
+                     run->items_r.dir64, run->items_r.end64);
+            post_only(&e, "/v3/kv/deleterange", ws[0].req);
+        }
+        http_close(&e);
+    }
+    if (run) {
+        feed_destroy(&run->feed);
+        free(run->items);
+        free(run->claims);
+        range_free(&run->items_r);
+        range_free(&run->claims_r);
+    }
+    free(run);
+    free(ws);
+}
+
 const raw_client raw_etcd_client = {
     .backend = "etcd",
     .lock = etcd_lock_main,
@@ -962,4 +1536,9 @@ const raw_client raw_etcd_client = {
     .semaphore = etcd_semaphore_main,
     .reader = etcd_reader_main,
     .mixed = etcd_mixed,
+    .kv_put = etcd_kv_put_main,
+    .kv_get = etcd_kv_get_main,
+    .kv_txn = etcd_kv_txn_main,
+    .watch = etcd_watch,
+    .queue = etcd_queue_bound,
 };

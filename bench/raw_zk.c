@@ -570,6 +570,422 @@ static void *zk_reader_main(void *arg) {
     return NULL;
 }
 
+/* ---------- the key-value bounds ---------- */
+
+static const char zk_kv_value[KV_VALUE_LEN] =
+    "coord-bench kv value, 64 bytes, the same in every put.";
+
+/* The keys "<dir>/a", "b", "c", made with the value; a's version for the txn's check. */
+typedef struct zk_kv {
+    char dir[1024], a[1100], b[1100], c[1100];
+    int a_version;
+} zk_kv;
+
+static int zk_kv_setup(bench_thread *t, zk_conn *z, const coord_uri *u, zk_kv *k) {
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "-kv%d", t->idx);
+    if (zk_mkdirs(z, u, suffix, k->dir, sizeof k->dir, t->err, sizeof t->err)) return -1;
+    snprintf(k->a, sizeof k->a, "%s/a", k->dir);
+    snprintf(k->b, sizeof k->b, "%s/b", k->dir);
+    snprintf(k->c, sizeof k->c, "%s/c", k->dir);
+    const char *keys[] = {k->a, k->b, k->c};
+    for (int i = 0; i < 3; i++) {
+        struct Stat st;
+        int rc = zoo_create2(z->zh, keys[i], zk_kv_value, KV_VALUE_LEN, z->acl, 0, NULL, 0, &st);
+        if (rc == ZNODEEXISTS) rc = zoo_set2(z->zh, keys[i], zk_kv_value, KV_VALUE_LEN, -1, &st);
+        if (rc != ZOK) {
+            bench_fail(t, "zoo_create2 %.300s: %s", keys[i], zerror(rc));
+            return -1;
+        }
+        if (i == 0) k->a_version = st.version;
+    }
+    return 0;
+}
+
+static void zk_kv_cleanup(zk_conn *z, const zk_kv *k) {
+    if (!z->zh || !k->dir[0]) return;
+    const char *keys[] = {k->a, k->b, k->c, k->dir};
+    for (int i = 0; i < 4; i++)
+        zoo_delete(z->zh, keys[i], -1);
+}
+
+/* One kv operation (raw_kind RAW_KV_PUT, _GET or _TXN), timed into *lat. 0, or -1 (failed). */
+static int zk_kv_cycle(bench_thread *t, zk_conn *z, zk_kv *k, raw_kind kind, int64_t *lat) {
+    int64_t t0 = now_ns();
+    int rc;
+    const char *what = k->a;
+    if (kind == RAW_KV_PUT) {
+        rc = zoo_set(z->zh, k->a, zk_kv_value, KV_VALUE_LEN, -1);
+    } else if (kind == RAW_KV_GET) {
+        char buf[KV_VALUE_LEN + 16];
+        int len = (int)sizeof buf;
+        struct Stat st;
+        rc = zoo_get(z->zh, k->a, 0, buf, &len, &st);
+    } else {
+        zoo_op_t ops[3];
+        zoo_op_result_t res[3];
+        struct Stat st[2];
+        zoo_check_op_init(&ops[0], k->a, k->a_version);
+        zoo_set_op_init(&ops[1], k->b, zk_kv_value, KV_VALUE_LEN, -1, &st[0]);
+        zoo_set_op_init(&ops[2], k->c, zk_kv_value, KV_VALUE_LEN, -1, &st[1]);
+        rc = zoo_multi(z->zh, 3, ops, res);
+        what = "the multi";
+    }
+    *lat = now_ns() - t0;
+    if (rc != ZOK) {
+        bench_fail(t, "%s %.300s: %s",
+                   kind == RAW_KV_PUT   ? "zoo_set"
+                   : kind == RAW_KV_GET ? "zoo_get"
+                                        : "zoo_multi",
+                   what, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void *zk_kv_main(raw_task *rk, raw_kind kind) {
+    bench_thread *t = &rk->t;
+    rk->method = kind == RAW_KV_PUT ? "zoo_set(key, 64 bytes, -1) (sync API)"
+                 : kind == RAW_KV_GET
+                     ? "zoo_get(key) (sync API)"
+                     : "zoo_multi [check(a, version), setData(b, -1), setData(c, -1)] (sync API)";
+    zk_conn z;
+    zk_kv k = {0};
+    int64_t lat;
+    if (!zk_open(&z, rk->u, t->err, sizeof t->err) && !zk_kv_setup(t, &z, rk->u, &k))
+        zk_kv_cycle(t, &z, &k, kind, &lat); /* warm-up */
+    if (bench_ready(t))
+        while (bench_going(t))
+            if (zk_kv_cycle(t, &z, &k, kind, &lat) || bench_sample(t, lat)) break;
+    zk_kv_cleanup(&z, &k);
+    zk_close(&z);
+    return NULL;
+}
+
+static void *zk_kv_put_main(void *arg) {
+    return zk_kv_main(arg, RAW_KV_PUT);
+}
+
+static void *zk_kv_get_main(void *arg) {
+    return zk_kv_main(arg, RAW_KV_GET);
+}
+
+static void *zk_kv_txn_main(void *arg) {
+    return zk_kv_main(arg, RAW_KV_TXN);
+}
+
+/* ---------- the watch bound ---------- */
+
+/* The watcher: a data watch, re-read (and so re-armed) with zoo_awget each time it fires. */
+typedef struct zk_watcher {
+    zk_conn *z;
+    const char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int seen; /* the newest data version read; -1 before the first read */
+    int64_t seen_ns;
+    int err;
+} zk_watcher;
+
+static void zk_watch_read(int rc, const char *value, int len, const struct Stat *st,
+                          const void *data);
+
+static void zk_watch_fired(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+    (void)state;
+    (void)path;
+    zk_watcher *w = ctx;
+    if (type == ZOO_SESSION_EVENT) return;
+    int rc = zoo_awget(zh, w->path, zk_watch_fired, w, zk_watch_read, w);
+    if (rc != ZOK) {
+        pthread_mutex_lock(&w->mu);
+        w->err = rc;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static void zk_watch_read(int rc, const char *value, int len, const struct Stat *st,
+                          const void *data) {
+    (void)value;
+    (void)len;
+    zk_watcher *w = (zk_watcher *)data;
+    int64_t now = now_ns();
+    pthread_mutex_lock(&w->mu);
+    if (rc != ZOK)
+        w->err = rc;
+    else if (st->version > w->seen) {
+        w->seen = st->version;
+        w->seen_ns = now;
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+typedef struct zk_watch_writer {
+    bench_thread t;
+    zk_conn *z;
+    const char *path;
+    zk_watcher *w;
+} zk_watch_writer;
+
+static int zk_watch_cycle(zk_watch_writer *ww, int64_t *lat) {
+    struct Stat st;
+    int rc = zoo_set2(ww->z->zh, ww->path, zk_kv_value, KV_VALUE_LEN, -1, &st);
+    int64_t done = now_ns();
+    if (rc != ZOK) {
+        bench_fail(&ww->t, "zoo_set2 %.300s: %s", ww->path, zerror(rc));
+        return -1;
+    }
+    zk_watcher *w = ww->w;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&w->mu);
+    int wrc = 0;
+    while (w->seen < st.version && !w->err && wrc == 0)
+        wrc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    bool got = w->seen >= st.version;
+    int64_t at = w->seen_ns;
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    if (!got) {
+        bench_fail(&ww->t, "the data watch did not see version %d: %s", st.version,
+                   err ? zerror(err) : "not within 5 s");
+        return -1;
+    }
+    *lat = at > done ? at - done : 0;
+    return 0;
+}
+
+static void *zk_watch_writer_main(void *arg) {
+    zk_watch_writer *ww = arg;
+    int64_t lat;
+    zk_watch_cycle(ww, &lat); /* warm-up */
+    if (bench_ready(&ww->t))
+        while (bench_going(&ww->t))
+            if (zk_watch_cycle(ww, &lat) || bench_sample(&ww->t, lat)) break;
+    return NULL;
+}
+
+static void zk_watch(const coord_uri *u, int64_t ms, raw_result *out) {
+    out->method = "a writer zoo_set2(key) on a handle of its own; the watcher zoo_awget(key) "
+                  "with a data watch, and zoo_awget again (re-read and re-arm) from the watcher "
+                  "function when it fires; latency from the set's return to the read of its "
+                  "version";
+    zk_conn zw, zr;
+    memset(&zr, 0, sizeof zr);
+    char dir[1024] = "", path[1100] = "";
+    zk_watcher w = {.seen = -1};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    bool armed = false;
+    if (!zk_open(&zw, u, out->err, sizeof out->err) &&
+        !zk_mkdirs(&zw, u, "-watch", dir, sizeof dir, out->err, sizeof out->err) &&
+        !zk_open(&zr, u, out->err, sizeof out->err)) {
+        snprintf(path, sizeof path, "%s/w", dir);
+        int rc = zoo_create(zw.zh, path, zk_kv_value, KV_VALUE_LEN, zw.acl, 0, NULL, 0);
+        if (rc == ZOK || rc == ZNODEEXISTS) {
+            w.z = &zr;
+            w.path = path;
+            rc = zoo_awget(zr.zh, path, zk_watch_fired, &w, zk_watch_read, &w);
+        }
+        if (rc != ZOK)
+            snprintf(out->err, sizeof out->err, "zookeeper watch %.300s: %s", path, zerror(rc));
+        armed = rc == ZOK;
+    }
+    if (armed) {
+        zk_watch_writer ww = {.z = &zw, .path = path, .w = &w};
+        bench_run_threads(&ww, sizeof ww, 1, zk_watch_writer_main, ms, NULL, NULL, &out->r,
+                          out->err, sizeof out->err);
+    }
+    zk_close(&zr); /* its watch goes with it */
+    if (zw.zh && path[0]) zoo_delete(zw.zh, path, -1);
+    if (zw.zh && dir[0]) zoo_delete(zw.zh, dir, -1);
+    zk_close(&zw);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+}
+
+/* ---------- the queue bound ---------- */
+
+typedef struct zk_qrun {
+    const coord_uri *u;
+    char items[1024], claims[1024]; /* the two directories */
+    bool claim;
+    bench_feed feed;
+} zk_qrun;
+
+typedef struct zk_qworker {
+    bench_thread t;
+    zk_qrun *run;
+    zk_conn z;
+    char base[1100]; /* the producer's "<items>/qn-" */
+} zk_qworker;
+
+/* One item the way coord takes or claims + acks it: 1 when got (timed into *lat), 0 when the
+ * queue had none open, -1 failed. */
+static int zk_qconsume(zk_qworker *w, int64_t *lat) {
+    zk_qrun *run = w->run;
+    zhandle_t *zh = w->z.zh;
+    int64_t t0 = now_ns();
+    struct String_vector items = {0}, claims = {0};
+    int rc = zoo_get_children(zh, run->items, 0, &items);
+    if (rc == ZOK) rc = zoo_get_children(zh, run->claims, 0, &claims);
+    if (rc != ZOK) {
+        bench_fail(&w->t, "zoo_get_children: %s", zerror(rc));
+        deallocate_String_vector(&items);
+        return -1;
+    }
+    qsort(items.data, (size_t)items.count, sizeof *items.data, cmp_seq);
+    int got = 0;
+    for (int i = 0; i < items.count && !got; i++) {
+        bool claimed = false;
+        for (int j = 0; j < claims.count && !claimed; j++)
+            claimed = !strcmp(claims.data[j], items.data[i]);
+        if (claimed) continue;
+        char item[1200], claim[1200], buf[64];
+        snprintf(item, sizeof item, "%s/%s", run->items, items.data[i]);
+        snprintf(claim, sizeof claim, "%s/%s", run->claims, items.data[i]);
+        int len = (int)sizeof buf;
+        struct Stat st, cst;
+        if (!run->claim) {
+            rc = zoo_get(zh, item, 0, buf, &len, &st);
+            if (rc == ZNONODE) continue; /* taken meanwhile */
+            if (rc == ZOK) {
+                zoo_op_t ops[3];
+                zoo_op_result_t res[3];
+                zoo_create_op_init(&ops[0], claim, NULL, -1, w->z.acl, 0, NULL, 0);
+                zoo_delete_op_init(&ops[1], claim, -1);
+                zoo_delete_op_init(&ops[2], item, st.version);
+                rc = zoo_multi(zh, 3, ops, res);
+                if (rc == ZNONODE || rc == ZNODEEXISTS || rc == ZBADVERSION) continue;
+            }
+        } else {
+            rc = zoo_create2(zh, claim, "raw", 3, w->z.acl, ZOO_EPHEMERAL, NULL, 0, &cst);
+            if (rc == ZNODEEXISTS) continue; /* claimed meanwhile */
+            if (rc == ZOK) {
+                rc = zoo_get(zh, item, 0, buf, &len, &st);
+                if (rc == ZNONODE) {
+                    zoo_delete(zh, claim, -1);
+                    continue;
+                }
+            }
+            if (rc == ZOK) {
+                zoo_op_t ops[3];
+                zoo_op_result_t res[3];
+                zoo_check_op_init(&ops[0], claim, cst.version);
+                zoo_delete_op_init(&ops[1], item, st.version);
+                zoo_delete_op_init(&ops[2], claim, cst.version);
+                rc = zoo_multi(zh, 3, ops, res);
+            }
+        }
+        if (rc != ZOK) {
+            bench_fail(&w->t, "%s %.300s: %s", run->claim ? "claim" : "take", item, zerror(rc));
+            got = -1;
+        } else {
+            *lat = now_ns() - t0;
+            got = feed_got(&run->feed, &w->t, buf, len > 0 ? (size_t)len : 0) ? -1 : 1;
+        }
+    }
+    deallocate_String_vector(&items);
+    deallocate_String_vector(&claims);
+    return got;
+}
+
+static void *zk_qworker_main(void *arg) {
+    zk_qworker *w = arg;
+    zk_qrun *run = w->run;
+    bool producer = w->t.idx == 0;
+    zk_open(&w->z, run->u, w->t.err, sizeof w->t.err);
+    snprintf(w->base, sizeof w->base, "%s/qn-", run->items);
+    if (bench_ready(&w->t)) {
+        if (producer) {
+            char buf[32], made[1200];
+            while (feed_room(&run->feed, &w->t)) {
+                size_t len = feed_next(&run->feed, buf, sizeof buf);
+                int rc = zoo_create(w->z.zh, w->base, buf, (int)len, w->z.acl,
+                                    ZOO_PERSISTENT_SEQUENTIAL, made, (int)sizeof made);
+                if (rc != ZOK) {
+                    bench_fail(&w->t, "zoo_create %.300s: %s", w->base, zerror(rc));
+                    break;
+                }
+                feed_put(&run->feed);
+            }
+        } else {
+            int64_t lat;
+            while (bench_going(&w->t)) {
+                int got = zk_qconsume(w, &lat);
+                if (got < 0 || (got > 0 && bench_sample(&w->t, lat))) break;
+                if (!got) usleep(200); /* none open: the producer's turn */
+            }
+        }
+    }
+    zk_close(&w->z);
+    return NULL;
+}
+
+/* Delete the children of `dir` and `dir` (untimed). */
+static void zk_rmdir(zk_conn *z, const char *dir) {
+    struct String_vector kids = {0};
+    if (zoo_get_children(z->zh, dir, 0, &kids) == ZOK)
+        for (int i = 0; i < kids.count; i++) {
+            char p[1200];
+            snprintf(p, sizeof p, "%s/%s", dir, kids.data[i]);
+            zoo_delete(z->zh, p, -1);
+        }
+    deallocate_String_vector(&kids);
+    zoo_delete(z->zh, dir, -1);
+}
+
+static void zk_queue_bound(const coord_uri *u, int consumers, bool claim, int64_t ms,
+                           raw_result *out) {
+    out->method =
+        claim ? "coord's requests per item, a handle each: zoo_get_children(items) + "
+                "zoo_get_children(claims), zoo_create EPHEMERAL claims/<item> + zoo_get(item), "
+                "zoo_multi [check(claim, version), delete(item, version), delete(claim, "
+                "version)]; the producer zoo_create PERSISTENT_SEQUENTIAL items/qn- (sync API)"
+              : "coord's requests per item, a handle each: zoo_get_children(items) + "
+                "zoo_get_children(claims), zoo_get(item) + zoo_multi [create + delete of "
+                "claims/<item> (absent), delete(item, version)]; the producer zoo_create "
+                "PERSISTENT_SEQUENTIAL items/qn- (sync API)";
+    zk_qrun *run = calloc(1, sizeof *run);
+    zk_qworker *ws = calloc((size_t)consumers + 1, sizeof *ws);
+    zk_conn z;
+    memset(&z, 0, sizeof z);
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "-queue-%s%d", claim ? "claim" : "take", consumers);
+    char sub[80];
+    if (!run || !ws || feed_init(&run->feed)) {
+        snprintf(out->err, sizeof out->err, "out of memory");
+    } else if (!zk_open(&z, u, out->err, sizeof out->err)) {
+        snprintf(sub, sizeof sub, "%s/items", suffix);
+        if (!zk_mkdirs(&z, u, sub, run->items, sizeof run->items, out->err, sizeof out->err)) {
+            snprintf(sub, sizeof sub, "%s/claims", suffix);
+            zk_mkdirs(&z, u, sub, run->claims, sizeof run->claims, out->err, sizeof out->err);
+        }
+    }
+    if (!out->err[0]) {
+        run->u = u;
+        run->claim = claim;
+        for (int i = 0; i <= consumers; i++)
+            ws[i].run = run;
+        bench_run_threads(ws, sizeof *ws, consumers + 1, zk_qworker_main, ms, NULL, NULL, &out->r,
+                          out->err, sizeof out->err);
+    }
+    if (z.zh && run) {
+        if (run->items[0]) zk_rmdir(&z, run->items);
+        if (run->claims[0]) zk_rmdir(&z, run->claims);
+        if (run->items[0]) {
+            *strrchr(run->items, '/') = 0;
+            zoo_delete(z.zh, run->items, -1);
+        }
+    }
+    zk_close(&z);
+    if (run) feed_destroy(&run->feed);
+    free(run);
+    free(ws);
+}
+
 const raw_client raw_zk_client = {
     .backend = "zookeeper",
     .lock = zk_lock_main,
@@ -579,4 +995,9 @@ const raw_client raw_zk_client = {
     .semaphore = zk_semaphore_main,
     .reader = zk_reader_main,
     .mixed = zk_mixed,
+    .kv_put = zk_kv_put_main,
+    .kv_get = zk_kv_get_main,
+    .kv_txn = zk_kv_txn_main,
+    .watch = zk_watch,
+    .queue = zk_queue_bound,
 };
