@@ -131,7 +131,9 @@ int coord_kv_delete(coord_client *c, const char *key, int64_t expect) {
     if (rc) return rc;
     coord_op op = {.type = COORD_OP_DEL, .path = path, .version = expect};
     rc = single(c, &op, NULL);
-    if (rc == COORD_ECONFLICT) {
+    if (rc == COORD_ECONFLICT && expect == COORD_VERSION_ANY) {
+        rc = coord_seterr(COORD_ENOTFOUND, "key %s does not exist", key); /* the only condition */
+    } else if (rc == COORD_ECONFLICT) {
         /* A transaction does not tell "absent" from "another version": one read does. */
         coord__error_buf saved;
         coord__error_save(&saved);
@@ -190,6 +192,7 @@ struct coord_txn {
     size_t n;
     coord_op ops[COORD_TXN_MAX];
     int64_t versions[COORD_TXN_MAX];
+    size_t bytes; /* of values: a request carries at most COORD_VALUE_MAX of them */
     const coord_lock *guard;
 };
 
@@ -213,6 +216,12 @@ static int add(coord_txn *t, int type, const char *key, const void *value, size_
     if (t->n + (t->guard != NULL) >= COORD_TXN_MAX)
         return coord_seterr(COORD_EINVAL, "a transaction takes at most %d operations",
                             COORD_TXN_MAX);
+    /* Both servers refuse a request much over a megabyte (etcd's --max-request-bytes, ZooKeeper's
+     * jute.maxbuffer, which closes the connection): refused here, with no traffic. */
+    if (len > COORD_VALUE_MAX - t->bytes)
+        return coord_seterr(COORD_EINVAL,
+                            "a transaction carries at most %u bytes of values (%zu + %zu)",
+                            COORD_VALUE_MAX, t->bytes, len);
     char *path;
     int rc = kv_path(t->c, key, false, &path);
     if (rc) return rc;
@@ -229,6 +238,7 @@ static int add(coord_txn *t, int type, const char *key, const void *value, size_
         return coord__oom();
     }
     if (len) memcpy(copy, value, len);
+    t->bytes += len;
     t->ops[t->n++] =
         (coord_op){.type = type, .path = path, .value = copy, .len = len, .version = version};
     return 0;

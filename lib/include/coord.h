@@ -916,7 +916,9 @@ COORD_EXTERN int coord_txn_new(coord_txn **out, coord_client *c);
  */
 COORD_EXTERN int coord_txn_check(coord_txn *t, const char *key, int64_t version);
 
-/** Add: write `key` (a key is written at most once per transaction: COORD_EINVAL otherwise). */
+/** Add: write `key` (a key is written at most once per transaction: COORD_EINVAL otherwise). The
+ * values of one transaction add up to at most COORD_VALUE_MAX bytes (what both servers take in
+ * one request): COORD_EINVAL beyond. */
 COORD_EXTERN int coord_txn_put(coord_txn *t, const char *key, const void *value, size_t len);
 
 /** Add: delete `key`; the transaction fails with COORD_ECONFLICT when `key` is absent. */

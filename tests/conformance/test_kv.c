@@ -163,6 +163,8 @@ static void kv_big_value(void **state) {
     coord_txn *t;
     assert_int_equal(coord_txn_new(&t, c), 0);
     assert_int_equal(coord_txn_put(t, "big2", big, COORD_VALUE_MAX), 0);
+    assert_int_equal(coord_txn_put(t, "one-more", "x", 1), COORD_EINVAL); /* over the total */
+    assert_int_equal(coord_txn_put(t, "empty", "", 0), 0);
     assert_int_equal(coord_txn_commit(t), 0);
     coord_txn_free(t);
     free(big);
