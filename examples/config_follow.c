@@ -43,6 +43,7 @@
 /* What a follower saw, in memory shared with this process (written by the follower only). */
 typedef struct seen {
     atomic_bool ready;    /* had its first report: the watch is armed */
+    atomic_bool failed;   /* gave up: no watch */
     bool stopped;         /* saw this run's "stop" */
     bool ordered;         /* the key's versions and this run's numbers only ever grew */
     int applied;          /* versions of this run applied */
@@ -141,6 +142,7 @@ static int follower_main(int idx, void *arg) {
     if (rc) {
         fprintf(stderr, "follower %d: watch %s: %s: %s\n", idx, cfg->key, coord_strerror(rc),
                 coord_last_error());
+        atomic_store(&f.me->failed, true);
         coord_client_close(c);
         return 1;
     }
@@ -182,12 +184,15 @@ static int cas_put(coord_client *c, const char *key, const char *value, int64_t 
     return rc;
 }
 
-/* Wait (at most `ms`) until every follower had its first report. */
+/* Wait (at most `ms`) until every follower had its first report; false at once when one gave
+ * up. */
 static bool await_ready(const config *cfg, int ms) {
     for (int64_t deadline = ex_now_ms() + ms;; ex_sleep_ms(10)) {
         int n = 0;
-        for (int i = 0; i < cfg->followers; i++)
+        for (int i = 0; i < cfg->followers; i++) {
+            if (atomic_load(&cfg->seen[i].failed)) return false;
             n += atomic_load(&cfg->seen[i].ready);
+        }
         if (n == cfg->followers) return true;
         if (ex_now_ms() >= deadline) return false;
     }
@@ -253,7 +258,7 @@ int main(int argc, char **argv) {
     int failures = started < cfg.followers;
     int64_t final = -1;
     if (!failures && !await_ready(&cfg, 20000)) {
-        printf("config_follow: the followers are not all watching within 20 s: FAILED\n");
+        printf("config_follow: the followers are not all watching (within 20 s): FAILED\n");
         failures++;
     }
     if (!failures) failures += write_versions(&cfg, &final);

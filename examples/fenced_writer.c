@@ -44,6 +44,7 @@
 typedef struct shared {
     atomic_int writes[2]; /* writes accepted, of A and of B */
     atomic_int refused;   /* the error that refused A's late write, 0 before */
+    atomic_bool ended[2]; /* the writer's process is ending */
 } shared;
 
 typedef struct config {
@@ -133,8 +134,7 @@ static int write_loop(coord_client *c, coord_lock *l, const config *cfg, int idx
     return 0;
 }
 
-static int writer_main(int idx, void *arg) {
-    const config *cfg = arg;
+static int writer(int idx, const config *cfg) {
     const char *who = writer_name[idx];
     coord_options o = COORD_OPTIONS_INIT;
     o.session_ttl_ms = cfg->ttl_ms;
@@ -167,13 +167,20 @@ static int writer_main(int idx, void *arg) {
     return status;
 }
 
+static int writer_main(int idx, void *arg) {
+    const config *cfg = arg;
+    int status = writer(idx, cfg);
+    atomic_store(&cfg->sh->ended[idx], true);
+    return status;
+}
+
 /* ---------- the demo: pause A, check the log ---------- */
 
-/* Wait (at most `ms`) until writer `idx` has more than `n` writes accepted. */
+/* Wait (at most `ms`, and while it runs) until writer `idx` has more than `n` writes accepted. */
 static bool await_writes(const shared *sh, int idx, int n, int ms) {
     for (int64_t deadline = ex_now_ms() + ms;; ex_sleep_ms(2)) {
         if (atomic_load(&sh->writes[idx]) > n) return true;
-        if (ex_now_ms() >= deadline) return false;
+        if (ex_now_ms() >= deadline || atomic_load(&sh->ended[idx])) return false;
     }
 }
 
@@ -181,7 +188,7 @@ static bool await_writes(const shared *sh, int idx, int n, int ms) {
 static int pause_a(const config *cfg, pid_t a) {
     shared *sh = cfg->sh;
     if (!await_writes(sh, 0, 1, 20000 + 3 * cfg->unit_ms)) {
-        printf("A did not write twice within 20 s: FAILED\n");
+        printf("A did not write twice (within 20 s): FAILED\n");
         return 1;
     }
     /* Just after a write: A is in the work of its next unit. */
