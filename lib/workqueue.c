@@ -135,7 +135,7 @@ static int look(coord_queue *q, view *v) {
         view_free(v);
         return rc;
     }
-    qsort(v->claims, v->nclaims, sizeof *v->claims, cmp_name);
+    if (v->nclaims > 1) qsort(v->claims, v->nclaims, sizeof *v->claims, cmp_name);
     return 0;
 }
 
@@ -145,7 +145,7 @@ static bool open_item(const coord_queue *q, const view *v, size_t i) {
     const char *name = v->items[i].key;
     if (q->sequential && strncmp(name, "qn-", 3) != 0) return false;
     coord_kv key = {.key = (char *)name};
-    return !bsearch(&key, v->claims, v->nclaims, sizeof *v->claims, cmp_name);
+    return !v->nclaims || !bsearch(&key, v->claims, v->nclaims, sizeof *v->claims, cmp_name);
 }
 
 static char *join(const char *dir, const char *name) {
