@@ -632,6 +632,13 @@ static int issue_exists(zhandle_t *zh, zop *o, void *a) {
     return zoo_aexists(zh, ((args *)a)->path, 0, on_stat, o);
 }
 
+/* A code one op of a multi fails with (the others then fail with the request's code). */
+static bool op_failure(int rc) {
+    return rc == ZNONODE || rc == ZNODEEXISTS || rc == ZBADVERSION || rc == ZNOTEMPTY ||
+           rc == ZNOCHILDRENFOREPHEMERALS || rc == ZNOAUTH || rc == ZBADARGUMENTS ||
+           rc == ZINVALIDACL;
+}
+
 /* Run the multi of `m`. `*bad` receives the index of the op that failed (-1 when none is
  * known); on success `vers[j]` the coord version a set or create of m[j] wrote. The results and
  * stats live in the op, so a completion after the deadline writes into memory it owns. */
@@ -668,8 +675,10 @@ static int run_multi(zk *z, const mop *m, int nm, int64_t deadline, int *bad, in
             vers[j] = m[j].type == ZOO_SETDATA_OP  ? (int64_t)st[j].version + 1
                       : m[j].type == ZOO_CREATE_OP ? 1
                                                    : 0;
-    } else {
-        /* Ops before the failed one answer ZOK, those after it ZRUNTIMEINCONSISTENCY. */
+    } else if (op_failure(rc)) {
+        /* Ops before the failed one answer ZOK, those after it ZRUNTIMEINCONSISTENCY. A failure
+         * of the whole request (connection loss, session expiry) gives every op its code
+         * instead: no op failed then, and the outcome may be unknown. */
         for (int j = 0; j < nm && *bad < 0; j++)
             if (res[j].err != ZOK && res[j].err != ZRUNTIMEINCONSISTENCY) *bad = j;
     }
