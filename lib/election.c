@@ -26,13 +26,8 @@ struct coord_election {
     bool arm_self;
     uint64_t gen; /* bumped at each campaign and step-down: a stale self watch is ignored */
 
-    /* The worker: guarded by mu. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    bool started, stop, dirty, confirm;
-    int64_t retry_at;
-    int fails;
+    pthread_mutex_t mu; /* guards self, arm_self, gen and my_* */
+    coord__worker worker;
     /* Our entry while leading: copies for the worker, which never reads `q`. */
     char *my_key;
     int64_t my_order;
@@ -61,14 +56,11 @@ static coord_conn *conn(const coord_election *e) {
     return coord__client_conn(e->q.c);
 }
 
-/* Ask the worker to look again (`confirm`: also whether a suspended lead still stands). */
+#define WHY_CONFIRM 1u /* also whether a suspended lead still stands */
+
+/* Ask the worker to look again. */
 static void kick(coord_election *e, bool confirm) {
-    pthread_mutex_lock(&e->mu);
-    e->dirty = true;
-    if (confirm) e->confirm = true;
-    e->retry_at = 0;
-    pthread_cond_broadcast(&e->cv);
-    pthread_mutex_unlock(&e->mu);
+    coord__worker_kick(&e->worker, confirm ? WHY_CONFIRM : 0);
 }
 
 static void on_state(void *payload, coord_session_state st) {
@@ -252,54 +244,15 @@ static int confirm(coord_election *e) {
     return rc == COORD_ESESSION ? 0 : rc;
 }
 
-static void *worker(void *arg) {
+/* The worker's step. */
+static int work(void *arg, unsigned why) {
     coord_election *e = arg;
-    pthread_mutex_lock(&e->mu);
-    while (!e->stop) {
-        int64_t now = coord__now_ms();
-        if (!e->dirty || now < e->retry_at) {
-            if (!e->dirty) {
-                pthread_cond_wait(&e->cv, &e->mu);
-            } else {
-                struct timespec dl = coord__deadline(e->retry_at - now);
-                pthread_cond_timedwait(&e->cv, &e->mu, &dl);
-            }
-            continue;
-        }
-        bool do_confirm = e->confirm;
-        e->dirty = e->confirm = false;
-        pthread_mutex_unlock(&e->mu);
-        /* Each step regardless of the others: a watch that cannot be armed while suspended
-         * must not hold back the report that the lead is uncertain. */
-        int rc = arm_self(e);
-        int crc = do_confirm ? confirm(e) : 0;
-        int orc = e->opts.on_leader ? observe(e) : 0;
-        if (!rc) rc = crc ? crc : orc;
-        pthread_mutex_lock(&e->mu);
-        if (rc) { /* no server now: look again, backing off to a second */
-            e->dirty = true;
-            e->confirm = e->confirm || do_confirm;
-            if (e->fails < 6) e->fails++;
-            e->retry_at = coord__now_ms() + (15 << e->fails);
-        } else {
-            e->fails = 0;
-        }
-    }
-    pthread_mutex_unlock(&e->mu);
-    return NULL;
-}
-
-static int start_worker(coord_election *e) {
-    pthread_mutex_lock(&e->mu);
-    int rc = 0;
-    if (!e->started) {
-        if (pthread_create(&e->thread, NULL, worker, e) == 0)
-            e->started = true;
-        else
-            rc = coord_seterr(COORD_ENOMEM, "cannot start the election's thread");
-    }
-    pthread_mutex_unlock(&e->mu);
-    return rc;
+    /* Each step regardless of the others: a watch that cannot be armed while suspended must not
+     * hold back the report that the lead is uncertain. */
+    int rc = arm_self(e);
+    int crc = (why & WHY_CONFIRM) ? confirm(e) : 0;
+    int orc = e->opts.on_leader ? observe(e) : 0;
+    return rc ? rc : crc ? crc : orc;
 }
 
 /* ---------- public API ---------- */
@@ -325,7 +278,12 @@ int coord_election_new(coord_election **out, coord_client *c, const char *name,
     }
     e->opts = o;
     pthread_mutex_init(&e->mu, NULL);
-    coord__cond_init(&e->cv);
+    if ((rc = coord__worker_init(&e->worker, work, e))) {
+        pthread_mutex_destroy(&e->mu);
+        coord__queue_destroy(&e->q);
+        free(e);
+        return rc;
+    }
     e->listener = (coord__listener){.fn = on_state, .payload = e};
     coord__client_listen(c, &e->listener);
     if (o.on_leader) {
@@ -337,7 +295,7 @@ int coord_election_new(coord_election **out, coord_client *c, const char *name,
         if (!rc) rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(c));
         coord_kv_clear(&head);
         if (rc == COORD_ENOTFOUND) rc = 0;
-        if (!rc) rc = start_worker(e);
+        if (!rc) rc = coord__worker_start(&e->worker);
         if (!rc) kick(e, false);
         if (rc) {
             coord_election_free(e);
@@ -400,7 +358,7 @@ int coord_election_campaign(coord_election *e, const void *value, size_t len, in
         if (!e->my_key) rc = coord__oom();
         atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
     }
-    if (!rc) rc = start_worker(e);
+    if (!rc) rc = coord__worker_start(&e->worker);
     if (rc && e->q.mine.key) coord__queue_leave(&e->q, 0); /* nothing left behind */
     if (!rc) atomic_store(&e->leading, true);
     atomic_store(&e->campaigning, false);
@@ -490,13 +448,7 @@ void coord_election_free(coord_election *e) {
     coord__client_unlisten(e->q.c, &e->listener);
     coord_conn *k = conn(e);
     if (e->dir_watch) k->backend->unwatch(k, e->dir_watch);
-    if (e->started) {
-        pthread_mutex_lock(&e->mu);
-        e->stop = true;
-        pthread_cond_broadcast(&e->cv);
-        pthread_mutex_unlock(&e->mu);
-        pthread_join(e->thread, NULL);
-    }
+    coord__worker_stop(&e->worker);
     if (e->head_watch) k->backend->unwatch(k, e->head_watch);
     bool led = coord_election_is_leader(e) ||
                (atomic_load(&e->leading) && coord__session_epoch(e->q.c) == e->q.epoch);
@@ -504,8 +456,8 @@ void coord_election_free(coord_election *e) {
     /* One try, then the client's: free does not wait for a server. */
     if (led) coord__queue_leave(&e->q, 0);
     coord__queue_destroy(&e->q);
+    coord__worker_destroy(&e->worker); /* no watch is left to kick it */
     pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->cv);
     free(e->my_key);
     free(e->head_key);
     free(e->rep_key);

@@ -152,6 +152,30 @@ int coord__queue_leave(coord__queue *q, int timeout_ms);
 /* Make a running or the next coord__queue_enter return COORD_ECANCELED. Any thread. */
 void coord__queue_cancel(coord__queue *q);
 
+/*
+ * A recipe's background thread (worker.c): `step(arg, why)` runs after each coord__worker_kick,
+ * with the `why` bits of every kick since its last run; a step that returns nonzero runs again
+ * with them after a backoff (30 ms doubling to about 2 s). Kicks from any thread, also after
+ * stop (then they do nothing); stop ends and joins the thread (not from `step`); destroy (after
+ * the last kick can come) stops and frees.
+ */
+typedef struct coord__worker {
+    int (*step)(void *arg, unsigned why);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    unsigned why;
+    bool dirty, stop, started;
+    int fails;
+    int64_t retry_at;
+} coord__worker;
+int coord__worker_init(coord__worker *w, int (*step)(void *arg, unsigned why), void *arg);
+int coord__worker_start(coord__worker *w);
+void coord__worker_kick(coord__worker *w, unsigned why);
+void coord__worker_stop(coord__worker *w);
+void coord__worker_destroy(coord__worker *w);
+
 /* "<prefix>/<kind>/<name>" after checking the name; malloc'd. */
 int coord__path(char **out, const coord_client *c, const char *kind, const char *name);
 

@@ -179,7 +179,7 @@ int coord_kv_list(coord_client *c, const char *prefix, char ***keys, size_t *n) 
         kids[i].key = NULL;
     }
     coord_kv_array_free(kids, cnt);
-    qsort(v, cnt, sizeof *v, cmp_str);
+    if (cnt > 1) qsort(v, cnt, sizeof *v, cmp_str); /* v is NULL when empty */
     *keys = v;
     *n = cnt;
     return 0;
@@ -316,14 +316,9 @@ struct coord_kv_watch {
     char *key, *path;
     coord_kv_watch_fn fn;
     void *payload;
-    coord_watch *w;
+    coord_watch *w; /* touched by the worker only, after new */
     coord__listener listener;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool dirty, force, rearm, stop;
-    int fails;
-    int64_t retry_at;
+    coord__worker worker;
     /* What was reported last (reported: at least once): a report is made when the state differs
      * (a key deleted and made again on ZooKeeper has its old version but another token). */
     bool reported;
@@ -331,31 +326,34 @@ struct coord_kv_watch {
     uint64_t token;
 };
 
-static void kick(coord_kv_watch *w, bool force, bool rearm) {
-    pthread_mutex_lock(&w->mu);
-    w->dirty = true;
-    w->force = w->force || force;
-    w->rearm = w->rearm || rearm;
-    w->retry_at = 0;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
+#define WHY_FORCE 1u /* report even an unchanged value: changes may have been missed */
+#define WHY_REARM 2u /* the backend ended the watch: make a new one */
 
 static void on_event(void *payload, coord_watch_event ev, int64_t rev) {
     (void)rev;
-    /* A reset may have hidden changes: report the value read next even if it looks the same
-     * (as the contract says, after a replaced session or a compaction). */
-    kick(payload, ev == COORD_EV_RESET, ev == COORD_EV_ERROR);
+    coord_kv_watch *w = payload;
+    coord__worker_kick(&w->worker, ev == COORD_EV_RESET   ? WHY_FORCE
+                                   : ev == COORD_EV_ERROR ? WHY_REARM
+                                                          : 0);
 }
 
 static void on_state(void *payload, coord_session_state st) {
-    if (st == COORD_SESSION_LOST) kick(payload, true, false);
-    if (st == COORD_SESSION_CONNECTED) kick(payload, false, false);
+    coord_kv_watch *w = payload;
+    if (st == COORD_SESSION_LOST) coord__worker_kick(&w->worker, WHY_FORCE);
+    if (st == COORD_SESSION_CONNECTED) coord__worker_kick(&w->worker, 0);
 }
 
-/* Read the key and report it when it changed (or `force`). */
-static int look(coord_kv_watch *w, bool force) {
+/* The worker's step: read the key and report it when it changed (or when forced). */
+static int look(void *arg, unsigned why) {
+    coord_kv_watch *w = arg;
     coord_conn *k = coord__client_conn(w->c);
+    if (why & WHY_REARM) { /* a new watch, then the read covers the gap */
+        if (w->w) k->backend->unwatch(k, w->w);
+        w->w = NULL;
+        int rc = k->backend->watch(k, w->path, COORD_WATCH_DATA, 0, on_event, w, &w->w);
+        if (rc) return rc;
+        why |= WHY_FORCE;
+    }
     coord_kv kv = {0};
     int rc = k->backend->kv_get(k, w->path, &kv, coord__client_timeout(w->c));
     if (rc == COORD_ENOTFOUND) {
@@ -363,7 +361,7 @@ static int look(coord_kv_watch *w, bool force) {
         rc = 0;
     }
     if (rc) return rc;
-    if (force || !w->reported || kv.version != w->version || kv.token != w->token) {
+    if ((why & WHY_FORCE) || !w->reported || kv.version != w->version || kv.token != w->token) {
         w->reported = true;
         w->version = kv.version;
         w->token = kv.token;
@@ -373,47 +371,6 @@ static int look(coord_kv_watch *w, bool force) {
     }
     coord_kv_clear(&kv);
     return 0;
-}
-
-static void *watch_main(void *arg) {
-    coord_kv_watch *w = arg;
-    coord_conn *k = coord__client_conn(w->c);
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop) {
-        int64_t now = coord__now_ms();
-        if (!w->dirty || now < w->retry_at) {
-            if (!w->dirty) {
-                pthread_cond_wait(&w->cv, &w->mu);
-            } else {
-                struct timespec dl = coord__deadline(w->retry_at - now);
-                pthread_cond_timedwait(&w->cv, &w->mu, &dl);
-            }
-            continue;
-        }
-        bool force = w->force, rearm = w->rearm;
-        w->dirty = w->force = w->rearm = false;
-        pthread_mutex_unlock(&w->mu);
-        int rc = 0;
-        if (rearm) { /* the backend ended the watch: a new one, then the read covers the gap */
-            if (w->w) k->backend->unwatch(k, w->w);
-            w->w = NULL;
-            rc = k->backend->watch(k, w->path, COORD_WATCH_DATA, 0, on_event, w, &w->w);
-            force = true;
-        }
-        if (!rc) rc = look(w, force);
-        pthread_mutex_lock(&w->mu);
-        if (rc) { /* no server now: look again, backing off to a second */
-            w->dirty = true;
-            w->force = w->force || force;
-            w->rearm = w->rearm || (rearm && !w->w);
-            if (w->fails < 6) w->fails++;
-            w->retry_at = coord__now_ms() + (15 << w->fails);
-        } else {
-            w->fails = 0;
-        }
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
 }
 
 int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, coord_kv_watch_fn fn,
@@ -429,50 +386,37 @@ int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, c
     w->c = c;
     w->fn = fn;
     w->payload = payload;
-    pthread_mutex_init(&w->mu, NULL);
-    coord__cond_init(&w->cv);
+    rc = coord__worker_init(&w->worker, look, w);
+    if (rc) {
+        free(w);
+        return rc;
+    }
     rc = kv_path(c, key, false, &w->path);
     if (!rc && !(w->key = strdup(key))) rc = coord__oom();
     /* Armed before the first read, so that no change falls between the two. */
     if (!rc) rc = k->backend->watch(k, w->path, COORD_WATCH_DATA, 0, on_event, w, &w->w);
+    if (!rc) {
+        w->listener = (coord__listener){.fn = on_state, .payload = w};
+        coord__client_listen(c, &w->listener);
+        rc = coord__worker_start(&w->worker);
+    }
     if (rc) {
-        free(w->path);
-        free(w->key);
-        pthread_mutex_destroy(&w->mu);
-        pthread_cond_destroy(&w->cv);
-        free(w);
+        coord_kv_watch_free(w);
         return rc;
     }
-    w->listener = (coord__listener){.fn = on_state, .payload = w};
-    coord__client_listen(c, &w->listener);
-    w->dirty = true;
-    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-        coord__client_unlisten(c, &w->listener);
-        k->backend->unwatch(k, w->w);
-        free(w->path);
-        free(w->key);
-        pthread_mutex_destroy(&w->mu);
-        pthread_cond_destroy(&w->cv);
-        free(w);
-        return coord_seterr(COORD_ENOMEM, "cannot start the watch's thread");
-    }
+    coord__worker_kick(&w->worker, 0);
     *out = w;
     return 0;
 }
 
 void coord_kv_watch_free(coord_kv_watch *w) {
     if (!w) return;
+    if (w->listener.fn) coord__client_unlisten(w->c, &w->listener);
+    coord__worker_stop(&w->worker); /* the worker no longer touches w->w */
     coord_conn *k = coord__client_conn(w->c);
-    coord__client_unlisten(w->c, &w->listener);
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    if (w->w) k->backend->unwatch(k, w->w);
+    if (w->w) k->backend->unwatch(k, w->w); /* then no event kicks the worker */
+    coord__worker_destroy(&w->worker);
     free(w->path);
     free(w->key);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
     free(w);
 }
