@@ -40,7 +40,8 @@
 #define DATA_KEY "faults/data"
 
 typedef struct commit {
-    _Atomic int accepted; /* commits of this sequence number that returned 0 */
+    _Atomic int accepted;         /* commits of this sequence number that returned 0 */
+    _Atomic int unknown, refused; /* that returned an unknown outcome, a refusal */
     _Atomic int worker;
     _Atomic uint64_t token;
 } commit;
@@ -108,8 +109,10 @@ static void g_record(fx_run *run, int id, long seq, uint64_t token, int rc) {
             ;
     } else if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE) {
         atomic_fetch_add(&k->unknown, 1);
+        if (seq > 0 && seq < MAX_SEQ) atomic_fetch_add(&k->seq[seq].unknown, 1);
     } else {
         atomic_fetch_add(&k->refused, 1);
+        if (seq > 0 && seq < MAX_SEQ) atomic_fetch_add(&k->seq[seq].refused, 1);
     }
 }
 
@@ -222,9 +225,14 @@ static void kv_guarded(void **state) {
     uint64_t prev = 0;
     int prev_worker = -1;
     long prev_seq = 0;
+    long refused_applied = 0; /* a sequence number only refused commits wrote reached the servers */
     for (long s = 1; s < MAX_SEQ; s++) {
         commit *cm = &k->seq[s];
         int n = atomic_load(&cm->accepted);
+        if (!n && s <= final_seq && atomic_load(&cm->refused) && !atomic_load(&cm->unknown)) {
+            print_error("sequence %ld is on the servers, written only by refused commits\n", s);
+            refused_applied++;
+        }
         if (!n) continue;
         if (s > top) top = s;
         if (s != prev_seq + 1) gaps++; /* commits of unknown outcome that applied */
@@ -246,14 +254,16 @@ static void kv_guarded(void **state) {
     }
     int victim_rc = atomic_load(&k->victim_rc), rel_rc = atomic_load(&k->victim_rel_rc);
     long overflow = atomic_load(&k->overflow);
-    long violations = dup + backwards + overflow + (victim_rc == 0) + (final_seq < top);
-    char extra[400];
+    long violations =
+        dup + backwards + overflow + refused_applied + (victim_rc == 0) + (final_seq < top);
+    char extra[512];
     snprintf(extra, sizeof extra,
              "commits accepted %ld, of unknown outcome %ld, refused %ld; sequence on the "
              "servers %ld, highest accepted %ld, gaps %ld, accepted twice %ld, tokens going back "
-             "%ld; victim's stale commit (sequence %ld, token %llu) %s, its release %s",
+             "%ld, refused and applied %ld; victim's stale commit (sequence %ld, token %llu) %s, "
+             "its release %s",
              atomic_load(&k->accepted), atomic_load(&k->unknown), atomic_load(&k->refused),
-             final_seq, top, gaps, dup, backwards, atomic_load(&k->victim_seq),
+             final_seq, top, gaps, dup, backwards, refused_applied, atomic_load(&k->victim_seq),
              (unsigned long long)atomic_load(&k->victim_token), coord_err_name(victim_rc),
              coord_err_name(rel_rc));
     for (int i = 0; i < atomic_load(&k->nfenced) && i < 4; i++)

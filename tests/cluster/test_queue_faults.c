@@ -33,7 +33,8 @@
 #define VICTIM (WORKERS - 1) /* a consumer */
 #define MAX_ITEMS 8192       /* per producer */
 #define CLAIM_MS 1000        /* a bounded claim: an empty queue returns COORD_ETIMEDOUT */
-#define PUT_PACE_MS 20       /* per producer: about 100 items a second in all */
+#define PUT_PACE_MS 20       /* per producer: about 100 items a second in all, at most */
+#define MAX_BACKLOG 40       /* items put and not yet delivered that hold the producers back */
 #define QUEUE "faults"
 
 enum { PUT_NONE = 0, PUT_TRYING, PUT_OK, PUT_MAYBE };
@@ -49,6 +50,7 @@ typedef struct checker {
     _Atomic int next[PRODUCERS]; /* items each producer attempted */
     _Atomic int stop_producers, producers_done;
     _Atomic long phantoms, claim_idle, puts_ok, puts_maybe;
+    _Atomic long attempted, delivered; /* puts begun, first deliveries: the backlog */
     /* The victim's story: the item it held while stopped, its ack's result. */
     _Atomic int victim_item; /* producer * MAX_ITEMS + n, -1: none yet */
     _Atomic int victim_ack_rc;
@@ -72,7 +74,15 @@ static int producer(fx_run *run, int id, coord_queue *q) {
             fx_nap(50);
             continue;
         }
+        /* Not faster than the consumers (etcd's are slower than the producers): the queue is
+         * drained in a bounded time at the end. Puts that were not applied count as backlog. */
+        if (atomic_load(&k->attempted) - atomic_load(&k->delivered) >
+            MAX_BACKLOG + atomic_load(&k->puts_maybe)) {
+            fx_nap(5);
+            continue;
+        }
         item *it = &k->it[id][n];
+        atomic_fetch_add(&k->attempted, 1);
         atomic_store(&it->put, PUT_TRYING); /* before a consumer may see it */
         atomic_store(&k->next[id], n + 1);
         char data[32];
@@ -110,7 +120,7 @@ static item *delivered(checker *k, const coord_item *ci, int *index) {
         goto phantom;
     item *it = &k->it[p][n];
     if (atomic_load(&it->put) == PUT_NONE) goto phantom;
-    atomic_fetch_add(&it->deliveries, 1);
+    if (atomic_fetch_add(&it->deliveries, 1) == 0) atomic_fetch_add(&k->delivered, 1);
     *index = p * MAX_ITEMS + n;
     return it;
 phantom:
@@ -215,8 +225,8 @@ static long unacked_puts(checker *k) {
 }
 
 /* Stop the producers, then wait (bounded) until the consumers emptied the queue; returns how
- * long that took (ms). */
-static int64_t drain(fx_run *run) {
+ * long that took (ms), `*backlog` the items there were then. */
+static int64_t drain(fx_run *run, long *backlog) {
     checker *k = run->scn;
     atomic_store(&k->stop_producers, 1);
     int64_t t0 = coord__now_ms(), end = t0 + FX_WAIT_MS;
@@ -237,10 +247,18 @@ static int64_t drain(fx_run *run) {
     int empty = 0;
     size_t n = 0;
     long left = 0;
+    int64_t shown = coord__now_ms();
+    *backlog = -1;
     while (empty < 2) { /* twice, a claim timeout apart: no claim was being given back */
         n = (size_t)-1;
         int rc = coord_queue_size(q, &n);
         left = unacked_puts(k);
+        if (rc == 0 && *backlog < 0) *backlog = (long)n;
+        if (coord__now_ms() - shown >= 5000) {
+            shown = coord__now_ms();
+            print_message("  %s queue: draining, %zu items (%s), %ld put and not acked\n",
+                          run->b->scheme, n, coord_err_name(rc), left);
+        }
         empty = rc == 0 && n == 0 && left == 0 ? empty + 1 : 0;
         if (empty == 2) break;
         if (coord__now_ms() >= end) {
@@ -285,7 +303,8 @@ static void queue_faults(void **state) {
     fx_pause_follower(run);
     fx_pause_victim(run, true, NULL, victim_taken_over);
     fx_await_recovered(run);
-    int64_t drain_ms = drain(run);
+    long backlog;
+    int64_t drain_ms = drain(run, &backlog);
     fx_finish(run);
     long left = queue_left(run);
 
@@ -330,12 +349,12 @@ static void queue_faults(void **state) {
              "%ld items, acks %ld ok + %ld unknown (%ld items only so) + %ld refused, items "
              "redelivered %ld, acked twice %ld, lost %ld, phantoms %ld, left %ld; victim's item "
              "%d:%d delivered %d times, redelivered %lld ms after the stop, acked by worker %d, "
-             "the victim's ack %s; drained in %lld ms",
+             "the victim's ack %s; %ld items drained in %lld ms",
              puts, maybe, maybe_delivered, deliveries, delivered_items, acks, acks_unknown,
              unknown_gone, acks_refused, redelivered, twice, lost, phantoms, left,
              vi >= 0 ? vi / MAX_ITEMS : -1, vi >= 0 ? vi % MAX_ITEMS : -1, v_deliveries,
              (long long)(v_redelivered ? v_redelivered - run->victim_stop_ms : -1), v_acked_by,
-             coord_err_name(victim_rc), (long long)drain_ms);
+             coord_err_name(victim_rc), backlog, (long long)drain_ms);
     int64_t stop_ms = run->victim_stop_ms;
     fx_report(run, violations, extra);
     assert_int_equal(violations, 0);
