@@ -443,10 +443,10 @@ static int slot_expire(coord_conn *c) {
 
 /* ---------- KV slots ---------- */
 
-static int slot_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
-    (void)timeout_ms;
+/* get and kv_get: the fake has no valueless parents, so an entry always has a value. */
+static int read_entry(coord_conn *c, coord_slot slot, const char *path, coord_kv *out) {
     fconn *k = (fconn *)c;
-    count(k, SLOT_GET);
+    count(k, slot);
     pthread_mutex_lock(&srv.mu);
     int rc = reachable(k);
     entry *e = rc ? NULL : find(path, NULL);
@@ -454,6 +454,11 @@ static int slot_get(coord_conn *c, const char *path, coord_kv *out, int timeout_
     if (!rc) rc = fill(k, e, out, false, true);
     pthread_mutex_unlock(&srv.mu);
     return rc;
+}
+
+static int slot_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
+    (void)timeout_ms;
+    return read_entry(c, SLOT_GET, path, out);
 }
 
 static int slot_get_own(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
@@ -537,18 +542,9 @@ static int slot_del(coord_conn *c, const char *path, int64_t expect, int timeout
     return rc;
 }
 
-/* The fake has no valueless parents: an entry always has a value. */
 static int slot_kv_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
     (void)timeout_ms;
-    fconn *k = (fconn *)c;
-    count(k, SLOT_KV_GET);
-    pthread_mutex_lock(&srv.mu);
-    int rc = reachable(k);
-    entry *e = rc ? NULL : find(path, NULL);
-    if (!rc && !e) rc = coord_seterr(COORD_ENOTFOUND, "fake: %s does not exist", path);
-    if (!rc) rc = fill(k, e, out, false, true);
-    pthread_mutex_unlock(&srv.mu);
-    return rc;
+    return read_entry(c, SLOT_KV_GET, path, out);
 }
 
 /* Whether op `o` holds against the state before the transaction; else a detail. */
