@@ -23,7 +23,6 @@ struct coord_queue {
     coord_client *c;
     char *dir, *claims;
     bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
-    bool claims_dir; /* ZooKeeper: the claims' parent node is known to exist */
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
 };
 
@@ -177,14 +176,6 @@ static int try_take(coord_queue *q, void *arg) {
     int rc = look(q, &v);
     if (rc) return rc;
     rc = COORD_ENOTFOUND;
-    if (q->sequential && !q->claims_dir && v.nitems) {
-        /* The take's multi tests a claim's absence by creating and deleting it: without its
-         * parent (a queue nobody claimed from yet) that multi fails and the backend reads and
-         * sends a second one, two round trips more on every take. Made once, like ZooKeeper's
-         * own recipes make their parents. */
-        int prc = k->backend->put(k, q->claims, "", 0, COORD_VERSION_ABSENT, 0, NULL, timeout);
-        q->claims_dir = prc == 0 || prc == COORD_ECONFLICT;
-    }
     for (size_t i = 0; i < v.nitems && rc == COORD_ENOTFOUND; i++) {
         if (!open_item(q, &v, i)) continue;
         char *item = join(q->dir, v.items[i].key), *claim = join(q->claims, v.items[i].key);
