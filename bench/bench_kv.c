@@ -232,11 +232,11 @@ int mode_kv(const bench_opts *o) {
         raw[i] = (raw_result){.r = {.name = raw_names[i], .threads = 1, .locks = 1}};
         raw_ok[i] = true;
     }
-    for (int k2 = 0; k2 < 2 * RAW_SLICES && !failed; k2++) {
-        int64_t ms;
-        bool raw_turn_now = raw_turn(o, k2, &ms);
-        for (int i = 0; i < KV_OPS && !failed; i++) {
-            if (raw_turn_now)
+    /* Each operation next to its own bound: raw | coord | coord | raw | raw | coord. */
+    for (int i = 0; i < KV_OPS && !failed; i++) {
+        for (int k2 = 0; k2 < 2 * RAW_SLICES && !failed; k2++) {
+            int64_t ms;
+            if (raw_turn(o, k2, &ms))
                 raw_ok[i] = raw_ok[i] && raw_slice(o, backend, kv_raw[i], ms, &raw[i]);
             else if (kv_scenario(c, &k, (kv_op)i, &sc[i], ms))
                 failed = 1;
