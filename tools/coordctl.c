@@ -24,9 +24,13 @@
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
-#define EXIT_CONFLICT 3 /* counter cas: the value was not the expected one; semaphore: MAX */
+#define EXIT_CONFLICT                                                                              \
+    3 /* counter cas, kv --expect: the value or version was another one; semaphore: MAX */
+#define EXIT_ABSENT 4 /* kv get, kv delete: the key is absent */
 #define EXIT_LOCKED                                                                                \
     75 /* not acquired, not elected, barrier raised, within --timeout (EX_TEMPFAIL) */
+#define QUEUE_SLICE_MS                                                                             \
+    1000 /* queue take, claim: the longest wait between two looks at a pending signal */
 #define GRACE_MS                                                                                   \
     2000 /* elect: CMD gets SIGKILL this long after the SIGTERM of a lost leadership               \
           */
@@ -60,16 +64,31 @@ static void usage(FILE *f) {
             "      then SIGKILL after --grace MS, default 2000, if the leadership is lost);\n"
             "      resign at exit\n"
             "  elect --observe NAME                    print each leader change (or \"none\")\n"
+            "  kv get KEY [--version]                  the value, raw (--version: its version\n"
+            "                                          on stderr)\n"
+            "  kv put KEY VALUE|- [--expect V]         prints the new version (-: from stdin)\n"
+            "  kv delete KEY [--expect V]\n"
+            "      --expect V: only at version V (0: put only if absent)\n"
+            "  kv list [PREFIX]                        the names one level below PREFIX\n"
+            "  kv watch KEY [--count N]                print \"VERSION VALUE\" (\"0 -\" when\n"
+            "      absent) now and at each change, until SIGINT or SIGTERM or N lines\n"
+            "  queue put NAME VALUE|-\n"
+            "  queue take NAME [--timeout MS]          remove the oldest item, print it raw\n"
+            "  queue size NAME                         items not taken or claimed\n"
+            "  queue claim NAME [--timeout MS] -- CMD [ARG...]\n"
+            "      claim the oldest item, run CMD with it on stdin; ack it if CMD exits 0,\n"
+            "      give it back otherwise; exit with CMD's status\n"
             "\n"
             "  --uri URI   zk://host:port,.../prefix or etcd[s]://host:port,.../prefix\n"
             "              (default: $COORD_URI)\n"
             "  --json      machine-readable output\n"
             "  --help, --version\n"
             "\n"
-            "exit status: 0 ok, 1 failure (also a leadership, lock or lease lost while leading\n"
-            "or running CMD), 2 usage or invalid argument, 3 counter cas found another value\n"
-            "or the semaphore has another MAX, 75 not acquired, not elected or the barrier\n"
-            "still raised within --timeout; commands run with CMD otherwise exit with CMD's\n"
+            "exit status: 0 ok, 1 failure (also a leadership, lock, lease or claim lost while\n"
+            "leading or running CMD), 2 usage or invalid argument, 3 counter cas found\n"
+            "another value, the semaphore has another MAX or a kv key another version than\n"
+            "--expect, 4 kv key absent, 75 not acquired, not elected, barrier still raised or\n"
+            "queue empty within --timeout; commands run with CMD otherwise exit with CMD's\n"
             "status (128+N when CMD was killed by signal N, or when coordctl was interrupted\n"
             "by signal N while waiting).\n");
 }
@@ -155,11 +174,16 @@ static void block_signals(void) {
     pthread_sigmask(SIG_BLOCK, &waited, NULL);
 }
 
+static atomic_bool session_lost; /* since the last reset (queue claim) */
+
 /* The session was lost: the main thread hears it as SIGUSR1. */
 static void on_session(coord_client *c, coord_session_state st, void *payload) {
     (void)c;
     (void)payload;
-    if (st == COORD_SESSION_LOST) kill(getpid(), SIGUSR1);
+    if (st == COORD_SESSION_LOST) {
+        atomic_store(&session_lost, true);
+        kill(getpid(), SIGUSR1);
+    }
 }
 
 /* ---------- commands run while holding something ---------- */
@@ -214,9 +238,10 @@ static int run_blocking(blocking *b) {
     return interrupted;
 }
 
-/* Fork and exec CMD with the signals unblocked and the `n` environment variables env[2i] =
- * env[2i+1]. The child's pid, or -1 after saying why. */
-static pid_t spawn(char **cmd, const char *const *env, size_t n) {
+/* Fork and exec CMD with the signals unblocked, the `n` environment variables env[2i] =
+ * env[2i+1] and, when in_fd > 0, in_fd as its standard input. The child's pid, or -1 after
+ * saying why. */
+static pid_t spawn(char **cmd, const char *const *env, size_t n, int in_fd) {
     fflush(NULL);
     pid_t child = fork();
     if (child < 0) {
@@ -230,6 +255,10 @@ static pid_t spawn(char **cmd, const char *const *env, size_t n) {
         if (int_ignored) signal(SIGINT, SIG_IGN); /* CMD gets what we were given */
         for (size_t i = 0; i < n; i++)
             setenv(env[2 * i], env[2 * i + 1], 1);
+        if (in_fd > 0 && (dup2(in_fd, 0) < 0 || close(in_fd))) {
+            fprintf(stderr, "%s: stdin of %s: %s\n", prog, cmd[0], strerror(errno));
+            _exit(127);
+        }
         execvp(cmd[0], cmd);
         fprintf(stderr, "%s: %s: %s\n", prog, cmd[0], strerror(errno));
         _exit(127);
@@ -292,13 +321,14 @@ typedef struct held {
     void *arg;
     const char *what; /* what was lost, for the message */
     int grace_ms;     /* SIGKILL this long after the SIGTERM of a loss; -1: never */
+    int in_fd;        /* CMD's standard input when > 0 (else coordctl's) */
 } held;
 
 /* Run CMD under `h` (*lost: whether it was lost meanwhile). CMD's exit status (128+N for signal
  * N), or EXIT_FAIL when it could not start or `h` was lost. */
 static int run_held(char **cmd, const held *h, bool *lost) {
     *lost = false;
-    pid_t child = spawn(cmd, h->env, h->nenv);
+    pid_t child = spawn(cmd, h->env, h->nenv, h->in_fd);
     if (child < 0) return EXIT_FAIL;
     int status = supervise(child, cmd[0], h->ours, h->arg, h->what, h->grace_ms, lost);
     if (*lost) return EXIT_FAIL;
@@ -353,7 +383,7 @@ static int run_guarded(const guard *g, char **cmd) {
     }
     char what[300];
     snprintf(what, sizeof what, "%s %s (session expired)", g->kind, g->name);
-    held h = {env, n, g->held, g->h, what, -1};
+    held h = {env, n, g->held, g->h, what, -1, -1};
     bool lost;
     int st = run_held(cmd, &h, &lost);
     int rc = g->release(g->h);
@@ -880,7 +910,7 @@ static int run_leading(elector *el, const char *name, uint64_t term, char **cmd,
     char what[300];
     snprintf(what, sizeof what, "the leadership of %s", name);
     const char *env[] = {"COORD_ELECTION_TERM", t, "COORD_ELECTION_NAME", name};
-    held h = {env, 2, leading, el, what, grace_ms};
+    held h = {env, 2, leading, el, what, grace_ms, -1};
     bool lost;
     return run_held(cmd, &h, &lost);
 }
@@ -962,17 +992,8 @@ typedef struct observer {
     size_t n, cap;
 } observer;
 
-static void on_leader_observed(coord_election *e, const coord_leader *leader, void *payload) {
-    (void)e;
-    observer *o = payload;
-    report r = {NULL, 0};
-    FILE *m = open_memstream(&r.text, &r.len);
-    if (!m) return;
-    if (leader)
-        print_leader(m, o->name, true, leader->term, leader->value, leader->len);
-    else
-        print_leader(m, o->name, false, 0, NULL, 0);
-    if (fclose(m)) return;
+/* Queue `r` (r.text is taken) and wake the main thread. */
+static void push_report(observer *o, report r) {
     pthread_mutex_lock(&o->mu);
     if (o->n == o->cap) {
         size_t cap = o->cap ? 2 * o->cap : 16;
@@ -990,8 +1011,23 @@ static void on_leader_observed(coord_election *e, const coord_leader *leader, vo
     kill(getpid(), SIGUSR1);
 }
 
-/* Print the queued reports, each unless it repeats the last one printed (kept in *last). */
-static void print_reports(observer *o, report *last) {
+static void on_leader_observed(coord_election *e, const coord_leader *leader, void *payload) {
+    (void)e;
+    observer *o = payload;
+    report r = {NULL, 0};
+    FILE *m = open_memstream(&r.text, &r.len);
+    if (!m) return;
+    if (leader)
+        print_leader(m, o->name, true, leader->term, leader->value, leader->len);
+    else
+        print_leader(m, o->name, false, 0, NULL, 0);
+    if (fclose(m)) return;
+    push_report(o, r);
+}
+
+/* Print the queued reports, each unless it repeats the last one printed (kept in *last), at
+ * most *left of them (counted down); the others are dropped. */
+static void print_reports(observer *o, report *last, size_t *left) {
     pthread_mutex_lock(&o->mu);
     report *q = o->q;
     size_t n = o->n;
@@ -999,13 +1035,15 @@ static void print_reports(observer *o, report *last) {
     o->n = o->cap = 0;
     pthread_mutex_unlock(&o->mu);
     for (size_t i = 0; i < n; i++) {
-        if (last->text && last->len == q[i].len && !memcmp(last->text, q[i].text, q[i].len)) {
+        if (!*left ||
+            (last->text && last->len == q[i].len && !memcmp(last->text, q[i].text, q[i].len))) {
             free(q[i].text);
             continue;
         }
         fwrite(q[i].text, 1, q[i].len, stdout);
         free(last->text);
         *last = q[i];
+        if (*left != SIZE_MAX) --*left;
     }
     free(q);
     fflush(stdout);
@@ -1020,14 +1058,15 @@ static int observe(coord_client *c, const char *name) {
     coord_election *e;
     int rc = coord_election_new(&e, c, name, &opts);
     report last = {NULL, 0};
+    size_t left = SIZE_MAX;
     int sig = 0;
     while (!rc && sig != SIGINT && sig != SIGTERM && sig != SIGHUP && sig != SIGQUIT) {
-        print_reports(&o, &last);
+        print_reports(&o, &last, &left);
         siginfo_t si;
         sig = sigwaitinfo(&waited, &si);
     }
     if (!rc) coord_election_free(e); /* no report after this */
-    print_reports(&o, &last);
+    print_reports(&o, &last, &left);
     free(last.text);
     pthread_mutex_destroy(&o.mu);
     return rc ? fail(rc, "elect") : EXIT_OK;
@@ -1080,6 +1119,413 @@ static int cmd_elect(coord_client *c, int argc, char **argv) {
     return campaign(c, name, value, timeout_ms, grace_ms, cmd);
 }
 
+/* ---------- kv ---------- */
+
+/* VALUE, or standard input when it is "-": *buf is NULL for an argument, else malloc'd. 0, or
+ * an exit status after saying why. */
+static int read_value(const char *arg, char **buf, const char **val, size_t *len) {
+    *buf = NULL;
+    if (strcmp(arg, "-")) {
+        *val = arg;
+        *len = strlen(arg);
+        return 0;
+    }
+    size_t cap = (size_t)COORD_VALUE_MAX + 1, n = 0;
+    char *b = malloc(cap);
+    if (!b) return fail_detail(COORD_ENOMEM, "stdin", "no memory for the value");
+    while (n < cap) {
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (!r) break;
+    }
+    if (ferror(stdin)) {
+        free(b);
+        fprintf(stderr, "%s: stdin: %s\n", prog, strerror(errno));
+        return EXIT_FAIL;
+    }
+    if (n > COORD_VALUE_MAX) {
+        free(b);
+        return bad_usage("the value on stdin is over %s bytes", "1,000,000");
+    }
+    *buf = b;
+    *val = b;
+    *len = n;
+    return 0;
+}
+
+/* --expect V: 0 or more. */
+static bool parse_expect(const char *s, int64_t *out) {
+    return parse_i64(s, out) && *out >= 0;
+}
+
+/* After a conflict or an absence: what the key is now, on stderr. */
+static void say_now(coord_client *c, const char *key, const char *what, int64_t expect) {
+    void *v = NULL;
+    size_t len = 0;
+    int64_t now = 0;
+    int rc = coord_kv_get(c, key, &v, &len, &now);
+    free(v);
+    if (rc == COORD_ENOTFOUND)
+        fprintf(stderr, "%s: kv %s is absent", prog, key);
+    else if (rc)
+        fprintf(stderr, "%s: kv %s is not at version %" PRId64, prog, key, expect);
+    else if (expect == 0)
+        fprintf(stderr, "%s: kv %s exists (version %" PRId64 ")", prog, key, now);
+    else
+        fprintf(stderr, "%s: kv %s is at version %" PRId64 ", not %" PRId64, prog, key, now,
+                expect);
+    fprintf(stderr, "; %s\n", what);
+}
+
+static int kv_get(coord_client *c, const char *key, bool show_version) {
+    void *v = NULL;
+    size_t len = 0;
+    int64_t ver = 0;
+    int rc = coord_kv_get(c, key, &v, &len, &ver);
+    if (rc == COORD_ENOTFOUND) {
+        fprintf(stderr, "%s: kv %s is absent\n", prog, key);
+        return EXIT_ABSENT;
+    }
+    if (rc) return fail(rc, "get");
+    if (json) {
+        printf("{\"key\":");
+        json_str(key);
+        printf(",\"version\":%" PRId64 ",\"value\":", ver);
+        json_mem(stdout, v, len);
+        printf("}\n");
+    } else {
+        if (len) fwrite(v, 1, len, stdout);
+        if (show_version) fprintf(stderr, "%" PRId64 "\n", ver);
+    }
+    free(v);
+    return EXIT_OK;
+}
+
+static int kv_put(coord_client *c, const char *key, const char *arg, int64_t expect) {
+    char *buf;
+    const char *val;
+    size_t len;
+    int st = read_value(arg, &buf, &val, &len);
+    if (st) return st;
+    int64_t ver = 0;
+    int rc = coord_kv_put(c, key, val, len, expect, &ver);
+    free(buf);
+    if (rc == COORD_ECONFLICT) {
+        say_now(c, key, "unchanged", expect);
+        return EXIT_CONFLICT;
+    }
+    if (rc) return fail(rc, "put");
+    if (json) {
+        printf("{\"key\":");
+        json_str(key);
+        printf(",\"version\":%" PRId64 "}\n", ver);
+    } else {
+        printf("%" PRId64 "\n", ver);
+    }
+    return EXIT_OK;
+}
+
+static int kv_delete(coord_client *c, const char *key, int64_t expect) {
+    int rc = coord_kv_delete(c, key, expect);
+    if (rc == COORD_ENOTFOUND) {
+        fprintf(stderr, "%s: kv %s is absent\n", prog, key);
+        return EXIT_ABSENT;
+    }
+    if (rc == COORD_ECONFLICT) {
+        say_now(c, key, "not deleted", expect);
+        return EXIT_CONFLICT;
+    }
+    if (rc) return fail(rc, "delete");
+    if (json) {
+        printf("{\"key\":");
+        json_str(key);
+        printf(",\"deleted\":true}\n");
+    }
+    return EXIT_OK;
+}
+
+static int kv_list(coord_client *c, const char *prefix) {
+    char **keys = NULL;
+    size_t n = 0;
+    int rc = coord_kv_list(c, prefix, &keys, &n);
+    if (rc == COORD_ENOTFOUND) rc = 0; /* nothing below it */
+    if (rc) return fail(rc, "list");
+    if (json) {
+        printf("{\"prefix\":");
+        json_str(prefix);
+        printf(",\"keys\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) putchar(',');
+            json_str(keys[i]);
+        }
+        printf("]}\n");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", keys[i]);
+    }
+    coord_strings_free(keys, n);
+    return EXIT_OK;
+}
+
+/* A watch's report, formatted and queued for the main thread (on the watch's thread). */
+static void on_kv_report(const char *key, const void *value, size_t len, int64_t version,
+                         void *payload) {
+    observer *o = payload;
+    report r = {NULL, 0};
+    FILE *m = open_memstream(&r.text, &r.len);
+    if (!m) return;
+    if (json) {
+        fprintf(m, "{\"key\":");
+        json_to(m, key);
+        fprintf(m, ",\"version\":%" PRId64 ",\"value\":", value ? version : 0);
+        if (value)
+            json_mem(m, value, len);
+        else
+            fprintf(m, "null");
+        fprintf(m, "}\n");
+    } else if (value) {
+        fprintf(m, "%" PRId64 " ", version);
+        if (len) fwrite(value, 1, len, m);
+        fputc('\n', m);
+    } else {
+        fprintf(m, "0 -\n");
+    }
+    if (fclose(m)) return;
+    push_report(o, r);
+}
+
+static int kv_watch(coord_client *c, const char *key, size_t count) {
+    observer o = {.name = key};
+    pthread_mutex_init(&o.mu, NULL);
+    coord_kv_watch *w = NULL;
+    int rc = coord_kv_watch_new(&w, c, key, on_kv_report, &o);
+    report last = {NULL, 0};
+    size_t left = count ? count : SIZE_MAX;
+    int sig = 0;
+    while (!rc && left && sig != SIGINT && sig != SIGTERM && sig != SIGHUP && sig != SIGQUIT) {
+        print_reports(&o, &last, &left);
+        if (!left) break;
+        siginfo_t si;
+        sig = sigwaitinfo(&waited, &si);
+    }
+    coord_kv_watch_free(w); /* no report after this */
+    print_reports(&o, &last, &left);
+    free(last.text);
+    pthread_mutex_destroy(&o.mu);
+    return rc ? fail(rc, "watch") : EXIT_OK;
+}
+
+static int cmd_kv(coord_client *c, int argc, char **argv) {
+    if (argc < 1) return bad_usage("kv wants get|put|delete|list|watch%s", "");
+    const char *op = argv[0];
+    int want = !strcmp(op, "get") || !strcmp(op, "delete") || !strcmp(op, "watch") ? 1
+               : !strcmp(op, "put")                                                ? 2
+               : !strcmp(op, "list")                                               ? 0
+                                                                                   : -1;
+    if (want < 0) return bad_usage("unknown kv command \"%s\"", op);
+    const char *args[2] = {NULL, NULL};
+    int nargs = 0;
+    int64_t expect = -1;
+    unsigned long count = 0;
+    bool show_version = false;
+    for (int i = 1; i < argc; i++) {
+        bool put_or_del = !strcmp(op, "put") || !strcmp(op, "delete");
+        if (put_or_del && !strcmp(argv[i], "--expect") && i + 1 < argc) {
+            if (!parse_expect(argv[++i], &expect))
+                return bad_usage("--expect wants a version (0 or more), not \"%s\"", argv[i]);
+        } else if (!strcmp(op, "watch") && !strcmp(argv[i], "--count") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], ULONG_MAX, &count) || count < 1)
+                return bad_usage("--count wants a positive number, not \"%s\"", argv[i]);
+        } else if (!strcmp(op, "get") && !strcmp(argv[i], "--version")) {
+            show_version = true;
+        } else if (nargs < (want ? want : 1) && (strncmp(argv[i], "--", 2) || nargs == 1)) {
+            args[nargs++] = argv[i]; /* a put's VALUE may start with "--" */
+        } else {
+            return bad_usage("unexpected kv argument \"%s\"", argv[i]);
+        }
+    }
+    if (nargs < want) return bad_usage("kv %s: wrong number of arguments", op);
+    if (!strcmp(op, "get")) return kv_get(c, args[0], show_version);
+    if (!strcmp(op, "put")) return kv_put(c, args[0], args[1], expect);
+    if (!strcmp(op, "delete")) return kv_delete(c, args[0], expect);
+    if (!strcmp(op, "list")) return kv_list(c, args[0] ? args[0] : "");
+    return kv_watch(c, args[0], count);
+}
+
+/* ---------- queue ---------- */
+
+/* A take or a claim made in slices of QUEUE_SLICE_MS, so that a signal ends the wait (the
+ * library has no cancel for them). */
+typedef struct qwait {
+    coord_queue *q;
+    bool claim;
+    atomic_bool stop;
+    void *data; /* take */
+    size_t len;
+    coord_item *item; /* claim */
+} qwait;
+
+static int queue_wait_call(blocking *b) {
+    qwait *w = b->h;
+    int64_t deadline = b->timeout_ms < 0 ? INT64_MAX : now_ms() + b->timeout_ms;
+    for (;;) {
+        int slice = QUEUE_SLICE_MS;
+        if (b->timeout_ms >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left < slice) slice = left < 0 ? 0 : (int)left;
+        }
+        int rc = w->claim ? coord_queue_claim(w->q, &w->item, slice)
+                          : coord_queue_take(w->q, &w->data, &w->len, slice);
+        if (rc != COORD_ETIMEDOUT && rc != COORD_ENOTFOUND && rc != COORD_ELOCKED) return rc;
+        if (atomic_load(&w->stop)) return COORD_ECANCELED;
+        if (slice == 0 || now_ms() >= deadline) return rc;
+    }
+}
+
+static void queue_wait_cancel(void *h) {
+    qwait *w = h;
+    atomic_store(&w->stop, true);
+}
+
+/* Take or claim into w within timeout_ms. 0, or an exit status after saying why (an item
+ * claimed when a signal came is given back; one taken is kept: the caller prints it). */
+static int queue_wait(qwait *w, const char *name, int timeout_ms) {
+    blocking b = {
+        .call = queue_wait_call, .cancel = queue_wait_cancel, .h = w, .timeout_ms = timeout_ms};
+    int interrupted = run_blocking(&b);
+    int rc = b.rc;
+    if (interrupted < 0) return EXIT_FAIL;
+    if (interrupted && !(rc == 0 && !w->claim)) {
+        if (rc == 0) coord_item_nack(w->item);
+        w->item = NULL;
+        fprintf(stderr, "%s: interrupted while waiting on queue %s\n", prog, name);
+        return 128 + interrupted;
+    }
+    if (rc == COORD_ETIMEDOUT || rc == COORD_ENOTFOUND || rc == COORD_ELOCKED) {
+        if (timeout_ms > 0)
+            fprintf(stderr, "%s: queue %s: no item within %d ms\n", prog, name, timeout_ms);
+        else
+            fprintf(stderr, "%s: queue %s is empty\n", prog, name);
+        return EXIT_LOCKED;
+    }
+    if (rc) return fail_detail(rc, w->claim ? "claim" : "take", b.err);
+    return 0;
+}
+
+static bool claim_ours(void *arg) {
+    (void)arg;
+    return !atomic_load(&session_lost);
+}
+
+/* Run CMD with the claimed item on its standard input; ack it when CMD exits 0, else nack it.
+ * CMD's exit status, or EXIT_FAIL. */
+static int run_claimed(coord_item *it, const char *name, char **cmd) {
+    size_t len = 0;
+    const void *data = coord_item_data(it, &len);
+    FILE *in = tmpfile();
+    if (!in || (len && fwrite(data, 1, len, in) != len) || fflush(in) || fseek(in, 0, SEEK_SET)) {
+        fprintf(stderr, "%s: a file for the item: %s\n", prog, strerror(errno));
+        if (in) fclose(in);
+        coord_item_nack(it);
+        return EXIT_FAIL;
+    }
+    if (json) { /* stdout belongs to CMD: the JSON note goes to stderr */
+        fprintf(stderr, "{\"queue\":");
+        json_to(stderr, name);
+        fprintf(stderr, ",\"claimed\":%zu}\n", len);
+    }
+    const char *env[] = {"COORD_QUEUE_NAME", name};
+    char what[300];
+    snprintf(what, sizeof what, "the claim on an item of queue %s (session expired)", name);
+    held h = {env, 1, claim_ours, NULL, what, -1, fileno(in)};
+    bool lost;
+    int st = run_held(cmd, &h, &lost);
+    fclose(in);
+    int rc;
+    if (st == 0 && !lost) {
+        if ((rc = coord_item_ack(it))) st = fail(rc, "ack");
+    } else if ((rc = coord_item_nack(it)) && !lost) {
+        fail(rc, "nack");
+    }
+    return st;
+}
+
+static int cmd_queue(coord_client *c, int argc, char **argv) {
+    if (argc < 2) return bad_usage("queue wants put|take|size|claim NAME%s", "");
+    const char *op = argv[0], *name = argv[1];
+    bool put = !strcmp(op, "put"), take = !strcmp(op, "take"), claim = !strcmp(op, "claim");
+    if (!put && !take && !claim && strcmp(op, "size"))
+        return bad_usage("unknown queue command \"%s\"", op);
+    const char *value = NULL;
+    int timeout_ms = -1;
+    char **cmd = NULL;
+    for (int i = 2; i < argc && !cmd; i++) {
+        unsigned long v;
+        if (claim && !strcmp(argv[i], "--")) {
+            if (i + 1 >= argc) return bad_usage("queue claim: -- wants CMD [ARG...]%s", "");
+            cmd = argv + i + 1;
+        } else if ((take || claim) && !strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], INT_MAX, &v))
+                return bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
+            timeout_ms = (int)v;
+        } else if (put && !value) {
+            value = argv[i];
+        } else {
+            return bad_usage("unexpected queue argument \"%s\"", argv[i]);
+        }
+    }
+    if (put && !value) return bad_usage("queue put wants a VALUE (or - for stdin)%s", "");
+    if (claim && !cmd) return bad_usage("queue claim wants -- CMD [ARG...]%s", "");
+    coord_queue *q;
+    int rc = coord_queue_new(&q, c, name);
+    if (rc) return fail(rc, "queue");
+    int st = EXIT_OK;
+    if (put) {
+        char *buf;
+        const char *val;
+        size_t len = 0;
+        st = read_value(value, &buf, &val, &len);
+        if (!st && (rc = coord_queue_put(q, val, len))) st = fail(rc, "put");
+        free(buf);
+        if (!st && json) {
+            printf("{\"queue\":");
+            json_str(name);
+            printf(",\"put\":%zu}\n", len);
+        }
+    } else if (!take && !claim) {
+        size_t n = 0;
+        if ((rc = coord_queue_size(q, &n)))
+            st = fail(rc, "size");
+        else if (json) {
+            printf("{\"queue\":");
+            json_str(name);
+            printf(",\"size\":%zu}\n", n);
+        } else {
+            printf("%zu\n", n);
+        }
+    } else {
+        qwait w = {.q = q, .claim = claim};
+        atomic_store(&session_lost, false); /* a loss from now on may have ended the claim */
+        st = queue_wait(&w, name, timeout_ms);
+        if (!st && claim) {
+            st = run_claimed(w.item, name, cmd);
+        } else if (!st) {
+            if (json) {
+                printf("{\"queue\":");
+                json_str(name);
+                printf(",\"item\":");
+                json_mem(stdout, w.data, w.len);
+                printf("}\n");
+            } else if (w.len) {
+                fwrite(w.data, 1, w.len, stdout);
+            }
+        }
+        free(w.data);
+    }
+    coord_queue_free(q);
+    return st;
+}
+
 /* ---------- main ---------- */
 
 int main(int argc, char **argv) {
@@ -1112,6 +1558,8 @@ int main(int argc, char **argv) {
                                                : !strcmp(command, "counter")   ? cmd_counter
                                                : !strcmp(command, "ring")      ? cmd_ring
                                                : !strcmp(command, "elect")     ? cmd_elect
+                                               : !strcmp(command, "kv")        ? cmd_kv
+                                               : !strcmp(command, "queue")     ? cmd_queue
                                                                                : NULL;
     if (!run) return bad_usage("unknown command \"%s\"", command);
     if (!uri || !*uri) return bad_usage("no URI: pass --uri or set COORD_URI%s", "");
