@@ -1060,6 +1060,17 @@ static int zk_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *version
             return coord_seterr(COORD_ECONFLICT, "txn: lock entry %s is no longer held", what);
         }
         if (!txn_stale(rc)) return map_rc(rc, "multi", what);
+        /* A version the caller gave that the node is not at (or a node gone) is the answer
+         * itself: no read can make that condition hold (a lost race for a queue item). */
+        const coord_op *op = bad >= 0 ? &ops[m[bad].ti] : NULL;
+        if (op && (rc == ZBADVERSION || rc == ZNONODE) && op->version > 0 &&
+            (m[bad].type == ZOO_CHECK_OP || m[bad].type == ZOO_SETDATA_OP ||
+             m[bad].type == ZOO_DELETE_OP)) {
+            *failed = m[bad].ti;
+            return coord_seterr(COORD_ECONFLICT, "txn: %s %s, expected version %lld", what,
+                                rc == ZNONODE ? "has no value" : "is at another version",
+                                (long long)op->version);
+        }
     }
     /* Read what the multi needs, then run the exact multi of that state; again if the state
      * changed in between (never after an outcome that is unknown). */
