@@ -11,9 +11,12 @@
  * checks: no sequence number was accepted twice, and the tokens of accepted commits, in the
  * order of the sequence (the order in which the servers applied them), never decrease: a holder
  * that lost its lock to a newer token never commits after it. The stopped worker holds the lock
- * and a transaction built with it; once resumed it commits it (no check, only the guard): the
- * commit must be refused (COORD_ECONFLICT, COORD_ENOTHELD or COORD_ESESSION), never 0, and its
- * stale sequence value must not reach the servers.
+ * and a transaction built with it; once resumed it commits it (no check, only the guard). The
+ * connection may drop under that commit (an unknown outcome, which the issue allows): it then
+ * commits again, as a program would, until it is told. No answer may be 0, the last must be a
+ * refusal (COORD_ECONFLICT, COORD_ENOTHELD or COORD_ESESSION), and a key only that transaction
+ * writes must be absent at the end: never applied. Refused commits of the other workers must
+ * not have applied either (a sequence number only they wrote is not on the servers).
  *
  * kv_watch: a writer worker puts a counter "<n>:<ms>" into one key continuously; two watcher
  * workers (one of them the stopped worker, whose session is replaced) watch it. Each report's
@@ -38,6 +41,7 @@
 #define MAX_SEQ 65536
 #define SEQ_KEY "faults/seq"
 #define DATA_KEY "faults/data"
+#define STALE_KEY "faults/stale" /* written by the stopped worker's transaction only */
 
 typedef struct commit {
     _Atomic int accepted;         /* commits of this sequence number that returned 0 */
@@ -50,9 +54,10 @@ typedef struct g_checker {
     commit seq[MAX_SEQ];
     _Atomic long accepted, unknown, refused, overflow;
     _Atomic uint64_t victim_token;
-    _Atomic long victim_seq;   /* the sequence value of its stale transaction */
-    _Atomic int victim_rc;     /* its commit after the resume (1: not yet) */
-    _Atomic int victim_rel_rc; /* its release after that */
+    _Atomic long victim_seq;     /* the sequence value of its stale transaction */
+    _Atomic int victim_rc;       /* its commit after the resume, once known (1: not yet) */
+    _Atomic int victim_first_rc; /* its first attempt's answer */
+    _Atomic int victim_rel_rc;   /* its release after that */
     _Atomic uint64_t max_token;
     /* Commits of the other workers the guard refused: their story, for the log. */
     _Atomic int nfenced;
@@ -140,10 +145,26 @@ static void g_victim(fx_run *run, int id, coord_client *c, coord_lock *l) {
         coord_lock_release(l);
         return;
     }
+    /* A key only this transaction writes: present at the end if it ever applied. */
+    if ((rc = coord_txn_put(t, STALE_KEY, "stale", 5))) {
+        fx_err(run, id, rc);
+        coord_txn_free(t);
+        coord_lock_release(l);
+        return;
+    }
     atomic_store(&k->victim_token, token);
     atomic_store(&k->victim_seq, seq + 1);
     fx_parked(run);
     rc = coord_txn_commit(t); /* at once: before the client may have noticed anything */
+    atomic_store(&k->victim_first_rc, rc);
+    /* The connection may drop under it (an unknown outcome): as a program would, it commits
+     * again until it learns, and every answer must be a refusal. */
+    for (int i = 0; i < 20 && (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT); i++) {
+        g_record(run, id, seq + 1, token, rc);
+        fx_err(run, id, rc);
+        fx_nap(100);
+        rc = coord_txn_commit(t);
+    }
     coord_txn_free(t);
     atomic_store(&k->victim_rc, rc);
     g_record(run, id, seq + 1, token, rc);
@@ -218,8 +239,12 @@ static void kv_guarded(void **state) {
     assert_int_equal(coord_client_open(&c, run->uri, &o), 0);
     long final_seq = -1;
     int rc = read_seq(c, &final_seq);
-    coord_client_close(c);
     assert_int_equal(rc, 0);
+    void *v = NULL;
+    size_t len = 0;
+    int stale_rc = coord_kv_get(c, STALE_KEY, &v, &len, NULL);
+    free(v);
+    coord_client_close(c);
 
     long dup = 0, backwards = 0, gaps = 0, top = 0;
     uint64_t prev = 0;
@@ -254,17 +279,19 @@ static void kv_guarded(void **state) {
     }
     int victim_rc = atomic_load(&k->victim_rc), rel_rc = atomic_load(&k->victim_rel_rc);
     long overflow = atomic_load(&k->overflow);
-    long violations =
-        dup + backwards + overflow + refused_applied + (victim_rc == 0) + (final_seq < top);
+    int first_rc = atomic_load(&k->victim_first_rc);
+    long violations = dup + backwards + overflow + refused_applied + (victim_rc == 0) +
+                      (first_rc == 0) + (stale_rc != COORD_ENOTFOUND) + (final_seq < top);
     char extra[512];
     snprintf(extra, sizeof extra,
              "commits accepted %ld, of unknown outcome %ld, refused %ld; sequence on the "
              "servers %ld, highest accepted %ld, gaps %ld, accepted twice %ld, tokens going back "
-             "%ld, refused and applied %ld; victim's stale commit (sequence %ld, token %llu) %s, "
-             "its release %s",
+             "%ld, refused and applied %ld; victim's stale commit (sequence %ld, token %llu) %s "
+             "(first answer %s), its key %s, its release %s",
              atomic_load(&k->accepted), atomic_load(&k->unknown), atomic_load(&k->refused),
              final_seq, top, gaps, dup, backwards, refused_applied, atomic_load(&k->victim_seq),
              (unsigned long long)atomic_load(&k->victim_token), coord_err_name(victim_rc),
+             coord_err_name(first_rc), stale_rc == COORD_ENOTFOUND ? "absent" : "PRESENT",
              coord_err_name(rel_rc));
     for (int i = 0; i < atomic_load(&k->nfenced) && i < 4; i++)
         print_message("    guard refused a commit of %s\n", k->fenced[i]);
