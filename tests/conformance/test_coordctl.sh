@@ -319,6 +319,152 @@ run_backend() {
     expect 2 "barrier with an unknown command" -- "$CTL" barrier B open
     exec 3>&- 4>&- 5>&-
     rm -f "$tmp/h1" "$tmp/h2" "$tmp/h3"
+
+    # ---- kv
+    expect 4 "kv get of an absent key exits 4" -- "$CTL" kv get k1
+    expect 0 "kv put" -- "$CTL" kv put k1 hello
+    local v1 v2 vw
+    v1=$(cat "$tmp/out")
+    if [ "$v1" -gt 0 ] 2>/dev/null; then ok "kv put prints the new version"; else bad "kv put printed '$v1'"; fi
+    expect 0 "kv get --version" -- "$CTL" kv get k1 --version
+    out_is hello "kv get prints the value"
+    if [ "$(cat "$tmp/err")" = "$v1" ]; then ok "--version: the version on stderr"; else bad "--version: '$(cat "$tmp/err")', want '$v1'"; fi
+    expect 3 "kv put --expect another version exits 3" -- "$CTL" kv put k1 x --expect $((v1 + 1000))
+    if grep -q "version $v1" "$tmp/err"; then ok "and says the current version"; else bad "conflict: $(cat "$tmp/err")"; fi
+    expect 3 "kv put --expect 0 on a key that exists exits 3" -- "$CTL" kv put k1 x --expect 0
+    expect 0 "kv get" -- "$CTL" kv get k1
+    out_is hello "the refused puts changed nothing"
+    expect 0 "kv put --expect the current version" -- "$CTL" kv put k1 world --expect "$v1"
+    v2=$(cat "$tmp/out")
+    if [ "$v2" -gt "$v1" ] 2>/dev/null; then ok "versions increase"; else bad "versions: $v1 then '$v2'"; fi
+    expect 0 "kv put --expect 0 on an absent key" -- "$CTL" kv put k3 '' --expect 0
+    expect 0 "kv get of an empty value" -- "$CTL" kv get k3
+    if [ ! -s "$tmp/out" ]; then ok "prints nothing"; else bad "empty value: '$(cat "$tmp/out")'"; fi
+    expect 0 "kv put from stdin" -- sh -c 'printf "a\nb\n" | "$0" kv put k2 -' "$CTL"
+    expect 0 "kv get of a value with newlines" -- "$CTL" kv get k2
+    if printf 'a\nb\n' | cmp -s - "$tmp/out"; then ok "the value's bytes as they are"; else bad "stdin value: '$(od -c "$tmp/out")'"; fi
+    expect 0 "kv get --json" -- "$CTL" --json kv get k2
+    json_check "d['key'] == 'k2' and d['value'] == 'a\\nb\\n' and d['version'] > 0" "the JSON value"
+    expect 0 "kv put of a deeper key" -- "$CTL" kv put a/b/c deep
+    local vdeep
+    vdeep=$(cat "$tmp/out")
+    expect 0 "kv list" -- "$CTL" kv list
+    out_is "$(printf 'a\nk1\nk2\nk3')" "the top names, sorted, with those leading deeper"
+    expect 0 "kv list PREFIX" -- "$CTL" kv list a
+    out_is b "the names below a"
+    expect 0 "kv list --json" -- "$CTL" --json kv list a/b
+    json_check "d['prefix'] == 'a/b' and d['keys'] == ['c']" "the JSON list"
+    expect 0 "kv list of a prefix with nothing below" -- "$CTL" kv list nothing/here
+    out_is "" "no names"
+    expect 4 "kv get of a name that only leads deeper exits 4" -- "$CTL" kv get a/b
+    expect 3 "kv delete --expect another version exits 3" -- "$CTL" kv delete k1 --expect "$v1"
+    expect 0 "kv delete --expect the current version" -- "$CTL" kv delete k1 --expect "$v2"
+    expect 4 "kv get after the delete exits 4" -- "$CTL" kv get k1
+    expect 4 "kv delete of an absent key exits 4" -- "$CTL" kv delete k1
+    expect 2 "kv get with a bad key" -- "$CTL" kv get 'a//b'
+    expect 2 "kv put of a value over 1,000,000 bytes" -- sh -c 'head -c 1000001 /dev/zero | "$0" kv put big -' "$CTL"
+    expect 4 "which wrote nothing" -- "$CTL" kv get big
+    expect 2 "kv put without a VALUE" -- "$CTL" kv put k1
+    expect 0 "kv watch --count 1" -- "$CTL" kv watch a/b/c --count 1
+    out_is "$vdeep deep" "prints VERSION VALUE"
+    expect 0 "kv watch --json --count 1 of an absent key" -- "$CTL" --json kv watch k1 --count 1
+    json_check "d['key'] == 'k1' and d['version'] == 0 and d['value'] is None" "the JSON report of an absent key"
+    mkfifo "$tmp/w1"
+    exec 3<>"$tmp/w1"
+    "$CTL" kv watch wk >"$tmp/w1" 2>"$tmp/w1.err" &
+    local w1=$!
+    pids+=("$w1")
+    if await_line 3 "0 -" && [ "$line" = "0 -" ]; then ok "kv watch first prints the state: 0 -"; else bad "watch: no first line: $(cat "$tmp/w1.err")"; fi
+    expect 0 "kv put of the watched key" -- "$CTL" kv put wk one
+    vw=$(cat "$tmp/out")
+    if await_line 3 "one" && [ "$line" = "$vw one" ]; then ok "the watch prints the new version and value"; else bad "watch: '$line', want '$vw one'"; fi
+    expect 0 "kv put again" -- "$CTL" kv put wk two
+    vw=$(cat "$tmp/out")
+    if await_line 3 "two" && [ "$line" = "$vw two" ]; then ok "and the next change"; else bad "watch: '$line', want '$vw two'"; fi
+    expect 0 "kv delete of the watched key" -- "$CTL" kv delete wk
+    if await_line 3 "-" && [ "$line" = "0 -" ]; then ok "a delete prints 0 -"; else bad "watch after delete: '$line'"; fi
+    kill -INT "$w1"
+    reap "$w1"
+    if [ "$st" = 0 ]; then ok "kv watch ends on SIGINT, exit 0"; else bad "watch exit $st: $(cat "$tmp/w1.err")"; fi
+    exec 3>&-
+    rm -f "$tmp/w1"
+
+    # ---- queue
+    expect 0 "queue size of a new queue" -- "$CTL" queue size Q
+    out_is 0 "is 0"
+    expect 75 "queue take --timeout 0 on an empty queue exits 75" -- "$CTL" queue take Q --timeout 0
+    expect 75 "queue claim --timeout 0 on an empty queue exits 75" -- "$CTL" queue claim Q --timeout 0 -- true
+    expect 75 "queue take --timeout 300 on an empty queue exits 75" -- "$CTL" queue take Q --timeout 300
+    expect 0 "queue put" -- "$CTL" queue put Q one
+    expect 0 "queue put --json" -- "$CTL" --json queue put Q two
+    json_check "d['queue'] == 'Q' and d['put'] == 3" "the JSON put"
+    expect 0 "queue put from stdin" -- sh -c 'printf three | "$0" queue put Q -' "$CTL"
+    expect 0 "queue size" -- "$CTL" queue size Q
+    out_is 3 "counts the items"
+    expect 5 "a claim whose CMD fails exits with CMD's status" -- "$CTL" queue claim Q -- sh -c 'read -r x; echo "$x $COORD_QUEUE_NAME" >"$0"; exit 5' "$tmp/item"
+    if [ "$(cat "$tmp/item")" = "one Q" ]; then ok "CMD reads the oldest item on stdin, the name in its environment"; else bad "CMD got '$(cat "$tmp/item")'"; fi
+    expect 0 "queue size after the failed claim" -- "$CTL" queue size Q
+    out_is 3 "the item stays in the queue"
+    expect 0 "a claim whose CMD succeeds" -- "$CTL" queue claim Q --timeout 5000 -- cat
+    out_is one "the given-back item is handed out again, first"
+    expect 0 "queue size after the ack" -- "$CTL" queue size Q
+    out_is 2 "the acked item is gone"
+    expect 0 "queue take" -- "$CTL" queue take Q
+    out_is two "takes the oldest item"
+    expect 0 "queue take --json" -- "$CTL" --json queue take Q
+    json_check "d['queue'] == 'Q' and d['item'] == 'three'" "the JSON item"
+    expect 0 "queue put" -- "$CTL" queue put Q four
+    expect 127 "a claim whose CMD does not exist" -- "$CTL" queue claim Q -- /nonexistent/cmd
+    expect 0 "its item stays" -- "$CTL" queue size Q
+    out_is 1 "one item left"
+    mkfifo "$tmp/c1"
+    exec 4<>"$tmp/c1"
+    "$CTL" --uri "$uri?session_ttl_ms=2000" queue claim Q -- sh -c 'echo "held $$" >"$0"; exec sleep 60' "$tmp/c1" 2>"$tmp/c1.err" &
+    local c1=$!
+    pids+=("$c1")
+    if await_line 4 held; then ok "queue claim runs CMD while it holds the item"; else bad "claimer did not start: $(cat "$tmp/c1.err")"; fi
+    expect 0 "queue size while the item is claimed" -- "$CTL" queue size Q
+    out_is 0 "a claimed item is not counted"
+    expect 75 "nor handed out" -- "$CTL" queue take Q --timeout 0
+    kill -TERM "$c1" # forwarded to CMD, which dies of it: the item is given back
+    reap "$c1"
+    if [ "$st" = 143 ]; then ok "SIGTERM forwarded to CMD: exit 128+15"; else bad "claimer exit $st: $(cat "$tmp/c1.err")"; fi
+    expect 0 "queue size after CMD was killed" -- "$CTL" queue size Q
+    out_is 1 "the item is back"
+    # a claimer that crashes: its item comes back when its session ends (TTL 2 s)
+    "$CTL" --uri "$uri?session_ttl_ms=2000" queue claim Q -- sh -c 'echo "held $$" >"$0"; exec sleep 60' "$tmp/c1" 2>/dev/null &
+    c1=$!
+    pids+=("$c1")
+    if await_line 4 held; then
+        kill -KILL "$c1" "${line#held }"
+        reap "$c1" 2>/dev/null
+        expect 0 "the item of a crashed claimer is handed out again" -- "$CTL" queue take Q --timeout 20000
+        out_is four "the same item"
+    else
+        bad "second claimer did not start"
+    fi
+    # a blocked claimer is woken by a put; a blocked taker ends on SIGINT
+    "$CTL" queue claim Q -- sh -c 'echo "got $(cat)" >"$0"' "$tmp/c1" 2>"$tmp/c1.err" &
+    c1=$!
+    pids+=("$c1")
+    await_blocked "$c1" || bad "the waiting claimer did not start"
+    expect 0 "queue put for the waiting claimer" -- "$CTL" queue put Q five
+    if await_line 4 "got" && [ "$line" = "got five" ]; then ok "a put wakes a waiting claimer"; else bad "waiting claimer: '$line' $(cat "$tmp/c1.err")"; fi
+    reap "$c1"
+    if [ "$st" = 0 ]; then ok "and it acks, exit 0"; else bad "waiting claimer exit $st"; fi
+    "$CTL" queue take Q 2>/dev/null &
+    local t1=$!
+    pids+=("$t1")
+    await_blocked "$t1" || bad "the waiting taker did not start"
+    kill -INT "$t1"
+    reap "$t1"
+    if [ "$st" = 130 ]; then ok "SIGINT ends a waiting take: exit 128+2"; else bad "interrupted take exit $st"; fi
+    expect 0 "queue size at the end" -- "$CTL" queue size Q
+    out_is 0 "nothing left"
+    expect 2 "queue with a bad name" -- "$CTL" queue size 'a/b'
+    expect 2 "queue claim without CMD" -- "$CTL" queue claim Q --timeout 0
+    exec 4>&-
+    rm -f "$tmp/c1"
 }
 
 # delete_election URI NAME: delete every candidate entry of election NAME behind coord's back
@@ -348,6 +494,8 @@ if [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q 127.0.0.1 "$tmp/err"; then ok "one 
 expect 1 "unreachable ZooKeeper" -- "$CTL" --uri 'zk://127.0.0.1:1/p?connect_timeout_ms=300&timeout_ms=500' counter get c
 expect 2 "bad name" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" counter get 'a/b'
 expect 2 "unknown command" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" frobnicate
+expect 2 "unknown kv command" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" kv frob k
+expect 2 "unknown queue command" -- "$CTL" --uri "zk://$COORD_TEST_ZK/p" queue frob Q
 expect 0 "--help" -- "$CTL" --help
 expect 0 "--version" -- "$CTL" --version
 
