@@ -26,7 +26,7 @@ POLICY_BACKUP="$POLICY.coord-deps-backup"
 
 BASE_PKGS=(
     build-essential cmake pkg-config git ca-certificates curl
-    libzookeeper-mt-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev
+    libzookeeper-mt-dev libcurl4-openssl-dev libcjson-dev libwslay-dev libcmocka-dev libssl-dev
     libxxhash-dev libmemcached-dev valgrind clang-format openssl procps netcat-openbsd doxygen
     clang libclang-rt-dev
 )

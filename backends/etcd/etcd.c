@@ -725,6 +725,7 @@ static void etcd_free(etcd *e) {
     if (e->token) explicit_bzero(e->token, strlen(e->token));
     free(e->token);
     if (e->multi) curl_multi_cleanup(e->multi);
+    etcd_ws_free(e->ws);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
@@ -773,6 +774,18 @@ static int etcd_open(coord_conn **out, const coord_config *cfg) {
         e->nendpoints++;
     }
     if (!(e->multi = curl_multi_init())) goto oom;
+    /* watch=ws (the default): every watch on one WebSocket stream; watch=http: one HTTP stream
+     * each. With the one stream, few idle connections are kept for the unary requests and the
+     * watch thread's reads, so a client holds a handful of connections however many wait. */
+    const char *wm = coord_uri_param(u, "watch");
+    e->ws_mode = !wm || strcmp(wm, "ws") == 0;
+    e->pool_max = POOL_MAX;
+    atomic_store(&e->ws_member, -1);
+    if (e->ws_mode) {
+        if (!(e->ws = etcd_ws_new())) goto oom;
+        e->pool_max = POOL_WS_MAX;
+        curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 1L);
+    }
 
     int64_t deadline = coord__now_ms() + cfg->connect_timeout_ms;
     if (u->user) {
@@ -849,6 +862,9 @@ static int etcd_check_uri(const coord_uri *u) {
             return coord_seterr(COORD_EINVAL, "parameter \"%s\" needs the etcds:// scheme", tls[i]);
     if (!coord_uri_param(u, "cert") != !coord_uri_param(u, "key"))
         return coord_seterr(COORD_EINVAL, "a client certificate needs both cert= and key=");
+    const char *wm = coord_uri_param(u, "watch");
+    if (wm && strcmp(wm, "ws") != 0 && strcmp(wm, "http") != 0)
+        return coord_seterr(COORD_EINVAL, "parameter \"watch\" is ws or http, not \"%.20s\"", wm);
     return 0;
 }
 
@@ -862,7 +878,7 @@ static int etcd_global_init(void) {
 }
 
 static const char *const etcd_schemes[] = {"etcd", "etcds", NULL};
-static const char *const etcd_params[] = {"ca", "cert", "key", NULL};
+static const char *const etcd_params[] = {"ca", "cert", "key", "watch", NULL};
 
 const coord_backend coord__etcd_backend = {
     .version = COORD_BACKEND_VERSION,

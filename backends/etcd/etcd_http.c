@@ -44,7 +44,7 @@ CURL *etcd_handle_get(etcd *e) {
 void etcd_handle_put(etcd *e, CURL *h) {
     if (!h) return;
     pthread_mutex_lock(&e->mu);
-    if (e->npool < POOL_MAX) {
+    if (e->npool < e->pool_max) {
         e->pool[e->npool++] = h;
         h = NULL;
     }

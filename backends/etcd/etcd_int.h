@@ -2,7 +2,9 @@
  * Private to the etcd backend: what its files share.
  *   etcd_http.c   unary requests: the curl handle pool, one POST, failover between members,
  *                 authentication
- *   etcd_watch.c  the watch thread: every watch stream of a connection on one curl multi handle
+ *   etcd_watch.c  the watch thread: every watch of a connection, on one WebSocket stream
+ *                 (watch=ws, etcd_ws.c) or each on its own HTTP stream of one curl multi handle
+ *   etcd_ws.c     the multiplexed WebSocket watch stream (wslay framing over libcurl)
  *   etcd.c        the lease and its keepalive thread, KV, the lock queue, lifecycle, the table
  */
 #ifndef COORD_ETCD_INT_H
@@ -17,7 +19,8 @@
 
 #define MAX_BODY (64u << 20) /* largest unary answer accepted */
 #define MAX_LINE (64u << 20) /* largest watch message accepted */
-#define POOL_MAX 16          /* idle curl handles kept */
+#define POOL_MAX 16          /* idle curl handles kept (watch=http) */
+#define POOL_WS_MAX 3        /* idle curl handles kept (watch=ws) */
 
 typedef struct etcd etcd;
 
@@ -70,7 +73,15 @@ struct coord_watch {
     bool unauth;
     uint64_t gen, cgen;
     bool removed, finished;
+    /* watch=ws: where the watch stands on the connection's WebSocket stream (WS_*), and the
+     * server's id for it once `created` came back. */
+    int ws;
+    int64_t wid;
 };
+
+enum { WS_NONE, WS_CREATING, WS_ACTIVE };
+
+typedef struct etcd_ws etcd_ws;
 
 struct etcd {
     coord_conn base;
@@ -100,6 +111,12 @@ struct etcd {
     bool w_started;
     CURLM *multi;
     coord_watch *watches; /* guarded by mu; the thread owns curl state of each */
+    /* watch=ws (the default): every watch on one WebSocket stream, owned by the watch thread;
+     * false for watch=http, or after an authenticated client's token was refused on it. */
+    bool ws_mode;
+    etcd_ws *ws;
+    _Atomic int ws_member; /* member the stream is up on, -1 when down (for tests) */
+    int pool_max;          /* idle curl handles kept (POOL_MAX; fewer with the WebSocket stream) */
 };
 
 /* ---------- etcd_http.c ---------- */
@@ -131,6 +148,34 @@ void *etcd_watch_main(void *arg);
 int etcd_watch(coord_conn *c, const char *path, int kind, int64_t after, coord_watch_fn fn,
                void *payload, coord_watch **out);
 void etcd_unwatch(coord_conn *c, coord_watch *w);
+
+/* Apply one decoded stream message to its watch (both paths). 0, 1 when the watch must start
+ * again from `next_rev` (history compacted: RESET delivered), or a negative coord_err. */
+int etcd_watch_apply(coord_watch *w, etcd_watch_msg *m);
+/* A stream failed or was refused: back off, then start again (both paths). */
+void etcd_watch_retry(coord_watch *w);
+
+/* ---------- etcd_ws.c (watch thread only, except init/free) ---------- */
+
+etcd_ws *etcd_ws_new(void);
+void etcd_ws_free(etcd_ws *ws);
+/* Is the stream up (creates can be sent)? */
+bool etcd_ws_up(etcd *e);
+/* Connect when down and due, then move frames both ways and route what arrives. `*next_wake`
+ * is lowered to when the stream needs attention again; `*fd`/`*events` what to poll for
+ * (fd CURL_SOCKET_BAD when none). */
+void etcd_ws_step(etcd *e, int64_t *next_wake, curl_socket_t *fd, short *events);
+/* Send a create for `w` (WS_CREATING) or a cancel for it (at removal). */
+int etcd_ws_create(etcd *e, coord_watch *w);
+void etcd_ws_forget(etcd *e, coord_watch *w);
+/* Close the stream (every watch back to WS_NONE). */
+void etcd_ws_close(etcd *e);
+
+/* Pure helpers (unit-tested): the upgrade request for `hostport` with a 16-byte `nonce` and an
+ * optional token (0, or COORD_ENOMEM), and the check of the server's answer head. */
+int etcd_ws_request(const char *hostport, const unsigned char nonce[16], const char *token,
+                    char **out, char key_out[32]);
+int etcd_ws_check_answer(const char *head, size_t len, const char *key);
 
 /* ---------- etcd.c ---------- */
 

@@ -27,11 +27,9 @@ static void watch_deliver(coord_watch *w, coord_watch_event ev, int64_t rev) {
     }
 }
 
-static int on_watch_line(void *ctx, const char *line, size_t len) {
-    coord_watch *w = ctx;
-    etcd_watch_msg m;
-    int rc = etcd_parse_watch_line(line, len, &m);
-    if (rc) return rc;
+int etcd_watch_apply(coord_watch *w, etcd_watch_msg *mp) {
+    etcd_watch_msg m = *mp;
+    memset(mp, 0, sizeof *mp); /* consumed */
     if (m.is_error) {
         int err = m.err ? m.err : COORD_EBACKEND;
         coord_seterr(err, "etcd watch: %s", m.msg);
@@ -80,6 +78,12 @@ static int on_watch_line(void *ctx, const char *line, size_t len) {
     etcd_watch_msg_clear(&m);
     if (changed) watch_deliver(w, COORD_EV_CHANGED, rev);
     return 0;
+}
+
+static int on_watch_line(void *ctx, const char *line, size_t len) {
+    etcd_watch_msg m;
+    int rc = etcd_parse_watch_line(line, len, &m);
+    return rc ? rc : etcd_watch_apply(ctx, &m);
 }
 
 static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud) {
@@ -202,6 +206,12 @@ static void check_done(etcd *e, coord_watch *w, CURLcode cc) {
     memset(&w->cresp, 0, sizeof w->cresp);
 }
 
+void etcd_watch_retry(coord_watch *w) {
+    w->failures++;
+    int64_t backoff = w->failures <= 1 ? 0 : w->failures < 8 ? 50L << w->failures : 5000;
+    w->retry_at = coord__now_ms() + backoff + 1;
+}
+
 static void watch_free(coord_watch *w) {
     if (w->ch) curl_easy_cleanup(w->ch);
     curl_slist_free_all(w->chdrs);
@@ -226,6 +236,7 @@ void *etcd_watch_main(void *arg) {
         }
         /* Removals requested by unwatch, and streams that are due to (re)start. */
         int64_t now = coord__now_ms(), next_wake = now + 1000;
+        bool ws_up = e->ws_mode && etcd_ws_up(e);
         coord_watch **pp = &e->watches;
         coord_watch *start[64];
         int nstart = 0;
@@ -234,11 +245,14 @@ void *etcd_watch_main(void *arg) {
             if (w->removing) {
                 if (w->h) curl_multi_remove_handle(e->multi, w->h);
                 if (w->ch) curl_multi_remove_handle(e->multi, w->ch);
+                etcd_ws_forget(e, w); /* a cancel frame, or none if it is not on the stream */
                 *pp = w->next;
                 w->removed = true;
                 continue;
             }
-            if (w->retry_at && w->retry_at <= now && nstart < 64) {
+            if (w->retry_at && e->ws_mode && !ws_up && !w->pending_deleted) {
+                /* waits for the stream: created when it is up */
+            } else if (w->retry_at && w->retry_at <= now && nstart < 64) {
                 w->retry_at = 0;
                 start[nstart++] = w;
             } else if (w->retry_at && w->retry_at < next_wake) {
@@ -256,8 +270,18 @@ void *etcd_watch_main(void *arg) {
                 watch_deliver(w, COORD_EV_DELETED, w->next_rev);
             }
             if (w->removing) continue; /* its key was gone already: no stream to open */
-            if (watch_start(e, w)) w->retry_at = coord__now_ms() + 500;
+            if (!e->ws_mode) {
+                if (watch_start(e, w)) w->retry_at = coord__now_ms() + 500;
+            } else if (!ws_up) {
+                w->retry_at = 1; /* when the stream is up */
+            } else if (etcd_ws_create(e, w)) {
+                w->retry_at = coord__now_ms() + 500;
+            }
         }
+        /* The WebSocket stream: connect, move frames, route what came (callbacks run here). */
+        struct curl_waitfd wfd = {CURL_SOCKET_BAD, 0, 0};
+        if (e->ws_mode) etcd_ws_step(e, &next_wake, &wfd.fd, &wfd.events);
+        if (!e->ws_mode) etcd_ws_close(e); /* fell back to HTTP streams */
         int running = 0;
         curl_multi_perform(e->multi, &running);
         CURLMsg *msg;
@@ -284,9 +308,7 @@ void *etcd_watch_main(void *arg) {
                     atomic_compare_exchange_strong(&e->current, &cur,
                                                    (w->endpoint + 1) % (int)e->nendpoints);
             }
-            w->failures++;
-            int64_t backoff = w->failures <= 1 ? 0 : w->failures < 8 ? 50L << w->failures : 5000;
-            w->retry_at = coord__now_ms() + backoff + 1;
+            etcd_watch_retry(w);
         }
         /* Key watches whose stream started after the caller's revision: is the key still
          * there? */
@@ -313,8 +335,9 @@ void *etcd_watch_main(void *arg) {
         int64_t wait = next_wake - coord__now_ms();
         if (wait > 1000) wait = 1000;
         if (wait < 0) wait = 0;
-        curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
+        curl_multi_poll(e->multi, &wfd, wfd.fd != CURL_SOCKET_BAD, (int)wait, NULL);
     }
+    etcd_ws_close(e);
     return NULL;
 }
 
