@@ -12,6 +12,9 @@ const coord_test_backend coord_test_etcd = {"etcd", "COORD_TEST_ETCD", "COORD_TE
 char *coord_test_uri(void **state, int cluster, const char *params) {
     const coord_test_backend *b = *state;
     const char *var = cluster ? b->cluster : b->single;
+    /* COORD_TEST_ONLY=etcd|zk: the other backend's bodies skip (a second run of a suite). */
+    const char *only = getenv("COORD_TEST_ONLY");
+    if (only && *only && strcmp(only, b->servers_name) != 0) skip();
     const char *hosts = getenv(var);
     if (!hosts || !*hosts) {
         const char *req = getenv("COORD_TEST_REQUIRE_SERVERS");
@@ -22,8 +25,14 @@ char *coord_test_uri(void **state, int cluster, const char *params) {
     static int counter;
     char *uri = NULL;
     int n = __atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST);
-    if (asprintf(&uri, "%s://%s/coordtest/p%ld-%d%s%s", b->scheme, hosts, (long)getpid(), n,
-                 params ? "?" : "", params ? params : "") < 0)
+    /* COORD_TEST_ETCD_WATCH=ws|http runs the etcd bodies on that watch path (watch=...). */
+    const char *wm = getenv("COORD_TEST_ETCD_WATCH");
+    bool etcd = strncmp(b->scheme, "etcd", 4) == 0;
+    char extra[32] = "";
+    if (etcd && wm && *wm && !(params && strstr(params, "watch=")))
+        snprintf(extra, sizeof extra, "%swatch=%s", params ? "&" : "?", wm);
+    if (asprintf(&uri, "%s://%s/coordtest/p%ld-%d%s%s%s", b->scheme, hosts, (long)getpid(), n,
+                 params ? "?" : "", params ? params : "", extra) < 0)
         fail_msg("out of memory");
     return uri;
 }

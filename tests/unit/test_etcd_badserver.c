@@ -81,7 +81,9 @@ static int teardown(void **state) {
 
 static int64_t open_at(fixture *f, int port, const char *params, int *rc) {
     char uri[256];
-    snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d/app?%s", port, params);
+    /* The watch streams scripted here are the per-watch HTTP ones (watch=http). */
+    snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d/app?%s%swatch=http", port, params,
+             *params ? "&" : "");
     coord_options o = COORD_OPTIONS_INIT;
     o.on_session = coord_test_states_cb;
     o.payload = &f->states;
