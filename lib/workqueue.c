@@ -167,102 +167,124 @@ int coord_queue_size(coord_queue *q, size_t *out) {
     return 0;
 }
 
-/* Take the first open item: read it, then delete it if nobody claims it (one transaction). */
-static int try_take(coord_queue *q, void *arg) {
-    void **res = arg; /* [0]: data, [1]: &len */
-    coord_conn *k = coord__client_conn(q->c);
-    int timeout = coord__client_timeout(q->c);
+/*
+ * Try `one` on the open items of one look, oldest first, until it takes one (0) or fails
+ * otherwise than by losing the item to someone else (COORD_ENOTFOUND, COORD_ECONFLICT: next).
+ * Consumers that lost the head race for the same next items: after a loss, the next try goes to
+ * one of the few items after it, drawn at random, so that they spread (no herd on the head;
+ * every open item is still tried once). A lone consumer never loses and goes in order.
+ */
+static int each_open(coord_queue *q, int (*one)(coord_queue *, const char *name, void *arg),
+                     void *arg) {
     view v;
     int rc = look(q, &v);
     if (rc) return rc;
-    rc = COORD_ENOTFOUND;
-    for (size_t i = 0; i < v.nitems && rc == COORD_ENOTFOUND; i++) {
-        if (!open_item(q, &v, i)) continue;
-        char *item = join(q->dir, v.items[i].key), *claim = join(q->claims, v.items[i].key);
-        coord_kv kv = {0};
-        rc = item && claim ? 0 : coord__oom();
-        if (!rc) rc = k->backend->get(k, item, &kv, timeout);
-        if (!rc) {
-            coord_op ops[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
-                               {.type = COORD_OP_DEL, .path = item, .version = kv.version}};
-            size_t failed = 2;
-            rc = k->backend->txn(k, ops, 2, NULL, &failed, timeout);
-        }
-        if (!rc) {
-            *(void **)res[0] = kv.value;
-            *(size_t *)res[1] = kv.len;
-            kv.value = NULL;
-        }
-        coord_kv_clear(&kv);
-        free(item);
-        free(claim);
-        if (rc == COORD_ECONFLICT) rc = COORD_ENOTFOUND; /* taken or claimed meanwhile: next */
+    size_t *order = v.nitems ? malloc(v.nitems * sizeof *order) : NULL, n = 0;
+    if (v.nitems && !order) {
+        view_free(&v);
+        return coord__oom();
     }
+    for (size_t i = 0; i < v.nitems; i++)
+        if (open_item(q, &v, i)) order[n++] = i;
+    rc = COORD_ENOTFOUND;
+    for (size_t at = 0; at < n && rc == COORD_ENOTFOUND; at++) {
+        rc = one(q, v.items[order[at]].key, arg);
+        if (rc != COORD_ENOTFOUND && rc != COORD_ECONFLICT) break;
+        if (rc == COORD_ECONFLICT && at + 2 < n) { /* lost: spread over the next few */
+            size_t span = n - at - 1 < 4 ? n - at - 1 : 4;
+            size_t pick = at + 1 + (size_t)(coord__now_ms() ^ (intptr_t)q) % span,
+                   t = order[at + 1];
+            order[at + 1] = order[pick];
+            order[pick] = t;
+        }
+        rc = COORD_ENOTFOUND;
+    }
+    free(order);
     view_free(&v);
     return rc;
 }
 
-/* Claim the first open item: create its claim, then read it (gone meanwhile: next one). */
-static int try_claim(coord_queue *q, void *arg) {
-    coord_item **out = arg;
+/* Take item `name`: read it, then delete it if nobody claims it (one transaction). */
+static int take_one(coord_queue *q, const char *name, void *arg) {
+    void **res = arg; /* [0]: data, [1]: &len */
     coord_conn *k = coord__client_conn(q->c);
     int timeout = coord__client_timeout(q->c);
-    view v;
-    int rc = look(q, &v);
-    if (rc) return rc;
-    rc = COORD_ENOTFOUND;
-    for (size_t i = 0; i < v.nitems && rc == COORD_ENOTFOUND; i++) {
-        if (!open_item(q, &v, i)) continue;
-        coord_item *it = calloc(1, sizeof *it);
-        if (!it || !(it->item = join(q->dir, v.items[i].key)) ||
-            !(it->claim = join(q->claims, v.items[i].key))) {
-            if (it) {
-                free(it->item);
-                free(it);
-            }
-            rc = coord__oom();
-            break;
-        }
-        it->q = q;
-        it->epoch = coord__session_epoch(q->c);
-        /* The claim holds the handle's tag: who claims it, for people looking. */
+    char *item = join(q->dir, name), *claim = join(q->claims, name);
+    coord_kv kv = {0};
+    int rc = item && claim ? 0 : coord__oom();
+    if (!rc) rc = k->backend->get(k, item, &kv, timeout);
+    if (!rc) {
+        coord_op ops[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
+                           {.type = COORD_OP_DEL, .path = item, .version = kv.version}};
+        size_t failed = 2;
+        rc = k->backend->txn(k, ops, 2, NULL, &failed, timeout);
+    }
+    if (!rc) {
+        *(void **)res[0] = kv.value;
+        *(size_t *)res[1] = kv.len;
+        kv.value = NULL;
+    }
+    coord_kv_clear(&kv);
+    free(item);
+    free(claim);
+    return rc;
+}
+
+static int try_take(coord_queue *q, void *arg) {
+    return each_open(q, take_one, arg);
+}
+
+static void item_free(coord_item *it) {
+    coord_kv_clear(&it->mine);
+    free(it->item);
+    free(it->claim);
+    free(it->data);
+    free(it);
+}
+
+/* Claim item `name`: create its claim, then read the item (gone meanwhile: the next one). */
+static int claim_one(coord_queue *q, const char *name, void *arg) {
+    coord_conn *k = coord__client_conn(q->c);
+    int timeout = coord__client_timeout(q->c);
+    coord_item *it = calloc(1, sizeof *it);
+    if (!it) return coord__oom();
+    it->q = q;
+    it->epoch = coord__session_epoch(q->c);
+    int rc =
+        (it->item = join(q->dir, name)) && (it->claim = join(q->claims, name)) ? 0 : coord__oom();
+    /* The claim holds the handle's tag: who claims it, for people looking. */
+    if (!rc)
         rc = k->backend->put(k, it->claim, q->wq.tag, strlen(q->wq.tag), COORD_VERSION_ABSENT,
                              COORD_PUT_EPHEMERAL, &it->mine, timeout);
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
-            /* Perhaps made: the client deletes it if it is ours. */
-            coord__orphan_ref o = {q, it->claim, NULL, 0, it->epoch};
-            coord__orphan_hand(q->c, &o);
-        }
-        coord_kv kv = {0};
-        if (!rc) {
-            rc = k->backend->get(k, it->item, &kv, timeout);
-            if (rc) { /* gone (taken, acked) or unreadable: give the claim back */
-                coord__error_buf saved;
-                coord__error_save(&saved);
-                coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};
-                coord__orphan_delete(q->c, &o, 0);
-                coord__error_restore(&saved);
-            }
-        }
-        if (!rc) {
-            it->item_version = kv.version;
-            it->data = kv.value;
-            it->len = kv.len;
-            kv.value = NULL;
-            *out = it;
-            it = NULL;
-        }
-        coord_kv_clear(&kv);
-        if (it) {
-            coord_kv_clear(&it->mine);
-            free(it->item);
-            free(it->claim);
-            free(it);
-        }
-        if (rc == COORD_ECONFLICT) rc = COORD_ENOTFOUND; /* claimed meanwhile: next */
+    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        /* Perhaps made: the client deletes it if it is ours. */
+        coord__orphan_ref o = {q, it->claim, NULL, 0, it->epoch};
+        coord__orphan_hand(q->c, &o);
     }
-    view_free(&v);
+    coord_kv kv = {0};
+    if (!rc && (rc = k->backend->get(k, it->item, &kv, timeout))) {
+        /* Gone (taken, acked) or unreadable: give the claim back. */
+        coord__error_buf saved;
+        coord__error_save(&saved);
+        coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};
+        coord__orphan_delete(q->c, &o, 0);
+        coord__error_restore(&saved);
+    }
+    if (!rc) {
+        it->item_version = kv.version;
+        it->data = kv.value;
+        it->len = kv.len;
+        kv.value = NULL;
+        *(coord_item **)arg = it;
+        it = NULL;
+    }
+    coord_kv_clear(&kv);
+    if (it) item_free(it);
     return rc;
+}
+
+static int try_claim(coord_queue *q, void *arg) {
+    return each_open(q, claim_one, arg);
 }
 
 static void on_change(void *payload, coord_watch_event ev, int64_t rev) {
@@ -336,14 +358,6 @@ int coord_queue_claim(coord_queue *q, coord_item **item, int timeout_ms) {
 const void *coord_item_data(const coord_item *it, size_t *len) {
     if (len) *len = it ? it->len : 0;
     return it ? (it->data ? it->data : "") : NULL;
-}
-
-static void item_free(coord_item *it) {
-    coord_kv_clear(&it->mine);
-    free(it->item);
-    free(it->claim);
-    free(it->data);
-    free(it);
 }
 
 int coord_item_ack(coord_item *it) {
