@@ -412,6 +412,10 @@ static int ws_connect(etcd *e, etcd_ws *ws, int ep) {
     etcd_setup_handle(e, ws->h);
     curl_easy_setopt(ws->h, CURLOPT_URL, url);
     curl_easy_setopt(ws->h, CURLOPT_CONNECT_ONLY, 1L);
+    /* The upgrade is HTTP/1.1: no ALPN offer of h2 (a connection libcurl took for HTTP/2 would
+     * not carry our bytes as they are). */
+    curl_easy_setopt(ws->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(ws->h, CURLOPT_SSL_ENABLE_ALPN, 0L);
     curl_easy_setopt(ws->h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg->connect_timeout_ms);
     curl_easy_setopt(ws->h, CURLOPT_TCP_KEEPIDLE, 2L);
     curl_easy_setopt(ws->h, CURLOPT_TCP_KEEPINTVL, 1L);

@@ -509,6 +509,39 @@ static void auth_fallback(void **state) {
     coord_client_close(b);
 }
 
+/* ---------- TLS: the stream over wss, libcurl's TLS with the client certificate ---------- */
+
+static void tls_stream(void **state) {
+    (void)state;
+    const char *hosts = getenv("COORD_TEST_ETCD_TLS"), *d = getenv("COORD_TEST_TLS_DIR");
+    if (!hosts || !*hosts || !d || !*d) skip();
+    char uri[1024];
+    snprintf(uri, sizeof uri,
+             "etcds://%s/coordtest/ws%ld?watch=ws&connect_timeout_ms=15000&ca=%s/ca.pem"
+             "&cert=%s/client.pem&key=%s/client.key",
+             hosts, (long)getpid(), d, d, d);
+    coord_client *c = must_open(uri);
+    coord_conn *k = coord__client_conn(c);
+    etcd *e = (etcd *)k;
+    char key[256];
+    snprintf(key, sizeof key, "%s/tls", coord_client_prefix(c));
+    counter x = {.n = 0};
+    pthread_mutex_init(&x.mu, NULL);
+    coord__cond_init(&x.cv);
+    coord_watch *w;
+    assert_int_equal(k->backend->watch(k, key, COORD_WATCH_DATA, 0, count_event, &x, &w), 0);
+    for (int i = 0; i < 5; i++) {
+        int64_t r = put_rev(c, key, 5000);
+        assert_true(r > 0);
+        assert_true(await_rev(&x, r, 5000));
+    }
+    assert_true(atomic_load(&e->ws_member) >= 0); /* on the stream, not a fallback */
+    k->backend->unwatch(k, w);
+    coord_client_close(c);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+}
+
 /* ---------- failover: the member holding the stream is killed ---------- */
 
 #define FO_KEYS 20
@@ -629,6 +662,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_prestate(churn_test, (void *)&coord_test_etcd),
         cmocka_unit_test_prestate(idle_stream, (void *)&coord_test_etcd),
         cmocka_unit_test_prestate(auth_fallback, NULL),
+        cmocka_unit_test_prestate(tls_stream, NULL),
     };
     return cmocka_run_group_tests_name("etcd_ws", tests, NULL, NULL);
 }
