@@ -447,6 +447,70 @@ static void idle_stream(void **state) {
     free(uri);
 }
 
+/* ---------- compaction: a watch resumed from a compacted revision reports RESET ---------- */
+
+typedef struct resets {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int reset, changed;
+    int64_t last;
+} resets;
+
+static void reset_event(void *payload, coord_watch_event ev, int64_t rev) {
+    resets *x = payload;
+    pthread_mutex_lock(&x->mu);
+    if (ev == COORD_EV_RESET) x->reset++;
+    if (ev == COORD_EV_CHANGED) {
+        x->changed++;
+        x->last = rev;
+    }
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static void compacted(void **state) {
+    char *uri = ws_uri(state, 0, NULL);
+    coord_client *c = must_open(uri);
+    coord_conn *k = coord__client_conn(c);
+    char key[256];
+    snprintf(key, sizeof key, "%s/compact", coord_client_prefix(c));
+    int64_t r1 = put_rev(c, key, 3000), r2 = 0;
+    for (int i = 0; i < 3; i++)
+        r2 = put_rev(c, key, 3000);
+    assert_true(r1 > 0 && r2 > r1 + 1);
+    cJSON *req = cJSON_CreateObject(), *res = NULL;
+    cJSON_AddNumberToObject(req, "revision", (double)r2);
+    assert_int_equal(etcd_call((etcd *)k, "/v3/kv/compaction", req, true, 5000, &res), 0);
+    cJSON_Delete(req);
+    cJSON_Delete(res);
+    resets x = {.reset = 0};
+    pthread_mutex_init(&x.mu, NULL);
+    coord__cond_init(&x.cv);
+    coord_watch *w;
+    /* from r1: history up to r2 is gone */
+    assert_int_equal(k->backend->watch(k, key, COORD_WATCH_DATA, r1, reset_event, &x, &w), 0);
+    struct timespec dl = coord__deadline(5000);
+    pthread_mutex_lock(&x.mu);
+    while (!x.reset && pthread_cond_timedwait(&x.cv, &x.mu, &dl) == 0) {
+    }
+    pthread_mutex_unlock(&x.mu);
+    assert_int_equal(x.reset, 1);
+    /* and goes on from there */
+    int64_t r3 = put_rev(c, key, 3000);
+    dl = coord__deadline(5000);
+    pthread_mutex_lock(&x.mu);
+    while (x.last < r3 && pthread_cond_timedwait(&x.cv, &x.mu, &dl) == 0) {
+    }
+    assert_true(x.last >= r3);
+    assert_int_equal(x.reset, 1);
+    pthread_mutex_unlock(&x.mu);
+    k->backend->unwatch(k, w);
+    coord_client_close(c);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+    free(uri);
+}
+
 /* ---------- the URI parameter ---------- */
 
 static void watch_param(void **state) {
@@ -661,6 +725,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_prestate(connections_handoff, (void *)&coord_test_etcd),
         cmocka_unit_test_prestate(churn_test, (void *)&coord_test_etcd),
         cmocka_unit_test_prestate(idle_stream, (void *)&coord_test_etcd),
+        cmocka_unit_test_prestate(compacted, (void *)&coord_test_etcd),
         cmocka_unit_test_prestate(auth_fallback, NULL),
         cmocka_unit_test_prestate(tls_stream, NULL),
     };
