@@ -779,11 +779,11 @@ static int etcd_open(coord_conn **out, const coord_config *cfg) {
      * watch thread's reads, so a client holds a handful of connections however many wait. */
     const char *wm = coord_uri_param(u, "watch");
     e->ws_mode = !wm || strcmp(wm, "ws") == 0;
-    e->pool_max = POOL_MAX;
+    e->pool_keep = POOL_MAX;
     atomic_store(&e->ws_member, -1);
     if (e->ws_mode) {
         if (!(e->ws = etcd_ws_new())) goto oom;
-        e->pool_max = POOL_WS_MAX;
+        e->pool_keep = POOL_WS_KEEP;
         curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 1L);
     }
 

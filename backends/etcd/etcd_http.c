@@ -43,13 +43,28 @@ CURL *etcd_handle_get(etcd *e) {
 
 void etcd_handle_put(etcd *e, CURL *h) {
     if (!h) return;
+    CURL *stale[POOL_MAX];
+    int nstale = 0;
+    int64_t now = coord__now_ms();
     pthread_mutex_lock(&e->mu);
-    if (e->npool < e->pool_max) {
+    if (e->npool < POOL_MAX) {
+        e->pool_used[e->npool] = now;
         e->pool[e->npool++] = h;
         h = NULL;
     }
+    /* Beyond pool_keep, handles (and their connections) unused for POOL_STALE_MS go: a burst
+     * of requests keeps its connections for the next one, an idle client holds few. The
+     * bottom of the stack is the least recently used. */
+    while (e->npool > e->pool_keep && now - e->pool_used[0] > POOL_STALE_MS) {
+        stale[nstale++] = e->pool[0];
+        e->npool--;
+        memmove(e->pool, e->pool + 1, (size_t)e->npool * sizeof *e->pool);
+        memmove(e->pool_used, e->pool_used + 1, (size_t)e->npool * sizeof *e->pool_used);
+    }
     pthread_mutex_unlock(&e->mu);
     if (h) curl_easy_cleanup(h);
+    for (int i = 0; i < nstale; i++)
+        curl_easy_cleanup(stale[i]);
 }
 
 /* Options every request of this connection shares (TLS, timeouts). */

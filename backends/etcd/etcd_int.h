@@ -19,8 +19,9 @@
 
 #define MAX_BODY (64u << 20) /* largest unary answer accepted */
 #define MAX_LINE (64u << 20) /* largest watch message accepted */
-#define POOL_MAX 16          /* idle curl handles kept (watch=http) */
-#define POOL_WS_MAX 3        /* idle curl handles kept (watch=ws) */
+#define POOL_MAX 16          /* idle curl handles kept */
+#define POOL_WS_KEEP 3       /* watch=ws: idle handles kept however long unused */
+#define POOL_STALE_MS 2000   /* watch=ws: others go when unused that long */
 
 typedef struct etcd etcd;
 
@@ -93,6 +94,7 @@ struct etcd {
     pthread_mutex_t mu; /* guards the fields below and the pool */
     pthread_cond_t cv;
     CURL *pool[POOL_MAX];
+    int64_t pool_used[POOL_MAX]; /* when each went back to the pool */
     int npool;
     char *token;          /* auth token, NULL without auth */
     uint64_t token_gen;   /* bumps on each re-authentication */
@@ -116,7 +118,7 @@ struct etcd {
     bool ws_mode;
     etcd_ws *ws;
     _Atomic int ws_member; /* member the stream is up on, -1 when down (for tests) */
-    int pool_max;          /* idle curl handles kept (POOL_MAX; fewer with the WebSocket stream) */
+    int pool_keep; /* idle handles kept however long unused (POOL_MAX; fewer with watch=ws) */
 };
 
 /* ---------- etcd_http.c ---------- */
