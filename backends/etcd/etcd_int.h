@@ -174,7 +174,9 @@ void etcd_ws_forget(etcd *e, coord_watch *w);
 void etcd_ws_close(etcd *e);
 
 /* Pure helpers (unit-tested): the upgrade request for `hostport` with a 16-byte `nonce` and an
- * optional token (0, or COORD_ENOMEM), and the check of the server's answer head. */
+ * optional token (0, or COORD_ENOMEM), and the check of the server's answer head (0;
+ * COORD_ENOTSUP when it did not switch protocols: the client falls back to watch=http;
+ * COORD_EPROTO when it switched wrongly). */
 int etcd_ws_request(const char *hostport, const unsigned char nonce[16], const char *token,
                     char **out, char key_out[32]);
 int etcd_ws_check_answer(const char *head, size_t len, const char *key);

@@ -106,8 +106,8 @@ int etcd_ws_check_answer(const char *head, size_t len, const char *key) {
     if (strncmp(head + 9, "101", 3) != 0) {
         const char *eol = memchr(head, '\r', len);
         int n = eol ? (int)(eol - head) : (int)(len < 80 ? len : 80);
-        /* e.g. a proxy or an older server without the WebSocket gateway */
-        return coord_seterr(COORD_EPROTO, "etcd watch stream refused: %.*s", n, head);
+        /* e.g. a proxy or a server without the WebSocket gateway: no stream to be had here */
+        return coord_seterr(COORD_ENOTSUP, "etcd watch stream refused: %.*s", n, head);
     }
     char up[32], acc[64];
     if (!head_field(head, len, "upgrade", up, sizeof up) || strcasecmp(up, "websocket") != 0)
@@ -554,7 +554,13 @@ void etcd_ws_step(etcd *e, int64_t *next_wake, curl_socket_t *fd, short *events)
         }
         ws->e = e;
         ws->ep = atomic_load(&e->current);
-        if (ws_connect(e, ws, ws->ep)) {
+        int rc = ws_connect(e, ws, ws->ep);
+        if (rc == COORD_ENOTSUP) { /* answered, but not with a WebSocket: per-watch streams */
+            fall_back(e);
+            *next_wake = 0;
+            return;
+        }
+        if (rc) {
             ws_failed(e, ws);
             if (ws->retry_at < *next_wake) *next_wake = ws->retry_at;
             return;

@@ -45,14 +45,27 @@ static void answer_ok(void **state) {
     assert_int_equal(etcd_ws_check_answer(b, strlen(b), "dGhlIHNhbXBsZSBub25jZQ=="), 0);
 }
 
+/* A server that answers without switching: no WebSocket there (the client falls back). */
+static void answer_not_switching(void **state) {
+    (void)state;
+    const char *cases[] = {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        "HTTP/1.1 404 Not Found\r\n\r\n",
+        "HTTP/1.1 400 Bad Request\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = etcd_ws_check_answer(cases[i], strlen(cases[i]), "dGhlIHNhbXBsZSBub25jZQ==");
+        if (rc != COORD_ENOTSUP) fail_msg("case %zu: %d", i, rc);
+        assert_non_null(strstr(coord_last_error(), "refused"));
+    }
+}
+
 static void answer_refused(void **state) {
     (void)state;
     const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
     const char *cases[] = {
         "",
         "garbage\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
-        "HTTP/1.1 404 Not Found\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " ACCEPT "\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nSec-WebSocket-Accept: " ACCEPT
         "\r\n\r\n",
@@ -73,6 +86,7 @@ int main(void) {
         cmocka_unit_test(request_token),
         cmocka_unit_test(answer_ok),
         cmocka_unit_test(answer_refused),
+        cmocka_unit_test(answer_not_switching),
     };
     return cmocka_run_group_tests_name("etcd_ws_frame", tests, NULL, NULL);
 }
