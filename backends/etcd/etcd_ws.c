@@ -34,9 +34,14 @@ struct etcd_ws {
     bool up;
     int ep; /* member the stream is on */
     int failures;
-    int64_t retry_at;  /* next connect attempt */
-    int64_t last_rx;   /* last frame received (or connect) */
-    int64_t probe_at;  /* progress_request outstanding since (0: none) */
+    int64_t retry_at; /* next connect attempt */
+    int64_t last_rx;  /* last frame received (or connect) */
+    int64_t probe_at; /* progress_request outstanding since (0: none) */
+    bool upgrading;   /* the upgrade request sent, its answer being read into `head` */
+    char *head;
+    size_t got;
+    char key[32];
+    int64_t up_deadline;
     bool broken;       /* set by callbacks: close at the end of the step */
     bool auth_refused; /* the server refused the (missing) token: fall back to http */
     /* bytes received with the upgrade answer's head */
@@ -403,7 +408,9 @@ static int wait_fd(curl_socket_t fd, short ev, int64_t deadline) {
     return n > 0 ? 0 : n == 0 ? COORD_ETIMEDOUT : COORD_EBACKEND;
 }
 
-/* Open the connection to member `ep` and upgrade it, within the connect timeout. */
+/* Open the connection to member `ep` and send the upgrade request; its answer is read by
+ * ws_upgrade_read as it comes (a member that accepts connections but does not answer, e.g.
+ * paused, must not hold up the watch thread), all within the connect timeout. */
 static int ws_connect(etcd *e, etcd_ws *ws, int ep) {
     int64_t deadline = coord__now_ms() + e->cfg->connect_timeout_ms;
     char url[600];
@@ -450,37 +457,46 @@ static int ws_connect(etcd *e, etcd_ws *ws, int ep) {
     free(req);
     if (rc) return rc;
 
-    char *head = malloc(HEAD_MAX);
-    if (!head) return COORD_ENOMEM;
-    size_t got = 0;
-    char *end = NULL;
+    if (!(ws->head = malloc(HEAD_MAX))) return COORD_ENOMEM;
+    ws->got = 0;
+    memcpy(ws->key, key, sizeof ws->key);
+    ws->up_deadline = deadline;
+    return 0;
+}
+
+/* Read the upgrade's answer as far as it came, without waiting: 1 while its head is not all
+ * there, 0 when the stream is up, or a negative coord_err. */
+static int ws_upgrade_read(etcd_ws *ws) {
+    char *head = ws->head, *end = NULL;
+    int rc = 0;
     while (!end && rc == 0) {
-        if (got == HEAD_MAX) {
+        if (ws->got == HEAD_MAX) {
             rc = coord_seterr(COORD_EPROTO, "etcd watch stream: answer head too long");
             break;
         }
         size_t n = 0;
-        cc = curl_easy_recv(ws->h, head + got, HEAD_MAX - got, &n);
-        if (cc == CURLE_AGAIN) {
-            rc = wait_fd(ws->fd, POLLIN, deadline);
-        } else if (cc != CURLE_OK || n == 0) {
+        CURLcode cc = curl_easy_recv(ws->h, head + ws->got, HEAD_MAX - ws->got, &n);
+        if (cc == CURLE_AGAIN) return 1;
+        if (cc != CURLE_OK || n == 0) {
             rc = coord_seterr(COORD_EUNAVAILABLE, "etcd watch stream: closed during upgrade");
         } else {
-            got += n;
-            for (size_t i = got - n >= 3 ? got - n - 3 : 0; i + 4 <= got && !end; i++)
+            size_t from = ws->got >= 3 ? ws->got - 3 : 0;
+            ws->got += n;
+            for (size_t i = from; i + 4 <= ws->got && !end; i++)
                 if (memcmp(head + i, "\r\n\r\n", 4) == 0) end = head + i + 4;
         }
     }
-    if (!rc) rc = etcd_ws_check_answer(head, (size_t)(end - head), key);
-    if (!rc && end < head + got) {
-        ws->nextra = (size_t)(head + got - end);
+    if (!rc) rc = etcd_ws_check_answer(head, (size_t)(end - head), ws->key);
+    if (!rc && end < head + ws->got) {
+        ws->nextra = (size_t)(head + ws->got - end);
         ws->offextra = 0;
         if (!(ws->extra = malloc(ws->nextra)))
             rc = COORD_ENOMEM;
         else
             memcpy(ws->extra, end, ws->nextra);
     }
-    free(head);
+    free(ws->head);
+    ws->head = NULL;
     if (rc) return rc;
 
     struct wslay_event_callbacks cbs = {on_recv, on_send, on_genmask, NULL, NULL, NULL, on_msg};
@@ -499,6 +515,9 @@ static void ws_teardown(etcd_ws *ws) {
     free(ws->extra);
     ws->extra = NULL;
     ws->nextra = ws->offextra = 0;
+    free(ws->head);
+    ws->head = NULL;
+    ws->upgrading = false;
     ws->up = false;
     ws->broken = false;
     ws->probe_at = 0;
@@ -548,13 +567,32 @@ void etcd_ws_step(etcd *e, int64_t *next_wake, curl_socket_t *fd, short *events)
     *events = 0;
     int64_t now = coord__now_ms();
     if (!ws->up) {
-        if (ws->retry_at > now) {
-            if (ws->retry_at < *next_wake) *next_wake = ws->retry_at;
-            return;
+        if (!ws->upgrading) {
+            if (ws->retry_at > now) {
+                if (ws->retry_at < *next_wake) *next_wake = ws->retry_at;
+                return;
+            }
+            ws->e = e;
+            ws->ep = atomic_load(&e->current);
+            int rc = ws_connect(e, ws, ws->ep);
+            if (rc) {
+                ws_failed(e, ws);
+                if (ws->retry_at < *next_wake) *next_wake = ws->retry_at;
+                return;
+            }
+            ws->upgrading = true;
         }
-        ws->e = e;
-        ws->ep = atomic_load(&e->current);
-        int rc = ws_connect(e, ws, ws->ep);
+        int rc = ws_upgrade_read(ws);
+        if (rc == 1) {
+            if (coord__now_ms() < ws->up_deadline) { /* wait for the rest */
+                *fd = ws->fd;
+                *events = POLLIN;
+                if (ws->up_deadline < *next_wake) *next_wake = ws->up_deadline;
+                return;
+            }
+            rc = coord_seterr(COORD_ETIMEDOUT, "etcd watch stream: the upgrade went unanswered");
+        }
+        ws->upgrading = false;
         if (rc == COORD_ENOTSUP) { /* answered, but not with a WebSocket: per-watch streams */
             fall_back(e);
             *next_wake = 0;

@@ -710,10 +710,62 @@ static void failover(void **state) {
     free(uri);
 }
 
+/* The member holding the stream is paused (accepts connections, answers nothing): the probe
+ * notices, the stream moves, events flow again; an unwatch meanwhile does not wait for it. */
+static void paused(void **state) {
+    char *uri = ws_uri(state, 1, "session_ttl_ms=15000&timeout_ms=3000");
+    coord_client *c = must_open(uri), *wc = must_open(uri);
+    coord_conn *k = coord__client_conn(c);
+    etcd *e = (etcd *)k;
+    char key[256], other[256];
+    snprintf(key, sizeof key, "%s/paused", coord_client_prefix(c));
+    snprintf(other, sizeof other, "%s/paused-other", coord_client_prefix(c));
+    counter x = {.n = 0}, y = {.n = 0};
+    pthread_mutex_init(&x.mu, NULL);
+    coord__cond_init(&x.cv);
+    pthread_mutex_init(&y.mu, NULL);
+    coord__cond_init(&y.cv);
+    coord_watch *w, *w2;
+    assert_int_equal(k->backend->watch(k, key, COORD_WATCH_DATA, 0, count_event, &x, &w), 0);
+    assert_int_equal(k->backend->watch(k, other, COORD_WATCH_DATA, 0, count_event, &y, &w2), 0);
+    int64_t r = put_rev(wc, key, 5000);
+    assert_true(r > 0 && await_rev(&x, r, 5000));
+    int member = atomic_load(&e->ws_member);
+    assert_true(member >= 0);
+    char num[16];
+    snprintf(num, sizeof num, "%d", member + 1);
+    coord_test_servers("pause", "etcd", num);
+    sleep_ms(1000);
+    int64_t t0 = coord__now_ms();
+    k->backend->unwatch(k, w2);
+    int64_t took = coord__now_ms() - t0;
+    /* a put through the writer's failover, delivered once the stream moved */
+    int64_t r2 = 0;
+    for (int i = 0; i < 5 && !r2; i++)
+        r2 = put_rev(wc, key, 5000);
+    bool got = r2 > 0 && await_rev(&x, r2, 20000);
+    int moved = atomic_load(&e->ws_member);
+    coord_test_servers("resume", "etcd", num);
+    print_message("unwatch took %lld ms; stream on %d, then %d\n", (long long)took, member + 1,
+                  moved + 1);
+    assert_true(took < 1500);
+    assert_true(got);
+    assert_true(moved >= 0 && moved != member);
+    k->backend->unwatch(k, w);
+    coord_client_close(wc);
+    coord_client_close(c);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+    pthread_mutex_destroy(&y.mu);
+    pthread_cond_destroy(&y.cv);
+    free(uri);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "failover") == 0) {
         const struct CMUnitTest cluster[] = {
             cmocka_unit_test_prestate(failover, (void *)&coord_test_etcd),
+            cmocka_unit_test_prestate(paused, (void *)&coord_test_etcd),
         };
         return cmocka_run_group_tests_name("etcd_ws_failover", cluster, NULL, NULL);
     }
