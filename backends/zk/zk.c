@@ -1038,7 +1038,7 @@ static int zk_txn(coord_conn *c, const coord_op *ops, size_t n, int64_t *version
                             size, ZK_REQUEST_MAX);
     mop m[2 * COORD_TXN_MAX];
     int64_t mv[2 * COORD_TXN_MAX];
-    int nm, bad, rc;
+    int nm, bad = -1, rc = ZOK;
     char what[MAX_PATH]; /* the path a failure names */
     snprintf(what, sizeof what, "%s", ops[0].path);
     /* Optimistic: one multi from the versions the caller gave, no read. */
