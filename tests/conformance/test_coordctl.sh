@@ -58,12 +58,17 @@ reap() {
 # await_blocked PID: coordctl has started and blocked the signals it waits for (SIGTERM is bit
 # 15 of SigBlk; the main thread shows them unblocked while in sigwaitinfo, its other threads
 # show the mask), so a SIGTERM now reaches its own handling rather than killing it at once.
+# Only once the job runs coordctl: bash's forked child blocks SIGINT and SIGTERM until it has
+# set up the job (a background job's SIGINT ignored), and a SIGINT sent then is lost.
+ctl_exe=$(readlink -f "$CTL")
 await_blocked() {
     local i mask
     for ((i = 0; i < 400; i++)); do
-        for mask in $(awk '/^SigBlk/ {print $2}' /proc/"$1"/task/*/status 2>/dev/null); do
-            if (((16#$mask >> 14) & 1)); then return 0; fi
-        done
+        if [ "$(readlink /proc/"$1"/exe 2>/dev/null)" = "$ctl_exe" ]; then
+            for mask in $(awk '/^SigBlk/ {print $2}' /proc/"$1"/task/*/status 2>/dev/null); do
+                if (((16#$mask >> 14) & 1)); then return 0; fi
+            done
+        fi
         sleep 0.05
     done
     return 1
