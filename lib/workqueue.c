@@ -322,11 +322,13 @@ static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, vo
         rc = 0;
         coord__client_lock(q->c);
         while (!q->wq.woken && coord__session_epoch(q->c) == q->wq.epoch &&
-               coord__now_ms() < deadline)
+               !atomic_load(&q->wq.cancel) && coord__now_ms() < deadline)
             coord__client_wait_cv(q->c, &q->wq.cv, deadline);
         q->wq.woken = false;
         coord__client_unlock(q->c);
-        if (coord__session_epoch(q->c) != q->wq.epoch)
+        if (atomic_exchange(&q->wq.cancel, false))
+            rc = coord_seterr(COORD_ECANCELED, "wait on queue %s canceled", q->dir);
+        else if (coord__session_epoch(q->c) != q->wq.epoch)
             rc = coord_seterr(COORD_ESESSION, "session expired while waiting on queue %s", q->dir);
         else if (coord__now_ms() >= deadline)
             rc =
@@ -339,6 +341,10 @@ static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, vo
     coord__queue_leave(&q->wq, coord__client_timeout(q->c)); /* the next waiter's turn */
     coord__error_restore(&saved);
     return rc;
+}
+
+void coord_queue_cancel(coord_queue *q) {
+    if (q) coord__queue_cancel(&q->wq);
 }
 
 int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms) {

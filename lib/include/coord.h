@@ -988,6 +988,10 @@ COORD_EXTERN int coord_queue_take(coord_queue *q, void **data, size_t *len, int 
  */
 COORD_EXTERN int coord_queue_claim(coord_queue *q, coord_item **item, int timeout_ms);
 
+/** Make a take or claim waiting on this handle (or the next one to wait) return
+ * COORD_ECANCELED. Any thread, also while another waits on the handle. NULL-safe. */
+COORD_EXTERN void coord_queue_cancel(coord_queue *q);
+
 /** The claimed item's bytes (owned by the item; `*len` may be NULL). */
 COORD_EXTERN const void *coord_item_data(const coord_item *it, size_t *len);
 

@@ -246,6 +246,16 @@ static void queue_waiters(void **state) {
     assert_int_equal(atomic_load(&t[0].rc), 0);
     assert_string_equal(t[0].got, "four");
     assert_int_equal(coord_item_ack(held), COORD_ESESSION);
+    /* A waiting take canceled from another thread. */
+    t[0] = (taker){.q = t[0].q, .timeout_ms = 20000};
+    atomic_store(&t[0].rc, 1);
+    pthread_create(&t[0].th, NULL, taker_main, &t[0]);
+    await_entries(a, waiters, 1);
+    coord_queue_cancel(t[0].q);
+    await_done(&t[0]);
+    assert_int_equal(atomic_load(&t[0].rc), COORD_ECANCELED);
+    await_entries(a, waiters, 0);
+    coord_queue_cancel(NULL);
     coord_queue_free(qx);
     coord_client_close(x);
     for (int i = 0; i < 3; i++)
