@@ -149,6 +149,9 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
 /* Delete our contender as coord__orphan_delete does (0, COORD_ENOTFOUND, COORD_ESESSION or a
  * failure no retry cures); q->mine is cleared either way. */
 int coord__queue_leave(coord__queue *q, int timeout_ms);
+/* A watch callback (payload: the coord__queue) that wakes the queue's waiter alone: for a
+ * recipe's own waits on q->cv and q->woken, under the client's waiter mutex. */
+void coord__queue_wake(void *payload, coord_watch_event ev, int64_t rev);
 /* Make a running or the next coord__queue_enter return COORD_ECANCELED. Any thread. */
 void coord__queue_cancel(coord__queue *q);
 

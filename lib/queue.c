@@ -59,14 +59,19 @@ void coord__queue_destroy(coord__queue *q) {
     q->dir = NULL;
 }
 
-static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
+void coord__queue_wake(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev;
     (void)rev;
     coord__queue *q = payload;
-    if (ev == COORD_EV_DELETED) atomic_fetch_add(&wakeups, 1);
     coord__client_lock(q->c);
     q->woken = true;
     pthread_cond_signal(&q->cv);
     coord__client_unlock(q->c);
+}
+
+static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
+    if (ev == COORD_EV_DELETED) atomic_fetch_add(&wakeups, 1);
+    coord__queue_wake(payload, ev, rev);
 }
 
 void coord__queue_cancel(coord__queue *q) {

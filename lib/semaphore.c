@@ -82,16 +82,6 @@ static int check_limit(coord_semaphore *s, int timeout_ms) {
     return coord_seterr(COORD_ECONFLICT, "semaphore %s: its limit keeps changing", s->path);
 }
 
-static void on_leases(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev;
-    (void)rev;
-    coord_semaphore *s = payload;
-    coord__client_lock(s->c);
-    s->q.woken = true;
-    pthread_cond_signal(&s->q.cv);
-    coord__client_unlock(s->c);
-}
-
 static int64_t left_of(int64_t deadline, int fallback) {
     if (deadline == INT64_MAX) return fallback;
     int64_t l = deadline - coord__now_ms();
@@ -127,7 +117,7 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
         coord__client_lock(s->c);
         s->q.woken = false;
         coord__client_unlock(s->c);
-        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, on_leases, s, &w);
+        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, coord__queue_wake, &s->q, &w);
     }
     while (!rc && !first) {
         coord_kv *kids = NULL;

@@ -287,16 +287,6 @@ static int try_claim(coord_queue *q, void *arg) {
     return each_open(q, claim_one, arg);
 }
 
-static void on_change(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev;
-    (void)rev;
-    coord_queue *q = payload;
-    coord__client_lock(q->c);
-    q->wq.woken = true;
-    pthread_cond_signal(&q->wq.cv);
-    coord__client_unlock(q->c);
-}
-
 /* One try, or wait among the waiters, then as their first (watching items and claims) until a
  * try succeeds or `timeout_ms` passes. */
 static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, void *), void *arg) {
@@ -314,8 +304,10 @@ static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, vo
     coord__client_lock(q->c);
     q->wq.woken = false;
     coord__client_unlock(q->c);
-    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, on_change, q, &wi);
-    if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, on_change, q, &wc);
+    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, coord__queue_wake, &q->wq, &wi);
+    if (!rc)
+        rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, coord__queue_wake, &q->wq,
+                               &wc);
     while (!rc) {
         rc = try(q, arg);
         if (rc != COORD_ENOTFOUND) break;
