@@ -72,10 +72,14 @@ static void usage(FILE *f) {
             "  kv list [PREFIX]                        the names one level below PREFIX\n"
             "  kv watch KEY [--count N]                print \"VERSION VALUE\" (\"0 -\" when\n"
             "      absent) now and at each change, until SIGINT or SIGTERM or N lines\n"
-            "  queue put NAME VALUE|-\n"
-            "  queue take NAME [--timeout MS]          remove the oldest item, print it raw\n"
-            "  queue size NAME                         items not taken or claimed\n"
-            "  queue claim NAME [--timeout MS] -- CMD [ARG...]\n"
+            "  get|put|del|watch|list ...              the same as kv get|put|delete|...\n"
+            "  txn OP... [--lock NAME [--timeout MS]]  apply all or nothing: check KEY V (0:\n"
+            "      absent), put KEY VALUE|-, del KEY; --lock: hold the lock NAME and guard the\n"
+            "      transaction with it; prints the new version of each put\n"
+            "  queue NAME put VALUE|-                  (queue put NAME ... is accepted too)\n"
+            "  queue NAME take [--timeout MS]          remove the oldest item, print it raw\n"
+            "  queue NAME size                         items not taken or claimed\n"
+            "  queue NAME claim [--timeout MS] -- CMD [ARG...]\n"
             "      claim the oldest item, run CMD with it on stdin; ack it if CMD exits 0,\n"
             "      give it back otherwise; exit with CMD's status\n"
             "\n"
@@ -86,8 +90,9 @@ static void usage(FILE *f) {
             "\n"
             "exit status: 0 ok, 1 failure (also a leadership, lock, lease or claim lost while\n"
             "leading or running CMD), 2 usage or invalid argument, 3 counter cas found\n"
-            "another value, the semaphore has another MAX or a kv key another version than\n"
-            "--expect, 4 kv key absent, 75 not acquired, not elected, barrier still raised or\n"
+            "another value, the semaphore has another MAX, a kv key another version than\n"
+            "--expect or a txn check or guard failed, 4 kv key absent, 75 not acquired, not "
+            "elected, barrier still raised or\n"
             "queue empty within --timeout; commands run with CMD otherwise exit with CMD's\n"
             "status (128+N when CMD was killed by signal N, or when coordctl was interrupted\n"
             "by signal N while waiting).\n");
@@ -1317,7 +1322,7 @@ static int kv_watch(coord_client *c, const char *key, size_t count) {
 
 static int cmd_kv(coord_client *c, int argc, char **argv) {
     if (argc < 1) return bad_usage("kv wants get|put|delete|list|watch%s", "");
-    const char *op = argv[0];
+    const char *op = strcmp(argv[0], "del") ? argv[0] : "delete";
     int want = !strcmp(op, "get") || !strcmp(op, "delete") || !strcmp(op, "watch") ? 1
                : !strcmp(op, "put")                                                ? 2
                : !strcmp(op, "list")                                               ? 0
@@ -1350,6 +1355,121 @@ static int cmd_kv(coord_client *c, int argc, char **argv) {
     if (!strcmp(op, "delete")) return kv_delete(c, args[0], expect);
     if (!strcmp(op, "list")) return kv_list(c, args[0] ? args[0] : "");
     return kv_watch(c, args[0], count);
+}
+
+/* ---------- txn ---------- */
+
+/* coordctl txn OP... [--lock NAME] [--timeout MS]: check KEY V, put KEY VALUE|-, del KEY. */
+static int cmd_txn(coord_client *c, int argc, char **argv) {
+    if (argc < 1)
+        return bad_usage("txn wants operations: check KEY V, put KEY VALUE, del KEY%s", "");
+    coord_txn *t = NULL;
+    int rc = coord_txn_new(&t, c);
+    if (rc) return fail(rc, "txn");
+    const char *lock_name = NULL;
+    int timeout_ms = -1;
+    bool stdin_used = false, is_put[COORD_TXN_MAX] = {false};
+    size_t nops = 0;
+    int st = EXIT_OK;
+    for (int i = 0; i < argc && !st; i++) {
+        const char *op = argv[i];
+        unsigned long v;
+        int64_t ver;
+        if (!strcmp(op, "--lock") && i + 1 < argc) {
+            lock_name = argv[++i];
+        } else if (!strcmp(op, "--timeout") && i + 1 < argc) {
+            if (!parse_uint(argv[++i], INT_MAX, &v))
+                st = bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
+            timeout_ms = (int)v;
+        } else if (!strcmp(op, "check") && i + 2 < argc) {
+            if (!parse_expect(argv[i + 2], &ver))
+                st = bad_usage("txn check wants a version (0 or more), not \"%s\"", argv[i + 2]);
+            else if ((rc = coord_txn_check(t, argv[i + 1], ver)))
+                st = fail(rc, "txn check");
+            else
+                nops++;
+            i += 2;
+        } else if (!strcmp(op, "put") && i + 2 < argc) {
+            char *buf = NULL;
+            const char *val;
+            size_t len;
+            if (!strcmp(argv[i + 2], "-") && stdin_used)
+                st = bad_usage("txn: only one put may read stdin (-)%s", "");
+            else if (!(st = read_value(argv[i + 2], &buf, &val, &len))) {
+                stdin_used = stdin_used || buf;
+                if ((rc = coord_txn_put(t, argv[i + 1], val, len)))
+                    st = fail(rc, "txn put");
+                else if (nops < COORD_TXN_MAX)
+                    is_put[nops++] = true;
+            }
+            free(buf);
+            i += 2;
+        } else if ((!strcmp(op, "del") || !strcmp(op, "delete")) && i + 1 < argc) {
+            if ((rc = coord_txn_delete(t, argv[i + 1])))
+                st = fail(rc, "txn del");
+            else
+                nops++;
+            i += 1;
+        } else {
+            st = bad_usage("txn: unexpected argument \"%s\" (or missing operands)", op);
+        }
+    }
+    if (!st && !nops) st = bad_usage("txn wants at least one operation%s", "");
+    coord_lock *l = NULL;
+    if (!st && lock_name) {
+        if ((rc = coord_lock_new(&l, c, lock_name))) {
+            st = fail(rc, "lock");
+        } else {
+            blocking b = {
+                .call = lock_acquire_call, .cancel = lock_cancel, .h = l, .timeout_ms = timeout_ms};
+            int interrupted = run_blocking(&b);
+            rc = b.rc;
+            if (interrupted < 0) {
+                st = EXIT_FAIL;
+            } else if (interrupted) {
+                if (rc == 0) coord_lock_release(l);
+                fprintf(stderr, "%s: interrupted while waiting for lock %s\n", prog, lock_name);
+                st = 128 + interrupted;
+            } else if (rc == COORD_ETIMEDOUT || rc == COORD_ELOCKED) {
+                fprintf(stderr, "%s: lock %s not acquired within %d ms\n", prog, lock_name,
+                        timeout_ms < 0 ? 0 : timeout_ms);
+                st = EXIT_LOCKED;
+            } else if (rc) {
+                st = fail_detail(rc, "lock", b.err);
+            } else if ((rc = coord_txn_guard(t, l))) {
+                st = fail(rc, "txn guard");
+                coord_lock_release(l);
+            }
+        }
+    }
+    if (!st) {
+        rc = coord_txn_commit(t);
+        if (rc == COORD_ECONFLICT) {
+            fprintf(stderr, "%s: txn not applied: %s\n", prog, coord_last_error());
+            st = EXIT_CONFLICT;
+        } else if (rc == COORD_ENOTHELD) {
+            fprintf(stderr, "%s: txn not applied: %s\n", prog, coord_last_error());
+            st = EXIT_CONFLICT;
+        } else if (rc) {
+            st = fail(rc, "txn");
+        } else {
+            if (json) printf("{\"versions\":[");
+            bool first = true;
+            for (size_t i = 0; i < nops; i++) {
+                if (!is_put[i]) continue;
+                if (json)
+                    printf("%s%" PRId64, first ? "" : ",", coord_txn_version(t, i));
+                else
+                    printf("%" PRId64 "\n", coord_txn_version(t, i));
+                first = false;
+            }
+            if (json) printf("]}\n");
+        }
+        if (l && (rc = coord_lock_release(l)) && !st) st = fail(rc, "lock release");
+    }
+    coord_lock_free(l);
+    coord_txn_free(t);
+    return st;
 }
 
 /* ---------- queue ---------- */
@@ -1450,9 +1570,15 @@ static int run_claimed(coord_item *it, const char *name, char **cmd) {
     return st;
 }
 
+static bool queue_op(const char *s) {
+    return !strcmp(s, "put") || !strcmp(s, "take") || !strcmp(s, "claim") || !strcmp(s, "size");
+}
+
+/* queue NAME OP ..., or queue OP NAME ... (the older order: OP an operation, NAME not one). */
 static int cmd_queue(coord_client *c, int argc, char **argv) {
-    if (argc < 2) return bad_usage("queue wants put|take|size|claim NAME%s", "");
-    const char *op = argv[0], *name = argv[1];
+    if (argc < 2) return bad_usage("queue wants NAME put|take|size|claim%s", "");
+    bool op_first = queue_op(argv[0]) && !queue_op(argv[1]);
+    const char *op = argv[op_first ? 0 : 1], *name = argv[op_first ? 1 : 0];
     bool put = !strcmp(op, "put"), take = !strcmp(op, "take"), claim = !strcmp(op, "claim");
     if (!put && !take && !claim && strcmp(op, "size"))
         return bad_usage("unknown queue command \"%s\"", op);
@@ -1561,6 +1687,13 @@ int main(int argc, char **argv) {
                                                : !strcmp(command, "kv")        ? cmd_kv
                                                : !strcmp(command, "queue")     ? cmd_queue
                                                                                : NULL;
+    if (!strcmp(command, "get") || !strcmp(command, "put") || !strcmp(command, "del") ||
+        !strcmp(command, "watch") || !strcmp(command, "list")) {
+        run = cmd_kv; /* the kv command word is optional: the command is kv's operation */
+        i--;
+    } else if (!strcmp(command, "txn")) {
+        run = cmd_txn;
+    }
     if (!run) return bad_usage("unknown command \"%s\"", command);
     if (!uri || !*uri) return bad_usage("no URI: pass --uri or set COORD_URI%s", "");
     block_signals();
