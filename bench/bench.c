@@ -8,9 +8,10 @@
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
  *                    [--client-per-thread] [--raw-lease] [--json]
+ *   coord-bench lock --uri etcd://127.0.0.1:2379/bench --watch-paths [--seconds S] [--json]
  *   coord-bench counter --uri etcd://127.0.0.1:2379/bench [--seconds S] [--json]
  *
- *   coord-bench ring [--json]
+ *   coord-bench ring [--uri URI [--watch-paths]] [--json]
  *   coord-bench election --uri URI [--seconds S] [--client-per-thread] [--json]
  *   coord-bench semaphore --uri URI [--seconds S] [--client-per-thread] [--json]
  *   coord-bench rwlock --uri URI [--seconds S] [--client-per-thread] [--json]
@@ -43,6 +44,15 @@
  * a range for older contenders after it goes; deleterange. Curator's lock on one shared
  * ZooKeeper client: create ephemeral sequential + get_children; exists watch on the predecessor,
  * get_children once it fires; delete.
+ *
+ * lock --watch-paths (etcd): the uncontended and contended scenarios only, once with watch=http
+ * (a streaming HTTP request per watch) and once with watch=ws (every watch of the client on one
+ * WebSocket stream) appended to the URI ('?' or '&'), a client per path opened once; the paths
+ * alternate in 3 slices each (http ws | ws http | http ws), S seconds in all per scenario and
+ * path, so that background load weighs on both. Printed: both paths' rows and hand-offs, and
+ * ws contended / http contended (target >= 1.5) and ws contended / ws uncontended (>= 0.8).
+ * ring --uri --watch-paths does the same for the membership convergence: 50 joins per path in
+ * 3 alternating slices, and ws / http of the join's p50 (target <= 1.0: no slower).
  *
  * counter: scenarios uncontended (1 thread adding 1 to one counter), contended (8 threads on
  * one counter) and sharded (8 threads on a counter of 8 shards, coord_counter_options.shards);
@@ -511,6 +521,21 @@ bool raw_turn(const bench_opts *o, int k, int64_t *ms) {
     return (k % 2 == 0) == (slice % 2 == 0);
 }
 
+/* ---------- the etcd watch paths ---------- */
+
+char *uri_with_param(const char *uri, const char *param) {
+    char *out;
+    if (asprintf(&out, "%s%c%s", uri, strchr(uri, '?') ? '&' : '?', param) < 0) {
+        fprintf(stderr, "coord-bench: out of memory\n");
+        return NULL;
+    }
+    return out;
+}
+
+bool watch_turn_ws(int k) {
+    return (k % 2 == 0) != ((k / 2) % 2 == 0);
+}
+
 /* ---------- the queue mode's feed ---------- */
 
 #define FEED_CAP (1u << 22)
@@ -676,7 +701,7 @@ static const mode modes[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: coord-bench MODE --uri URI [--seconds S] [--json]\n"
                "       coord-bench lock --uri URI [--threads T] [--locks L] [--seconds S] "
-               "[--client-per-thread] [--raw-lease] [--json]\n"
+               "[--client-per-thread] [--raw-lease] [--watch-paths] [--json]\n"
                "  URI defaults to COORD_URI; S defaults to 3 seconds per scenario;\n"
                "lock options:\n"
                "  --threads/--locks add a \"custom\" scenario (defaults 8 threads, 1 lock)\n"
@@ -684,6 +709,9 @@ static void usage(FILE *f) {
                "  counter, election (its hand-off scenario), semaphore, rwlock and queue (its\n"
                "  consumers)\n"
                "  --raw-lease: etcd raw bound on a lease granted once (default: lease-less key)\n"
+               "  --watch-paths (etcd URI; lock and ring): the uncontended and contended\n"
+               "  scenarios (ring: the convergence) with watch=http and with watch=ws appended\n"
+               "  to the URI, interleaved in slices, and the ratios ws / http\n"
                "ring: the placements need no server; with --uri (or COORD_URI) membership\n"
                "  convergence is measured too (--seconds is not used)\n"
                "modes:\n");
@@ -726,6 +754,8 @@ int main(int argc, char **argv) {
             o.client_per_thread = true;
         } else if (!strcmp(a, "--raw-lease")) {
             o.raw_lease = true;
+        } else if (!strcmp(a, "--watch-paths")) {
+            o.watch_paths = true;
         } else if (!strcmp(a, "--uri") && has_val) {
             o.uri = argv[++i];
         } else if (!strcmp(a, "--threads") && has_val) {
@@ -753,6 +783,16 @@ int main(int argc, char **argv) {
     }
     if (!o.uri && !m->no_server) {
         fprintf(stderr, "coord-bench: no URI: pass --uri or set COORD_URI\n");
+        return 2;
+    }
+    if (o.watch_paths && m->run != mode_lock && m->run != mode_ring) {
+        fprintf(stderr, "coord-bench: --watch-paths is a lock and ring option, not a %s one\n",
+                m->name);
+        return 2;
+    }
+    if (o.watch_paths && (!o.uri || strncmp(o.uri, "etcd", 4) || strstr(o.uri, "watch="))) {
+        fprintf(stderr, "coord-bench: --watch-paths wants an etcd:// or etcds:// URI without "
+                        "a watch= parameter of its own\n");
         return 2;
     }
 #ifdef COORD_WITH_ETCD

@@ -30,7 +30,8 @@ typedef struct bench_opts {
     int seconds;
     bool json;
     bool client_per_thread;
-    bool raw_lease; /* etcd raw bound: attach the key to a lease granted once */
+    bool raw_lease;   /* etcd raw bound: attach the key to a lease granted once */
+    bool watch_paths; /* etcd, lock and ring: watch=http against watch=ws in one run */
 } bench_opts;
 
 int64_t now_ns(void);
@@ -248,6 +249,18 @@ size_t feed_next(bench_feed *f, char *buf, size_t cap);
 void feed_put(bench_feed *f);
 /* A consumer got an item: 0, or -1 with `t` failed when it was seen before or is not ours. */
 int feed_got(bench_feed *f, bench_thread *t, const void *data, size_t len);
+
+/* ---------- the etcd watch paths (--watch-paths) ---------- */
+
+/* The watch=http and watch=ws runs of --watch-paths alternate in this many slices each. */
+#define WATCH_PATH_SLICES 3
+/* `uri` with the query parameter `param` ("watch=ws") appended after '?' or '&'; NULL when out
+ * of memory (printed). The caller frees it. */
+char *uri_with_param(const char *uri, const char *param);
+/* Turn k (0 .. 2 * WATCH_PATH_SLICES - 1) of --watch-paths: whether it is watch=ws's (else
+ * watch=http's), in the order http ws | ws http | http ws, so that a change of background load
+ * weighs on both paths alike. */
+bool watch_turn_ws(int k);
 
 /* ---------- output ---------- */
 

@@ -17,6 +17,7 @@
 #include "internal.h" /* coord__lock_wakeups */
 
 #define TARGET_CONTENDED_OVER_UNCONTENDED 0.8
+#define TARGET_WS_OVER_HTTP_CONTENDED 1.5 /* --watch-paths: the watch stream's hand-off gain */
 
 /* What the threads of one slice share. */
 typedef struct lock_run {
@@ -162,7 +163,121 @@ static void print_row(const result *r) {
            r->cycles, r->rate, r->p50_ms, r->p99_ms);
 }
 
+/* One watch path of --watch-paths: its URI, client and the two scenarios. */
+typedef struct watch_path {
+    const char *name; /* "http", "ws" */
+    bench_opts o;     /* the bench's options with this path's URI */
+    char *uri;
+    coord_client *c;
+    result rs[2]; /* uncontended, contended */
+} watch_path;
+
+static void json_watch_path(const watch_path *p) {
+    printf("{\"watch\":\"%s\",\"scenarios\":[", p->name);
+    json_result(&p->rs[0]);
+    putchar(',');
+    json_result(&p->rs[1]);
+    printf("],\"contended_over_uncontended\":%.3f}", ratio(p->rs[1].rate, p->rs[0].rate));
+}
+
+/*
+ * --watch-paths: the uncontended and contended scenarios with watch=http and with watch=ws
+ * appended to the URI, the paths alternating in WATCH_PATH_SLICES slices each (http ws | ws http
+ * | http ws), --seconds in all per scenario and path, each on a client of its own opened once.
+ */
+static int lock_watch_paths(const bench_opts *o) {
+    watch_path ps[2] = {{.name = "http"}, {.name = "ws"}};
+    int failed = 0;
+    for (int i = 0; i < 2; i++) {
+        char param[16];
+        snprintf(param, sizeof param, "watch=%s", ps[i].name);
+        ps[i].o = *o;
+        ps[i].rs[0] = (result){.name = "uncontended", .threads = 1, .locks = 1};
+        ps[i].rs[1] = (result){.name = "contended", .threads = DEFAULT_THREADS, .locks = 1};
+        if (!(ps[i].uri = uri_with_param(o->uri, param))) {
+            failed = 1;
+            goto out;
+        }
+        ps[i].o.uri = ps[i].uri;
+        if (!(ps[i].c = bench_connect(&ps[i].o))) {
+            failed = 1;
+            goto out;
+        }
+    }
+    char shown[1024];
+    if (!o->json)
+        printf("coord-bench lock --watch-paths: backend %s, prefix %s, uri %s, %d s per scenario "
+               "and path in %d slices, client %s\n",
+               coord_client_backend(ps[0].c), coord_client_prefix(ps[0].c),
+               shown_uri(o->uri, shown, sizeof shown), o->seconds, WATCH_PATH_SLICES,
+               o->client_per_thread ? "per-thread" : "shared");
+    int64_t total_ms = (int64_t)o->seconds * 1000;
+    for (int k = 0; k < 2 * WATCH_PATH_SLICES && !failed; k++) {
+        watch_path *p = &ps[watch_turn_ws(k) ? 1 : 0];
+        int64_t ms = total_ms / WATCH_PATH_SLICES +
+                     (k / 2 == WATCH_PATH_SLICES - 1 ? total_ms % WATCH_PATH_SLICES : 0);
+        for (int i = 0; i < 2 && !failed; i++)
+            if (lock_scenario(&p->o, p->c, &p->rs[i], ms)) failed = 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        result_finish(&ps[i].rs[0]);
+        result_finish(&ps[i].rs[1]);
+    }
+    const result *hc = &ps[0].rs[1], *wu = &ps[1].rs[0], *wc = &ps[1].rs[1];
+    double ws_over_http = ratio(wc->rate, hc->rate);
+    double ws_c_over_u = ratio(wc->rate, wu->rate);
+    bool met1 = ws_over_http >= TARGET_WS_OVER_HTTP_CONTENDED;
+    bool met2 = ws_c_over_u >= TARGET_CONTENDED_OVER_UNCONTENDED;
+    if (o->json) {
+        printf("{\"mode\":\"lock-watch-paths\",\"backend\":");
+        json_str(coord_client_backend(ps[0].c));
+        printf(",\"seconds\":%d,\"slices\":%d,\"client\":\"%s\",\"paths\":[", o->seconds,
+               WATCH_PATH_SLICES, o->client_per_thread ? "per-thread" : "shared");
+        json_watch_path(&ps[0]);
+        putchar(',');
+        json_watch_path(&ps[1]);
+        printf("],\"ws_over_http_contended\":%.3f,\"ws_contended_over_uncontended\":%.3f,"
+               "\"targets\":{\"ws_over_http_contended\":%.1f,"
+               "\"ws_contended_over_uncontended\":%.1f},\"met\":{\"ws_over_http_contended\":%s,"
+               "\"ws_contended_over_uncontended\":%s},\"ok\":%s}\n",
+               ws_over_http, ws_c_over_u, TARGET_WS_OVER_HTTP_CONTENDED,
+               TARGET_CONTENDED_OVER_UNCONTENDED, met1 ? "true" : "false", met2 ? "true" : "false",
+               failed ? "false" : "true");
+        goto out;
+    }
+    printf("%-5s %-12s %7s %5s %8s %10s %10s %10s\n", "watch", "scenario", "threads", "locks",
+           "cycles", "cycles/s", "acq p50 ms", "acq p99 ms");
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            printf("%-5s ", ps[i].name);
+            print_row(&ps[i].rs[j]);
+        }
+    for (int i = 0; i < 2; i++)
+        if (ps[i].rs[1].handoffs)
+            printf("watch=%-4s contended handoff latency: p50 %.3f ms, p99 %.3f ms over %" PRIu64
+                   " handoffs, %.2f wake-ups per handoff\n",
+                   ps[i].name, ps[i].rs[1].handoff_p50_ms, ps[i].rs[1].handoff_p99_ms,
+                   ps[i].rs[1].handoffs,
+                   ratio((double)ps[i].rs[1].wakeups, (double)ps[i].rs[1].handoffs));
+    printf("watch=http contended / uncontended = %.2f   (the per-watch path, for reference)\n",
+           ratio(hc->rate, ps[0].rs[0].rate));
+    printf("ws contended / http contended      = %.2f   (target >= %.1f)  %s\n", ws_over_http,
+           TARGET_WS_OVER_HTTP_CONTENDED, met(met1));
+    printf("ws contended / ws uncontended      = %.2f   (target >= %.1f)  %s\n", ws_c_over_u,
+           TARGET_CONTENDED_OVER_UNCONTENDED, met(met2));
+    if (failed) printf("a scenario failed (above): the figures cover the slices before it\n");
+out:
+    for (int i = 0; i < 2; i++) {
+        coord_client_close(ps[i].c);
+        free(ps[i].uri);
+        result_free(&ps[i].rs[0]);
+        result_free(&ps[i].rs[1]);
+    }
+    return failed;
+}
+
 int mode_lock(const bench_opts *o) {
+    if (o->watch_paths) return lock_watch_paths(o);
     coord_client *c = bench_connect(o);
     if (!c) return 1;
     const char *backend = coord_client_backend(c);

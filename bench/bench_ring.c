@@ -366,6 +366,7 @@ static int ring_placements(const bench_opts *o) {
 
 #define RING_CONVERGE_SAMPLES 50
 #define RING_TARGET_CONVERGE_P99_MS 100.0
+#define RING_TARGET_WS_OVER_HTTP_JOIN 1.0 /* --watch-paths: the stream converges no slower */
 
 #define RING_OBSERVERS 3
 #define RING_WAIT_NS (10 * 1000000000LL)
@@ -422,18 +423,18 @@ static int64_t observers_await(observer *obs, int64_t t0) {
     return last - t0;
 }
 
-/* With --uri: membership convergence on the servers. One member joins and leaves
- * RING_CONVERGE_SAMPLES times; the time until every observer shows the change, beside the join
- * call itself (one write and one listing). */
-static int ring_convergence(const bench_opts *o) {
+/* `n` joins and leaves of one member on `uri`, added to join, leave and call (the join call
+ * itself); 0, or 1 after printing why. Each run has a group, clients and rings of its own. */
+static int converge_run(const char *uri, int n, samples *join, samples *leave, samples *call) {
+    static int runs;
     char group[64];
-    snprintf(group, sizeof group, "bench-%ld", (long)getpid());
+    snprintf(group, sizeof group, "bench-%ld-%d", (long)getpid(), runs++);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     observer obs[RING_OBSERVERS] = {0};
     coord_client *mc = NULL;
     coord_ring *mr = NULL;
-    samples join = {0}, leave = {0}, call = {0};
+    size_t n0 = join->n;
     int rc = 0;
     for (int i = 0; i < RING_OBSERVERS && !rc; i++) {
         obs[i].mu = &mu;
@@ -441,12 +442,11 @@ static int ring_convergence(const bench_opts *o) {
         coord_ring_options ro = COORD_RING_OPTIONS_INIT;
         ro.on_change = on_ring_change;
         ro.payload = &obs[i];
-        if (!(rc = coord_client_open(&obs[i].c, o->uri, NULL)))
+        if (!(rc = coord_client_open(&obs[i].c, uri, NULL)))
             rc = coord_ring_new(&obs[i].r, obs[i].c, group, &ro);
     }
-    if (!rc && !(rc = coord_client_open(&mc, o->uri, NULL)))
-        rc = coord_ring_new(&mr, mc, group, NULL);
-    for (int s = 0; s < RING_CONVERGE_SAMPLES && !rc; s++) {
+    if (!rc && !(rc = coord_client_open(&mc, uri, NULL))) rc = coord_ring_new(&mr, mc, group, NULL);
+    for (int s = 0; s < n && !rc; s++) {
         uint64_t empty = coord_ring_epoch(obs[0].r);
         observers_arm(obs, UINT64_MAX); /* nothing to see until the join is known */
         int64_t t0 = now_ns();
@@ -459,10 +459,10 @@ static int ring_convergence(const bench_opts *o) {
         int64_t t2 = now_ns();
         if ((rc = coord_ring_leave(mr))) break;
         int64_t e = observers_await(obs, t2);
-        if (e < 0 || samples_add(&call, t1 - t0) || samples_add(&join, d) || samples_add(&leave, e))
+        if (e < 0 || samples_add(call, t1 - t0) || samples_add(join, d) || samples_add(leave, e))
             break;
     }
-    bool complete = !rc && join.n == RING_CONVERGE_SAMPLES;
+    bool complete = !rc && join->n == n0 + (size_t)n;
     if (rc)
         fprintf(stderr, "coord-bench ring: %s: %s\n", coord_strerror(rc), coord_last_error());
     else if (!complete)
@@ -474,6 +474,15 @@ static int ring_convergence(const bench_opts *o) {
         coord_ring_free(obs[i].r);
         coord_client_close(obs[i].c);
     }
+    return complete ? 0 : 1;
+}
+
+/* With --uri: membership convergence on the servers. One member joins and leaves
+ * RING_CONVERGE_SAMPLES times; the time until every observer shows the change, beside the join
+ * call itself (one write and one listing). */
+static int ring_convergence(const bench_opts *o) {
+    samples join = {0}, leave = {0}, call = {0};
+    bool complete = !converge_run(o->uri, RING_CONVERGE_SAMPLES, &join, &leave, &call);
     if (complete) {
         samples_sort(&join);
         samples_sort(&leave);
@@ -509,8 +518,76 @@ static int ring_convergence(const bench_opts *o) {
     return complete ? 0 : 1;
 }
 
+/* --watch-paths: the convergence with watch=http and with watch=ws appended to the URI, the paths
+ * alternating in WATCH_PATH_SLICES slices each, RING_CONVERGE_SAMPLES samples in all per path. */
+static int ring_convergence_paths(const bench_opts *o) {
+    static const char *const names[2] = {"http", "ws"};
+    char *uris[2] = {NULL, NULL};
+    samples join[2] = {{0}}, leave[2] = {{0}}, call[2] = {{0}};
+    int failed = 0;
+    for (int i = 0; i < 2 && !failed; i++) {
+        char param[16];
+        snprintf(param, sizeof param, "watch=%s", names[i]);
+        if (!(uris[i] = uri_with_param(o->uri, param))) failed = 1;
+    }
+    for (int k = 0; k < 2 * WATCH_PATH_SLICES && !failed; k++) {
+        int i = watch_turn_ws(k) ? 1 : 0, slice = k / 2;
+        int n = RING_CONVERGE_SAMPLES / WATCH_PATH_SLICES +
+                (slice < RING_CONVERGE_SAMPLES % WATCH_PATH_SLICES ? 1 : 0);
+        failed = converge_run(uris[i], n, &join[i], &leave[i], &call[i]);
+    }
+    if (!failed) {
+        double j50[2], j99[2], l50[2], l99[2], c50[2];
+        for (int i = 0; i < 2; i++) {
+            samples_sort(&join[i]);
+            samples_sort(&leave[i]);
+            samples_sort(&call[i]);
+            j50[i] = pct_ms(&join[i], 0.5);
+            j99[i] = pct_ms(&join[i], 0.99);
+            l50[i] = pct_ms(&leave[i], 0.5);
+            l99[i] = pct_ms(&leave[i], 0.99);
+            c50[i] = pct_ms(&call[i], 0.5);
+        }
+        double r50 = ratio(j50[1], j50[0]), r99 = ratio(j99[1], j99[0]);
+        bool met50 = r50 <= RING_TARGET_WS_OVER_HTTP_JOIN;
+        char shown[1024];
+        if (o->json) {
+            printf("{\"mode\":\"ring-convergence-watch-paths\",\"uri\":");
+            json_str(shown_uri(o->uri, shown, sizeof shown));
+            printf(",\"observers\":%d,\"slices\":%d,\"paths\":[", RING_OBSERVERS,
+                   WATCH_PATH_SLICES);
+            for (int i = 0; i < 2; i++)
+                printf("%s{\"watch\":\"%s\",\"samples\":%zu,\"join_p50_ms\":%.3f,"
+                       "\"join_p99_ms\":%.3f,\"leave_p50_ms\":%.3f,\"leave_p99_ms\":%.3f,"
+                       "\"join_call_p50_ms\":%.3f}",
+                       i ? "," : "", names[i], join[i].n, j50[i], j99[i], l50[i], l99[i], c50[i]);
+            printf("],\"ws_over_http_join_p50\":%.3f,\"ws_over_http_join_p99\":%.3f,"
+                   "\"targets\":{\"ws_over_http_join_p50\":%.1f},\"met\":%s}\n",
+                   r50, r99, RING_TARGET_WS_OVER_HTTP_JOIN, met50 ? "true" : "false");
+        } else {
+            printf("\nmembership convergence on %s, watch=http and watch=ws alternating in %d "
+                   "slices each: %d observer clients\n",
+                   shown_uri(o->uri, shown, sizeof shown), WATCH_PATH_SLICES, RING_OBSERVERS);
+            for (int i = 0; i < 2; i++)
+                printf("  watch=%-4s %zu joins: join -> every observer p50 %7.3f ms p99 %7.3f ms; "
+                       "leave p50 %7.3f ms p99 %7.3f ms; join call p50 %.3f ms\n",
+                       names[i], join[i].n, j50[i], j99[i], l50[i], l99[i], c50[i]);
+            printf("  join convergence ws / http: p50 %.2f (target <= %.1f: no slower than the "
+                   "per-watch path)  %s; p99 %.2f\n",
+                   r50, RING_TARGET_WS_OVER_HTTP_JOIN, met(met50), r99);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        free(uris[i]);
+        free(join[i].v);
+        free(leave[i].v);
+        free(call[i].v);
+    }
+    return failed;
+}
+
 int mode_ring(const bench_opts *o) {
     int rc = ring_placements(o);
-    if (o->uri && ring_convergence(o)) rc = 1;
+    if (o->uri && (o->watch_paths ? ring_convergence_paths(o) : ring_convergence(o))) rc = 1;
     return rc;
 }
