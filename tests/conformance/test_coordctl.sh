@@ -470,6 +470,95 @@ run_backend() {
     expect 2 "queue claim without CMD" -- "$CTL" queue claim Q --timeout 0
     exec 4>&-
     rm -f "$tmp/c1"
+
+    # ---- the issue's forms: get|put|del|watch KEY, list, queue NAME OP
+    mkfifo "$tmp/w2"
+    exec 5<>"$tmp/w2"
+    "$CTL" watch ik --count 3 >"$tmp/w2" 2>"$tmp/w2.err" &
+    local w2=$!
+    pids+=("$w2")
+    if await_line 5 "0 -" && [ "$line" = "0 -" ]; then ok "watch KEY first prints 0 -"; else bad "watch KEY: no first line: $(cat "$tmp/w2.err")"; fi
+    expect 4 "get KEY of an absent key exits 4" -- "$CTL" get ik
+    expect 0 "put KEY VALUE" -- "$CTL" put ik v1
+    local iv
+    iv=$(cat "$tmp/out")
+    if await_line 5 "v1" && [ "$line" = "$iv v1" ]; then ok "watch KEY prints the put"; else bad "watch KEY: '$line', want '$iv v1'"; fi
+    expect 0 "get KEY" -- "$CTL" get ik
+    out_is v1 "get KEY prints the value"
+    expect 3 "put KEY VALUE --expect another version exits 3" -- "$CTL" put ik v2 --expect $((iv + 1000))
+    expect 3 "del KEY --expect another version exits 3" -- "$CTL" del ik --expect $((iv + 1000))
+    expect 0 "list" -- "$CTL" list
+    if grep -qx ik "$tmp/out"; then ok "list shows the key"; else bad "list: $(cat "$tmp/out")"; fi
+    expect 0 "del KEY --expect its version" -- "$CTL" del ik --expect "$iv"
+    if await_line 5 "-" && [ "$line" = "0 -" ]; then ok "watch KEY prints the delete"; else bad "watch KEY after del: '$line'"; fi
+    reap "$w2"
+    if [ "$st" = 0 ]; then ok "watch KEY --count 3 ends by itself, exit 0"; else bad "watch KEY exit $st: $(cat "$tmp/w2.err")"; fi
+    exec 5>&-
+    rm -f "$tmp/w2"
+    expect 4 "del KEY of an absent key exits 4" -- "$CTL" del ik
+    expect 0 "queue NAME put" -- "$CTL" queue IQ put first
+    expect 0 "queue NAME put from stdin" -- sh -c 'printf second | "$0" queue IQ put -' "$CTL"
+    expect 0 "queue NAME size" -- "$CTL" queue IQ size
+    out_is 2 "two items"
+    expect 0 "queue NAME take" -- "$CTL" queue IQ take --timeout 5000
+    out_is first "the oldest first"
+    expect 0 "queue NAME claim" -- "$CTL" queue IQ claim --timeout 5000 -- cat
+    out_is second "claim hands the item to CMD"
+    expect 0 "queue NAME size after the ack" -- "$CTL" queue IQ size
+    out_is 0 "nothing left"
+    expect 0 "queue put NAME still works" -- "$CTL" queue put IQ third
+    expect 0 "queue NAME take" -- "$CTL" queue IQ take --timeout 0
+    out_is third "the older order put it in NAME"
+    expect 0 "a queue named like an operation: queue take size" -- "$CTL" queue take size
+    out_is 0 "queue NAME OP when both are operations"
+
+    # ---- txn
+    expect 0 "put tk1 for the txn" -- "$CTL" put tk1 old
+    local tv
+    tv=$(cat "$tmp/out")
+    expect 0 "txn check put put del" -- "$CTL" txn check tk1 "$tv" check tk2 0 put tk1 new put tk2 '' del a/b/c
+    if [ "$(wc -l <"$tmp/out")" = 2 ] && [ "$(sed -n 1p "$tmp/out")" -gt "$tv" ] && [ "$(sed -n 2p "$tmp/out")" -gt 0 ]; then
+        ok "txn prints the version of each put"
+    else
+        bad "txn output: $(cat "$tmp/out")"
+    fi
+    local tv1
+    tv1=$(sed -n 1p "$tmp/out")
+    expect 0 "get tk1 after the txn" -- "$CTL" get tk1 --version
+    out_is new "the txn's put applied"
+    if [ "$(cat "$tmp/err")" = "$tv1" ]; then ok "at the version txn printed"; else bad "version $(cat "$tmp/err"), txn printed $tv1"; fi
+    expect 0 "get tk2 after the txn" -- "$CTL" get tk2
+    out_is "" "the txn's empty put applied"
+    expect 4 "the txn's del applied" -- "$CTL" get a/b/c
+    expect 3 "txn with a failed check exits 3" -- "$CTL" txn check tk1 "$tv" put tk1 refused del tk2 put tk3 x
+    if [ -s "$tmp/err" ] && [ ! -s "$tmp/out" ]; then ok "it says why on stderr, prints nothing"; else bad "refused txn: out '$(cat "$tmp/out")' err '$(cat "$tmp/err")'"; fi
+    expect 0 "get tk1 after the refused txn" -- "$CTL" get tk1
+    out_is new "nothing of it applied (put)"
+    expect 0 "get tk2 after the refused txn" -- "$CTL" get tk2
+    expect 4 "nothing of it applied (put of a new key)" -- "$CTL" get tk3
+    expect 3 "txn deleting an absent key exits 3" -- "$CTL" txn put tk1 no del absent
+    expect 0 "txn --lock" -- sh -c 'printf "from stdin" | "$0" txn put tk1 - check tk1 "$1" --lock TL --timeout 5000' "$CTL" "$tv1"
+    local tv2
+    tv2=$(cat "$tmp/out")
+    expect 0 "get tk1 after the guarded txn" -- "$CTL" get tk1 --version
+    out_is "from stdin" "the guarded txn applied, its value from stdin"
+    if [ "$(cat "$tmp/err")" = "$tv2" ]; then ok "at the version it printed"; else bad "version $(cat "$tmp/err"), txn printed $tv2"; fi
+    expect 0 "--json txn" -- "$CTL" --json txn put tk4 j
+    json_check "len(d['versions']) == 1 and d['versions'][0] > 0" "the JSON versions"
+    "$CTL" lock TL -- sleep 30 2>/dev/null &
+    local l1=$!
+    pids+=("$l1")
+    await_blocked "$l1" || bad "the lock holder did not start"
+    sleep 0.5
+    expect 75 "txn --lock on a held lock exits 75 within --timeout" -- "$CTL" txn put tk1 blocked --lock TL --timeout 300
+    expect 0 "get tk1" -- "$CTL" get tk1
+    out_is "from stdin" "and applies nothing"
+    kill -TERM "$l1"
+    reap "$l1"
+    expect 2 "txn without operations" -- "$CTL" txn --lock TL
+    expect 2 "txn with a missing operand" -- "$CTL" txn put tk1
+    expect 2 "txn with two puts from stdin" -- sh -c 'echo x | "$0" txn put tk1 - put tk2 -' "$CTL"
+    expect 2 "txn putting one key twice" -- "$CTL" txn put tk1 a put tk1 b
 }
 
 # delete_election URI NAME: delete every candidate entry of election NAME behind coord's back
