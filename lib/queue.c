@@ -114,6 +114,14 @@ static void withdraw(coord__queue *q) {
     coord__error_restore(&saved);
 }
 
+/* A failure for want of a server while the session ended is the session's end. */
+static int lost_or(coord__queue *q, int rc) {
+    if ((rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) &&
+        coord__session_epoch(q->c) != q->epoch)
+        return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
+    return rc;
+}
+
 /*
  * A waiter's look or watch failed for want of a server (a member failing over, a connection
  * being re-established): the session, and with it our place in the queue, may well survive, so
@@ -157,7 +165,7 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
         coord__orphan_ref o = {q, q->dir, q->tag, 0, coord__session_epoch(q->c)};
         coord__orphan_hand(q->c, &o);
     }
-    if (rc) return rc;
+    if (rc) return lost_or(q, rc);
     while (!first) {
         if (timeout_ms == 0) {
             coord_kv_clear(&pred);
@@ -179,6 +187,7 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
                                       op_budget(q, deadline));
             if (rc && transient(q, rc, deadline, &pause_ms)) continue;
             if (rc) {
+                rc = lost_or(q, rc);
                 withdraw(q);
                 return rc;
             }
@@ -192,6 +201,7 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
         coord_kv_clear(&pred);
         if (rc && transient(q, rc, deadline, &pause_ms)) continue;
         if (rc) {
+            rc = lost_or(q, rc);
             withdraw(q);
             return rc;
         }
