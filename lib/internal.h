@@ -100,8 +100,10 @@ bool coord__orphan_has(coord_client *c, const void *owner);
  * such orphan or entry (the orphan, if any, stays to be deleted), or a failure. */
 int coord__orphan_adopt(coord_client *c, const void *owner, const char *path, const void *value,
                         size_t len, coord_kv *out, int timeout_ms);
-/* Orphans the client holds now (for tests). */
+/* Orphans the client holds now (for tests); _within waits up to timeout_ms for none to be left
+ * (an entry's delete reaches the server before its answer reaches the client). */
 size_t coord__orphan_count(coord_client *c);
+size_t coord__orphan_count_within(coord_client *c, int timeout_ms);
 /* For core.c: the client's orphan state, and its end at close (pending orphans are ephemeral
  * entries of the session that close ends, so they are dropped, not deleted). */
 _Atomic(struct coord__orphans *) *coord__client_orphans(coord_client *c);

@@ -327,12 +327,22 @@ bool coord__orphan_has(coord_client *c, const void *owner) {
 }
 
 size_t coord__orphan_count(coord_client *c) {
+    return coord__orphan_count_within(c, 0);
+}
+
+size_t coord__orphan_count_within(coord_client *c, int timeout_ms) {
     struct coord__orphans *s = atomic_load(coord__client_orphans(c));
     if (!s) return 0;
-    size_t n = 0;
+    struct timespec dl = coord__deadline(timeout_ms);
+    size_t n;
     pthread_mutex_lock(&s->mu);
-    for (orphan *o = s->head; o; o = o->next)
-        n++;
+    while (1) {
+        n = 0;
+        for (orphan *o = s->head; o; o = o->next)
+            n++;
+        /* after_attempt broadcasts each drop */
+        if (!n || timeout_ms <= 0 || pthread_cond_timedwait(&s->cv, &s->mu, &dl)) break;
+    }
     pthread_mutex_unlock(&s->mu);
     return n;
 }

@@ -213,19 +213,6 @@ static void await_recovery(fx_run *run, int ev) {
     }
 }
 
-/* The member number of the current leader, from scripts/servers.sh (waits out elections). */
-static int leader(const fx_run *run) {
-    char cmd[1024], line[32] = "";
-    snprintf(cmd, sizeof cmd, "'%s' leader %s", getenv("COORD_SERVERS"), run->b->servers_name);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    if (!fgets(line, sizeof line, p)) line[0] = '\0';
-    int rc = pclose(p);
-    int n = atoi(line);
-    if (rc != 0 || n < 1 || n > 3) fail_msg("'%s' answered '%s' (status %d)", cmd, line, rc);
-    return n;
-}
-
 static void servers(const char *verb, const fx_run *run, int member) {
     char num[4];
     snprintf(num, sizeof num, "%d", member);
@@ -233,7 +220,7 @@ static void servers(const char *verb, const fx_run *run, int member) {
 }
 
 void fx_kill_leader(fx_run *run) {
-    int l = leader(run);
+    int l = coord_test_leader(run->b);
     run->killed = l; /* for fx_teardown: set first, restarting a live member is harmless */
     servers("kill", run, l);
     int ev = event(run, "leader-kill", l);
@@ -246,7 +233,7 @@ void fx_kill_leader(fx_run *run) {
 }
 
 void fx_pause_follower(fx_run *run) {
-    int l = leader(run), f = l == 1 ? 2 : 1;
+    int l = coord_test_leader(run->b), f = l == 1 ? 2 : 1;
     run->paused = f;
     servers("pause", run, f);
     event(run, "follower-stop", f);

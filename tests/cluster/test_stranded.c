@@ -62,7 +62,8 @@ static void lock_release_cut_off(void **state) {
     if (rc) fail_msg("B did not acquire within 1 s of the server's return: %s", coord_last_error());
     printf("# B acquired %lld ms after both clients reached the server\n",
            (long long)(coord__now_ms() - t0));
-    assert_int_equal(coord__orphan_count(a), 0);
+    /* B may see the delete before A has its answer */
+    assert_int_equal(coord__orphan_count_within(a, 2000), 0);
     assert_int_equal(coord_lock_release(lb), 0);
 
     /* The handle holds nothing and may acquire again at once. */

@@ -1,5 +1,6 @@
 #include "testing.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,70 @@ void coord_test_servers(const char *a1, const char *a2, const char *a3) {
     snprintf(cmd, sizeof cmd, "'%s' %s %s %s >&2", script, a1, a2 ? a2 : "", a3 ? a3 : "");
     int rc = system(cmd);
     if (rc != 0) fail_msg("'%s' failed (%d)", cmd, rc);
+}
+
+int coord_test_leader(const coord_test_backend *b) {
+    char cmd[1024], line[32] = "";
+    snprintf(cmd, sizeof cmd, "'%s' leader %s", getenv("COORD_SERVERS"), b->servers_name);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    if (!fgets(line, sizeof line, p)) line[0] = '\0';
+    int rc = pclose(p);
+    int n = atoi(line);
+    if (rc != 0 || n < 1 || n > 3) fail_msg("'%s' answered '%s' (status %d)", cmd, line, rc);
+    return n;
+}
+
+/* The socket inodes of this process's descriptors, from /proc/self/fd. */
+static size_t own_sockets(unsigned long *ino, size_t max) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while (n < max && (e = readdir(d))) {
+        char link[64], path[300];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0) continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &ino[n]) == 1) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int coord_test_peer_member(const coord_test_backend *b) {
+    const char *hosts = getenv(b->cluster);
+    if (!hosts) return 0;
+    unsigned ports[3] = {0};
+    const char *h = hosts;
+    for (int i = 0; i < 3 && h; i++) {
+        const char *colon = strchr(h, ':');
+        if (colon) ports[i] = (unsigned)atoi(colon + 1);
+        h = strchr(h, ',');
+        if (h) h++;
+    }
+    unsigned long ino[256];
+    size_t nino = own_sockets(ino, 256);
+    FILE *f = fopen("/proc/self/net/tcp", "r");
+    if (!f) return 0;
+    char line[512];
+    int member = 0;
+    while (!member && fgets(line, sizeof line, f)) {
+        unsigned rport, st;
+        unsigned long inode;
+        /* sl local rem st tx:rx tr:when retr uid timeout inode */
+        if (sscanf(line, " %*d: %*x:%*x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &rport, &st,
+                   &inode) != 3 ||
+            st != 1 /* ESTABLISHED */)
+            continue;
+        for (size_t i = 0; i < nino && !member; i++)
+            if (ino[i] == inode)
+                for (int m = 0; m < 3; m++)
+                    if (ports[m] == rport) member = m + 1;
+    }
+    fclose(f);
+    return member;
 }
 
 void coord_test_states_init(coord_test_states *s) {

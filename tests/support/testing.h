@@ -39,6 +39,12 @@ char *coord_test_uri(void **state, int cluster, const char *params);
 
 /* Run scripts/servers.sh with the given arguments (e.g. "kill", "etcd", "2"); asserts success. */
 void coord_test_servers(const char *a1, const char *a2, const char *a3);
+/* The member (1 to 3) that leads the backend's cluster now (servers.sh leader: waits out an
+ * election); fails the test when there is none. */
+int coord_test_leader(const coord_test_backend *b);
+/* The cluster member (1 to 3) this process has an established TCP connection to (the first
+ * found, from /proc), 0 when none: which member a client talks to. */
+int coord_test_peer_member(const coord_test_backend *b);
 
 /* Records session-state callbacks; wait for a given state with a bound. */
 typedef struct coord_test_states {
