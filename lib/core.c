@@ -28,6 +28,10 @@ struct coord_client {
     coord__listener *listeners;
     /* Entries of this client the server may still hold, deleted in the background (orphan.c). */
     _Atomic(struct coord__orphans *) orphans;
+    /* Loop mode (loop.c); handles keep the memory of a closed client until they are freed. */
+    coord__loop *loop;
+    _Atomic int refs;
+    _Atomic bool closed;
 };
 
 static _Thread_local coord_client *in_callback;
@@ -69,6 +73,12 @@ int coord__cond_init(pthread_cond_t *cv) {
     return rc;
 }
 
+/* Loop mode: the application hears of a state inside process. */
+static void session_in_loop(void *arg, int st) {
+    coord_client *c = arg;
+    c->on_session(c, (coord_session_state)st, c->payload);
+}
+
 static void on_state(void *core, coord_session_state st) {
     coord_client *c = core;
     atomic_store(&c->state, (int)st);
@@ -81,7 +91,9 @@ static void on_state(void *core, coord_session_state st) {
     for (coord__listener *l = c->listeners; l; l = l->next)
         l->fn(l->payload, st);
     pthread_mutex_unlock(&c->lmu);
-    if (c->on_session) {
+    if (c->on_session && c->loop) {
+        coord__loop_post(c, session_in_loop, c, (int)st);
+    } else if (c->on_session) {
         in_callback = c;
         c->on_session(c, st, c->payload);
         in_callback = NULL;
@@ -147,9 +159,19 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
     }
     atomic_init(&c->state, COORD_SESSION_CONNECTED);
     atomic_init(&c->lost, 0);
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->closed, false);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->lmu, NULL);
+    if (opts && opts->version >= 2 && opts->loop && (rc = coord__loop_open(&c->loop, c))) {
+        pthread_mutex_destroy(&c->lmu);
+        pthread_mutex_destroy(&c->mu);
+        coord_uri_free(u);
+        free(c);
+        return rc;
+    }
     if ((rc = b->open(&c->conn, &c->cfg))) {
+        coord__loop_free(c->loop);
         pthread_mutex_destroy(&c->lmu);
         pthread_mutex_destroy(&c->mu);
         coord_uri_free(u);
@@ -160,19 +182,43 @@ int coord_client_open(coord_client **out, const char *uri, const coord_options *
     return 0;
 }
 
-void coord_client_close(coord_client *c) {
-    if (!c) return;
-    if (in_callback) {
-        /* Closing waits for the backend threads, one of which is running this callback. */
-        coord_seterr(COORD_EINVAL, "coord_client_close called from a coord callback; ignored");
-        return;
-    }
-    coord__orphans_stop(c); /* before the session ends: ephemeral orphans go with it */
-    c->backend->close(c->conn);
+void coord__client_ref(coord_client *c) {
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void coord__client_unref(coord_client *c) {
+    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+    coord__loop_free(c->loop);
     pthread_mutex_destroy(&c->lmu);
     pthread_mutex_destroy(&c->mu);
     coord_uri_free(c->uri);
     free(c);
+}
+
+bool coord__client_closed(const coord_client *c) {
+    return atomic_load(&((coord_client *)c)->closed);
+}
+
+coord__loop *coord__client_loop(coord_client *c) {
+    return c->loop;
+}
+
+void coord_client_close(coord_client *c) {
+    if (!c) return;
+    if (in_callback || coord__loop_inside(c)) {
+        /* Closing waits for the backend threads, one of which is running this callback. */
+        coord_seterr(COORD_EINVAL, "coord_client_close called from a coord callback; ignored");
+        return;
+    }
+    /* Loop mode: the operations in flight end first (their done runs here, on this thread),
+     * while the backend still answers their unwatch. */
+    coord__loop_close(c);
+    coord__orphans_stop(c); /* before the session ends: ephemeral orphans go with it */
+    c->backend->close(c->conn);
+    /* Whatever a handle still holds went with the session: its frees must not reach out. */
+    atomic_store(&c->closed, true);
+    atomic_fetch_add(&c->lost, 1);
+    coord__client_unref(c);
 }
 
 const char *coord_client_backend(const coord_client *c) {

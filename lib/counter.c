@@ -7,6 +7,7 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ struct coord_counter {
     /* Last seen state of the key this handle writes (cache for one-round-trip adds). */
     int64_t version; /* 0 = absent, -1 = unknown */
     int64_t value;
+    /* loop mode: adds waiting for the next batch (one batch in flight per handle) */
+    pthread_mutex_t amu;
+    struct add_op *queued, **qtail;
+    bool flushing;
 };
 
 int coord__counter_decode(int format, const void *data, size_t len, int64_t *out) {
@@ -89,8 +94,18 @@ int coord_counter_options_init(coord_counter_options *opts, unsigned version) {
     return 0;
 }
 
+static void reap_queued(coord_counter *k);
+
 void coord_counter_free(coord_counter *k) {
     if (!k) return;
+    if (k->c) {
+        if (coord__client_loop(k->c)) {
+            coord__loop_unjob(k->c, k); /* the batch in flight ends first */
+            reap_queued(k);
+        }
+        pthread_mutex_destroy(&k->amu);
+        coord__client_unref(k->c);
+    }
     for (unsigned i = 0; k->shard && i < k->shards; i++)
         free(k->shard[i]);
     free(k->shard);
@@ -124,6 +139,9 @@ int coord_counter_new(coord_counter **out, coord_client *c, const char *name,
     coord_counter *k = calloc(1, sizeof *k);
     if (!k) return coord__oom();
     k->c = c;
+    pthread_mutex_init(&k->amu, NULL);
+    k->qtail = &k->queued;
+    coord__client_ref(c);
     k->shards = o.shards;
     k->format = o.format;
     k->version = -1;
@@ -306,4 +324,108 @@ int coord_counter_set(coord_counter *k, int64_t value) {
     k->value = value;
     coord_kv_clear(&cur);
     return rc;
+}
+
+/* ---- loop mode: adds in flight, written in batches ---- */
+
+/*
+ * The adds made on a handle while its previous write is in flight wait for the next one, and
+ * the next write adds them all at once (one round trip for the batch): each done gets the
+ * value after its own add, in the order the adds were made, as if they had been written one
+ * by one without anything in between. A batch whose sum would overflow is written add by add.
+ */
+typedef struct add_op {
+    coord__aop op;
+    struct add_op *next;
+    int64_t delta, value;
+    void (*done)(int rc, int64_t value, void *payload);
+    void *payload;
+} add_op;
+
+static void added(coord__aop *op, int rc) {
+    add_op *a = (add_op *)op;
+    a->done(rc, rc ? 0 : a->value, a->payload);
+    free(a);
+}
+
+static void flush_job(void *arg, uint64_t tag);
+
+/* Write `batch` (the handle's cache is this job's alone) and finish each add. */
+static void write_batch(coord_counter *k, add_op *batch) {
+    int64_t sum = 0;
+    bool whole = true;
+    for (add_op *a = batch; a; a = a->next)
+        if (__builtin_add_overflow(sum, a->delta, &sum)) whole = false;
+    if (whole) {
+        int64_t now = 0;
+        int rc = coord_counter_add(k, sum, &now);
+        int64_t v = now - sum;
+        for (add_op *a = batch, *next; a; a = next) {
+            next = a->next;
+            v += a->delta;
+            a->value = v;
+            coord__aop_finish(&a->op, rc);
+        }
+        return;
+    }
+    for (add_op *a = batch, *next; a; a = next) {
+        next = a->next;
+        int rc = coord_counter_add(k, a->delta, &a->value);
+        coord__aop_finish(&a->op, rc);
+    }
+}
+
+static void flush_job(void *arg, uint64_t tag) {
+    (void)tag;
+    coord_counter *k = arg;
+    pthread_mutex_lock(&k->amu);
+    while (k->queued) {
+        add_op *batch = k->queued;
+        k->queued = NULL;
+        k->qtail = &k->queued;
+        pthread_mutex_unlock(&k->amu);
+        write_batch(k, batch);
+        pthread_mutex_lock(&k->amu);
+    }
+    k->flushing = false;
+    pthread_mutex_unlock(&k->amu);
+}
+
+static void reap_queued(coord_counter *k) {
+    pthread_mutex_lock(&k->amu);
+    add_op *a = k->queued;
+    k->queued = NULL;
+    k->qtail = &k->queued;
+    k->flushing = false;
+    pthread_mutex_unlock(&k->amu);
+    for (add_op *next; a; a = next) {
+        next = a->next;
+        coord__aop_reap(&a->op);
+    }
+}
+
+int coord_counter_add_async(coord_counter *k, int64_t delta,
+                            void (*done)(int rc, int64_t value, void *payload), void *payload) {
+    if (!k || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    add_op *a = calloc(1, sizeof *a);
+    if (!a) return coord__oom();
+    *a = (add_op){.op = {.deliver = added}, .delta = delta, .done = done, .payload = payload};
+    int rc = coord__aop_start(k->c, &a->op);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    pthread_mutex_lock(&k->amu);
+    *k->qtail = a;
+    k->qtail = &a->next;
+    bool start = !k->flushing;
+    k->flushing = true;
+    pthread_mutex_unlock(&k->amu);
+    /* closing meanwhile: the close cancels the adds still queued */
+    if (start && coord__loop_job(k->c, 0, flush_job, k, 0)) {
+        pthread_mutex_lock(&k->amu);
+        k->flushing = false;
+        pthread_mutex_unlock(&k->amu);
+    }
+    return 0;
 }

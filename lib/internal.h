@@ -109,11 +109,108 @@ size_t coord__orphan_count_within(coord_client *c, int timeout_ms);
 _Atomic(struct coord__orphans *) *coord__client_orphans(coord_client *c);
 void coord__orphans_stop(coord_client *c);
 
+/* Error helpers (error.c). coord__oom records COORD_ENOMEM with the detail "out of memory"
+ * without allocating and returns COORD_ENOMEM, for `return coord__oom();`. error_save and
+ * error_restore keep the calling thread's detail across clean-up that may overwrite it (a
+ * withdrawal after a failed acquire), so the caller still sees why its call failed. */
+#define COORD__ERROR_MAX 1024
+typedef struct coord__error_buf {
+    char text[COORD__ERROR_MAX];
+} coord__error_buf;
+int coord__oom(void);
+void coord__error_save(coord__error_buf *b);
+void coord__error_restore(const coord__error_buf *b);
+
+/*
+ * Loop mode (loop.c, docs/loop.md). A client opened with coord_options.loop has a coord__loop:
+ * callbacks for coord_client_process, and a few threads running the round trips of _async
+ * operations (jobs), none per pending operation.
+ */
+typedef struct coord__loop coord__loop;
+typedef struct coord__loop_item {
+    struct coord__loop_item *next;
+    void (*fn)(void *arg, int rc);
+    void *arg;
+    int rc;
+    bool owned;        /* malloc'd by coord__loop_post: freed once run */
+    const void *owner; /* coord__loop_call: the handle, for coord__loop_forget */
+    bool *ran;         /* coord__loop_call: set once it ran (or was dropped) */
+} coord__loop_item;
+/* The client's loop, NULL outside loop mode (core.c). */
+coord__loop *coord__client_loop(coord_client *c);
+/* Handles that may outlive coord_client_close in loop mode (it then only may free them) hold a
+ * reference on the client's memory; closed tells them the backend is gone. */
+void coord__client_ref(coord_client *c);
+void coord__client_unref(coord_client *c);
+bool coord__client_closed(const coord_client *c);
+int coord__loop_open(coord__loop **out, coord_client *c);
+/* At close, before the backend's: stop the jobs, drop the watches of the waits in flight
+ * (abort), run every done (ECANCELED for those not finished) on the calling thread. */
+void coord__loop_close(coord_client *c);
+void coord__loop_free(coord__loop *l);
+/* Whether the calling thread is inside coord_client_process of `c`. */
+bool coord__loop_inside(const coord_client *c);
+/* Queue fn(arg, rc) for process (any thread). */
+int coord__loop_post(coord_client *c, void (*fn)(void *arg, int rc), void *arg, int rc);
+/* Run fn(arg, 0) inside process and wait until it ran: a library thread's callback (a ring's,
+ * an election's, a watch's) in loop mode. At once outside loop mode or inside process. Dropped
+ * (the call returns) by coord__loop_forget(owner) and at close. */
+void coord__loop_call(coord_client *c, const void *owner, void (*fn)(void *arg, int rc), void *arg);
+void coord__loop_forget(coord_client *c, const void *owner);
+/* Run fn(arg, tag) on a thread of the client's jobs at monotonic `at_ms` (0: now). */
+int coord__loop_job(coord_client *c, int64_t at_ms, void (*fn)(void *arg, uint64_t tag), void *arg,
+                    uint64_t tag);
+/* Drop the queued jobs of `arg` and wait for a running one to end (not from that job). */
+void coord__loop_unjob(coord_client *c, const void *arg);
+
+/* An _async operation in flight: started (its client's pending list), finished once from any
+ * thread (its delivery queued for process, with the finishing thread's error detail), then
+ * delivered inside process: deliver(op, rc) runs the application's done. `abort`, when set, runs
+ * at close for an unfinished one, with the jobs stopped. */
+typedef struct coord__aop {
+    struct coord__aop *next, *prev;
+    coord_client *c;
+    bool live;
+    void (*deliver)(struct coord__aop *op, int rc);
+    void (*abort)(struct coord__aop *op);
+    coord__loop_item item;
+    coord__error_buf err;
+} coord__aop;
+/* COORD_EINVAL outside loop mode, COORD_ECANCELED once the client is closing. */
+int coord__aop_start(coord_client *c, coord__aop *op);
+/* False when it was already finished (the first answer wins). */
+bool coord__aop_finish(coord__aop *op, int rc);
+/* A handle freed with `op` started: its done runs now, on the calling thread (ECANCELED when it
+ * had not finished), and nothing of it is left queued. Jobs of the handle first (unjob). */
+void coord__aop_reap(coord__aop *op);
+
 /*
  * A place in a queue of contenders (queue.c), for every recipe that waits its turn: the lock,
  * the election. Embedded in the handle, which is its orphans' owner; one thread at a time but
  * for coord__queue_cancel.
  */
+struct coord__queue;
+/* An enter without a thread (coord__queue_enter_async): the steps of coord__queue_enter, each
+ * a job, with the waits in between driven by the predecessor's watch, the session's listener,
+ * a cancel and a timer. Guarded by the client's waiter mutex, but for what the running step
+ * owns. */
+typedef struct coord__qwait {
+    coord__aop op;
+    void (*done)(struct coord__queue *q, int rc, void *payload); /* inside process */
+    void *payload;
+    const void *value;
+    size_t len;
+    int timeout_ms;
+    int64_t deadline;
+    int state; /* QW_* of queue.c */
+    bool scheduled, enqueued, first, woken;
+    int pause_ms;
+    coord_kv pred;
+    int64_t after;
+    coord_watch *w;
+    uint64_t gen; /* the attempt: a stale timer or wake-up names an older one */
+} coord__qwait;
+
 typedef struct coord__queue {
     coord_client *c;
     char *dir;          /* "<prefix>/<recipe>/<name>" */
@@ -135,6 +232,7 @@ typedef struct coord__queue {
     coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
+    coord__qwait aw; /* coord__queue_enter_async */
 } coord__queue;
 /* Check `name`, make the path and the tag, listen for the session's loss. */
 int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
@@ -156,6 +254,14 @@ int coord__queue_leave(coord__queue *q, int timeout_ms);
 void coord__queue_wake(void *payload, coord_watch_event ev, int64_t rev);
 /* Make a running or the next coord__queue_enter return COORD_ECANCELED. Any thread. */
 void coord__queue_cancel(coord__queue *q);
+/* coord__queue_enter as a job (loop mode): `done` runs inside process with what enter returns.
+ * `value` stays the caller's until then. 0, or COORD_EINVAL (one in flight, not loop mode). */
+int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int timeout_ms,
+                             void (*done)(coord__queue *q, int rc, void *payload), void *payload);
+/* Whether an async enter is in flight (the loop's thread); waiting: enqueued and watching its
+ * predecessor (for tests). */
+bool coord__queue_entering(coord__queue *q);
+bool coord__queue_waiting(coord__queue *q);
 
 /*
  * A recipe's background thread (worker.c): `step(arg, why)` runs after each coord__worker_kick,
@@ -205,22 +311,13 @@ uint64_t coord__ring_epoch(const char *const *ids, const unsigned *weights, size
 coord_client *coord__lock_client(const coord_lock *l);
 const coord_kv *coord__lock_entry(const coord_lock *l);
 
+/* Whether the lock's async acquire is enqueued and waits on its predecessor (tests). */
+bool coord__lock_waiting(coord_lock *l);
+
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
 
 /* Bytes a built hash ring holds (for coord-bench); 0 for NULL. */
 size_t coord__hashring_bytes(const coord_hashring *h);
-
-/* Error helpers (error.c). coord__oom records COORD_ENOMEM with the detail "out of memory"
- * without allocating and returns COORD_ENOMEM, for `return coord__oom();`. error_save and
- * error_restore keep the calling thread's detail across clean-up that may overwrite it (a
- * withdrawal after a failed acquire), so the caller still sees why its call failed. */
-#define COORD__ERROR_MAX 1024
-typedef struct coord__error_buf {
-    char text[COORD__ERROR_MAX];
-} coord__error_buf;
-int coord__oom(void);
-void coord__error_save(coord__error_buf *b);
-void coord__error_restore(const coord__error_buf *b);
 
 #endif

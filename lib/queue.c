@@ -5,6 +5,7 @@
  * when its delete or create has an unknown outcome goes to the client's orphans.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,14 @@ uint64_t coord__lock_wakeups(void) {
     return atomic_load(&wakeups);
 }
 
+static void qw_kick(coord__queue *q);
+
 static void on_session(void *payload, coord_session_state st) {
     coord__queue *q = payload;
-    if (st == COORD_SESSION_LOST) coord__client_signal(q->c, &q->cv);
+    if (st == COORD_SESSION_LOST) {
+        coord__client_signal(q->c, &q->cv);
+        qw_kick(q);
+    }
 }
 
 int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
@@ -47,12 +53,25 @@ int coord__queue_init_at(coord__queue *q, coord_client *c, const char *dir, cons
     q->kind = kind;
     q->listener = (coord__listener){.fn = on_session, .payload = q};
     coord__client_listen(c, &q->listener);
+    coord__client_ref(c);
     return 0;
 }
 
+static void qw_abort(coord__aop *op);
+
 void coord__queue_destroy(coord__queue *q) {
     if (!q->dir) return;
+    if (coord__client_loop(q->c)) {
+        /* an async enter in flight ends here: its done runs now (COORD_ECANCELED) */
+        coord__loop_unjob(q->c, q);
+        if (coord__queue_entering(q)) {
+            qw_abort(&q->aw.op);
+            coord__aop_reap(&q->aw.op);
+        }
+        if (q->mine.key && !coord__client_closed(q->c)) coord__queue_leave(q, 0);
+    }
     coord__client_unlisten(q->c, &q->listener);
+    coord__client_unref(q->c);
     pthread_cond_destroy(&q->cv);
     coord_kv_clear(&q->mine);
     free(q->dir);
@@ -72,11 +91,13 @@ void coord__queue_wake(void *payload, coord_watch_event ev, int64_t rev) {
 static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
     if (ev == COORD_EV_DELETED) atomic_fetch_add(&wakeups, 1);
     coord__queue_wake(payload, ev, rev);
+    qw_kick(payload);
 }
 
 void coord__queue_cancel(coord__queue *q) {
     atomic_store(&q->cancel, true);
     coord__client_signal(q->c, &q->cv);
+    qw_kick(q);
 }
 
 /* A cancel asked for: consume it. */
@@ -227,5 +248,240 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
         withdraw(q);
         return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
     }
+    return 0;
+}
+
+/* ---- the same enter without a thread (loop mode) ---- */
+
+enum { QW_IDLE, QW_RUN, QW_WAIT, QW_DONE };
+
+static void qw_step(void *arg, uint64_t tag);
+
+/* A wake-up (the predecessor's event, the session's loss, a cancel, the deadline): the next
+ * step of a waiting enter is queued. Any thread. */
+static void qw_wake(coord__queue *q, uint64_t gen) {
+    coord__qwait *a = &q->aw;
+    bool run = false;
+    coord__client_lock(q->c);
+    if (gen == a->gen) {
+        a->woken = true;
+        if (a->state == QW_WAIT && !a->scheduled) run = a->scheduled = true;
+    }
+    coord__client_unlock(q->c);
+    if (run && coord__loop_job(q->c, 0, qw_step, q, gen)) {
+        /* closing: the close aborts the wait */
+    }
+}
+
+static void qw_kick(coord__queue *q) {
+    if (!coord__client_loop(q->c)) return;
+    coord__client_lock(q->c);
+    uint64_t gen = q->aw.gen;
+    coord__client_unlock(q->c);
+    qw_wake(q, gen);
+}
+
+static void qw_deadline(void *arg, uint64_t tag) {
+    qw_wake(arg, tag);
+}
+
+/* Pause after a failure for want of a server (as transient() does), as a timer. True when the
+ * step was queued again. */
+static bool qw_transient(coord__queue *q, int rc) {
+    coord__qwait *a = &q->aw;
+    if (rc != COORD_EUNAVAILABLE && rc != COORD_ETIMEDOUT) return false;
+    int64_t now = coord__now_ms();
+    if (now >= a->deadline || coord__session_epoch(q->c) != q->epoch) return false;
+    a->pause_ms = a->pause_ms ? (a->pause_ms < 500 ? a->pause_ms * 2 : 1000) : 20;
+    int64_t until = now + a->pause_ms < a->deadline ? now + a->pause_ms : a->deadline;
+    coord__client_lock(q->c);
+    a->state = QW_WAIT;
+    a->scheduled = true;
+    uint64_t gen = a->gen;
+    coord__client_unlock(q->c);
+    return coord__loop_job(q->c, until, qw_step, q, gen) == 0;
+}
+
+static int qw_budget(const coord__queue *q) {
+    if (coord__now_ms() >= q->aw.deadline) return coord__client_timeout(q->c);
+    return op_budget(q, q->aw.deadline);
+}
+
+/* coord__queue_enter's body up to its next wait: 1 when a watch or a timer will queue the next
+ * step, else the enter's result. */
+static int qw_advance(coord__queue *q) {
+    coord__qwait *a = &q->aw;
+    coord_conn *k = coord__client_conn(q->c);
+    const coord_backend *be = k->backend;
+    int rc;
+    if (!a->enqueued) {
+        if (canceled(q)) return coord_seterr(COORD_ECANCELED, "%s %s canceled", q->recipe, q->dir);
+        int budget = a->timeout_ms == 0 ? coord__client_timeout(q->c) : qw_budget(q);
+        if ((rc = coord__orphan_settle(q->c, q, budget))) return rc;
+        rc = be->lock_enqueue(k, q->dir, q->tag, q->kind, q->only, a->value, a->len, &q->mine,
+                              &a->first, &a->pred, &a->after, budget);
+        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+            coord__orphan_ref o = {q, q->dir, q->tag, 0, coord__session_epoch(q->c)};
+            coord__orphan_hand(q->c, &o);
+        }
+        if (rc) return lost_or(q, rc);
+        a->enqueued = true;
+    }
+    while (!a->first) {
+        if (a->timeout_ms == 0 || coord__session_epoch(q->c) != q->epoch || canceled(q)) {
+            coord_kv_clear(&a->pred);
+            withdraw(q);
+            if (a->timeout_ms == 0)
+                return coord_seterr(COORD_ELOCKED, "%s %s is held by another owner", q->recipe,
+                                    q->dir);
+            if (coord__session_epoch(q->c) != q->epoch)
+                return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
+            return coord_seterr(COORD_ECANCELED, "%s %s canceled", q->recipe, q->dir);
+        }
+        if (!a->pred.key) {
+            rc = be->lock_predecessor(k, q->dir, &q->mine, q->only, &a->pred, &a->after,
+                                      qw_budget(q));
+            if (rc && qw_transient(q, rc)) return 1;
+            if (rc) {
+                rc = lost_or(q, rc);
+                withdraw(q);
+                return rc;
+            }
+        }
+        if (!a->pred.key) break;
+        if (coord__now_ms() >= a->deadline) {
+            coord_kv_clear(&a->pred);
+            withdraw(q);
+            return coord_seterr(COORD_ETIMEDOUT, "%s %s: not first within %d ms", q->recipe, q->dir,
+                                a->timeout_ms);
+        }
+        coord__client_lock(q->c);
+        a->woken = false;
+        coord__client_unlock(q->c);
+        coord_watch *w = NULL;
+        rc = be->watch(k, a->pred.key, COORD_WATCH_KEY, a->after, on_predecessor, q, &w);
+        coord_kv_clear(&a->pred);
+        if (rc && qw_transient(q, rc)) return 1;
+        if (rc) {
+            rc = lost_or(q, rc);
+            withdraw(q);
+            return rc;
+        }
+        a->pause_ms = 0;
+        coord__client_lock(q->c);
+        /* a wake-up between the checks above and the watch (woken was reset) */
+        bool again = a->woken || atomic_load(&q->cancel) ||
+                     coord__session_epoch(q->c) != q->epoch || coord__now_ms() >= a->deadline;
+        if (!again) {
+            a->w = w;
+            a->state = QW_WAIT;
+        }
+        coord__client_unlock(q->c);
+        if (!again) return 1;
+        be->unwatch(k, w); /* woken while the watch was made: look again */
+    }
+    if (coord__session_epoch(q->c) != q->epoch) {
+        withdraw(q);
+        return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
+    }
+    return 0;
+}
+
+static void qw_finish(coord__queue *q, int rc) {
+    coord__qwait *a = &q->aw;
+    coord__client_lock(q->c);
+    a->state = QW_DONE;
+    a->gen++; /* later wake-ups and timers of this attempt do nothing */
+    coord__client_unlock(q->c);
+    coord__aop_finish(&a->op, rc);
+}
+
+static void qw_step(void *arg, uint64_t tag) {
+    coord__queue *q = arg;
+    coord__qwait *a = &q->aw;
+    coord__client_lock(q->c);
+    bool stale = tag != a->gen || a->state == QW_DONE;
+    if (!stale) {
+        a->scheduled = false;
+        a->state = QW_RUN;
+    }
+    coord_watch *w = stale ? NULL : a->w;
+    if (w) a->w = NULL;
+    coord__client_unlock(q->c);
+    if (stale) return;
+    coord_conn *k = coord__client_conn(q->c);
+    if (w) k->backend->unwatch(k, w);
+    int rc = qw_advance(q);
+    if (rc != 1) qw_finish(q, rc);
+}
+
+static void qw_deliver(coord__aop *op, int rc) {
+    coord__queue *q = (coord__queue *)((char *)op - offsetof(coord__queue, aw.op));
+    coord__client_lock(q->c);
+    q->aw.state = QW_IDLE;
+    coord__client_unlock(q->c);
+    q->aw.done(q, rc, q->aw.payload);
+}
+
+/* At close, the jobs stopped: drop the watch (the session's end takes the contender). */
+static void qw_abort(coord__aop *op) {
+    if (!op->c) return; /* never started */
+    coord__queue *q = (coord__queue *)((char *)op - offsetof(coord__queue, aw.op));
+    coord__client_lock(q->c);
+    coord_watch *w = q->aw.w;
+    q->aw.w = NULL;
+    q->aw.state = QW_DONE;
+    q->aw.gen++;
+    coord__client_unlock(q->c);
+    coord_conn *k = coord__client_conn(q->c);
+    if (w) k->backend->unwatch(k, w);
+    coord_kv_clear(&q->aw.pred);
+}
+
+bool coord__queue_waiting(coord__queue *q) {
+    coord__client_lock(q->c);
+    bool waiting = q->aw.state == QW_WAIT && q->aw.enqueued && q->aw.w;
+    coord__client_unlock(q->c);
+    return waiting;
+}
+
+bool coord__queue_entering(coord__queue *q) {
+    coord__client_lock(q->c);
+    bool busy = q->aw.state != QW_IDLE;
+    coord__client_unlock(q->c);
+    return busy;
+}
+
+int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int timeout_ms,
+                             void (*done)(coord__queue *q, int rc, void *payload), void *payload) {
+    if (coord__queue_entering(q))
+        return coord_seterr(COORD_EINVAL, "%s %s: a wait is already in flight on this handle",
+                            q->recipe, q->dir);
+    coord__qwait *a = &q->aw;
+    coord_kv_clear(&q->mine); /* a contender lost with its session */
+    coord_kv_clear(&a->pred);
+    a->op = (coord__aop){.deliver = qw_deliver, .abort = qw_abort};
+    int rc = coord__aop_start(q->c, &a->op);
+    if (rc) return rc;
+    a->done = done;
+    a->payload = payload;
+    a->value = value;
+    a->len = len;
+    a->timeout_ms = timeout_ms;
+    a->deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
+    a->enqueued = a->first = a->woken = false;
+    a->pause_ms = 0;
+    a->after = 0;
+    a->w = NULL;
+    q->epoch = coord__session_epoch(q->c);
+    coord__client_lock(q->c);
+    uint64_t gen = ++a->gen;
+    a->state = QW_RUN;
+    a->scheduled = true;
+    coord__client_unlock(q->c);
+    /* the step (a job) and, for a bounded wait, its deadline (a timer) */
+    rc = coord__loop_job(q->c, 0, qw_step, q, gen);
+    if (!rc && timeout_ms > 0) rc = coord__loop_job(q->c, a->deadline, qw_deadline, q, gen);
+    if (rc) qw_finish(q, rc); /* closing meanwhile: done runs at the close */
     return 0;
 }

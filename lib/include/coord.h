@@ -115,7 +115,7 @@ COORD_EXTERN const char *coord_session_state_name(coord_session_state s);
 typedef void (*coord_session_cb)(coord_client *c, coord_session_state state, void *payload);
 
 /** The version of coord_options this header declares (coord_options.version). */
-#define COORD_OPTIONS_VERSION 1
+#define COORD_OPTIONS_VERSION 2
 
 /**
  * Client options. Zero fields mean "use the URI's value, or the default". Explicit options win
@@ -134,11 +134,14 @@ typedef struct coord_options {
     coord_session_cb on_session;
     /** Passed to on_session as its last argument. */
     void *payload;
+    /** Loop mode (version 2): every callback of the client runs inside coord_client_process,
+     *  and the `_async` operations may be used. See "Loop mode" below and docs/loop.md. */
+    bool loop;
 } coord_options;
 
 /** Initialiser with the defaults: `coord_options o = COORD_OPTIONS_INIT;`. */
 #define COORD_OPTIONS_INIT                                                                         \
-    { COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
+    { COORD_OPTIONS_VERSION, 0, 0, 0, NULL, NULL, false }
 
 /** Initialise `opts` to the defaults of `version`. COORD_EINVAL for an unknown version or a NULL
  *  `opts`. */
@@ -1015,6 +1018,57 @@ COORD_EXTERN int coord_queue_size(coord_queue *q, size_t *out);
 /** Free the handle (claimed items stay claimed until acked, nacked or their session ends:
  * free them first). NULL-safe. */
 COORD_EXTERN void coord_queue_free(coord_queue *q);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loop mode: coord inside an event loop (libuv, libevent, poll), with _async operations.      */
+
+/**
+ * The client's descriptor for an event loop (loop mode). It stays the same for the client's
+ * life and is level-triggered: readable while coord_client_process has work to run. Watch it
+ * for reading and never read, write or close it. -1 with COORD_EINVAL outside loop mode.
+ */
+COORD_EXTERN int coord_client_fd(const coord_client *c);
+
+/** Milliseconds until coord_client_process must run even if the descriptor stays quiet; -1
+ *  when no timer is due (coord's own timers run on its threads, see docs/loop.md); 0 when work
+ *  is ready. */
+COORD_EXTERN int coord_client_timeout(const coord_client *c);
+
+/**
+ * Run the work that is ready: completions of `_async` operations and the client's callbacks
+ * (session, ring changes, election changes, watches), on the calling thread. Never blocks.
+ * Returns the number of callbacks it ran, or a negative error (COORD_EINVAL outside loop mode).
+ * One thread at a time per client (the loop's).
+ */
+COORD_EXTERN int coord_client_process(coord_client *c);
+
+/** The application's slot for the loop adapter's state (coord/loop/libuv.h, libevent.h). */
+COORD_EXTERN void coord_client_set_loop_data(coord_client *c, void *data);
+COORD_EXTERN void *coord_client_loop_data(const coord_client *c);
+
+/**
+ * Completion of an `_async` operation: runs exactly once, inside coord_client_process, with the
+ * code the blocking call would have returned, or COORD_ECANCELED after a cancel of the handle or
+ * at coord_client_close (which runs every pending `done` on its own thread before it returns).
+ *
+ * Every `_async` call never blocks. It returns 0 when the operation started, or an error at once,
+ * and then `done` never runs: COORD_EINVAL for a NULL argument, a client outside loop mode, or a
+ * second wait on a lock or election handle that has one in flight.
+ */
+typedef void (*coord_done_fn)(int rc, void *payload);
+
+/** coord_lock_acquire without blocking. The wait holds no thread: it is driven by the watch on
+ *  the predecessor and a timer. coord_lock_cancel ends it with COORD_ECANCELED. */
+COORD_EXTERN int coord_lock_acquire_async(coord_lock *l, int timeout_ms, coord_done_fn done,
+                                          void *payload);
+/** coord_lock_release without blocking. */
+COORD_EXTERN int coord_lock_release_async(coord_lock *l, coord_done_fn done, void *payload);
+
+/** coord_counter_add without blocking; many may be in flight on one handle. `value` is the
+ *  counter after this add (as `out_new`), 0 when rc is not 0. */
+COORD_EXTERN int coord_counter_add_async(coord_counter *k, int64_t delta,
+                                         void (*done)(int rc, int64_t value, void *payload),
+                                         void *payload);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,422 @@
+/*
+ * Loop mode: what an event loop sees of a client (docs/loop.md).
+ *
+ * Two queues, one mutex. `ready` holds callbacks for coord_client_process, and an eventfd is
+ * readable exactly while it is not empty, so a loop's level-triggered watch of that fd wakes it
+ * when there is something to run. `jobs` holds the round trips of _async operations (and their
+ * timers), run by a few threads of the client, never one per pending operation: a wait (a lock
+ * acquire behind another holder) holds no job while it waits; a watch event or a timer queues
+ * its next step.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Threads running the round trips of one client's _async operations: as many round trips are
+ * in flight at once (the ZooKeeper session pipelines them; etcd gives each its connection). */
+#define POOL_THREADS 4
+
+typedef coord__loop_item item;
+
+typedef struct job {
+    struct job *next;
+    int64_t at;
+    void (*fn)(void *arg, uint64_t tag);
+    void *arg;
+    uint64_t tag;
+} job;
+
+struct coord__loop {
+    coord_client *c;
+    int efd;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* jobs queued or ended; loop calls run */
+    item *ready, *tail;  /* callbacks for process */
+    bool armed;          /* the eventfd holds a count */
+    pthread_t processor; /* the thread inside process (valid while processing) */
+    bool processing;
+    job *jobs; /* by time */
+    pthread_t threads[POOL_THREADS];
+    const void *running[POOL_THREADS]; /* the arg of the job each thread runs */
+    int nthreads;
+    bool stop;
+    coord__aop *pending; /* operations whose done has not been queued */
+    void *data;
+};
+
+static _Thread_local coord_client *inside; /* the client whose process runs on this thread */
+
+int coord__loop_open(coord__loop **out, coord_client *c) {
+    coord__loop *l = calloc(1, sizeof *l);
+    if (!l) return coord__oom();
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->efd < 0) {
+        free(l);
+        return coord_seterr(COORD_ENOMEM, "eventfd: %s", strerror(errno));
+    }
+    l->c = c;
+    pthread_mutex_init(&l->mu, NULL);
+    coord__cond_init(&l->cv);
+    *out = l;
+    return 0;
+}
+
+static void arm(coord__loop *l) { /* mu held */
+    if (l->armed) return;
+    uint64_t one = 1;
+    if (write(l->efd, &one, sizeof one) == sizeof one) l->armed = true;
+}
+
+static void push(coord__loop *l, item *it) { /* mu held */
+    it->next = NULL;
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->ready = it;
+    l->tail = it;
+    arm(l);
+}
+
+int coord__loop_post(coord_client *c, void (*fn)(void *arg, int rc), void *arg, int rc) {
+    coord__loop *l = coord__client_loop(c);
+    item *it = calloc(1, sizeof *it);
+    if (!it) return coord__oom();
+    *it = (item){.fn = fn, .arg = arg, .rc = rc, .owned = true};
+    pthread_mutex_lock(&l->mu);
+    push(l, it);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+void coord__loop_call(coord_client *c, const void *owner, void (*fn)(void *arg, int rc),
+                      void *arg) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l || inside == c) {
+        fn(arg, 0);
+        return;
+    }
+    bool ran = false;
+    item it = {.fn = fn, .arg = arg, .owner = owner, .ran = &ran};
+    pthread_mutex_lock(&l->mu);
+    if (!l->stop) {
+        push(l, &it);
+        while (!ran)
+            pthread_cond_wait(&l->cv, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Drop the queued calls of `owner` (their threads go on without them). mu held. */
+static void forget(coord__loop *l, const void *owner) {
+    item **pp = &l->ready, *prev = NULL;
+    while (*pp) {
+        item *it = *pp;
+        if (it->ran && (!owner || it->owner == owner)) {
+            *pp = it->next;
+            *it->ran = true;
+            continue;
+        }
+        prev = it;
+        pp = &it->next;
+    }
+    l->tail = prev;
+    pthread_cond_broadcast(&l->cv);
+}
+
+void coord__loop_forget(coord_client *c, const void *owner) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    forget(l, owner);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int coord_client_fd(const coord_client *c) {
+    coord__loop *l = c ? coord__client_loop((coord_client *)c) : NULL;
+    if (!l) return coord_seterr(COORD_EINVAL, "client is not in loop mode"), -1;
+    return l->efd;
+}
+
+int coord_client_timeout(const coord_client *c) {
+    coord__loop *l = c ? coord__client_loop((coord_client *)c) : NULL;
+    if (!l) return -1;
+    pthread_mutex_lock(&l->mu);
+    int t = l->ready ? 0 : -1;
+    pthread_mutex_unlock(&l->mu);
+    return t;
+}
+
+void coord_client_set_loop_data(coord_client *c, void *data) {
+    coord__loop *l = c ? coord__client_loop(c) : NULL;
+    if (l) l->data = data;
+}
+
+void *coord_client_loop_data(const coord_client *c) {
+    coord__loop *l = c ? coord__client_loop((coord_client *)c) : NULL;
+    return l ? l->data : NULL;
+}
+
+/* Run what is ready now (what it queues waits for the next call, so a callback that queues
+ * work again cannot keep the loop here). */
+static int run_ready(coord__loop *l) {
+    pthread_mutex_lock(&l->mu);
+    item *batch = l->ready;
+    l->ready = l->tail = NULL;
+    if (l->armed) {
+        uint64_t n;
+        if (read(l->efd, &n, sizeof n) == sizeof n) l->armed = false;
+    }
+    l->processing = true;
+    l->processor = pthread_self();
+    pthread_mutex_unlock(&l->mu);
+    coord_client *outer = inside;
+    inside = l->c;
+    int n = 0;
+    while (batch) {
+        item *it = batch;
+        batch = it->next;
+        /* An operation's item lives in its handle, which its done may free. */
+        bool *ran = it->ran;
+        if (it->owned) {
+            it->fn(it->arg, it->rc);
+            free(it);
+        } else {
+            it->fn(it->arg, it->rc);
+        }
+        n++;
+        if (ran) {
+            pthread_mutex_lock(&l->mu);
+            *ran = true;
+            pthread_cond_broadcast(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+        }
+    }
+    inside = outer;
+    pthread_mutex_lock(&l->mu);
+    l->processing = false;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int coord_client_process(coord_client *c) {
+    coord__loop *l = c ? coord__client_loop(c) : NULL;
+    if (!l) return coord_seterr(COORD_EINVAL, "client is not in loop mode");
+    return run_ready(l);
+}
+
+bool coord__loop_inside(const coord_client *c) {
+    return inside == c;
+}
+
+/* ---- the round trips' threads ---- */
+
+static void *pool_main(void *arg) {
+    coord__loop *l = arg;
+    pthread_mutex_lock(&l->mu);
+    int me = 0;
+    while (me < l->nthreads && !pthread_equal(l->threads[me], pthread_self()))
+        me++;
+    while (!l->stop) {
+        job *j = l->jobs;
+        int64_t now = coord__now_ms();
+        if (!j) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        if (j->at > now) {
+            struct timespec dl = coord__deadline(j->at - now);
+            pthread_cond_timedwait(&l->cv, &l->mu, &dl);
+            continue;
+        }
+        l->jobs = j->next;
+        l->running[me] = j->arg;
+        pthread_mutex_unlock(&l->mu);
+        j->fn(j->arg, j->tag);
+        free(j);
+        pthread_mutex_lock(&l->mu);
+        l->running[me] = NULL;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+int coord__loop_job(coord_client *c, int64_t at, void (*fn)(void *arg, uint64_t tag), void *arg,
+                    uint64_t tag) {
+    coord__loop *l = coord__client_loop(c);
+    job *j = malloc(sizeof *j);
+    if (!j) return coord__oom();
+    *j = (job){.at = at, .fn = fn, .arg = arg, .tag = tag};
+    pthread_mutex_lock(&l->mu);
+    if (l->stop) {
+        pthread_mutex_unlock(&l->mu);
+        free(j);
+        return coord_seterr(COORD_ECANCELED, "client closing");
+    }
+    /* The threads start with the first job: a loop-mode client that makes no _async call
+     * has none. */
+    while (l->nthreads < POOL_THREADS) {
+        if (pthread_create(&l->threads[l->nthreads], NULL, pool_main, l)) break;
+        l->nthreads++;
+    }
+    if (!l->nthreads) {
+        pthread_mutex_unlock(&l->mu);
+        free(j);
+        return coord_seterr(COORD_ENOMEM, "cannot start a thread");
+    }
+    job **pp = &l->jobs;
+    while (*pp && (*pp)->at <= at)
+        pp = &(*pp)->next;
+    j->next = *pp;
+    *pp = j;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+void coord__loop_unjob(coord_client *c, const void *arg) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    for (job **pp = &l->jobs; *pp;) {
+        if ((*pp)->arg == arg) {
+            job *j = *pp;
+            *pp = j->next;
+            free(j);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    for (bool busy = true; busy;) {
+        busy = false;
+        for (int i = 0; i < l->nthreads; i++)
+            if (l->running[i] == arg && !pthread_equal(l->threads[i], pthread_self())) busy = true;
+        if (busy) pthread_cond_wait(&l->cv, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- operations in flight ---- */
+
+int coord__aop_start(coord_client *c, coord__aop *op) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l)
+        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
+    op->c = c;
+    pthread_mutex_lock(&l->mu);
+    if (l->stop) {
+        pthread_mutex_unlock(&l->mu);
+        return coord_seterr(COORD_ECANCELED, "client closing");
+    }
+    op->prev = NULL;
+    op->next = l->pending;
+    if (l->pending) l->pending->prev = op;
+    l->pending = op;
+    op->live = true;
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+static void deliver(void *arg, int rc) {
+    coord__aop *op = arg;
+    if (rc) coord__error_restore(&op->err);
+    op->deliver(op, rc);
+}
+
+/* Unlink `op` and queue its delivery; false when it was already done. mu held. */
+static bool finish(coord__loop *l, coord__aop *op, int rc) {
+    if (!op->live) return false;
+    op->live = false;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->pending = op->next;
+    if (op->next) op->next->prev = op->prev;
+    op->item = (item){.fn = deliver, .arg = op, .rc = rc};
+    push(l, &op->item);
+    return true;
+}
+
+bool coord__aop_finish(coord__aop *op, int rc) {
+    coord__loop *l = coord__client_loop(op->c);
+    if (rc) coord__error_save(&op->err); /* for coord_last_error() inside its done */
+    pthread_mutex_lock(&l->mu);
+    bool done = finish(l, op, rc);
+    pthread_mutex_unlock(&l->mu);
+    return done;
+}
+
+void coord__aop_reap(coord__aop *op) {
+    coord__loop *l = coord__client_loop(op->c);
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    bool run = false;
+    if (op->live) {
+        op->live = false;
+        if (op->prev)
+            op->prev->next = op->next;
+        else
+            l->pending = op->next;
+        if (op->next) op->next->prev = op->prev;
+        rc = coord_seterr(COORD_ECANCELED, "handle freed with its operation in flight");
+        coord__error_save(&op->err);
+        run = true;
+    } else {
+        item *prev = NULL;
+        for (item *it = l->ready; it; prev = it, it = it->next)
+            if (it == &op->item) {
+                if (prev)
+                    prev->next = it->next;
+                else
+                    l->ready = it->next;
+                if (l->tail == it) l->tail = prev;
+                rc = it->rc;
+                run = true;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (run) deliver(op, rc);
+}
+
+void coord__loop_close(coord_client *c) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    forget(l, NULL); /* a library thread waiting for process goes on without it */
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    /* A round trip in progress ends within its own timeout. */
+    for (int i = 0; i < l->nthreads; i++)
+        pthread_join(l->threads[i], NULL);
+    pthread_mutex_lock(&l->mu);
+    while (l->jobs) {
+        job *j = l->jobs;
+        l->jobs = j->next;
+        free(j);
+    }
+    while (l->pending) {
+        coord__aop *op = l->pending;
+        pthread_mutex_unlock(&l->mu);
+        if (op->abort) op->abort(op); /* its watches, before the handle outlives the client */
+        pthread_mutex_lock(&l->mu);
+        finish(l, op, coord_seterr(COORD_ECANCELED, "client closed"));
+    }
+    pthread_mutex_unlock(&l->mu);
+    /* Every done runs now, on this thread: the answers that arrived and the cancels. */
+    run_ready(l);
+}
+
+void coord__loop_free(coord__loop *l) {
+    if (!l) return;
+    close(l->efd);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}

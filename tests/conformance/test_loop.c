@@ -1,0 +1,356 @@
+/*
+ * Loop mode on both backends (one body, real servers): every done runs once, inside
+ * coord_client_process on the loop's thread, with the code its blocking call would return;
+ * waits hold no thread (1,000 acquires in flight on one client under 10 threads, served in
+ * FIFO order); cancel and close end what is in flight with COORD_ECANCELED.
+ */
+#include "testing.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_t loop_thread;
+static int outside; /* callbacks seen outside process or on another thread */
+
+static void check_thread(coord_client *c) {
+    if (!pthread_equal(pthread_self(), loop_thread) || !coord__loop_inside(c)) outside++;
+}
+
+static coord_client *open_loop_uri(void **state, const char *params, char **uri_out) {
+    char *uri = coord_test_uri(state, 0, params);
+    coord_options o = COORD_OPTIONS_INIT;
+    o.loop = true;
+    coord_client *c = NULL;
+    int rc = coord_client_open(&c, uri, &o);
+    if (rc) fail_msg("open %s: %s", uri, coord_last_error());
+    if (uri_out)
+        *uri_out = uri;
+    else
+        free(uri);
+    loop_thread = pthread_self();
+    outside = 0;
+    return c;
+}
+
+static coord_client *open_loop(void **state, const char *params) {
+    return open_loop_uri(state, params, NULL);
+}
+
+/* Run the loop (poll on the client's fd, as an application does) until *flag reaches `want`;
+ * false after `ms`. */
+static bool run_until(coord_client *c, const int *flag, int want, int ms) {
+    int64_t end = coord__now_ms() + ms;
+    while (*flag < want) {
+        int64_t left = end - coord__now_ms();
+        if (left <= 0) return false;
+        struct pollfd p = {.fd = coord_client_fd(c), .events = POLLIN};
+        int t = coord_client_timeout(c);
+        if (t < 0 || t > left) t = (int)left;
+        poll(&p, 1, t);
+        if (coord_client_process(c) < 0) fail_msg("process: %s", coord_last_error());
+    }
+    return true;
+}
+
+/* A done that records its code and order. */
+typedef struct rec {
+    coord_client *c;
+    int rc, calls, order;
+    int *seq;
+} rec;
+
+static void on_done(int rc, void *payload) {
+    rec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->calls++;
+    r->order = ++*r->seq;
+}
+
+static void not_loop_mode(void **state) {
+    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
+    coord_lock *l;
+    assert_int_equal(coord_lock_new(&l, c, "nl"), 0);
+    int seq = 0;
+    rec r = {c, 0, 0, 0, &seq};
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &r), COORD_EINVAL);
+    assert_int_equal(coord_client_fd(c), -1);
+    assert_int_equal(coord_client_process(c), COORD_EINVAL);
+    coord_lock_free(l);
+    coord_client_close(c);
+    assert_int_equal(r.calls, 0);
+}
+
+static void lock_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    int fd = coord_client_fd(c);
+    assert_true(fd >= 0);
+    coord_lock *h, *w[4];
+    assert_int_equal(coord_lock_new(&h, c, "la"), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(coord_lock_new(&w[i], c, "la"), 0);
+    int seq = 0, got = 0;
+    rec rh = {c, -99, 0, 0, &seq}, rw[4];
+    assert_int_equal(coord_lock_acquire_async(h, 5000, on_done, &rh), 0);
+    /* a second wait on the same handle is refused, the first goes on */
+    rec dup = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_lock_acquire_async(h, 5000, on_done, &dup), COORD_EINVAL);
+    assert_true(run_until(c, &rh.calls, 1, 10000));
+    assert_int_equal(rh.rc, 0);
+    assert_true(coord_lock_held(h));
+    assert_int_equal(coord_client_fd(c), fd);
+    /* a try that would wait, and a bounded wait that expires */
+    rec rt = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_lock_acquire_async(w[0], 0, on_done, &rt), 0);
+    assert_true(run_until(c, &rt.calls, 1, 10000));
+    assert_int_equal(rt.rc, COORD_ELOCKED);
+    assert_int_equal(coord_lock_acquire_async(w[0], 300, on_done, &rt), 0);
+    assert_true(run_until(c, &rt.calls, 2, 10000));
+    assert_int_equal(rt.rc, COORD_ETIMEDOUT);
+    /* four waiters in order, the third canceled */
+    for (int i = 0; i < 4; i++) {
+        rw[i] = (rec){c, -99, 0, 0, &seq};
+        assert_int_equal(coord_lock_acquire_async(w[i], -1, on_done, &rw[i]), 0);
+        /* each enqueued before the next: FIFO is the order of arrival at the server */
+        int64_t end = coord__now_ms() + 5000;
+        while (!coord__lock_waiting(w[i]) && coord__now_ms() < end)
+            run_until(c, &got, 1, 5);
+    }
+    coord_lock_cancel(w[2]);
+    assert_true(run_until(c, &rw[2].calls, 1, 10000));
+    assert_int_equal(rw[2].rc, COORD_ECANCELED);
+    int base = seq;
+    rec rel = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_lock_release_async(h, on_done, &rel), 0);
+    assert_false(coord_lock_held(h));
+    int order[] = {0, 1, 3};
+    for (int j = 0; j < 3; j++) {
+        int i = order[j];
+        assert_true(run_until(c, &rw[i].calls, 1, 10000));
+        assert_int_equal(rw[i].rc, 0);
+        assert_true(coord_lock_held(w[i]));
+        for (int o = 0; o < 4; o++)
+            if (o != i && o != 2) assert_false(coord_lock_held(w[o]));
+        rec r2 = {c, -99, 0, 0, &seq};
+        assert_int_equal(coord_lock_release_async(w[i], on_done, &r2), 0);
+        assert_true(run_until(c, &r2.calls, 1, 10000));
+        assert_int_equal(r2.rc, 0);
+    }
+    assert_int_equal(rel.calls, 1);
+    assert_int_equal(rel.rc, 0);
+    assert_true(rw[0].order > base && rw[0].order < rw[1].order && rw[1].order < rw[3].order);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rw[i].calls, 1);
+    assert_int_equal(rh.calls, 1);
+    assert_int_equal(dup.calls, 0);
+    assert_int_equal(outside, 0);
+    for (int i = 0; i < 4; i++)
+        coord_lock_free(w[i]);
+    coord_lock_free(h);
+    coord_client_close(c);
+}
+
+typedef struct adds {
+    coord_client *c;
+    int calls, bad;
+    int64_t last;
+} adds;
+
+static void on_add(int rc, int64_t value, void *payload) {
+    adds *a = payload;
+    check_thread(a->c);
+    if (rc || value != a->last + 1) a->bad++;
+    a->last = value;
+    a->calls++;
+}
+
+static void counter_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_counter *k;
+    assert_int_equal(coord_counter_new(&k, c, "ca", NULL), 0);
+    adds a = {c, 0, 0, 0};
+    /* 200 adds in flight at once: every done once, in order, each with the value after it */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(coord_counter_add_async(k, 1, on_add, &a), 0);
+    assert_true(run_until(c, &a.calls, 200, 20000));
+    assert_int_equal(a.bad, 0);
+    assert_int_equal(a.last, 200);
+    int64_t v = 0;
+    assert_int_equal(coord_counter_get(k, &v), 0);
+    assert_int_equal(v, 200);
+    assert_int_equal(outside, 0);
+    assert_int_equal(coord_counter_add_async(k, 1, NULL, &a), COORD_EINVAL);
+    coord_counter_free(k);
+    coord_client_close(c);
+}
+
+static void on_cancel_add(int rc, int64_t value, void *payload) {
+    (void)value;
+    rec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->calls++;
+}
+
+/* Close with a wait, a release of unknown fate and adds in flight: each done runs once before
+ * close returns, the waits' with COORD_ECANCELED; the handles may then only be freed. */
+static void close_pending(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, NULL, &uri);
+    coord_client *other = NULL;
+    assert_int_equal(coord_client_open(&other, uri, NULL), 0);
+    free(uri);
+    coord_lock *held, *l;
+    assert_int_equal(coord_lock_new(&held, other, "cp"), 0);
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_lock_new(&l, c, "cp"), 0);
+    coord_counter *k;
+    assert_int_equal(coord_counter_new(&k, c, "cp", NULL), 0);
+    int seq = 0;
+    rec rl = {c, -99, 0, 0, &seq}, ra[8];
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &rl), 0);
+    for (int i = 0; i < 8; i++) {
+        ra[i] = (rec){c, -99, 0, 0, &seq};
+        assert_int_equal(coord_counter_add_async(k, 1, on_cancel_add, &ra[i]), 0);
+    }
+    int64_t end = coord__now_ms() + 5000;
+    int got = 0;
+    while (!coord__lock_waiting(l) && coord__now_ms() < end)
+        run_until(c, &got, 1, 5);
+    assert_true(coord__lock_waiting(l));
+    coord_client_close(c);
+    assert_int_equal(rl.calls, 1);
+    assert_int_equal(rl.rc, COORD_ECANCELED);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(ra[i].calls, 1);
+        assert_true(ra[i].rc == 0 || ra[i].rc == COORD_ECANCELED);
+    }
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_counter_free(k);
+    /* the closed client's contender went with its session: the holder's release hands over to
+     * nobody, and a new handle gets the lock at once */
+    assert_int_equal(coord_lock_release(held), 0);
+    assert_int_equal(coord_lock_acquire(held, 0), 0);
+    assert_int_equal(coord_lock_release(held), 0);
+    coord_lock_free(held);
+    coord_client_close(other);
+}
+
+/* A handle freed with its wait in flight: its done runs during the free (ECANCELED) and the
+ * contender is withdrawn. */
+static void free_pending(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_lock *h, *l;
+    assert_int_equal(coord_lock_new(&h, c, "fp"), 0);
+    assert_int_equal(coord_lock_new(&l, c, "fp"), 0);
+    assert_int_equal(coord_lock_acquire(h, 5000), 0);
+    int seq = 0, got = 0;
+    rec rl = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &rl), 0);
+    int64_t end = coord__now_ms() + 5000;
+    while (!coord__lock_waiting(l) && coord__now_ms() < end)
+        run_until(c, &got, 1, 5);
+    coord_lock_free(l);
+    assert_int_equal(rl.calls, 1);
+    assert_int_equal(rl.rc, COORD_ECANCELED);
+    assert_int_equal(coord_lock_release(h), 0);
+    assert_int_equal(coord_lock_acquire(h, 0), 0); /* nobody left in the queue */
+    assert_int_equal(coord_lock_release(h), 0);
+    coord_lock_free(h);
+    coord_client_close(c);
+}
+
+static int threads_now(void) {
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    if (d) closedir(d);
+    return n;
+}
+
+#define WAITERS 1000
+
+typedef struct waiter {
+    coord_client *c;
+    coord_lock *l;
+    int index, order;
+} waiter;
+
+static int served, misordered, failed;
+
+static void on_released(int rc, void *payload) {
+    (void)payload;
+    if (rc) failed++;
+}
+
+static void on_turn(int rc, void *payload) {
+    waiter *w = payload;
+    check_thread(w->c);
+    if (rc) {
+        failed++;
+        served++;
+        return;
+    }
+    if (w->index != served) misordered++;
+    served++;
+    if (coord_lock_release_async(w->l, on_released, NULL)) failed++;
+}
+
+/* 1,000 acquires in flight on 1,000 handles of one client, all behind one holder: at most 10
+ * threads in the process, then served one by one in FIFO order. */
+static void thousand_waiters(void **state) {
+    coord_client *c = open_loop(state, "timeout_ms=20000");
+    coord_lock *h;
+    assert_int_equal(coord_lock_new(&h, c, "many"), 0);
+    assert_int_equal(coord_lock_acquire(h, 5000), 0);
+    waiter *w = calloc(WAITERS, sizeof *w);
+    served = misordered = failed = 0;
+    int got = 0;
+    for (int i = 0; i < WAITERS; i++) {
+        w[i] = (waiter){c, NULL, i, 0};
+        assert_int_equal(coord_lock_new(&w[i].l, c, "many"), 0);
+    }
+    int64_t t0 = coord__now_ms();
+    for (int i = 0; i < WAITERS; i++) {
+        assert_int_equal(coord_lock_acquire_async(w[i].l, -1, on_turn, &w[i]), 0);
+        /* FIFO is arrival order at the server: the next enqueues once this one is in */
+        int64_t end = coord__now_ms() + 10000;
+        while (!coord__lock_waiting(w[i].l) && coord__now_ms() < end)
+            run_until(c, &got, 1, 1);
+    }
+    int peak = threads_now();
+    print_message("%s: %d waiters queued in %lld ms, %d threads in the process\n",
+                  coord_client_backend(c), WAITERS, (long long)(coord__now_ms() - t0), peak);
+    for (int i = 0; i < WAITERS; i++)
+        assert_true(coord__lock_waiting(w[i].l));
+    assert_true(peak <= 10);
+    t0 = coord__now_ms();
+    assert_int_equal(coord_lock_release(h), 0);
+    assert_true(run_until(c, &served, WAITERS, 120000));
+    print_message("%s: %d hand-offs in %lld ms\n", coord_client_backend(c), WAITERS,
+                  (long long)(coord__now_ms() - t0));
+    assert_int_equal(failed, 0);
+    assert_int_equal(misordered, 0);
+    assert_int_equal(outside, 0);
+    got = 0;
+    run_until(c, &got, 1, 200); /* the last releases' dones */
+    for (int i = 0; i < WAITERS; i++)
+        coord_lock_free(w[i].l);
+    free(w);
+    coord_lock_free(h);
+    coord_client_close(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        COORD_CONFORMANCE(not_loop_mode), COORD_CONFORMANCE(lock_async),
+        COORD_CONFORMANCE(counter_async), COORD_CONFORMANCE(close_pending),
+        COORD_CONFORMANCE(free_pending),  COORD_CONFORMANCE(thousand_waiters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
