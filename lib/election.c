@@ -464,3 +464,9 @@ void coord_election_free(coord_election *e) {
     coord_kv_clear(&e->last);
     free(e);
 }
+
+int coord_election_campaign_async(coord_election *e, const void *value, size_t len, int timeout_ms,
+                                  coord_done_fn done, void *payload) {
+    (void)e, (void)value, (void)len, (void)timeout_ms, (void)done, (void)payload;
+    return coord_seterr(COORD_ENOTSUP, "not yet");
+}

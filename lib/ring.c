@@ -540,3 +540,9 @@ void coord_ring_free(coord_ring *r) {
     free(r->dir);
     free(r);
 }
+
+int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data, size_t len,
+                          unsigned weight, coord_done_fn done, void *payload) {
+    (void)r, (void)member_id, (void)data, (void)len, (void)weight, (void)done, (void)payload;
+    return coord_seterr(COORD_ENOTSUP, "not yet");
+}

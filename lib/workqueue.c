@@ -402,3 +402,10 @@ int coord_item_nack(coord_item *it) {
     item_free(it);
     return rc;
 }
+
+int coord_queue_take_async(coord_queue *q, int timeout_ms,
+                           void (*done)(int rc, void *data, size_t len, void *payload),
+                           void *payload) {
+    (void)q, (void)timeout_ms, (void)done, (void)payload;
+    return coord_seterr(COORD_ENOTSUP, "not yet");
+}

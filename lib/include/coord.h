@@ -1070,6 +1070,22 @@ COORD_EXTERN int coord_counter_add_async(coord_counter *k, int64_t delta,
                                          void (*done)(int rc, int64_t value, void *payload),
                                          void *payload);
 
+/** coord_election_campaign without blocking: the wait holds no thread, as for the lock;
+ *  coord_election_cancel ends it with COORD_ECANCELED. `value` is copied. */
+COORD_EXTERN int coord_election_campaign_async(coord_election *e, const void *value, size_t len,
+                                               int timeout_ms, coord_done_fn done, void *payload);
+
+/** coord_ring_join without blocking (the ring's change callback runs inside process too). */
+COORD_EXTERN int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data,
+                                       size_t len, unsigned weight, coord_done_fn done,
+                                       void *payload);
+
+/** coord_queue_take without blocking: `done` receives the item's data (the application's to
+ *  free(); NULL when rc is not 0). coord_queue_cancel ends a wait with COORD_ECANCELED. */
+COORD_EXTERN int coord_queue_take_async(coord_queue *q, int timeout_ms,
+                                        void (*done)(int rc, void *data, size_t len, void *payload),
+                                        void *payload);
+
 #ifdef __cplusplus
 }
 #endif
