@@ -27,7 +27,8 @@ POLICY_BACKUP="$POLICY.coord-deps-backup"
 BASE_PKGS=(
     build-essential cmake pkg-config git ca-certificates curl
     libzookeeper-mt-dev libcurl4-openssl-dev libcjson-dev libwslay-dev libcmocka-dev libssl-dev
-    libxxhash-dev libmemcached-dev valgrind clang-format openssl procps netcat-openbsd doxygen
+    libxxhash-dev libmemcached-dev libuv1-dev libevent-dev valgrind clang-format openssl procps
+    netcat-openbsd doxygen
     clang libclang-rt-dev
 )
 SERVER_PKGS=(zookeeperd etcd-server etcd-client docker-compose)
