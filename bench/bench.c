@@ -3,7 +3,7 @@
  * backend client measured in the same run. This file is the harness (samples, results, the
  * thread runner, the raw bounds' dispatch, output, command line); each mode has a file of its
  * own (bench_lock.c, bench_counter.c, bench_ring.c, bench_election.c, bench_semaphore.c,
- * bench_rwlock.c, bench_kv.c, bench_queue.c) and each bare client too
+ * bench_rwlock.c, bench_kv.c, bench_queue.c, bench_loop.c) and each bare client too
  * (raw_zk.c, raw_etcd.c). Figures and how to read them: bench/README.md.
  *
  *   coord-bench lock --uri zk://127.0.0.1:2181/bench [--threads T] [--locks L] [--seconds S]
@@ -17,6 +17,7 @@
  *   coord-bench rwlock --uri URI [--seconds S] [--client-per-thread] [--json]
  *   coord-bench kv --uri URI [--seconds S] [--json]
  *   coord-bench queue --uri URI [--seconds S] [--client-per-thread] [--json]
+ *   coord-bench loop --uri URI [--seconds S] [--json]
  *
  * Modes are dispatched from a table (`modes` below).
  *
@@ -169,6 +170,24 @@
  *              (create_revision(claim) == c, mod_revision(item) == v, mod_revision(claim) == m ?
  *              delete both); the txns built by the backend's codec.
  * A consumer that loses an item to another moves to the next one of its listing, in both.
+ *
+ * loop: loop mode (coord_options.loop) on one client, driven from the bench's thread with
+ * poll(2) on coord_client_fd and coord_client_process, against the blocking API on a non-loop
+ * client of the same kind in the same run. Counter adds: 1, 8 and 64 coord_counter_add_async
+ * in flight on one handle (each done starts the next add until the turn's total), adds/s and
+ * each add's latency from its call to its done, against "blocking-seq", one thread calling
+ * coord_counter_add (the counter mode's uncontended scenario); the loop counter's value is
+ * checked against the successful adds. Lock hand-offs: 64 coord_lock handles of one lock on the
+ * loop client, each calling coord_lock_acquire_async(-1), releasing with
+ * coord_lock_release_async as soon as its done runs and acquiring again once the release's done
+ * runs, timed over a fixed number of hand-offs after 64 untimed ones, against "blocking-8", the
+ * lock mode's contended scenario (8 threads, a handle each on one non-loop client, acquire(-1) +
+ * release: every cycle a hand-off). The blocking scenarios run S / 3 seconds in each of 3
+ * slices, interleaved with the loop turns as raw and uncontended are (blocking first); a loop
+ * turn makes a fixed number of operations, set before it starts: what its own rate so far makes
+ * in S / 3, or on its first turn what the blocking rate makes (adds: times min(N, 4) at N in
+ * flight); at least 200. Targets: loop-64 / blocking-seq >= 4 on ZooKeeper and >= 2 on etcd;
+ * loop-waiters / blocking-8 >= 0.9.
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,
@@ -696,6 +715,8 @@ static const mode modes[] = {
     {"kv", mode_kv, false, "put, get, 3-operation txn vs the raw requests; watch delivery latency"},
     {"queue", mode_queue, false,
      "1 producer, 1 and 4 consumers, take and claim+ack, items/s vs the raw requests"},
+    {"loop", mode_loop, false,
+     "loop mode: adds with 1/8/64 in flight, hand-offs of 64 async waiters, vs the blocking API"},
 };
 
 static void usage(FILE *f) {

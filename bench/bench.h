@@ -1,9 +1,9 @@
 /*
  * coord-bench's harness, shared by its scenario files (bench_lock.c, bench_counter.c,
- * bench_ring.c, bench_election.c, bench_semaphore.c, bench_rwlock.c, bench_kv.c, bench_queue.c) and
- * its bare backend clients (raw_zk.c, raw_etcd.c): the options, latency samples, results, the one
- * thread runner every multi-threaded measurement uses, output helpers and the raw bounds. What each
- * mode measures is told at the top of bench.c.
+ * bench_ring.c, bench_election.c, bench_semaphore.c, bench_rwlock.c, bench_kv.c, bench_queue.c,
+ * bench_loop.c) and its bare backend clients (raw_zk.c, raw_etcd.c): the options, latency
+ * samples, results, the one thread runner every multi-threaded measurement uses, output helpers
+ * and the raw bounds. What each mode measures is told at the top of bench.c.
  */
 #ifndef COORD_BENCH_H
 #define COORD_BENCH_H
@@ -289,5 +289,6 @@ int mode_semaphore(const bench_opts *o);
 int mode_rwlock(const bench_opts *o);
 int mode_kv(const bench_opts *o);
 int mode_queue(const bench_opts *o);
+int mode_loop(const bench_opts *o);
 
 #endif
