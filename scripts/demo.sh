@@ -60,6 +60,12 @@ for uri in "zk://$COORD_TEST_ZK/coord-demo" "etcd://$COORD_TEST_ETCD/coord-demo"
     # A producer and three workers over a queue with claims: a worker killed mid-job has its job
     # redone by another once its session (a short TTL) ends; every job acked exactly once.
     build/examples/jobs --uri "$uri" --workers 3 --jobs 10 --ttl-ms 3000
+    # Loop mode: 1000 counter adds, 64 in flight, and an async lock from one poll(2) loop; then
+    # the libuv server answers five requests of its own while a lock acquire is pending.
+    build/examples/loop_poll --uri "$uri" --adds 1000 --inflight 64
+    if [ -x build/examples/loop_server ]; then
+        timeout 60 build/examples/loop_server --uri "$uri" --self-test 5 --hold-ms 300
+    fi
     # Two service instances in parallel: 8 jobs, 3 rounds, one report file behind the lock.
     tmp=$(mktemp -d)
     {
