@@ -94,7 +94,7 @@ static void on_self(void *payload, coord_watch_event ev, int64_t rev) {
 static void self_free(coord_election *e, self_watch *sw) {
     if (!sw) return;
     coord_conn *k = conn(e);
-    k->backend->unwatch(k, sw->w);
+    if (!coord__client_closed(e->q.c)) k->backend->unwatch(k, sw->w);
     free(sw);
 }
 
@@ -144,14 +144,26 @@ static bool leads(const coord_election *e) {
            !atomic_load(&e->vanished) && coord__session_epoch(e->q.c) == e->my_epoch;
 }
 
+typedef struct report_call {
+    coord_election *e;
+    const coord_leader *l;
+} report_call;
+
+static void report_now(void *arg, int rc) {
+    (void)rc;
+    report_call *r = arg;
+    r->e->opts.on_leader(r->e, r->l, r->e->opts.payload);
+}
+
+/* On the worker's thread; in loop mode inside coord_client_process. */
 static void report(coord_election *e, const coord_kv *head, bool mine) {
     if (!e->opts.on_leader) return;
-    if (!head) {
-        e->opts.on_leader(e, NULL, e->opts.payload);
-        return;
-    }
-    coord_leader l = {.value = head->value, .len = head->len, .term = head->token, .mine = mine};
-    e->opts.on_leader(e, &l, e->opts.payload);
+    coord_leader l = {0};
+    if (head)
+        l = (coord_leader){
+            .value = head->value, .len = head->len, .term = head->token, .mine = mine};
+    report_call r = {e, head ? &l : NULL};
+    coord__loop_call(e->q.c, e, report_now, &r);
 }
 
 /* Point the data watch at the leader's entry (its proclaims), or at nothing. */
@@ -247,6 +259,7 @@ static int confirm(coord_election *e) {
 /* The worker's step. */
 static int work(void *arg, unsigned why) {
     coord_election *e = arg;
+    if (coord__client_closed(e->q.c)) return 0; /* loop mode: freed after the close */
     /* Each step regardless of the others: a watch that cannot be armed while suspended must not
      * hold back the report that the lead is uncertain. */
     int rc = arm_self(e);
@@ -329,18 +342,23 @@ static void step_down(coord_election *e) {
     kick(e, false);
 }
 
-int coord_election_campaign(coord_election *e, const void *value, size_t len, int timeout_ms) {
+/* A campaign's start: 0 when the handle may campaign (it then campaigns). */
+static int campaign_begin(coord_election *e, const void *value, size_t len) {
     if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
     int rc = check_value(value, len);
     if (rc) return rc;
     /* A lead only suspended is still this handle's (its entry stands): no second entry. */
     bool leads = atomic_load(&e->leading) && !atomic_load(&e->vanished) &&
                  coord__session_epoch(e->q.c) == e->q.epoch;
-    if (atomic_load(&e->campaigning) || leads)
+    if (atomic_load(&e->campaigning) || leads || coord__queue_entering(&e->q))
         return coord_seterr(COORD_EINVAL, "this handle already campaigns in or leads %s", e->q.dir);
     if (atomic_load(&e->leading)) step_down(e); /* a lead lost with its session or entry */
     atomic_store(&e->campaigning, true);
-    rc = coord__queue_enter(&e->q, value, len, timeout_ms);
+    return 0;
+}
+
+/* A campaign's end, with what the queue's enter returned. */
+static int campaign_end(coord_election *e, int rc) {
     if (rc == COORD_ELOCKED)
         rc = coord_seterr(COORD_ELOCKED, "another candidate leads %s", e->q.dir);
     if (!rc) {
@@ -359,10 +377,57 @@ int coord_election_campaign(coord_election *e, const void *value, size_t len, in
         atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
     }
     if (!rc) rc = coord__worker_start(&e->worker);
-    if (rc && e->q.mine.key) coord__queue_leave(&e->q, 0); /* nothing left behind */
+    if (rc && e->q.mine.key && !coord__client_closed(e->q.c))
+        coord__queue_leave(&e->q, 0); /* nothing left behind */
     if (!rc) atomic_store(&e->leading, true);
     atomic_store(&e->campaigning, false);
     if (!rc) kick(e, atomic_load(&e->suspended));
+    return rc;
+}
+
+int coord_election_campaign(coord_election *e, const void *value, size_t len, int timeout_ms) {
+    int rc = campaign_begin(e, value, len);
+    if (rc) return rc;
+    return campaign_end(e, coord__queue_enter(&e->q, value, len, timeout_ms));
+}
+
+/* Loop mode: the campaign's value (a copy) and the application's done, until it runs. */
+typedef struct campaign_op {
+    void *value;
+    coord_done_fn done;
+    void *payload;
+} campaign_op;
+
+static void campaigned(coord__queue *q, int rc, void *payload) {
+    coord_election *e = (coord_election *)q;
+    campaign_op *op = payload;
+    rc = campaign_end(e, rc);
+    campaign_op o = *op;
+    free(op->value);
+    free(op);
+    o.done(rc, o.payload);
+}
+
+int coord_election_campaign_async(coord_election *e, const void *value, size_t len, int timeout_ms,
+                                  coord_done_fn done, void *payload) {
+    if (!done) return coord_seterr(COORD_EINVAL, "done is NULL");
+    int rc = campaign_begin(e, value, len);
+    if (rc) return rc;
+    campaign_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->value = malloc(len ? len : 1))) {
+        free(op);
+        atomic_store(&e->campaigning, false);
+        return coord__oom();
+    }
+    if (len) memcpy(op->value, value, len);
+    op->done = done;
+    op->payload = payload;
+    rc = coord__queue_enter_async(&e->q, op->value, len, timeout_ms, campaigned, op);
+    if (rc) {
+        free(op->value);
+        free(op);
+        atomic_store(&e->campaigning, false);
+    }
     return rc;
 }
 
@@ -447,9 +512,12 @@ void coord_election_free(coord_election *e) {
     if (!e) return;
     coord__client_unlisten(e->q.c, &e->listener);
     coord_conn *k = conn(e);
-    if (e->dir_watch) k->backend->unwatch(k, e->dir_watch);
+    bool closed = coord__client_closed(e->q.c); /* loop mode: the watches went with it */
+    if (e->dir_watch && !closed) k->backend->unwatch(k, e->dir_watch);
+    coord__loop_forget(e->q.c, e); /* the worker may wait for the loop's thread: this one */
     coord__worker_stop(&e->worker);
-    if (e->head_watch) k->backend->unwatch(k, e->head_watch);
+    coord__loop_unforget(e->q.c, e);
+    if (e->head_watch && !closed) k->backend->unwatch(k, e->head_watch);
     bool led = coord_election_is_leader(e) ||
                (atomic_load(&e->leading) && coord__session_epoch(e->q.c) == e->q.epoch);
     self_free(e, e->self);
@@ -463,10 +531,4 @@ void coord_election_free(coord_election *e) {
     free(e->rep_key);
     coord_kv_clear(&e->last);
     free(e);
-}
-
-int coord_election_campaign_async(coord_election *e, const void *value, size_t len, int timeout_ms,
-                                  coord_done_fn done, void *payload) {
-    (void)e, (void)value, (void)len, (void)timeout_ms, (void)done, (void)payload;
-    return coord_seterr(COORD_ENOTSUP, "not yet");
 }

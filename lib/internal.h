@@ -157,6 +157,8 @@ int coord__loop_post(coord_client *c, void (*fn)(void *arg, int rc), void *arg, 
  * (the call returns) by coord__loop_forget(owner) and at close. */
 void coord__loop_call(coord_client *c, const void *owner, void (*fn)(void *arg, int rc), void *arg);
 void coord__loop_forget(coord_client *c, const void *owner);
+/* A free: forget(owner), stop the handle's thread, unforget(owner). */
+void coord__loop_unforget(coord_client *c, const void *owner);
 /* Run fn(arg, tag) on a thread of the client's jobs at monotonic `at_ms` (0: now). */
 int coord__loop_job(coord_client *c, int64_t at_ms, void (*fn)(void *arg, uint64_t tag), void *arg,
                     uint64_t tag);

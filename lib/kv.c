@@ -344,8 +344,22 @@ static void on_state(void *payload, coord_session_state st) {
 }
 
 /* The worker's step: read the key and report it when it changed (or when forced). */
+typedef struct watch_call {
+    coord_kv_watch *w;
+    const void *value;
+    size_t len;
+    int64_t version;
+} watch_call;
+
+static void report_now(void *arg, int rc) {
+    (void)rc;
+    watch_call *r = arg;
+    r->w->fn(r->w->key, r->value, r->len, r->version, r->w->payload);
+}
+
 static int look(void *arg, unsigned why) {
     coord_kv_watch *w = arg;
+    if (coord__client_closed(w->c)) return 0; /* loop mode: freed after the close */
     coord_conn *k = coord__client_conn(w->c);
     if (why & WHY_REARM) { /* a new watch, then the read covers the gap */
         if (w->w) k->backend->unwatch(k, w->w);
@@ -366,8 +380,10 @@ static int look(void *arg, unsigned why) {
         w->version = kv.version;
         w->token = kv.token;
         bool present = kv.version != 0;
-        w->fn(w->key, present ? (kv.value ? kv.value : (void *)"") : NULL, present ? kv.len : 0,
-              kv.version, w->payload);
+        /* on the worker's thread; in loop mode inside coord_client_process */
+        watch_call r = {w, present ? (kv.value ? kv.value : (void *)"") : NULL,
+                        present ? kv.len : 0, kv.version};
+        coord__loop_call(w->c, w, report_now, &r);
     }
     coord_kv_clear(&kv);
     return 0;
@@ -412,9 +428,12 @@ int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, c
 void coord_kv_watch_free(coord_kv_watch *w) {
     if (!w) return;
     if (w->listener.fn) coord__client_unlisten(w->c, &w->listener);
+    coord__loop_forget(w->c, w);    /* the worker may wait for the loop's thread: this one */
     coord__worker_stop(&w->worker); /* the worker no longer touches w->w */
+    coord__loop_unforget(w->c, w);
     coord_conn *k = coord__client_conn(w->c);
-    if (w->w) k->backend->unwatch(k, w->w); /* then no event kicks the worker */
+    if (w->w && !coord__client_closed(w->c))
+        k->backend->unwatch(k, w->w); /* then no event kicks the worker */
     coord__worker_destroy(&w->worker);
     free(w->path);
     free(w->key);

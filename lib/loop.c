@@ -38,7 +38,8 @@ struct coord__loop {
     pthread_cond_t cv;   /* jobs queued or ended; loop calls run */
     item *ready, *tail;  /* callbacks for process */
     bool armed;          /* the eventfd holds a count */
-    pthread_t processor; /* the thread inside process (valid while processing) */
+    pthread_t processor; /* the thread that last ran process (valid once looped) */
+    bool looped;
     bool processing;
     job *jobs; /* by time */
     pthread_t threads[POOL_THREADS];
@@ -47,6 +48,9 @@ struct coord__loop {
     bool stop;
     coord__aop *pending; /* operations whose done has not been queued */
     void *data;
+    /* handles being freed: their threads' calls return without running (coord__loop_forget) */
+    const void *gone[16];
+    int ngone;
 };
 
 static _Thread_local coord_client *inside; /* the client whose process runs on this thread */
@@ -100,15 +104,21 @@ void coord__loop_call(coord_client *c, const void *owner, void (*fn)(void *arg, 
         fn(arg, 0);
         return;
     }
-    bool ran = false;
+    bool ran = false, skip = false;
     item it = {.fn = fn, .arg = arg, .owner = owner, .ran = &ran};
     pthread_mutex_lock(&l->mu);
-    if (!l->stop) {
+    /* On the loop's thread outside process (a blocking call made there): at once, since waiting
+     * for that thread would wait for ourselves. */
+    bool direct = l->looped && pthread_equal(l->processor, pthread_self());
+    for (int i = 0; i < l->ngone; i++)
+        if (l->gone[i] == owner) skip = true;
+    if (!direct && !skip && !l->stop) {
         push(l, &it);
         while (!ran)
             pthread_cond_wait(&l->cv, &l->mu);
     }
     pthread_mutex_unlock(&l->mu);
+    if (direct) fn(arg, 0);
 }
 
 /* Drop the queued calls of `owner` (their threads go on without them). mu held. */
@@ -132,7 +142,24 @@ void coord__loop_forget(coord_client *c, const void *owner) {
     coord__loop *l = coord__client_loop(c);
     if (!l) return;
     pthread_mutex_lock(&l->mu);
+    /* until coord__loop_unforget: a free joins the handle's thread after this */
+    while (l->ngone == (int)(sizeof l->gone / sizeof l->gone[0]))
+        pthread_cond_wait(&l->cv, &l->mu);
+    l->gone[l->ngone++] = owner;
     forget(l, owner);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void coord__loop_unforget(coord_client *c, const void *owner) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->ngone; i++)
+        if (l->gone[i] == owner) {
+            l->gone[i] = l->gone[--l->ngone];
+            break;
+        }
+    pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -173,6 +200,7 @@ static int run_ready(coord__loop *l) {
     }
     l->processing = true;
     l->processor = pthread_self();
+    l->looped = true;
     pthread_mutex_unlock(&l->mu);
     coord_client *outer = inside;
     inside = l->c;
@@ -283,16 +311,17 @@ void coord__loop_unjob(coord_client *c, const void *arg) {
     coord__loop *l = coord__client_loop(c);
     if (!l) return;
     pthread_mutex_lock(&l->mu);
-    for (job **pp = &l->jobs; *pp;) {
-        if ((*pp)->arg == arg) {
-            job *j = *pp;
-            *pp = j->next;
-            free(j);
-        } else {
-            pp = &(*pp)->next;
-        }
-    }
     for (bool busy = true; busy;) {
+        /* a running job of `arg` may queue another: drop the queued ones after each wait */
+        for (job **pp = &l->jobs; *pp;) {
+            if ((*pp)->arg == arg) {
+                job *j = *pp;
+                *pp = j->next;
+                free(j);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
         busy = false;
         for (int i = 0; i < l->nthreads; i++)
             if (l->running[i] == arg && !pthread_equal(l->threads[i], pthread_self())) busy = true;

@@ -178,6 +178,17 @@ static size_t diff(const snap *a, const snap *b, const char **out) {
 }
 
 /* List the group and publish the member set if it changed. Called with op_mu held. */
+typedef struct change_call {
+    coord_ring *r;
+    const coord_ring_change *ch;
+} change_call;
+
+static void change_now(void *arg, int rc) {
+    (void)rc;
+    change_call *c = arg;
+    c->r->opts.on_change(c->r, c->ch, c->r->opts.payload);
+}
+
 static int refresh(coord_ring *r) {
     coord_conn *k = coord__client_conn(r->c);
     coord_kv *kv = NULL;
@@ -200,7 +211,9 @@ static int refresh(coord_ring *r) {
                                     .njoined = diff(s, old, joined),
                                     .left = left,
                                     .nleft = diff(old, s, left)};
-            r->opts.on_change(r, &ch, r->opts.payload);
+            /* in loop mode inside coord_client_process */
+            change_call call = {r, &ch};
+            coord__loop_call(r->c, r, change_now, &call);
         }
         free(joined);
         free(left);
@@ -291,7 +304,8 @@ static void *worker(void *arg) {
     int64_t list_at = 0, join_at = 0;
     int list_fail = 0, join_fail = 0;
     pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
+    /* loop mode: a ring freed after the close reaches no server */
+    while (!r->stop && !coord__client_closed(r->c)) {
         int64_t now = coord__now_ms();
         bool do_list = r->dirty && now >= list_at;
         bool do_join = r->session_event && now >= join_at;
@@ -521,16 +535,19 @@ uint64_t coord_ring_epoch(const coord_ring *r) {
 void coord_ring_free(coord_ring *r) {
     if (!r) return;
     coord_conn *k = coord__client_conn(r->c);
+    bool closed = coord__client_closed(r->c); /* loop mode: the watch went with it */
     coord__client_unlisten(r->c, &r->listener);
-    if (r->w) k->backend->unwatch(k, r->w);
+    if (r->w && !closed) k->backend->unwatch(k, r->w);
     if (r->started) {
+        coord__loop_forget(r->c, r); /* the ring's thread may wait for the loop's: this one */
         pthread_mutex_lock(&r->mu);
         r->stop = true;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
+        coord__loop_unforget(r->c, r);
     }
-    if (r->member) unregister_member(r, 0); /* one try, then the client's */
+    if (r->member && !closed) unregister_member(r, 0); /* one try, then the client's */
     member_clear(r);
     snap_unref(r->cur);
     pthread_mutex_destroy(&r->snap_mu);
@@ -541,8 +558,60 @@ void coord_ring_free(coord_ring *r) {
     free(r);
 }
 
+/* Loop mode: a join as a job (its change callback runs inside process). */
+typedef struct join_op {
+    coord__aop op;
+    coord_ring *r;
+    char *id;
+    void *data;
+    size_t len;
+    unsigned weight;
+    coord_done_fn done;
+    void *payload;
+} join_op;
+
+static void join_job(void *arg, uint64_t tag) {
+    (void)tag;
+    join_op *j = arg;
+    coord__aop_finish(&j->op, coord_ring_join(j->r, j->id, j->data, j->len, j->weight));
+}
+
+static void joined(coord__aop *op, int rc) {
+    join_op *j = (join_op *)op;
+    coord_done_fn done = j->done;
+    void *payload = j->payload;
+    free(j->id);
+    free(j->data);
+    free(j);
+    done(rc, payload);
+}
+
 int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data, size_t len,
                           unsigned weight, coord_done_fn done, void *payload) {
-    (void)r, (void)member_id, (void)data, (void)len, (void)weight, (void)done, (void)payload;
-    return coord_seterr(COORD_ENOTSUP, "not yet");
+    if (!r || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    int rc = coord_name_check(member_id);
+    if (rc) return rc;
+    if (!data && len) return coord_seterr(COORD_EINVAL, "data is NULL with length %zu", len);
+    join_op *j = calloc(1, sizeof *j);
+    if (!j || !(j->id = strdup(member_id)) || !(j->data = malloc(len ? len : 1))) {
+        if (j) free(j->id);
+        free(j);
+        return coord__oom();
+    }
+    if (len) memcpy(j->data, data, len);
+    j->op.deliver = joined;
+    j->r = r;
+    j->len = len;
+    j->weight = weight;
+    j->done = done;
+    j->payload = payload;
+    if ((rc = coord__aop_start(r->c, &j->op))) {
+        free(j->id);
+        free(j->data);
+        free(j);
+        return rc;
+    }
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(r->c, 0, join_job, j, 0))) coord__aop_finish(&j->op, rc);
+    return 0;
 }

@@ -24,6 +24,7 @@ struct coord_queue {
     char *dir, *claims;
     bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
+    struct take_op *taking; /* loop mode: the take in flight (the client's waiter mutex) */
 };
 
 struct coord_item {
@@ -60,8 +61,11 @@ int coord_queue_new(coord_queue **out, coord_client *c, const char *name) {
     return 0;
 }
 
+static void take_reap(coord_queue *q);
+
 void coord_queue_free(coord_queue *q) {
     if (!q) return;
+    take_reap(q);
     coord__queue_destroy(&q->wq);
     free(q->dir);
     free(q->claims);
@@ -335,8 +339,14 @@ static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, vo
     return rc;
 }
 
+static void take_wake(void *payload, coord_watch_event ev, int64_t rev);
+
 void coord_queue_cancel(coord_queue *q) {
-    if (q) coord__queue_cancel(&q->wq);
+    if (!q) return;
+    coord__queue_cancel(&q->wq);
+    coord__client_lock(q->c);
+    if (q->taking) take_wake(q->taking, COORD_EV_CHANGED, 0);
+    coord__client_unlock(q->c);
 }
 
 int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms) {
@@ -403,9 +413,159 @@ int coord_item_nack(coord_item *it) {
     return rc;
 }
 
+/*
+ * Loop mode: a take as jobs. A try; when the queue is empty, a watch on its items (and claims,
+ * whose deletion by a nack returns an item) and a timer each queue the next try. Async takers
+ * of one client do not queue among the waiters as blocking ones do: each try races, and the
+ * server gives every item to one taker.
+ */
+typedef struct take_op {
+    coord__aop op;
+    coord_queue *q;
+    int timeout_ms;
+    int64_t deadline;
+    void *data;
+    size_t len;
+    coord_watch *wi, *wc;
+    pthread_mutex_t mu; /* scheduled, ended, the watches */
+    bool scheduled, ended;
+    void (*done)(int rc, void *data, size_t len, void *payload);
+    void *payload;
+} take_op;
+
+static void take_step(void *arg, uint64_t tag);
+
+static void take_timer(void *arg, uint64_t tag) {
+    (void)tag;
+    take_wake(arg, COORD_EV_CHANGED, 0);
+}
+
+static void take_wake(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev, (void)rev;
+    take_op *t = payload;
+    pthread_mutex_lock(&t->mu);
+    bool run = !t->scheduled && !t->ended;
+    if (run) t->scheduled = true;
+    pthread_mutex_unlock(&t->mu);
+    if (run) coord__loop_job(t->q->c, 0, take_step, t, 0);
+}
+
+static void take_unwatch(take_op *t) {
+    coord_conn *k = coord__client_conn(t->q->c);
+    pthread_mutex_lock(&t->mu);
+    coord_watch *wi = t->wi, *wc = t->wc;
+    t->wi = t->wc = NULL;
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    if (wi) k->backend->unwatch(k, wi);
+    if (wc) k->backend->unwatch(k, wc);
+}
+
+static void take_step(void *arg, uint64_t tag) {
+    (void)tag;
+    take_op *t = arg;
+    coord_queue *q = t->q;
+    pthread_mutex_lock(&t->mu);
+    t->scheduled = false;
+    bool ended = t->ended;
+    pthread_mutex_unlock(&t->mu);
+    if (ended) return;
+    void *res[2] = {&t->data, &t->len};
+    int rc = try_take(q, res);
+    if (rc == COORD_ENOTFOUND && t->timeout_ms == 0)
+        rc = coord_seterr(COORD_ENOTFOUND, "queue %s is empty", q->dir);
+    else if (rc == COORD_ENOTFOUND && atomic_exchange(&q->wq.cancel, false))
+        rc = coord_seterr(COORD_ECANCELED, "wait on queue %s canceled", q->dir);
+    else if (rc == COORD_ENOTFOUND && coord__now_ms() >= t->deadline)
+        rc = coord_seterr(COORD_ETIMEDOUT, "queue %s: no item within %d ms", q->dir, t->timeout_ms);
+    else if (rc == COORD_ENOTFOUND && !t->wi) {
+        /* the first wait: watch, then try again (an item made meanwhile) */
+        coord_conn *k = coord__client_conn(q->c);
+        coord_watch *wi = NULL, *wc = NULL;
+        rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, take_wake, t, &wi);
+        if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, take_wake, t, &wc);
+        pthread_mutex_lock(&t->mu);
+        t->wi = wi;
+        t->wc = wc;
+        pthread_mutex_unlock(&t->mu);
+        if (!rc) {
+            if (t->deadline != INT64_MAX) coord__loop_job(q->c, t->deadline, take_timer, t, 0);
+            take_wake(t, COORD_EV_CHANGED, 0);
+            return;
+        }
+    } else if (rc == COORD_ENOTFOUND) {
+        return; /* the next event or the deadline tries again */
+    }
+    take_unwatch(t);
+    coord__loop_unjob(q->c, t); /* the deadline's timer, a wake-up's step */
+    coord__aop_finish(&t->op, rc);
+}
+
+static void taken(coord__aop *op, int rc) {
+    take_op *t = (take_op *)op;
+    if (t->q) {
+        coord__client_lock(t->q->c);
+        t->q->taking = NULL;
+        coord__client_unlock(t->q->c);
+    }
+    void (*done)(int, void *, size_t, void *) = t->done;
+    void *payload = t->payload, *data = rc ? NULL : t->data;
+    size_t len = rc ? 0 : t->len;
+    if (rc) free(t->data);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    done(rc, data, len, payload);
+}
+
+/* A handle freed with its take in flight: the take's done runs now. */
+static void take_reap(coord_queue *q) {
+    if (!coord__client_loop(q->c)) return;
+    coord__client_lock(q->c);
+    take_op *t = q->taking;
+    coord__client_unlock(q->c);
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    t->ended = true; /* no wake-up queues a step from now on */
+    pthread_mutex_unlock(&t->mu);
+    coord__loop_unjob(q->c, t); /* a running step may still arm its watches */
+    take_unwatch(t);
+    coord__aop_reap(&t->op);
+}
+
+static void take_abort(coord__aop *op) {
+    take_unwatch((take_op *)op);
+}
+
 int coord_queue_take_async(coord_queue *q, int timeout_ms,
                            void (*done)(int rc, void *data, size_t len, void *payload),
                            void *payload) {
-    (void)q, (void)timeout_ms, (void)done, (void)payload;
-    return coord_seterr(COORD_ENOTSUP, "not yet");
+    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    coord__client_lock(q->c);
+    bool busy = q->taking != NULL;
+    coord__client_unlock(q->c);
+    if (busy)
+        return coord_seterr(COORD_EINVAL, "queue %s: a take is in flight on this handle", q->dir);
+    take_op *t = calloc(1, sizeof *t);
+    if (!t) return coord__oom();
+    t->op.deliver = taken;
+    t->op.abort = take_abort;
+    t->q = q;
+    t->timeout_ms = timeout_ms;
+    t->deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
+    t->done = done;
+    t->payload = payload;
+    pthread_mutex_init(&t->mu, NULL);
+    int rc = coord__aop_start(q->c, &t->op);
+    if (rc) {
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return rc;
+    }
+    t->scheduled = true;
+    coord__client_lock(q->c);
+    q->taking = t;
+    coord__client_unlock(q->c);
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(q->c, 0, take_step, t, 0))) coord__aop_finish(&t->op, rc);
+    return 0;
 }

@@ -264,6 +264,121 @@ static void free_pending(void **state) {
     coord_client_close(c);
 }
 
+static int leader_reports;
+
+static void on_leader(coord_election *e, const coord_leader *l, void *payload) {
+    (void)e, (void)l;
+    check_thread(payload);
+    leader_reports++;
+}
+
+/* An observer's reports and a campaign behind a leader, all inside process. */
+static void election_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_election_options o = COORD_ELECTION_OPTIONS_INIT;
+    o.on_leader = on_leader;
+    o.payload = c;
+    coord_election *e1, *e2;
+    leader_reports = 0;
+    assert_int_equal(coord_election_new(&e1, c, "ea", &o), 0);
+    assert_int_equal(coord_election_new(&e2, c, "ea", NULL), 0);
+    int seq = 0;
+    rec r1 = {c, -99, 0, 0, &seq}, r2 = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_election_campaign_async(e1, "one", 3, 5000, on_done, &r1), 0);
+    assert_int_equal(coord_election_campaign_async(e1, "one", 3, 5000, on_done, &r1), COORD_EINVAL);
+    assert_true(run_until(c, &r1.calls, 1, 10000));
+    assert_int_equal(r1.rc, 0);
+    assert_true(coord_election_is_leader(e1));
+    assert_int_equal(coord_election_campaign_async(e2, "two", 3, 0, on_done, &r2), 0);
+    assert_true(run_until(c, &r2.calls, 1, 10000));
+    assert_int_equal(r2.rc, COORD_ELOCKED);
+    assert_int_equal(coord_election_campaign_async(e2, "two", 3, -1, on_done, &r2), 0);
+    assert_true(run_until(c, &leader_reports, 1, 10000)); /* the observer saw "one" lead */
+    assert_int_equal(coord_election_resign(e1), 0);
+    assert_true(run_until(c, &r2.calls, 2, 10000));
+    assert_int_equal(r2.rc, 0);
+    assert_true(coord_election_is_leader(e2));
+    int before = leader_reports;
+    assert_true(run_until(c, &leader_reports, before + 1, 10000)); /* and "two" after it */
+    assert_int_equal(outside, 0);
+    coord_election_free(e1);
+    coord_election_free(e2);
+    coord_client_close(c);
+}
+
+static int ring_changes;
+
+static void on_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)r, (void)ch;
+    check_thread(payload);
+    ring_changes++;
+}
+
+static void ring_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_ring_options o = COORD_RING_OPTIONS_INIT;
+    o.on_change = on_change;
+    o.payload = c;
+    coord_ring *r;
+    ring_changes = 0;
+    assert_int_equal(coord_ring_new(&r, c, "ra", &o), 0);
+    int seq = 0;
+    rec rj = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_ring_join_async(r, "m1", "d", 1, 1, on_done, &rj), 0);
+    assert_int_equal(coord_ring_join_async(r, "bad/name", "d", 1, 1, on_done, &rj), COORD_EINVAL);
+    assert_true(run_until(c, &rj.calls, 1, 10000));
+    assert_int_equal(rj.rc, 0);
+    assert_true(run_until(c, &ring_changes, 1, 10000));
+    assert_true(coord_test_ring_has(r, "m1"));
+    assert_int_equal(outside, 0);
+    coord_ring_free(r);
+    coord_client_close(c);
+}
+
+typedef struct took {
+    coord_client *c;
+    int rc, calls;
+    char data[16];
+} took;
+
+static void on_take(int rc, void *data, size_t len, void *payload) {
+    took *t = payload;
+    check_thread(t->c);
+    t->rc = rc;
+    t->calls++;
+    snprintf(t->data, sizeof t->data, "%.*s", (int)len, data ? (char *)data : "");
+    free(data);
+}
+
+static void queue_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_queue *q;
+    assert_int_equal(coord_queue_new(&q, c, "qa"), 0);
+    took t = {c, -99, 0, ""};
+    assert_int_equal(coord_queue_take_async(q, 0, on_take, &t), 0);
+    assert_true(run_until(c, &t.calls, 1, 10000));
+    assert_int_equal(t.rc, COORD_ENOTFOUND);
+    assert_int_equal(coord_queue_take_async(q, 300, on_take, &t), 0);
+    assert_true(run_until(c, &t.calls, 2, 10000));
+    assert_int_equal(t.rc, COORD_ETIMEDOUT);
+    assert_int_equal(coord_queue_take_async(q, -1, on_take, &t), 0);
+    assert_int_equal(coord_queue_take_async(q, -1, on_take, &t), COORD_EINVAL);
+    int got = 0;
+    run_until(c, &got, 1, 200); /* the take waits */
+    assert_int_equal(t.calls, 2);
+    assert_int_equal(coord_queue_put(q, "job", 3), 0);
+    assert_true(run_until(c, &t.calls, 3, 10000));
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.data, "job");
+    assert_int_equal(coord_queue_take_async(q, -1, on_take, &t), 0);
+    coord_queue_cancel(q);
+    assert_true(run_until(c, &t.calls, 4, 10000));
+    assert_int_equal(t.rc, COORD_ECANCELED);
+    assert_int_equal(outside, 0);
+    coord_queue_free(q);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -348,9 +463,11 @@ static void thousand_waiters(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(not_loop_mode), COORD_CONFORMANCE(lock_async),
-        COORD_CONFORMANCE(counter_async), COORD_CONFORMANCE(close_pending),
-        COORD_CONFORMANCE(free_pending),  COORD_CONFORMANCE(thousand_waiters),
+        COORD_CONFORMANCE(not_loop_mode),    COORD_CONFORMANCE(lock_async),
+        COORD_CONFORMANCE(counter_async),    COORD_CONFORMANCE(close_pending),
+        COORD_CONFORMANCE(free_pending),     COORD_CONFORMANCE(election_async),
+        COORD_CONFORMANCE(ring_async),       COORD_CONFORMANCE(queue_async),
+        COORD_CONFORMANCE(thousand_waiters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
