@@ -22,8 +22,9 @@
  * the ring's first listing, before the loop runs). An async call the backend cannot do yet is
  * reported and the server goes on without it.
  *
- * It runs until SIGINT or SIGTERM. With --self-test N it connects to itself once a lock acquire
- * is pending, sends N lines, checks the N answers and exits: 0 when each answer came, 1 otherwise.
+ * It runs until SIGINT or SIGTERM. With --self-test N it connects to itself while its lock
+ * acquires are pending, sends N lines, checks the N answers and exits: 0 when each answer came, 1
+ * otherwise.
  *
  *   $ printf 'a\nb\n' | nc -q1 127.0.0.1 PORT
  *   count 1 (lock acquire pending)
@@ -57,7 +58,9 @@ typedef struct conn {
     char line[LINE_MAX_LEN];
     size_t len;
     int refs; /* the connection itself until closed, plus one per add in flight */
+    bool eof; /* the client has sent everything: close once its answers are written */
     bool closing;
+    uv_shutdown_t shutdown;
 } conn;
 
 /* One request: a line whose add is in flight. */
@@ -140,8 +143,12 @@ static void acquire(server *s, int i) {
 }
 
 static void on_unlocked(int rc, void *payload) {
-    server *s = payload;
-    if (!s->stopping && rc) report(s, "lock: release", rc);
+    turn *t = payload;
+    server *s = t->s;
+    if (s->stopping) return;
+    if (rc) report(s, "lock: release", rc);
+    /* queue again, behind the other handle, whose acquire this release let through */
+    acquire(s, t->i);
 }
 
 static void on_hold_over(uv_timer_t *t) {
@@ -149,10 +156,8 @@ static void on_hold_over(uv_timer_t *t) {
     int i = s->holder;
     if (i < 0 || s->stopping) return;
     s->holder = -1;
-    int rc = coord_lock_release_async(s->lk[i], on_unlocked, s);
+    int rc = coord_lock_release_async(s->lk[i], on_unlocked, &s->turns[i]);
     if (rc) report(s, "lock: release", rc);
-    /* and queue again, behind the other handle, whose acquire this release lets through */
-    acquire(s, i);
 }
 
 static void on_locked(int rc, void *payload) {
@@ -172,11 +177,7 @@ static void on_locked(int rc, void *payload) {
         "lock %s: handle %d holds it (token %" PRIu64 "), served %ld requests so far, %ld "
         "of them while an acquire was pending",
         s->name, t->i, token, s->served, s->served_pending);
-    /* The other handle waits behind this one (if it is not queued already). */
-    int other = 1 - t->i;
-    if (!s->waiting[other]) acquire(s, other);
     uv_timer_start(&s->hold_timer, on_hold_over, (uint64_t)s->hold_ms, 0);
-    if (acquire_pending(s)) start_self_test(s);
 }
 
 /* ---- election and ring ---- */
@@ -221,6 +222,17 @@ static void on_conn_closed(uv_handle_t *h) {
     conn_unref(h->data);
 }
 
+static void on_shut(uv_shutdown_t *req, int status);
+static void conn_close(conn *cn);
+
+/* After the client's EOF and its last answer: shut down (the answers still queued are sent
+ * first), then close. */
+static void conn_finish(conn *cn) {
+    if (cn->closing || !cn->eof || cn->refs > 1 || cn->shutdown.data) return;
+    cn->shutdown.data = cn;
+    if (uv_shutdown(&cn->shutdown, (uv_stream_t *)&cn->tcp, on_shut)) conn_close(cn);
+}
+
 static void conn_close(conn *cn) {
     if (cn->closing) return;
     cn->closing = true;
@@ -230,6 +242,11 @@ static void conn_close(conn *cn) {
         cn->s->conns = cn->next;
     if (cn->next) cn->next->prev = cn->prev;
     uv_close((uv_handle_t *)&cn->tcp, on_conn_closed);
+}
+
+static void on_shut(uv_shutdown_t *req, int status) {
+    (void)status;
+    conn_close(req->data);
 }
 
 typedef struct wreq {
@@ -261,7 +278,9 @@ static void on_counted(int rc, int64_t value, void *payload) {
         if (rc) report(s, "counter: add", rc);
     }
     free(q);
+    bool last = cn->refs == 1;
     conn_unref(cn);
+    if (!last) conn_finish(cn);
 }
 
 static void request_line(conn *cn) {
@@ -290,6 +309,12 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     conn *cn = st->data;
+    if (n == UV_EOF) {
+        cn->eof = true;
+        uv_read_stop(st);
+        conn_finish(cn);
+        return;
+    }
     if (n < 0) {
         conn_close(cn);
         return;
@@ -515,7 +540,9 @@ int main(int argc, char **argv) {
         report(&s, "election: campaign (serving without it)", rc);
     if ((rc = coord_ring_join_async(s.r, s.id, s.addr, strlen(s.addr), 1, on_joined, &s)))
         report(&s, "ring: join (serving without it)", rc);
-    acquire(&s, 0);
+    acquire(&s, 0); /* one holds, the other waits behind it */
+    acquire(&s, 1);
+    start_self_test(&s); /* with --self-test: its requests come while the acquires are pending */
 
     uv_run(s.loop, UV_RUN_DEFAULT); /* until shutdown_server has closed every handle */
 
