@@ -427,8 +427,8 @@ typedef struct take_op {
     void *data;
     size_t len;
     coord_watch *wi, *wc;
-    pthread_mutex_t mu; /* scheduled, ended, the watches */
-    bool scheduled, ended;
+    pthread_mutex_t mu; /* scheduled, running, again, ended, the watches */
+    bool scheduled, running, again, ended;
     void (*done)(int rc, void *data, size_t len, void *payload);
     void *payload;
 } take_op;
@@ -444,8 +444,10 @@ static void take_wake(void *payload, coord_watch_event ev, int64_t rev) {
     (void)ev, (void)rev;
     take_op *t = payload;
     pthread_mutex_lock(&t->mu);
-    bool run = !t->scheduled && !t->ended;
+    /* one step at a time: a wake-up during a step makes it run again */
+    bool run = !t->scheduled && !t->running && !t->ended;
     if (run) t->scheduled = true;
+    if (t->running) t->again = true;
     pthread_mutex_unlock(&t->mu);
     if (run) coord__loop_job(t->q->c, 0, take_step, t, 0);
 }
@@ -461,44 +463,55 @@ static void take_unwatch(take_op *t) {
     if (wc) k->backend->unwatch(k, wc);
 }
 
+/* One try, and the watches before the first wait: 1 while the take waits, else its result. */
+static int take_try(take_op *t) {
+    coord_queue *q = t->q;
+    void *res[2] = {&t->data, &t->len};
+    int rc = try_take(q, res);
+    if (rc != COORD_ENOTFOUND) return rc;
+    if (t->timeout_ms == 0) return coord_seterr(COORD_ENOTFOUND, "queue %s is empty", q->dir);
+    if (atomic_exchange(&q->wq.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "wait on queue %s canceled", q->dir);
+    if (coord__now_ms() >= t->deadline)
+        return coord_seterr(COORD_ETIMEDOUT, "queue %s: no item within %d ms", q->dir,
+                            t->timeout_ms);
+    if (t->wi) return 1; /* the next event or the deadline tries again */
+    /* the first wait: watch, then try again (an item made meanwhile) */
+    coord_conn *k = coord__client_conn(q->c);
+    coord_watch *wi = NULL, *wc = NULL;
+    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, take_wake, t, &wi);
+    if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, take_wake, t, &wc);
+    pthread_mutex_lock(&t->mu);
+    t->wi = wi;
+    t->wc = wc;
+    t->again = true;
+    pthread_mutex_unlock(&t->mu);
+    if (rc) return rc;
+    if (t->deadline != INT64_MAX) coord__loop_job(q->c, t->deadline, take_timer, t, 0);
+    return 1;
+}
+
 static void take_step(void *arg, uint64_t tag) {
     (void)tag;
     take_op *t = arg;
-    coord_queue *q = t->q;
     pthread_mutex_lock(&t->mu);
     t->scheduled = false;
     bool ended = t->ended;
+    t->running = !ended;
     pthread_mutex_unlock(&t->mu);
     if (ended) return;
-    void *res[2] = {&t->data, &t->len};
-    int rc = try_take(q, res);
-    if (rc == COORD_ENOTFOUND && t->timeout_ms == 0)
-        rc = coord_seterr(COORD_ENOTFOUND, "queue %s is empty", q->dir);
-    else if (rc == COORD_ENOTFOUND && atomic_exchange(&q->wq.cancel, false))
-        rc = coord_seterr(COORD_ECANCELED, "wait on queue %s canceled", q->dir);
-    else if (rc == COORD_ENOTFOUND && coord__now_ms() >= t->deadline)
-        rc = coord_seterr(COORD_ETIMEDOUT, "queue %s: no item within %d ms", q->dir, t->timeout_ms);
-    else if (rc == COORD_ENOTFOUND && !t->wi) {
-        /* the first wait: watch, then try again (an item made meanwhile) */
-        coord_conn *k = coord__client_conn(q->c);
-        coord_watch *wi = NULL, *wc = NULL;
-        rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, take_wake, t, &wi);
-        if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, take_wake, t, &wc);
-        pthread_mutex_lock(&t->mu);
-        t->wi = wi;
-        t->wc = wc;
-        pthread_mutex_unlock(&t->mu);
-        if (!rc) {
-            if (t->deadline != INT64_MAX) coord__loop_job(q->c, t->deadline, take_timer, t, 0);
-            take_wake(t, COORD_EV_CHANGED, 0);
-            return;
-        }
-    } else if (rc == COORD_ENOTFOUND) {
-        return; /* the next event or the deadline tries again */
-    }
+    int rc = take_try(t);
+    pthread_mutex_lock(&t->mu);
+    t->running = false;
+    bool again = rc == 1 && t->again && !t->ended;
+    t->again = false;
+    if (again) t->scheduled = true;
+    pthread_mutex_unlock(&t->mu);
+    if (again) coord__loop_job(t->q->c, 0, take_step, t, 0);
+    if (rc == 1) return;
     take_unwatch(t);
-    coord__loop_unjob(q->c, t); /* the deadline's timer, a wake-up's step */
-    coord__aop_finish(&t->op, rc);
+    coord__loop_unjob(t->q->c, t); /* the deadline's timer, a wake-up's step */
+    coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
 }
 
 static void taken(coord__aop *op, int rc) {
