@@ -31,6 +31,7 @@
 #include <coord.h>
 #include <event2/event.h>
 
+/** @cond COORD_INTERNAL */
 #ifdef __cplusplus
 #define COORD_EVENT__CAST(type, v) (static_cast<type>(v))
 extern "C" {
@@ -38,7 +39,6 @@ extern "C" {
 #define COORD_EVENT__CAST(type, v) ((type)(v))
 #endif
 
-/** @cond COORD_INTERNAL */
 /* The adapter's state, in the client's loop-data slot while attached. */
 typedef struct coord_event__state {
     struct event *rd;    /* coord_client_fd, EV_READ|EV_PERSIST */

@@ -32,6 +32,7 @@
 #include <coord.h>
 #include <uv.h>
 
+/** @cond COORD_INTERNAL */
 #ifdef __cplusplus
 #define COORD_UV__CAST(type, v) (static_cast<type>(v))
 #define COORD_UV__HANDLE(h) (reinterpret_cast<uv_handle_t *>(h))
@@ -41,7 +42,6 @@ extern "C" {
 #define COORD_UV__HANDLE(h) ((uv_handle_t *)(h))
 #endif
 
-/** @cond COORD_INTERNAL */
 /* The adapter's state, in the client's loop-data slot while attached. */
 typedef struct coord_uv__state {
     uv_poll_t poll;   /* watches coord_client_fd for reading */
