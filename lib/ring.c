@@ -24,6 +24,7 @@ typedef struct snap {
 
 struct coord_ring {
     coord_client *c;
+    struct join_op *joining; /* loop mode: the join in flight (the loop's thread) */
     char *dir;
     coord_ring_options opts;
     coord_watch *w;
@@ -532,8 +533,11 @@ uint64_t coord_ring_epoch(const coord_ring *r) {
     return e;
 }
 
+static void join_reap(coord_ring *r);
+
 void coord_ring_free(coord_ring *r) {
     if (!r) return;
+    join_reap(r);
     coord_conn *k = coord__client_conn(r->c);
     bool closed = coord__client_closed(r->c); /* loop mode: the watch went with it */
     coord__client_unlisten(r->c, &r->listener);
@@ -578,6 +582,7 @@ static void join_job(void *arg, uint64_t tag) {
 
 static void joined(coord__aop *op, int rc) {
     join_op *j = (join_op *)op;
+    if (j->r) j->r->joining = NULL;
     coord_done_fn done = j->done;
     void *payload = j->payload;
     free(j->id);
@@ -586,12 +591,25 @@ static void joined(coord__aop *op, int rc) {
     done(rc, payload);
 }
 
+/* A ring freed with its join in flight: the join ends first, its done runs now. */
+static void join_reap(coord_ring *r) {
+    join_op *j = r->joining;
+    if (!j) return;
+    coord__loop_forget(r->c, r); /* its change callback may wait for this thread */
+    coord__loop_unjob(r->c, j);
+    coord__loop_unforget(r->c, r);
+    j->r = NULL;
+    r->joining = NULL;
+    coord__aop_reap(&j->op);
+}
+
 int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data, size_t len,
                           unsigned weight, coord_done_fn done, void *payload) {
     if (!r || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
     int rc = coord_name_check(member_id);
     if (rc) return rc;
     if (!data && len) return coord_seterr(COORD_EINVAL, "data is NULL with length %zu", len);
+    if (r->joining) return coord_seterr(COORD_EINVAL, "a join is in flight on this ring handle");
     join_op *j = calloc(1, sizeof *j);
     if (!j || !(j->id = strdup(member_id)) || !(j->data = malloc(len ? len : 1))) {
         if (j) free(j->id);
@@ -611,6 +629,7 @@ int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data
         free(j);
         return rc;
     }
+    r->joining = j;
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(r->c, 0, join_job, j, 0))) coord__aop_finish(&j->op, rc);
     return 0;

@@ -161,7 +161,9 @@ COORD_EXTERN int coord_client_open(coord_client **out, const char *uri, const co
 /**
  * Release held locks, leave groups, end the session (ZooKeeper close / etcd lease revoke) and
  * free the client. NULL-safe. Every lock, counter and ring made from `c` must be freed first,
- * and no other thread may be using `c`. Called from a session callback it does nothing but
+ * and no other thread may be using `c`. In loop mode operations may be in flight: their `done`
+ * runs on the calling thread (COORD_ECANCELED when not finished) before close returns, and the
+ * handles may then only be freed (docs/loop.md). Called from a session callback it does nothing but
  * record a detail in coord_last_error() (closing waits for the thread running the callback).
  */
 COORD_EXTERN void coord_client_close(coord_client *c);
@@ -1042,8 +1044,10 @@ COORD_EXTERN int coord_client_timeout(const coord_client *c);
  */
 COORD_EXTERN int coord_client_process(coord_client *c);
 
-/** The application's slot for the loop adapter's state (coord/loop/libuv.h, libevent.h). */
+/** Keep the loop adapter's state (coord/loop/libuv.h, libevent.h) with the client; nothing
+ *  outside loop mode. The client never reads or frees it. */
 COORD_EXTERN void coord_client_set_loop_data(coord_client *c, void *data);
+/** What coord_client_set_loop_data stored, NULL when nothing (or outside loop mode). */
 COORD_EXTERN void *coord_client_loop_data(const coord_client *c);
 
 /**
