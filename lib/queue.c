@@ -328,13 +328,14 @@ static int qw_advance(coord__queue *q) {
         a->enqueued = true;
     }
     while (!a->first) {
-        if (a->timeout_ms == 0 || coord__session_epoch(q->c) != q->epoch || canceled(q)) {
+        bool lost = coord__session_epoch(q->c) != q->epoch; /* withdraw moves q->epoch */
+        if (a->timeout_ms == 0 || lost || canceled(q)) {
             coord_kv_clear(&a->pred);
             withdraw(q);
             if (a->timeout_ms == 0)
                 return coord_seterr(COORD_ELOCKED, "%s %s is held by another owner", q->recipe,
                                     q->dir);
-            if (coord__session_epoch(q->c) != q->epoch)
+            if (lost)
                 return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
             return coord_seterr(COORD_ECANCELED, "%s %s canceled", q->recipe, q->dir);
         }

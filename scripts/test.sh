@@ -33,7 +33,7 @@ T0=${COORD_TEST_SH_T0:-$(date +%s)}
 # library's, every run) and on real servers.
 TSAN_TESTS="test_lock_fake test_counter_fake test_ring_fake test_election_fake test_kv_fake
     test_queue_fake test_ring test_lock test_counter test_session test_election test_semaphore
-    test_rwlock test_barrier test_kv test_queue test_loop test_loop_adapters"
+    test_rwlock test_barrier test_kv test_queue test_loop test_loop_adapters test_loop_fake"
 stage() { echo "== $* (at $(($(date +%s) - T0)) s)"; }
 
 build_plain() {
@@ -142,7 +142,7 @@ if ! skip VALGRIND; then
         test_etcd_badserver test_session test_ring_codec test_hashring test_options test_fake \
         test_args test_lock_fake test_counter_fake test_ring_fake test_election_fake test_lock \
         test_counter test_ring test_election test_kv_fake test_queue_fake test_kv test_queue \
-        test_loop test_loop_adapters; do
+        test_loop test_loop_adapters test_loop_fake; do
         t=$B/tests/$t
         [ -x "$t" ] || continue
         COORD_TEST_LOOP_WAITERS=100 "${VG[@]}" "$t" >"$t.valgrind.log" 2>&1 ||

@@ -1,10 +1,11 @@
 /*
- * Loop mode on both backends (one body, real servers): every done runs once, inside
- * coord_client_process on the loop's thread, with the code its blocking call would return;
- * waits hold no thread (1,000 acquires in flight on one client under 10 threads, served in
- * FIFO order); cancel and close end what is in flight with COORD_ECANCELED.
+ * Loop mode on both backends (one body, real servers; and on the fake backend with faults, as
+ * test_loop_fake): every done runs once, inside coord_client_process on the loop's thread, with
+ * the code its blocking call would return; waits hold no thread (1,000 acquires in flight on one
+ * client under 10 threads, served in FIFO order); cancel, close and the session's loss end what
+ * is in flight with COORD_ECANCELED / COORD_ESESSION.
  */
-#include "testing.h"
+#include "dual.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -20,7 +21,12 @@ static void check_thread(coord_client *c) {
 }
 
 static coord_client *open_loop_uri(void **state, const char *params, char **uri_out) {
+#ifdef COORD_TEST_FAKE
+    char *uri = NULL;
+    coord_client_close(fake_open(state, params, NULL, &uri)); /* a fresh prefix */
+#else
     char *uri = coord_test_uri(state, 0, params);
+#endif
     coord_options o = COORD_OPTIONS_INIT;
     o.loop = true;
     coord_client *c = NULL;
@@ -60,18 +66,20 @@ typedef struct rec {
     coord_client *c;
     int rc, calls, order;
     int *seq;
+    char why[160]; /* coord_last_error() inside the done */
 } rec;
 
 static void on_done(int rc, void *payload) {
     rec *r = payload;
     check_thread(r->c);
+    if (rc) snprintf(r->why, sizeof r->why, "%s", coord_last_error());
     r->rc = rc;
     r->calls++;
     r->order = ++*r->seq;
 }
 
 static void not_loop_mode(void **state) {
-    coord_client *c = coord_test_open(state, NULL, NULL, NULL);
+    coord_client *c = OPEN(state, NULL, NULL);
     coord_lock *l;
     assert_int_equal(coord_lock_new(&l, c, "nl"), 0);
     int seq = 0;
@@ -379,6 +387,110 @@ static void queue_async(void **state) {
     coord_client_close(c);
 }
 
+/* Wait (running the loop) until the lock's async acquire waits on its predecessor. */
+static void until_waiting(coord_client *c, coord_lock *l) {
+    int64_t end = coord__now_ms() + 10000;
+    int got = 0;
+    while (!coord__lock_waiting(l) && coord__now_ms() < end)
+        run_until(c, &got, 1, 5);
+    assert_true(coord__lock_waiting(l));
+}
+
+/* The session ends under a wait and a campaign: each done once, COORD_ESESSION; the client
+ * goes on with its new session. */
+static void session_loss(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, "session_ttl_ms=2000", &uri);
+    coord_client *other = OPEN_URI(uri);
+    free(uri);
+    coord_lock *held, *l;
+    coord_election *lead, *e;
+    assert_int_equal(coord_lock_new(&held, other, "sl"), 0);
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_election_new(&lead, other, "sl", NULL), 0);
+    assert_int_equal(coord_election_campaign(lead, "a", 1, 5000), 0);
+    assert_int_equal(coord_lock_new(&l, c, "sl"), 0);
+    assert_int_equal(coord_election_new(&e, c, "sl", NULL), 0);
+    int seq = 0;
+    rec rl = {c, -99, 0, 0, &seq}, re = {c, -99, 0, 0, &seq};
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &rl), 0);
+    assert_int_equal(coord_election_campaign_async(e, "b", 1, -1, on_done, &re), 0);
+    until_waiting(c, l);
+    coord_conn *k = coord__client_conn(c);
+    assert_int_equal(k->backend->expire(k), 0);
+    assert_true(run_until(c, &rl.calls, 1, 20000));
+    assert_true(run_until(c, &re.calls, 1, 20000));
+    if (rl.rc != COORD_ESESSION || re.rc != COORD_ESESSION)
+        fail_msg("acquire: %s (%s); campaign: %s (%s)", coord_err_name(rl.rc), rl.why,
+                 coord_err_name(re.rc), re.why);
+    /* the new session: the handle waits again, and gets the lock once it is released */
+    assert_int_equal(coord_lock_acquire_async(l, 20000, on_done, &rl), 0);
+    until_waiting(c, l);
+    assert_int_equal(coord_lock_release(held), 0);
+    assert_true(run_until(c, &rl.calls, 2, 20000));
+    assert_int_equal(rl.rc, 0);
+    assert_int_equal(rl.calls, 2);
+    assert_int_equal(re.calls, 1);
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_election_free(e);
+    coord_client_close(c);
+    coord_lock_free(held);
+    coord_election_free(lead);
+    coord_client_close(other);
+}
+
+#ifdef COORD_TEST_FAKE
+/* An enqueue applied whose answer is lost: the done reports it, and the contender it made is
+ * deleted by the client (nothing stranded); a look and a watch that fail for want of a server
+ * are retried after a pause, the wait goes on. */
+static void faults_in_steps(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, NULL, &uri);
+    coord_client *other = OPEN_URI(uri);
+    coord_lock *held, *l;
+    assert_int_equal(coord_lock_new(&held, other, "fs"), 0);
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_lock_new(&l, c, "fs"), 0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/lock/fs/", coord_client_prefix(c));
+    int seq = 0;
+    rec r = {c, -99, 0, 0, &seq};
+    fault_once(c, SLOT_LOCK_ENQUEUE, 1, COORD_EUNAVAILABLE, FAULT_AFTER);
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &r), 0);
+    assert_true(run_until(c, &r.calls, 1, 10000));
+    assert_int_equal(r.rc, COORD_EUNAVAILABLE);
+    assert_int_equal(coord__orphan_count_within(c, 5000), 0);
+    assert_int_equal(fake_await_count(dir, 1, 5000), 0); /* the holder's alone */
+    /* the look, then the watch, fail once each */
+    fault_once(c, SLOT_LOCK_PREDECESSOR, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
+    fault_once(c, SLOT_WATCH, 1, COORD_ETIMEDOUT, FAULT_BEFORE);
+    assert_int_equal(coord_lock_acquire_async(l, 10000, on_done, &r), 0);
+    int64_t end = coord__now_ms() + 10000;
+    int got = 0;
+    while (!coord__lock_waiting(l) && coord__now_ms() < end)
+        run_until(c, &got, 1, 5);
+    assert_true(coord__lock_waiting(l));
+    assert_int_equal(coord_lock_release(held), 0);
+    assert_true(run_until(c, &r.calls, 2, 10000));
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(coord_lock_release(l), 0);
+    /* a bounded wait that expires leaves nothing behind */
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_lock_acquire_async(l, 200, on_done, &r), 0);
+    assert_true(run_until(c, &r.calls, 3, 10000));
+    assert_int_equal(r.rc, COORD_ETIMEDOUT);
+    assert_int_equal(fake_await_count(dir, 1, 5000), 0);
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_client_close(c);
+    coord_lock_release(held);
+    coord_lock_free(held);
+    coord_client_close(other);
+    free(uri);
+}
+#endif
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -468,11 +580,13 @@ static void thousand_waiters(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        COORD_CONFORMANCE(not_loop_mode),    COORD_CONFORMANCE(lock_async),
-        COORD_CONFORMANCE(counter_async),    COORD_CONFORMANCE(close_pending),
-        COORD_CONFORMANCE(free_pending),     COORD_CONFORMANCE(election_async),
-        COORD_CONFORMANCE(ring_async),       COORD_CONFORMANCE(queue_async),
-        COORD_CONFORMANCE(thousand_waiters),
+        BOTH(not_loop_mode),    BOTH(lock_async),   BOTH(counter_async),
+        BOTH(close_pending),    BOTH(free_pending), BOTH(election_async),
+        BOTH(ring_async),       BOTH(queue_async),  BOTH(session_loss),
+#ifdef COORD_TEST_FAKE
+        BOTH(faults_in_steps),
+#endif
+        BOTH(thousand_waiters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
