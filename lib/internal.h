@@ -180,6 +180,17 @@ typedef struct coord__aop {
 } coord__aop;
 /* COORD_EINVAL outside loop mode, COORD_ECANCELED once the client is closing. */
 int coord__aop_start(coord_client *c, coord__aop *op);
+
+/* An _async call that is one blocking call without a wait (a KV read or write, a commit, a
+ * put): `run` makes it on a job thread, `done` (inside process) calls the application's done
+ * and frees the call. coord__call_start: 0 (done runs once), or the error (nothing runs, the
+ * caller frees). */
+typedef struct coord__call {
+    coord__aop op;
+    int (*run)(struct coord__call *call);
+    void (*done)(struct coord__call *call, int rc);
+} coord__call;
+int coord__call_start(coord_client *c, coord__call *call);
 /* False when it was already finished (the first answer wins). */
 bool coord__aop_finish(coord__aop *op, int rc);
 /* A handle freed with `op` started: its done runs now, on the calling thread (ECANCELED when it
@@ -234,7 +245,8 @@ typedef struct coord__queue {
     coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
-    coord__qwait aw; /* coord__queue_enter_async */
+    coord__qwait aw;          /* coord__queue_enter_async */
+    struct leave_op *leaving; /* coord__queue_leave_async in flight (the loop's thread) */
 } coord__queue;
 /* Check `name`, make the path and the tag, listen for the session's loss. */
 int coord__queue_init(coord__queue *q, coord_client *c, const char *recipe, const char *name,
@@ -260,6 +272,10 @@ void coord__queue_cancel(coord__queue *q);
  * `value` stays the caller's until then. 0, or COORD_EINVAL (one in flight, not loop mode). */
 int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int timeout_ms,
                              void (*done)(coord__queue *q, int rc, void *payload), void *payload);
+/* coord__queue_leave as a job: `done` (inside process) gets what the leave returned; a handle
+ * freed meanwhile runs it during the free. COORD_EINVAL when an enter or leave is in flight. */
+int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int rc, void *payload),
+                             void *payload);
 /* Whether an async enter is in flight (the loop's thread); waiting: enqueued and watching its
  * predecessor (for tests). */
 bool coord__queue_entering(coord__queue *q);

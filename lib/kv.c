@@ -194,6 +194,7 @@ struct coord_txn {
     int64_t versions[COORD_TXN_MAX];
     size_t bytes; /* of values: a request carries at most COORD_VALUE_MAX of them */
     const coord_lock *guard;
+    struct txn_call *committing; /* loop mode: the commit in flight (the loop's thread) */
 };
 
 int coord_txn_new(coord_txn **out, coord_client *c) {
@@ -300,8 +301,11 @@ int64_t coord_txn_version(const coord_txn *t, size_t i) {
     return t && i < t->n && t->ops[i].type == COORD_OP_PUT ? t->versions[i] : 0;
 }
 
+static void commit_reap(coord_txn *t);
+
 void coord_txn_free(coord_txn *t) {
     if (!t) return;
+    commit_reap(t);
     for (size_t i = 0; i < t->n; i++) {
         free((char *)t->ops[i].path);
         free((void *)t->ops[i].value);
@@ -438,4 +442,205 @@ void coord_kv_watch_free(coord_kv_watch *w) {
     free(w->path);
     free(w->key);
     free(w);
+}
+
+/* ---- loop mode ---- */
+
+/* The synchronous call's check of `key`, at the async call. */
+static int check_key(const coord_client *c, const char *key, bool top) {
+    char *p = NULL;
+    int rc = kv_path(c, key, top, &p);
+    free(p);
+    return rc;
+}
+
+typedef struct kv_call {
+    coord__call call;
+    coord_client *c;
+    char *key;
+    void *value;
+    size_t len;
+    int64_t expect, version;
+    char **keys;
+    size_t n;
+    coord_kv_get_fn get_done;
+    void (*put_done)(int rc, int64_t version, void *payload);
+    coord_done_fn del_done;
+    void (*list_done)(int rc, char **keys, size_t n, void *payload);
+    void *payload;
+} kv_call;
+
+static kv_call *kv_call_new(coord_client *c, const char *key, const void *value, size_t len) {
+    kv_call *k = calloc(1, sizeof *k);
+    if (!k || !(k->key = strdup(key ? key : "")) || !(k->value = malloc(len ? len : 1))) {
+        if (k) free(k->key);
+        free(k);
+        coord__oom();
+        return NULL;
+    }
+    if (len) memcpy(k->value, value, len);
+    k->c = c;
+    k->len = len;
+    return k;
+}
+
+static void kv_call_free(kv_call *k) {
+    free(k->key);
+    free(k->value);
+    coord_strings_free(k->keys, k->n);
+    free(k);
+}
+
+static int kv_start(kv_call *k, int (*run)(coord__call *), void (*done)(coord__call *, int)) {
+    k->call.run = run;
+    k->call.done = done;
+    int rc = coord__call_start(k->c, &k->call);
+    if (rc) kv_call_free(k);
+    return rc;
+}
+
+static int get_run(coord__call *call) {
+    kv_call *k = (kv_call *)call;
+    free(k->value);
+    k->value = NULL;
+    return coord_kv_get(k->c, k->key, &k->value, &k->len, &k->version);
+}
+
+static void get_done(coord__call *call, int rc) {
+    kv_call *k = (kv_call *)call;
+    k->get_done(rc, rc ? NULL : k->value, rc ? 0 : k->len, rc ? 0 : k->version, k->payload);
+    kv_call_free(k);
+}
+
+int coord_kv_get_async(coord_client *c, const char *key, coord_kv_get_fn done, void *payload) {
+    if (!c || !key || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    int rc = check_key(c, key, false);
+    if (rc) return rc;
+    kv_call *k = kv_call_new(c, key, NULL, 0);
+    if (!k) return COORD_ENOMEM;
+    k->get_done = done;
+    k->payload = payload;
+    return kv_start(k, get_run, get_done);
+}
+
+static int put_run(coord__call *call) {
+    kv_call *k = (kv_call *)call;
+    return coord_kv_put(k->c, k->key, k->value, k->len, k->expect, &k->version);
+}
+
+static void put_done(coord__call *call, int rc) {
+    kv_call *k = (kv_call *)call;
+    k->put_done(rc, rc ? 0 : k->version, k->payload);
+    kv_call_free(k);
+}
+
+int coord_kv_put_async(coord_client *c, const char *key, const void *value, size_t len,
+                       int64_t expect, void (*done)(int rc, int64_t version, void *payload),
+                       void *payload) {
+    if (!c || !key || !done || (!value && len)) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (len > COORD_VALUE_MAX)
+        return coord_seterr(COORD_EINVAL, "value of %zu bytes is over the limit of %u", len,
+                            COORD_VALUE_MAX);
+    int rc = check_key(c, key, false);
+    if (rc) return rc;
+    kv_call *k = kv_call_new(c, key, value, len);
+    if (!k) return COORD_ENOMEM;
+    k->expect = expect;
+    k->put_done = done;
+    k->payload = payload;
+    return kv_start(k, put_run, put_done);
+}
+
+static int del_run(coord__call *call) {
+    kv_call *k = (kv_call *)call;
+    return coord_kv_delete(k->c, k->key, k->expect);
+}
+
+static void del_done(coord__call *call, int rc) {
+    kv_call *k = (kv_call *)call;
+    k->del_done(rc, k->payload);
+    kv_call_free(k);
+}
+
+int coord_kv_delete_async(coord_client *c, const char *key, int64_t expect, coord_done_fn done,
+                          void *payload) {
+    if (!c || !key || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    int rc = check_key(c, key, false);
+    if (rc) return rc;
+    kv_call *k = kv_call_new(c, key, NULL, 0);
+    if (!k) return COORD_ENOMEM;
+    k->expect = expect;
+    k->del_done = done;
+    k->payload = payload;
+    return kv_start(k, del_run, del_done);
+}
+
+static int list_run(coord__call *call) {
+    kv_call *k = (kv_call *)call;
+    return coord_kv_list(k->c, k->key, &k->keys, &k->n);
+}
+
+static void list_done(coord__call *call, int rc) {
+    kv_call *k = (kv_call *)call;
+    k->list_done(rc, rc ? NULL : k->keys, rc ? 0 : k->n, k->payload);
+    kv_call_free(k);
+}
+
+int coord_kv_list_async(coord_client *c, const char *prefix,
+                        void (*done)(int rc, char **keys, size_t n, void *payload), void *payload) {
+    if (!c || !prefix || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    int rc = check_key(c, prefix, true);
+    if (rc) return rc;
+    kv_call *k = kv_call_new(c, prefix, NULL, 0);
+    if (!k) return COORD_ENOMEM;
+    k->list_done = done;
+    k->payload = payload;
+    return kv_start(k, list_run, list_done);
+}
+
+typedef struct txn_call {
+    coord__call call;
+    coord_txn *t; /* NULL once freed */
+    coord_done_fn done;
+    void *payload;
+} txn_call;
+
+static int commit_run(coord__call *call) {
+    return coord_txn_commit(((txn_call *)call)->t);
+}
+
+static void commit_done(coord__call *call, int rc) {
+    txn_call *x = (txn_call *)call;
+    if (x->t) x->t->committing = NULL;
+    coord_done_fn done = x->done;
+    void *payload = x->payload;
+    free(x);
+    done(rc, payload);
+}
+
+int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *payload) {
+    if (!t || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (t->committing)
+        return coord_seterr(COORD_EINVAL, "a commit of this transaction is in flight");
+    txn_call *x = calloc(1, sizeof *x);
+    if (!x) return coord__oom();
+    *x = (txn_call){
+        .call = {.run = commit_run, .done = commit_done}, .t = t, .done = done, .payload = payload};
+    int rc = coord__call_start(t->c, &x->call);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    t->committing = x;
+    return 0;
+}
+
+/* A transaction freed with its commit in flight: the commit ends first, its done runs now. */
+static void commit_reap(coord_txn *t) {
+    txn_call *x = t->committing;
+    if (!x) return;
+    coord__loop_unjob(t->c, x);
+    x->t = NULL;
+    t->committing = NULL;
+    coord__aop_reap(&x->call.op);
 }

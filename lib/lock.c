@@ -10,9 +10,8 @@ struct coord_lock {
     coord__queue q;
     bool held; /* the queue's contender holds the lock, while its session (q.epoch) lasts */
     /* loop mode: the application's done of the acquire in flight, and a release in flight */
-    coord_done_fn done;
+    coord_done_fn done, release_done;
     void *payload;
-    struct release_op *releasing;
 };
 
 int coord_lock_new(coord_lock **out, coord_client *c, const char *name) {
@@ -101,7 +100,7 @@ int coord_lock_acquire_async(coord_lock *l, int timeout_ms, coord_done_fn done, 
     if (!l || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
     if (coord_lock_held(l))
         return coord_seterr(COORD_EINVAL, "%s is already held by this handle", l->q.dir);
-    if (l->releasing || coord__queue_entering(&l->q))
+    if (l->q.leaving || coord__queue_entering(&l->q))
         return coord_seterr(COORD_EINVAL, "%s: an operation is in flight on this handle", l->q.dir);
     l->held = false;
     l->done = done;
@@ -109,35 +108,19 @@ int coord_lock_acquire_async(coord_lock *l, int timeout_ms, coord_done_fn done, 
     return coord__queue_enter_async(&l->q, NULL, 0, timeout_ms, acquired, NULL);
 }
 
-typedef struct release_op {
-    coord__aop op;
-    coord_lock *l; /* NULL once the handle is freed */
-    coord_done_fn done;
-    void *payload;
-} release_op;
-
-static void release_job(void *arg, uint64_t tag) {
-    (void)tag;
-    release_op *r = arg;
-    coord__queue *q = &r->l->q;
-    int rc = coord__queue_leave(q, coord__client_timeout(q->c));
+/* The release's done: what coord_lock_release would return. */
+static void released(coord__queue *q, int rc, void *payload) {
+    coord_lock *l = (coord_lock *)q;
     if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
         rc = coord_seterr(COORD_ENOTHELD, "lock node vanished (session expired)");
-    coord__aop_finish(&r->op, rc);
-}
-
-static void released(coord__aop *op, int rc) {
-    release_op *r = (release_op *)op;
-    if (r->l) r->l->releasing = NULL;
-    r->done(rc, r->payload);
-    free(r);
+    l->release_done(rc, payload);
 }
 
 int coord_lock_release_async(coord_lock *l, coord_done_fn done, void *payload) {
     if (!l || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
     if (!coord__client_loop(l->q.c))
         return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
-    if (l->releasing || coord__queue_entering(&l->q))
+    if (l->q.leaving || coord__queue_entering(&l->q))
         return coord_seterr(COORD_EINVAL, "%s: an operation is in flight on this handle", l->q.dir);
     bool held = coord_lock_held(l);
     if (!l->held) return coord_seterr(COORD_ENOTHELD, "lock is not held");
@@ -146,30 +129,14 @@ int coord_lock_release_async(coord_lock *l, coord_done_fn done, void *payload) {
         coord_kv_clear(&l->q.mine);
         return coord_seterr(COORD_ENOTHELD, "lock was lost with its session");
     }
-    release_op *r = calloc(1, sizeof *r);
-    if (!r) return coord__oom();
-    *r = (release_op){.op = {.deliver = released}, .l = l, .done = done, .payload = payload};
-    int rc = coord__aop_start(l->q.c, &r->op);
-    if (rc) {
-        free(r);
-        return rc;
-    }
-    l->held = false; /* the handle holds nothing from now on, as coord_lock_release */
-    l->releasing = r;
-    /* closing meanwhile: done runs at the close */
-    if ((rc = coord__loop_job(l->q.c, 0, release_job, r, 0))) coord__aop_finish(&r->op, rc);
-    return 0;
+    l->release_done = done;
+    int rc = coord__queue_leave_async(&l->q, released, payload);
+    if (!rc) l->held = false; /* the handle holds nothing from now on, as coord_lock_release */
+    return rc;
 }
 
 void coord_lock_free(coord_lock *l) {
     if (!l) return;
-    if (l->releasing) { /* its job ends first, its done runs now */
-        release_op *r = l->releasing;
-        coord__loop_unjob(l->q.c, r);
-        r->l = NULL;
-        l->releasing = NULL;
-        coord__aop_reap(&r->op);
-    }
     /* One try, then the client's: free does not wait for a server. */
     if (coord_lock_held(l)) coord__queue_leave(&l->q, 0);
     coord__queue_destroy(&l->q);

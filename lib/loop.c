@@ -449,3 +449,25 @@ void coord__loop_free(coord__loop *l) {
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
+
+/* ---- one blocking call as a job ---- */
+
+static void call_job(void *arg, uint64_t tag) {
+    (void)tag;
+    coord__call *call = arg;
+    coord__aop_finish(&call->op, call->run(call));
+}
+
+static void call_deliver(coord__aop *op, int rc) {
+    coord__call *call = (coord__call *)op;
+    call->done(call, rc);
+}
+
+int coord__call_start(coord_client *c, coord__call *call) {
+    call->op.deliver = call_deliver;
+    int rc = coord__aop_start(c, &call->op);
+    if (rc) return rc;
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(c, 0, call_job, call, 0))) coord__aop_finish(&call->op, rc);
+    return 0;
+}

@@ -58,10 +58,12 @@ int coord__queue_init_at(coord__queue *q, coord_client *c, const char *dir, cons
 }
 
 static void qw_abort(coord__aop *op);
+static void leave_reap(coord__queue *q);
 
 void coord__queue_destroy(coord__queue *q) {
     if (!q->dir) return;
     if (coord__client_loop(q->c)) {
+        leave_reap(q);
         /* an async enter in flight ends here: its done runs now (COORD_ECANCELED) */
         coord__loop_unjob(q->c, q);
         if (coord__queue_entering(q)) {
@@ -485,4 +487,58 @@ int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int
     if (!rc && timeout_ms > 0) rc = coord__loop_job(q->c, a->deadline, qw_deadline, q, gen);
     if (rc) qw_finish(q, rc); /* closing meanwhile: done runs at the close */
     return 0;
+}
+
+/* ---- the leave as a job (loop mode) ---- */
+
+typedef struct leave_op {
+    coord__aop op;
+    coord__queue *q; /* NULL once the handle is freed */
+    void (*done)(coord__queue *q, int rc, void *payload);
+    void *payload;
+} leave_op;
+
+static void leave_job(void *arg, uint64_t tag) {
+    (void)tag;
+    leave_op *r = arg;
+    coord__queue *q = r->q;
+    coord__aop_finish(&r->op, coord__queue_leave(q, coord__client_timeout(q->c)));
+}
+
+static void left(coord__aop *op, int rc) {
+    leave_op *r = (leave_op *)op;
+    coord__queue *q = r->q;
+    if (q) q->leaving = NULL;
+    void (*done)(coord__queue *, int, void *) = r->done;
+    void *payload = r->payload;
+    free(r);
+    done(q, rc, payload);
+}
+
+int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int rc, void *payload),
+                             void *payload) {
+    if (q->leaving || coord__queue_entering(q))
+        return coord_seterr(COORD_EINVAL, "%s %s: an operation is in flight on this handle",
+                            q->recipe, q->dir);
+    leave_op *r = calloc(1, sizeof *r);
+    if (!r) return coord__oom();
+    *r = (leave_op){.op = {.deliver = left}, .q = q, .done = done, .payload = payload};
+    int rc = coord__aop_start(q->c, &r->op);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    q->leaving = r;
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(q->c, 0, leave_job, r, 0))) coord__aop_finish(&r->op, rc);
+    return 0;
+}
+
+/* A handle freed with its leave in flight: the job ends first, its done runs now. */
+static void leave_reap(coord__queue *q) {
+    leave_op *r = q->leaving;
+    if (!r) return;
+    coord__loop_unjob(q->c, r);
+    q->leaving = NULL;
+    coord__aop_reap(&r->op); /* r->q still set: the done sees the handle, being freed */
 }

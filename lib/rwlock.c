@@ -15,6 +15,8 @@
 struct coord_rwlock {
     coord__queue q;
     bool held; /* while its session (q.epoch) lasts */
+    bool write;
+    coord_done_fn done, unlock_done; /* loop mode */
 };
 
 int coord_rwlock_new(coord_rwlock **out, coord_client *c, const char *name) {
@@ -36,20 +38,78 @@ bool coord_rwlock_held(const coord_rwlock *l) {
     return l && l->held && coord__session_epoch(l->q.c) == l->q.epoch;
 }
 
-static int take(coord_rwlock *l, bool write, int timeout_ms) {
+/* Ready the queue for a reader or a writer: 0 when the handle may wait. */
+static int take_begin(coord_rwlock *l, bool write) {
     if (!l) return coord_seterr(COORD_EINVAL, "rwlock is NULL");
     if (coord_rwlock_held(l))
         return coord_seterr(COORD_EINVAL, "%s is already held by this handle", l->q.dir);
+    if (l->q.leaving || coord__queue_entering(&l->q))
+        return coord_seterr(COORD_EINVAL, "%s: an operation is in flight on this handle", l->q.dir);
     l->held = false;
+    l->write = write;
     l->q.kind = write ? WRITER : READER;
     l->q.only = write ? NULL : WRITER; /* a reader waits for writers alone */
-    int rc = coord__queue_enter(&l->q, NULL, 0, timeout_ms);
+    return 0;
+}
+
+static int take_end(coord_rwlock *l, int rc, int timeout_ms) {
     if (rc == COORD_ETIMEDOUT)
         return coord_seterr(COORD_ETIMEDOUT, "%s not %s-locked within %d ms", l->q.dir,
-                            write ? "write" : "read", timeout_ms);
+                            l->write ? "write" : "read", timeout_ms);
+    if (!rc) l->held = true;
+    return rc;
+}
+
+static int take(coord_rwlock *l, bool write, int timeout_ms) {
+    int rc = take_begin(l, write);
     if (rc) return rc;
-    l->held = true;
-    return 0;
+    return take_end(l, coord__queue_enter(&l->q, NULL, 0, timeout_ms), timeout_ms);
+}
+
+static void taken(coord__queue *q, int rc, void *payload) {
+    coord_rwlock *l = (coord_rwlock *)q;
+    l->done(take_end(l, rc, l->q.aw.timeout_ms), payload);
+}
+
+static int take_async(coord_rwlock *l, bool write, int timeout_ms, coord_done_fn done,
+                      void *payload) {
+    if (!done) return coord_seterr(COORD_EINVAL, "done is NULL");
+    int rc = take_begin(l, write);
+    if (rc) return rc;
+    l->done = done;
+    return coord__queue_enter_async(&l->q, NULL, 0, timeout_ms, taken, payload);
+}
+
+int coord_rwlock_rdlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done, void *payload) {
+    return take_async(l, false, timeout_ms, done, payload);
+}
+
+int coord_rwlock_wrlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done, void *payload) {
+    return take_async(l, true, timeout_ms, done, payload);
+}
+
+static void unlocked(coord__queue *q, int rc, void *payload) {
+    coord_rwlock *l = (coord_rwlock *)q;
+    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
+        rc = coord_seterr(COORD_ENOTHELD, "rwlock entry vanished (session expired)");
+    l->unlock_done(rc, payload);
+}
+
+int coord_rwlock_unlock_async(coord_rwlock *l, coord_done_fn done, void *payload) {
+    if (!l || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (!coord__client_loop(l->q.c))
+        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
+    bool held = coord_rwlock_held(l);
+    if (!l->held) return coord_seterr(COORD_ENOTHELD, "rwlock is not held");
+    if (!held) {
+        l->held = false;
+        coord_kv_clear(&l->q.mine);
+        return coord_seterr(COORD_ENOTHELD, "rwlock was lost with its session");
+    }
+    l->unlock_done = done;
+    int rc = coord__queue_leave_async(&l->q, unlocked, payload);
+    if (!rc) l->held = false;
+    return rc;
 }
 
 int coord_rwlock_rdlock(coord_rwlock *l, int timeout_ms) {

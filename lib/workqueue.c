@@ -25,6 +25,7 @@ struct coord_queue {
     bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
     struct take_op *taking; /* loop mode: the take in flight (the client's waiter mutex) */
+    struct put_call *puts;  /* loop mode: the puts in flight (the loop's thread) */
 };
 
 struct coord_item {
@@ -62,10 +63,12 @@ int coord_queue_new(coord_queue **out, coord_client *c, const char *name) {
 }
 
 static void take_reap(coord_queue *q);
+static void puts_reap(coord_queue *q);
 
 void coord_queue_free(coord_queue *q) {
     if (!q) return;
     take_reap(q);
+    if (coord__client_loop(q->c)) puts_reap(q);
     coord__queue_destroy(&q->wq);
     free(q->dir);
     free(q->claims);
@@ -581,4 +584,69 @@ int coord_queue_take_async(coord_queue *q, int timeout_ms,
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(q->c, 0, take_step, t, 0))) coord__aop_finish(&t->op, rc);
     return 0;
+}
+
+/* coord_queue_put as a job; many in flight on one handle (a put touches no handle state). */
+typedef struct put_call {
+    coord__call call;
+    struct put_call *next, **pprev; /* in q->puts */
+    coord_queue *q;
+    void *data;
+    size_t len;
+    coord_done_fn done;
+    void *payload;
+} put_call;
+
+static int put_run(coord__call *call) {
+    put_call *p = (put_call *)call;
+    return coord_queue_put(p->q, p->data, p->len);
+}
+
+static void put_done(coord__call *call, int rc) {
+    put_call *p = (put_call *)call;
+    *p->pprev = p->next;
+    if (p->next) p->next->pprev = p->pprev;
+    coord_done_fn done = p->done;
+    void *payload = p->payload;
+    free(p->data);
+    free(p);
+    done(rc, payload);
+}
+
+int coord_queue_put_async(coord_queue *q, const void *data, size_t len, coord_done_fn done,
+                          void *payload) {
+    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    int rc = check_data(data, len);
+    if (rc) return rc;
+    put_call *p = calloc(1, sizeof *p);
+    if (!p || !(p->data = malloc(len ? len : 1))) {
+        free(p);
+        return coord__oom();
+    }
+    if (len) memcpy(p->data, data, len);
+    *p = (put_call){.call = {.run = put_run, .done = put_done},
+                    .q = q,
+                    .data = p->data,
+                    .len = len,
+                    .done = done,
+                    .payload = payload};
+    if ((rc = coord__call_start(q->c, &p->call))) {
+        free(p->data);
+        free(p);
+        return rc;
+    }
+    p->next = q->puts;
+    if (p->next) p->next->pprev = &p->next;
+    p->pprev = &q->puts;
+    q->puts = p;
+    return 0;
+}
+
+/* A handle freed with puts in flight: each ends first, its done runs now. */
+static void puts_reap(coord_queue *q) {
+    while (q->puts) {
+        put_call *p = q->puts;
+        coord__loop_unjob(q->c, p);
+        coord__aop_reap(&p->call.op); /* unlinks it */
+    }
 }

@@ -1090,6 +1090,42 @@ COORD_EXTERN int coord_queue_take_async(coord_queue *q, int timeout_ms,
                                         void (*done)(int rc, void *data, size_t len, void *payload),
                                         void *payload);
 
+/** Done of coord_kv_get_async: `value` (NUL-terminated one byte past `len`) is valid during the
+ *  call only; NULL, 0 and 0 when rc is not 0 (COORD_ENOTFOUND when absent). */
+typedef void (*coord_kv_get_fn)(int rc, const void *value, size_t len, int64_t version,
+                                void *payload);
+/** coord_kv_get without blocking. The KV calls take the client: any number may be in flight. */
+COORD_EXTERN int coord_kv_get_async(coord_client *c, const char *key, coord_kv_get_fn done,
+                                    void *payload);
+/** coord_kv_put without blocking; `value` is copied; `version` is the new version (0 when rc
+ *  is not 0). */
+COORD_EXTERN int coord_kv_put_async(coord_client *c, const char *key, const void *value, size_t len,
+                                    int64_t expect,
+                                    void (*done)(int rc, int64_t version, void *payload),
+                                    void *payload);
+/** coord_kv_delete without blocking. */
+COORD_EXTERN int coord_kv_delete_async(coord_client *c, const char *key, int64_t expect,
+                                       coord_done_fn done, void *payload);
+/** coord_kv_list without blocking: `keys` (sorted) is valid during the call only. */
+COORD_EXTERN int coord_kv_list_async(coord_client *c, const char *prefix,
+                                     void (*done)(int rc, char **keys, size_t n, void *payload),
+                                     void *payload);
+/** coord_txn_commit without blocking; the transaction is not changed, committed again or freed
+ *  until `done` has run (then coord_txn_version reads the new versions). COORD_EINVAL when a
+ *  commit of it is in flight. */
+COORD_EXTERN int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *payload);
+/** coord_queue_put without blocking (`data` is copied); many may be in flight on one handle. */
+COORD_EXTERN int coord_queue_put_async(coord_queue *q, const void *data, size_t len,
+                                       coord_done_fn done, void *payload);
+/** coord_rwlock_rdlock / coord_rwlock_wrlock without blocking: the wait holds no thread, as
+ *  for the lock; coord_rwlock_cancel ends it with COORD_ECANCELED. */
+COORD_EXTERN int coord_rwlock_rdlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done,
+                                           void *payload);
+COORD_EXTERN int coord_rwlock_wrlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done,
+                                           void *payload);
+/** coord_rwlock_unlock without blocking. */
+COORD_EXTERN int coord_rwlock_unlock_async(coord_rwlock *l, coord_done_fn done, void *payload);
+
 #ifdef __cplusplus
 }
 #endif

@@ -491,6 +491,171 @@ static void faults_in_steps(void **state) {
 }
 #endif
 
+typedef struct kvrec {
+    coord_client *c;
+    int calls, rc;
+    int64_t version;
+    char text[64];
+} kvrec;
+
+static void on_get(int rc, const void *value, size_t len, int64_t version, void *payload) {
+    kvrec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->version = version;
+    snprintf(r->text, sizeof r->text, "%.*s", (int)len, value ? (const char *)value : "");
+    r->calls++;
+}
+
+static void on_put(int rc, int64_t version, void *payload) {
+    kvrec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->version = version;
+    r->calls++;
+}
+
+static void on_list(int rc, char **keys, size_t n, void *payload) {
+    kvrec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->text[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf(r->text + strlen(r->text), sizeof r->text - strlen(r->text), "%s,", keys[i]);
+    r->calls++;
+}
+
+static void on_kvdone(int rc, void *payload) {
+    kvrec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->calls++;
+}
+
+/* KV reads and writes, a guarded commit and queue puts, many in flight at once. */
+static void data_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    kvrec p[8], g = {c, 0, 0, 0, ""}, l = {c, 0, 0, 0, ""}, d = {c, 0, 0, 0, ""};
+    for (int i = 0; i < 8; i++) {
+        char key[16], val[16];
+        snprintf(key, sizeof key, "cfg/k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        p[i] = (kvrec){c, 0, -99, 0, ""};
+        assert_int_equal(coord_kv_put_async(c, key, val, strlen(val), -1, on_put, &p[i]), 0);
+    }
+    assert_int_equal(coord_kv_put_async(c, "bad//key", "x", 1, -1, on_put, &p[0]), COORD_EINVAL);
+    for (int i = 0; i < 8; i++) {
+        assert_true(run_until(c, &p[i].calls, 1, 10000));
+        assert_int_equal(p[i].rc, 0);
+        assert_true(p[i].version > 0);
+    }
+    assert_int_equal(coord_kv_get_async(c, "cfg/k3", on_get, &g), 0);
+    assert_int_equal(coord_kv_list_async(c, "cfg", on_list, &l), 0);
+    assert_true(run_until(c, &g.calls, 1, 10000));
+    assert_true(run_until(c, &l.calls, 1, 10000));
+    assert_int_equal(g.rc, 0);
+    assert_string_equal(g.text, "v3");
+    assert_int_equal(g.version, p[3].version);
+    assert_string_equal(l.text, "k0,k1,k2,k3,k4,k5,k6,k7,");
+    /* a conditional delete at a stale version, then at the right one */
+    assert_int_equal(coord_kv_delete_async(c, "cfg/k3", p[3].version + 100, on_kvdone, &d), 0);
+    assert_true(run_until(c, &d.calls, 1, 10000));
+    assert_int_equal(d.rc, COORD_ECONFLICT);
+    assert_int_equal(coord_kv_delete_async(c, "cfg/k3", p[3].version, on_kvdone, &d), 0);
+    assert_true(run_until(c, &d.calls, 2, 10000));
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(coord_kv_get_async(c, "cfg/k3", on_get, &g), 0);
+    assert_true(run_until(c, &g.calls, 2, 10000));
+    assert_int_equal(g.rc, COORD_ENOTFOUND);
+    /* a commit fenced by a lock this handle holds */
+    coord_lock *lk;
+    assert_int_equal(coord_lock_new(&lk, c, "fence"), 0);
+    assert_int_equal(coord_lock_acquire(lk, 5000), 0);
+    coord_txn *t;
+    assert_int_equal(coord_txn_new(&t, c), 0);
+    assert_int_equal(coord_txn_check(t, "cfg/k1", p[1].version), 0);
+    assert_int_equal(coord_txn_put(t, "cfg/k1", "new", 3), 0);
+    assert_int_equal(coord_txn_guard(t, lk), 0);
+    kvrec x = {c, 0, -99, 0, ""};
+    assert_int_equal(coord_txn_commit_async(t, on_kvdone, &x), 0);
+    assert_int_equal(coord_txn_commit_async(t, on_kvdone, &x), COORD_EINVAL);
+    assert_true(run_until(c, &x.calls, 1, 10000));
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(coord_txn_commit_async(t, on_kvdone, &x), 0); /* the check is stale now */
+    assert_true(run_until(c, &x.calls, 2, 10000));
+    assert_int_equal(x.rc, COORD_ECONFLICT);
+    coord_txn_free(t);
+    assert_int_equal(coord_lock_release(lk), 0);
+    coord_lock_free(lk);
+    /* ten puts in flight, then ten takes: FIFO */
+    coord_queue *q;
+    assert_int_equal(coord_queue_new(&q, c, "puts"), 0);
+    kvrec pr[10];
+    for (int i = 0; i < 10; i++) {
+        char item[8];
+        snprintf(item, sizeof item, "i%d", i);
+        pr[i] = (kvrec){c, 0, -99, 0, ""};
+        assert_int_equal(coord_queue_put_async(q, item, strlen(item), on_kvdone, &pr[i]), 0);
+        assert_true(run_until(c, &pr[i].calls, 1, 10000)); /* in order: one at a time */
+        assert_int_equal(pr[i].rc, 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        took tk = {c, -99, 0, ""};
+        assert_int_equal(coord_queue_take_async(q, 5000, on_take, &tk), 0);
+        assert_true(run_until(c, &tk.calls, 1, 10000));
+        assert_int_equal(tk.rc, 0);
+        char want[8];
+        snprintf(want, sizeof want, "i%d", i);
+        assert_string_equal(tk.data, want);
+    }
+    coord_queue_free(q);
+    assert_int_equal(outside, 0);
+    coord_client_close(c);
+}
+
+/* Readers overlap, a writer waits for them, a reader queued after the writer waits for it. */
+static void rwlock_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_rwlock *r1, *r2, *w, *r3;
+    assert_int_equal(coord_rwlock_new(&r1, c, "rw"), 0);
+    assert_int_equal(coord_rwlock_new(&r2, c, "rw"), 0);
+    assert_int_equal(coord_rwlock_new(&w, c, "rw"), 0);
+    assert_int_equal(coord_rwlock_new(&r3, c, "rw"), 0);
+    int seq = 0;
+    rec a = {c, -99, 0, 0, &seq, ""}, b = {c, -99, 0, 0, &seq, ""}, cw = {c, -99, 0, 0, &seq, ""},
+        d = {c, -99, 0, 0, &seq, ""}, u = {c, -99, 0, 0, &seq, ""};
+    assert_int_equal(coord_rwlock_rdlock_async(r1, 5000, on_done, &a), 0);
+    assert_true(run_until(c, &a.calls, 1, 10000));
+    assert_int_equal(coord_rwlock_rdlock_async(r2, 5000, on_done, &b), 0);
+    assert_true(run_until(c, &b.calls, 1, 10000));
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_true(coord_rwlock_held(r1) && coord_rwlock_held(r2));
+    assert_int_equal(coord_rwlock_wrlock_async(w, 10000, on_done, &cw), 0);
+    int got = 0;
+    run_until(c, &got, 1, 300);
+    assert_int_equal(cw.calls, 0); /* the readers hold it */
+    assert_int_equal(coord_rwlock_rdlock_async(r3, 10000, on_done, &d), 0);
+    run_until(c, &got, 1, 300);
+    assert_int_equal(d.calls, 0); /* queued after the writer */
+    assert_int_equal(coord_rwlock_unlock_async(r1, on_done, &u), 0);
+    assert_int_equal(coord_rwlock_unlock_async(r2, on_done, &u), 0);
+    assert_true(run_until(c, &cw.calls, 1, 10000));
+    assert_int_equal(cw.rc, 0);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(coord_rwlock_unlock_async(w, on_done, &u), 0);
+    assert_true(run_until(c, &d.calls, 1, 10000));
+    assert_int_equal(d.rc, 0);
+    assert_true(run_until(c, &u.calls, 3, 10000));
+    assert_int_equal(u.rc, 0);
+    assert_int_equal(outside, 0);
+    coord_rwlock_free(r1);
+    coord_rwlock_free(r2);
+    coord_rwlock_free(w);
+    coord_rwlock_free(r3);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -580,9 +745,9 @@ static void thousand_waiters(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH(not_loop_mode),    BOTH(lock_async),   BOTH(counter_async),
-        BOTH(close_pending),    BOTH(free_pending), BOTH(election_async),
-        BOTH(ring_async),       BOTH(queue_async),  BOTH(session_loss),
+        BOTH(not_loop_mode),    BOTH(lock_async),     BOTH(counter_async), BOTH(close_pending),
+        BOTH(free_pending),     BOTH(election_async), BOTH(ring_async),    BOTH(queue_async),
+        BOTH(session_loss),     BOTH(data_async),     BOTH(rwlock_async),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
 #endif
