@@ -20,13 +20,18 @@ typedef struct waiter {
     coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
+    struct barrier_wait *async; /* loop mode: the wait in flight (the client's waiter mutex) */
 } waiter;
+
+static void bw_wake(struct barrier_wait *t, int rc);
 
 static void waiter_wake(waiter *w) {
     coord__client_lock(w->c);
     w->woken = true;
     pthread_cond_signal(&w->cv);
+    struct barrier_wait *t = w->async;
     coord__client_unlock(w->c);
+    if (t) bw_wake(t, atomic_exchange(&w->cancel, false) ? COORD_ECANCELED : 0);
 }
 
 static void on_state(void *payload, coord_session_state st) {
@@ -155,11 +160,176 @@ void coord_barrier_cancel(coord_barrier *b) {
     waiter_wake(&b->w);
 }
 
+static void bw_reap(coord_barrier *b);
+
 void coord_barrier_free(coord_barrier *b) {
     if (!b) return;
+    bw_reap(b);
     waiter_destroy(&b->w);
     free(b->path);
     free(b);
+}
+
+/* Loop mode: the wait as a watch and a timer, no thread. The job that arms the watch ends the
+ * wait itself when a wake-up came first; after it, a wake-up queues the end. */
+typedef struct barrier_wait {
+    coord__aop op;
+    coord_barrier *b;
+    int timeout_ms;
+    coord_watch *w;
+    pthread_mutex_t mu; /* w, armed, ended, rc */
+    bool armed, ended;
+    int rc;
+    coord_done_fn done;
+    void *payload;
+} barrier_wait;
+
+static void bw_finish(barrier_wait *t) {
+    coord_barrier *b = t->b;
+    coord_conn *k = coord__client_conn(b->w.c);
+    pthread_mutex_lock(&t->mu);
+    coord_watch *w = t->w;
+    t->w = NULL;
+    int rc = t->rc;
+    pthread_mutex_unlock(&t->mu);
+    if (w) k->backend->unwatch(k, w);
+    coord__loop_unjob(b->w.c, t); /* the deadline's timer */
+    if (rc == COORD_ETIMEDOUT)
+        rc = coord_seterr(COORD_ETIMEDOUT, "barrier %s still raised after %d ms", b->path,
+                          t->timeout_ms);
+    else if (rc == COORD_ECANCELED)
+        rc = coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
+    coord__aop_finish(&t->op, rc);
+}
+
+static void bw_end_job(void *arg, uint64_t tag) {
+    (void)tag;
+    bw_finish(arg);
+}
+
+static void bw_wake(barrier_wait *t, int rc) {
+    pthread_mutex_lock(&t->mu);
+    bool end = !t->ended && t->armed;
+    if (!t->ended) {
+        t->ended = true;
+        t->rc = rc;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (end) coord__loop_job(t->b->w.c, 0, bw_end_job, t, 0);
+}
+
+static void bw_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev, (void)rev;
+    bw_wake(payload, 0);
+}
+
+static void bw_timer(void *arg, uint64_t tag) {
+    (void)tag;
+    bw_wake(arg, COORD_ETIMEDOUT);
+}
+
+static void bw_arm(void *arg, uint64_t tag) {
+    (void)tag;
+    barrier_wait *t = arg;
+    coord_barrier *b = t->b;
+    coord_conn *k = coord__client_conn(b->w.c);
+    int rc;
+    if (t->timeout_ms == 0) {
+        coord_kv kv = {0};
+        rc = k->backend->get(k, b->path, &kv, coord__client_timeout(b->w.c));
+        coord_kv_clear(&kv);
+        rc = rc == COORD_ENOTFOUND ? 0
+             : rc                  ? rc
+                                   : coord_seterr(COORD_ELOCKED, "barrier %s is raised", b->path);
+        coord__aop_finish(&t->op, rc);
+        return;
+    }
+    coord_watch *w = NULL;
+    rc = k->backend->watch(k, b->path, COORD_WATCH_KEY, 0, bw_event, t, &w);
+    pthread_mutex_lock(&t->mu);
+    t->w = w;
+    t->armed = true;
+    if (rc && !t->ended) {
+        t->ended = true;
+        t->rc = rc;
+    }
+    bool end = t->ended;
+    pthread_mutex_unlock(&t->mu);
+    if (end)
+        bw_finish(t);
+    else if (t->timeout_ms > 0)
+        coord__loop_job(b->w.c, coord__now_ms() + t->timeout_ms, bw_timer, t, 0);
+}
+
+static void bw_deliver(coord__aop *op, int rc) {
+    barrier_wait *t = (barrier_wait *)op;
+    if (t->b) {
+        coord__client_lock(t->b->w.c);
+        t->b->w.async = NULL;
+        coord__client_unlock(t->b->w.c);
+    }
+    coord_done_fn done = t->done;
+    void *payload = t->payload;
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    done(rc, payload);
+}
+
+/* At close, the jobs stopped: drop the watch. */
+static void bw_abort(coord__aop *op) {
+    barrier_wait *t = (barrier_wait *)op;
+    pthread_mutex_lock(&t->mu);
+    coord_watch *w = t->w;
+    t->w = NULL;
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    coord_conn *k = coord__client_conn(t->b->w.c);
+    if (w) k->backend->unwatch(k, w);
+}
+
+/* A barrier freed with its wait in flight: the wait ends, its done runs now. */
+static void bw_reap(coord_barrier *b) {
+    if (!b->w.c || !coord__client_loop(b->w.c)) return;
+    coord__client_lock(b->w.c);
+    barrier_wait *t = b->w.async;
+    coord__client_unlock(b->w.c);
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    coord__loop_unjob(b->w.c, t);
+    if (!coord__client_closed(b->w.c)) bw_abort(&t->op);
+    coord__aop_reap(&t->op);
+}
+
+int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done, void *payload) {
+    if (!b || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    coord__client_lock(b->w.c);
+    bool busy = b->w.async != NULL;
+    coord__client_unlock(b->w.c);
+    if (busy) return coord_seterr(COORD_EINVAL, "barrier %s: a wait is in flight", b->path);
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
+    barrier_wait *t = calloc(1, sizeof *t);
+    if (!t) return coord__oom();
+    *t = (barrier_wait){.op = {.deliver = bw_deliver, .abort = bw_abort},
+                        .b = b,
+                        .timeout_ms = timeout_ms,
+                        .done = done,
+                        .payload = payload};
+    pthread_mutex_init(&t->mu, NULL);
+    int rc = coord__aop_start(b->w.c, &t->op);
+    if (rc) {
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return rc;
+    }
+    coord__client_lock(b->w.c);
+    b->w.async = t;
+    coord__client_unlock(b->w.c);
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(b->w.c, 0, bw_arm, t, 0))) coord__aop_finish(&t->op, rc);
+    return 0;
 }
 
 /* ---------- double barrier ---------- */

@@ -433,6 +433,8 @@ typedef struct take_op {
     pthread_mutex_t mu; /* scheduled, running, again, ended, the watches */
     bool scheduled, running, again, ended;
     void (*done)(int rc, void *data, size_t len, void *payload);
+    void (*claim_done)(int rc, coord_item *it, void *payload); /* a claim instead of a take */
+    coord_item *item;
     void *payload;
 } take_op;
 
@@ -470,7 +472,7 @@ static void take_unwatch(take_op *t) {
 static int take_try(take_op *t) {
     coord_queue *q = t->q;
     void *res[2] = {&t->data, &t->len};
-    int rc = try_take(q, res);
+    int rc = t->claim_done ? try_claim(q, &t->item) : try_take(q, res);
     if (rc != COORD_ENOTFOUND) return rc;
     if (t->timeout_ms == 0) return coord_seterr(COORD_ENOTFOUND, "queue %s is empty", q->dir);
     if (atomic_exchange(&q->wq.cancel, false))
@@ -525,12 +527,18 @@ static void taken(coord__aop *op, int rc) {
         coord__client_unlock(t->q->c);
     }
     void (*done)(int, void *, size_t, void *) = t->done;
+    void (*claim_done)(int, coord_item *, void *) = t->claim_done;
     void *payload = t->payload, *data = rc ? NULL : t->data;
     size_t len = rc ? 0 : t->len;
+    coord_item *it = rc ? NULL : t->item;
     if (rc) free(t->data);
+    if (rc && t->item) item_free(t->item);
     pthread_mutex_destroy(&t->mu);
     free(t);
-    done(rc, data, len, payload);
+    if (claim_done)
+        claim_done(rc, it, payload);
+    else
+        done(rc, data, len, payload);
 }
 
 /* A handle freed with its take in flight: the take's done runs now. */
@@ -552,10 +560,7 @@ static void take_abort(coord__aop *op) {
     take_unwatch((take_op *)op);
 }
 
-int coord_queue_take_async(coord_queue *q, int timeout_ms,
-                           void (*done)(int rc, void *data, size_t len, void *payload),
-                           void *payload) {
-    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+static int wait_async(coord_queue *q, int timeout_ms, take_op *proto) {
     coord__client_lock(q->c);
     bool busy = q->taking != NULL;
     coord__client_unlock(q->c);
@@ -568,8 +573,9 @@ int coord_queue_take_async(coord_queue *q, int timeout_ms,
     t->q = q;
     t->timeout_ms = timeout_ms;
     t->deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
-    t->done = done;
-    t->payload = payload;
+    t->done = proto->done;
+    t->claim_done = proto->claim_done;
+    t->payload = proto->payload;
     pthread_mutex_init(&t->mu, NULL);
     int rc = coord__aop_start(q->c, &t->op);
     if (rc) {
@@ -584,6 +590,21 @@ int coord_queue_take_async(coord_queue *q, int timeout_ms,
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(q->c, 0, take_step, t, 0))) coord__aop_finish(&t->op, rc);
     return 0;
+}
+
+int coord_queue_take_async(coord_queue *q, int timeout_ms,
+                           void (*done)(int rc, void *data, size_t len, void *payload),
+                           void *payload) {
+    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    take_op proto = {.done = done, .payload = payload};
+    return wait_async(q, timeout_ms, &proto);
+}
+
+int coord_queue_claim_async(coord_queue *q, int timeout_ms,
+                            void (*done)(int rc, coord_item *item, void *payload), void *payload) {
+    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    take_op proto = {.claim_done = done, .payload = payload};
+    return wait_async(q, timeout_ms, &proto);
 }
 
 /* coord_queue_put as a job; many in flight on one handle (a put touches no handle state). */

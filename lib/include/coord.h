@@ -1117,6 +1117,15 @@ COORD_EXTERN int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *
 /** coord_queue_put without blocking (`data` is copied); many may be in flight on one handle. */
 COORD_EXTERN int coord_queue_put_async(coord_queue *q, const void *data, size_t len,
                                        coord_done_fn done, void *payload);
+/** coord_barrier_wait without blocking: a watch and a timer, no thread; coord_barrier_cancel
+ *  ends it with COORD_ECANCELED. One wait in flight per handle. */
+COORD_EXTERN int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done,
+                                          void *payload);
+/** coord_queue_claim without blocking: `item` is the application's (ack, nack), NULL when rc
+ *  is not 0. One take or claim in flight per handle; coord_queue_cancel ends its wait. */
+COORD_EXTERN int coord_queue_claim_async(coord_queue *q, int timeout_ms,
+                                         void (*done)(int rc, coord_item *item, void *payload),
+                                         void *payload);
 /** coord_rwlock_rdlock / coord_rwlock_wrlock without blocking: the wait holds no thread, as
  *  for the lock; coord_rwlock_cancel ends it with COORD_ECANCELED. */
 COORD_EXTERN int coord_rwlock_rdlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done,

@@ -656,6 +656,73 @@ static void rwlock_async(void **state) {
     coord_client_close(c);
 }
 
+typedef struct claimed {
+    coord_client *c;
+    int rc, calls;
+    coord_item *it;
+} claimed;
+
+static void on_claim(int rc, coord_item *it, void *payload) {
+    claimed *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->it = it;
+    r->calls++;
+}
+
+/* A barrier wait ends when the barrier is lowered (or times out, or is canceled); a claim
+ * waits for an item, and the item is the claimer's to ack. */
+static void barrier_claim_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_barrier *b;
+    assert_int_equal(coord_barrier_new(&b, c, "ba"), 0);
+    int seq = 0;
+    rec r = {c, -99, 0, 0, &seq, ""};
+    assert_int_equal(coord_barrier_wait_async(b, 0, on_done, &r), 0); /* not raised */
+    assert_true(run_until(c, &r.calls, 1, 10000));
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(coord_barrier_raise(b), 0);
+    assert_int_equal(coord_barrier_wait_async(b, 0, on_done, &r), 0);
+    assert_true(run_until(c, &r.calls, 2, 10000));
+    assert_int_equal(r.rc, COORD_ELOCKED);
+    assert_int_equal(coord_barrier_wait_async(b, 200, on_done, &r), 0);
+    assert_true(run_until(c, &r.calls, 3, 10000));
+    assert_int_equal(r.rc, COORD_ETIMEDOUT);
+    assert_int_equal(coord_barrier_wait_async(b, -1, on_done, &r), 0);
+    assert_int_equal(coord_barrier_wait_async(b, -1, on_done, &r), COORD_EINVAL);
+    coord_barrier_cancel(b);
+    assert_true(run_until(c, &r.calls, 4, 10000));
+    assert_int_equal(r.rc, COORD_ECANCELED);
+    assert_int_equal(coord_barrier_wait_async(b, -1, on_done, &r), 0);
+    int got = 0;
+    run_until(c, &got, 1, 200);
+    assert_int_equal(r.calls, 4); /* still raised */
+    assert_int_equal(coord_barrier_lower(b), 0);
+    assert_true(run_until(c, &r.calls, 5, 10000));
+    assert_int_equal(r.rc, 0);
+    coord_barrier_free(b);
+
+    coord_queue *q;
+    assert_int_equal(coord_queue_new(&q, c, "cl"), 0);
+    claimed cr = {c, -99, 0, NULL};
+    assert_int_equal(coord_queue_claim_async(q, -1, on_claim, &cr), 0);
+    run_until(c, &got, 1, 200);
+    assert_int_equal(cr.calls, 0);
+    assert_int_equal(coord_queue_put(q, "work", 4), 0);
+    assert_true(run_until(c, &cr.calls, 1, 10000));
+    assert_int_equal(cr.rc, 0);
+    size_t len = 0;
+    assert_memory_equal(coord_item_data(cr.it, &len), "work", 4);
+    assert_int_equal(len, 4);
+    assert_int_equal(coord_item_ack(cr.it), 0);
+    size_t n = 9;
+    assert_int_equal(coord_queue_size(q, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(outside, 0);
+    coord_queue_free(q);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -745,9 +812,10 @@ static void thousand_waiters(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH(not_loop_mode),    BOTH(lock_async),     BOTH(counter_async), BOTH(close_pending),
-        BOTH(free_pending),     BOTH(election_async), BOTH(ring_async),    BOTH(queue_async),
-        BOTH(session_loss),     BOTH(data_async),     BOTH(rwlock_async),
+        BOTH(not_loop_mode),    BOTH(lock_async),   BOTH(counter_async),
+        BOTH(close_pending),    BOTH(free_pending), BOTH(election_async),
+        BOTH(ring_async),       BOTH(queue_async),  BOTH(session_loss),
+        BOTH(data_async),       BOTH(rwlock_async), BOTH(barrier_claim_async),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
 #endif
