@@ -1130,6 +1130,7 @@ COORD_EXTERN int coord_queue_claim_async(coord_queue *q, int timeout_ms,
  *  for the lock; coord_rwlock_cancel ends it with COORD_ECANCELED. */
 COORD_EXTERN int coord_rwlock_rdlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done,
                                            void *payload);
+/** The writer's coord_rwlock_rdlock_async. */
 COORD_EXTERN int coord_rwlock_wrlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn done,
                                            void *payload);
 /** coord_rwlock_unlock without blocking. */
