@@ -276,6 +276,9 @@ int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int
  * freed meanwhile runs it during the free. COORD_EINVAL when an enter or leave is in flight. */
 int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int rc, void *payload),
                              void *payload);
+/* End an async enter in flight now (its done runs with COORD_ECANCELED, or with its result when
+ * it had one): for a handle being freed (coord__queue_destroy does it too). */
+void coord__queue_enter_reap(coord__queue *q);
 /* Whether an async enter is in flight (the loop's thread); waiting: enqueued and watching its
  * predecessor (for tests). */
 bool coord__queue_entering(coord__queue *q);

@@ -60,16 +60,21 @@ int coord__queue_init_at(coord__queue *q, coord_client *c, const char *dir, cons
 static void qw_abort(coord__aop *op);
 static void leave_reap(coord__queue *q);
 
+void coord__queue_enter_reap(coord__queue *q) {
+    if (!coord__client_loop(q->c)) return;
+    /* an async enter in flight ends here: its done runs now (COORD_ECANCELED) */
+    coord__loop_unjob(q->c, q);
+    if (coord__queue_entering(q)) {
+        qw_abort(&q->aw.op);
+        coord__aop_reap(&q->aw.op);
+    }
+}
+
 void coord__queue_destroy(coord__queue *q) {
     if (!q->dir) return;
     if (coord__client_loop(q->c)) {
         leave_reap(q);
-        /* an async enter in flight ends here: its done runs now (COORD_ECANCELED) */
-        coord__loop_unjob(q->c, q);
-        if (coord__queue_entering(q)) {
-            qw_abort(&q->aw.op);
-            coord__aop_reap(&q->aw.op);
-        }
+        coord__queue_enter_reap(q);
         if (q->mine.key && !coord__client_closed(q->c)) coord__queue_leave(q, 0);
     }
     coord__client_unlisten(q->c, &q->listener);

@@ -21,6 +21,7 @@ struct coord_semaphore {
     coord__queue q;  /* our lease: a "lease-" contender of "<name>/leases"; its cv and
                         listener also serve the wait for a free lease */
     bool held;
+    struct sem_op *async; /* loop mode: the acquire in flight (the client's waiter mutex) */
 };
 
 int coord_semaphore_new(coord_semaphore **out, coord_client *c, const char *name,
@@ -221,18 +222,330 @@ int coord_semaphore_release(coord_semaphore *s) {
     return rc;
 }
 
+static void sem_wake(struct sem_op *t);
+
 void coord_semaphore_cancel(coord_semaphore *s) {
     if (!s) return;
     coord__queue_cancel(&s->lk);
     coord__queue_cancel(&s->q);
+    coord__client_lock(s->c);
+    struct sem_op *t = s->async;
+    coord__client_unlock(s->c);
+    if (t) sem_wake(t);
 }
+
+static void sem_reap(coord_semaphore *s);
 
 void coord_semaphore_free(coord_semaphore *s) {
     if (!s) return;
+    sem_reap(s);
     if (coord_semaphore_held(s)) coord__queue_leave(&s->q, 0); /* one try, then the client's */
     coord__queue_destroy(&s->lk);
     coord__queue_destroy(&s->q);
     free(s->path);
     free(s->leases);
     free(s);
+}
+
+/* ---- loop mode: the acquire as steps ----
+ *
+ * The limit's check (a job), the internal lock (the queue's async enter), then, holding it, the
+ * lease and the count of leases (jobs), each count after a change of the leases (their watch),
+ * the session's loss, a cancel or the deadline (a timer); the lock's release ends it. One step
+ * at a time: a wake-up during a step makes it run again.
+ */
+typedef struct sem_op {
+    coord__aop op;
+    coord_semaphore *s;
+    int timeout_ms;
+    int64_t deadline, calls;
+    bool locked, leased;
+    coord_watch *w;
+    coord__listener listener;
+    pthread_mutex_t mu; /* scheduled, running, again, ended */
+    bool scheduled, running, again, ended;
+    coord_done_fn done;
+    void *payload;
+} sem_op;
+
+static void sem_step(void *arg, uint64_t tag);
+
+static void sem_wake(sem_op *t) {
+    pthread_mutex_lock(&t->mu);
+    bool run = !t->scheduled && !t->running && !t->ended;
+    if (run) t->scheduled = true;
+    if (t->running) t->again = true;
+    pthread_mutex_unlock(&t->mu);
+    if (run) coord__loop_job(t->s->c, 0, sem_step, t, 0);
+}
+
+static void sem_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev, (void)rev;
+    sem_wake(payload);
+}
+
+static void sem_state(void *payload, coord_session_state st) {
+    if (st == COORD_SESSION_LOST) sem_wake(payload);
+}
+
+static void sem_timer(void *arg, uint64_t tag) {
+    (void)tag;
+    sem_wake(arg);
+}
+
+/* Holding the lock: the lease (once), then a count. 1 while waiting, else the result. */
+static int sem_lease(sem_op *t) {
+    coord_semaphore *s = t->s;
+    coord_conn *k = coord__client_conn(s->c);
+    int op = coord__client_timeout(s->c);
+    int rc;
+    if (!t->leased) {
+        if ((rc = coord__orphan_settle(s->c, &s->q, (int)left_of(t->calls, op)))) return rc;
+        bool first = false;
+        coord_kv pred = {0};
+        int64_t after;
+        s->q.epoch = coord__session_epoch(s->c);
+        rc = k->backend->lock_enqueue(k, s->leases, s->q.tag, "lease-", NULL, NULL, 0, &s->q.mine,
+                                      &first, &pred, &after, (int)left_of(t->calls, op));
+        coord_kv_clear(&pred);
+        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+            coord__orphan_ref o = {&s->q, s->leases, s->q.tag, 0, s->q.epoch};
+            coord__orphan_hand(s->c, &o);
+        }
+        if (rc) return rc;
+        t->leased = true;
+        if (first) return 0; /* no older lease: within the limit (see take_lease) */
+        coord_watch *w = NULL;
+        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, sem_event, t, &w);
+        t->w = w;
+        if (rc) return rc;
+        if (t->deadline != INT64_MAX && t->timeout_ms > 0)
+            coord__loop_job(s->c, t->deadline, sem_timer, t, 0);
+    }
+    coord_kv *kids = NULL;
+    size_t n = 0;
+    rc = k->backend->list(k, s->leases, COORD_LIST_NAMES, &kids, &n, NULL,
+                          (int)left_of(t->calls, op));
+    const char *me = strrchr(s->q.mine.key, '/') + 1;
+    bool mine = false;
+    for (size_t i = 0; !rc && i < n && !mine; i++)
+        mine = !strcmp(kids[i].key, me);
+    coord_kv_array_free(kids, n);
+    if (rc) return rc;
+    if (!mine)
+        return coord_seterr(COORD_ESESSION, "semaphore %s: the lease vanished (session lost)",
+                            s->path);
+    if (n <= s->max) return 0;
+    if (t->timeout_ms == 0)
+        return coord_seterr(COORD_ELOCKED, "semaphore %s: all %u leases are taken", s->path,
+                            s->max);
+    if (atomic_exchange(&s->q.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", s->path);
+    if (coord__session_epoch(s->c) != s->q.epoch)
+        return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", s->path);
+    if (coord__now_ms() >= t->deadline)
+        return coord_seterr(COORD_ETIMEDOUT, "semaphore %s: no lease within %d ms", s->path,
+                            t->timeout_ms);
+    return 1;
+}
+
+/* The acquire's end (a job): the watch, the lease when it failed, the lock. */
+static void sem_end(sem_op *t, int rc) {
+    coord_semaphore *s = t->s;
+    coord_conn *k = coord__client_conn(s->c);
+    pthread_mutex_lock(&t->mu);
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    coord__client_unlisten(s->c, &t->listener);
+    if (t->w) k->backend->unwatch(k, t->w);
+    t->w = NULL;
+    coord__loop_unjob(s->c, t); /* the deadline's timer, a wake-up's step */
+    coord__error_buf saved;
+    coord__error_save(&saved);
+    if (rc && s->q.mine.key) coord__queue_leave(&s->q, 0); /* nothing left behind */
+    if (t->locked) coord__queue_leave(&s->lk, coord__client_timeout(s->c)); /* the next's turn */
+    atomic_store(&s->q.cancel, false);
+    atomic_store(&s->lk.cancel, false);
+    coord__error_restore(&saved);
+    coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
+}
+
+static void sem_step(void *arg, uint64_t tag) {
+    (void)tag;
+    sem_op *t = arg;
+    pthread_mutex_lock(&t->mu);
+    t->scheduled = false;
+    bool ended = t->ended;
+    t->running = !ended;
+    pthread_mutex_unlock(&t->mu);
+    if (ended) return;
+    int rc = sem_lease(t);
+    pthread_mutex_lock(&t->mu);
+    t->running = false;
+    bool again = rc == 1 && t->again && !t->ended;
+    t->again = false;
+    if (again) t->scheduled = true;
+    pthread_mutex_unlock(&t->mu);
+    if (again) coord__loop_job(t->s->c, 0, sem_step, t, 0);
+    if (rc != 1) sem_end(t, rc);
+}
+
+/* The internal lock's enter ended (inside process). */
+static void sem_locked(coord__queue *q, int rc, void *payload) {
+    (void)q;
+    sem_op *t = payload;
+    coord_semaphore *s = t->s;
+    if (rc == COORD_ELOCKED)
+        rc = coord_seterr(COORD_ELOCKED, "semaphore %s: all %u leases are taken", s->path, s->max);
+    else if (rc == COORD_ETIMEDOUT)
+        rc = coord_seterr(COORD_ETIMEDOUT, "semaphore %s: no lease within %d ms", s->path,
+                          t->timeout_ms);
+    if (rc) {
+        coord__client_unlisten(s->c, &t->listener);
+        coord__aop_finish(&t->op, rc);
+        return;
+    }
+    t->locked = true;
+    sem_wake(t);
+}
+
+/* The first step: the stored limit, then the internal lock. */
+static void sem_start(void *arg, uint64_t tag) {
+    (void)tag;
+    sem_op *t = arg;
+    coord_semaphore *s = t->s;
+    pthread_mutex_lock(&t->mu);
+    t->scheduled = false;
+    pthread_mutex_unlock(&t->mu);
+    int rc = check_limit(s, (int)left_of(t->calls, coord__client_timeout(s->c)));
+    int left = t->timeout_ms < 0    ? -1
+               : t->timeout_ms == 0 ? 0
+                                    : (int)left_of(t->deadline, INT32_MAX);
+    if (!rc) rc = coord__queue_enter_async(&s->lk, NULL, 0, left, sem_locked, t);
+    if (rc) {
+        coord__client_unlisten(s->c, &t->listener);
+        coord__aop_finish(&t->op, rc);
+    }
+}
+
+static void sem_deliver(coord__aop *op, int rc) {
+    sem_op *t = (sem_op *)op;
+    coord_semaphore *s = t->s;
+    if (s) {
+        coord__client_lock(s->c);
+        s->async = NULL;
+        coord__client_unlock(s->c);
+        if (!rc) s->held = true;
+    }
+    coord_done_fn done = t->done;
+    void *payload = t->payload;
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    done(rc, payload);
+}
+
+/* At close, the jobs stopped: drop the watch and the listener. */
+static void sem_abort(coord__aop *op) {
+    sem_op *t = (sem_op *)op;
+    coord_conn *k = coord__client_conn(t->s->c);
+    coord__client_unlisten(t->s->c, &t->listener);
+    if (t->w) k->backend->unwatch(k, t->w);
+    t->w = NULL;
+}
+
+/* A semaphore freed with its acquire in flight: it ends, its done runs now. */
+static void sem_reap(coord_semaphore *s) {
+    if (!s->c || !coord__client_loop(s->c)) return;
+    coord__client_lock(s->c);
+    sem_op *t = s->async;
+    coord__client_unlock(s->c);
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    coord__loop_unjob(s->c, t);
+    coord__queue_enter_reap(&s->lk); /* the lock's enter, if in flight: sem_locked sees t */
+    if (!coord__client_closed(s->c)) sem_abort(&t->op);
+    coord__aop_reap(&t->op);
+}
+
+int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms, coord_done_fn done,
+                                  void *payload) {
+    if (!s || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (coord_semaphore_held(s))
+        return coord_seterr(COORD_EINVAL, "this handle holds a lease of %s already", s->path);
+    coord__client_lock(s->c);
+    bool busy = s->async != NULL;
+    coord__client_unlock(s->c);
+    if (busy || s->q.leaving)
+        return coord_seterr(COORD_EINVAL, "semaphore %s: an operation is in flight", s->path);
+    bool c1 = atomic_exchange(&s->q.cancel, false), c2 = atomic_exchange(&s->lk.cancel, false);
+    if (c1 || c2) return coord_seterr(COORD_ECANCELED, "acquire of %s canceled", s->path);
+    sem_op *t = calloc(1, sizeof *t);
+    if (!t) return coord__oom();
+    t->op = (coord__aop){.deliver = sem_deliver, .abort = sem_abort};
+    t->s = s;
+    t->timeout_ms = timeout_ms;
+    t->deadline = timeout_ms < 0 ? INT64_MAX : coord__now_ms() + timeout_ms;
+    t->calls = timeout_ms == 0 ? INT64_MAX : t->deadline;
+    t->done = done;
+    t->payload = payload;
+    t->listener = (coord__listener){.fn = sem_state, .payload = t};
+    pthread_mutex_init(&t->mu, NULL);
+    int rc = coord__aop_start(s->c, &t->op);
+    if (rc) {
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return rc;
+    }
+    s->held = false;
+    coord_kv_clear(&s->q.mine);
+    coord__client_listen(s->c, &t->listener);
+    coord__client_lock(s->c);
+    s->async = t;
+    coord__client_unlock(s->c);
+    t->scheduled = true;
+    /* closing meanwhile: done runs at the close */
+    if ((rc = coord__loop_job(s->c, 0, sem_start, t, 0))) {
+        coord__client_unlisten(s->c, &t->listener);
+        coord__aop_finish(&t->op, rc);
+    }
+    return 0;
+}
+
+typedef struct sem_release {
+    coord_done_fn done;
+    void *payload;
+} sem_release;
+
+static void sem_released(coord__queue *q, int rc, void *payload) {
+    (void)q;
+    sem_release r = *(sem_release *)payload;
+    free(payload);
+    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
+        rc = coord_seterr(COORD_ENOTHELD, "the lease vanished (session expired)");
+    r.done(rc, r.payload);
+}
+
+int coord_semaphore_release_async(coord_semaphore *s, coord_done_fn done, void *payload) {
+    if (!s || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (!coord__client_loop(s->c))
+        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
+    bool held = coord_semaphore_held(s);
+    if (!s->held) return coord_seterr(COORD_ENOTHELD, "this handle holds no lease");
+    if (!held) {
+        s->held = false;
+        coord_kv_clear(&s->q.mine);
+        return coord_seterr(COORD_ENOTHELD, "the lease was lost with its session");
+    }
+    sem_release *r = malloc(sizeof *r);
+    if (!r) return coord__oom();
+    *r = (sem_release){done, payload};
+    int rc = coord__queue_leave_async(&s->q, sem_released, r);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    s->held = false;
+    return 0;
 }

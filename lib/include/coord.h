@@ -1117,6 +1117,13 @@ COORD_EXTERN int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *
 /** coord_queue_put without blocking (`data` is copied); many may be in flight on one handle. */
 COORD_EXTERN int coord_queue_put_async(coord_queue *q, const void *data, size_t len,
                                        coord_done_fn done, void *payload);
+/** coord_semaphore_acquire without blocking: the waits (the internal lock, then the leases'
+ *  count) hold no thread; coord_semaphore_cancel ends them with COORD_ECANCELED. */
+COORD_EXTERN int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms,
+                                               coord_done_fn done, void *payload);
+/** coord_semaphore_release without blocking. */
+COORD_EXTERN int coord_semaphore_release_async(coord_semaphore *s, coord_done_fn done,
+                                               void *payload);
 /** coord_barrier_wait without blocking: a watch and a timer, no thread; coord_barrier_cancel
  *  ends it with COORD_ECANCELED. One wait in flight per handle. */
 COORD_EXTERN int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done,

@@ -723,6 +723,52 @@ static void barrier_claim_async(void **state) {
     coord_client_close(c);
 }
 
+/* Two leases: two holders at once, a third waits for a release; a try, a bounded wait and a
+ * canceled one end as their blocking forms do. */
+static void semaphore_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_semaphore *s[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(coord_semaphore_new(&s[i], c, "sa", 2), 0);
+    int seq = 0;
+    rec r[4], u = {c, -99, 0, 0, &seq, ""};
+    for (int i = 0; i < 4; i++)
+        r[i] = (rec){c, -99, 0, 0, &seq, ""};
+    assert_int_equal(coord_semaphore_acquire_async(s[0], 5000, on_done, &r[0]), 0);
+    assert_true(run_until(c, &r[0].calls, 1, 10000));
+    assert_int_equal(coord_semaphore_acquire_async(s[1], 5000, on_done, &r[1]), 0);
+    assert_true(run_until(c, &r[1].calls, 1, 10000));
+    assert_int_equal(r[0].rc, 0);
+    assert_int_equal(r[1].rc, 0);
+    assert_true(coord_semaphore_held(s[0]) && coord_semaphore_held(s[1]));
+    assert_int_equal(coord_semaphore_acquire_async(s[3], 0, on_done, &r[3]), 0);
+    assert_true(run_until(c, &r[3].calls, 1, 10000));
+    assert_int_equal(r[3].rc, COORD_ELOCKED);
+    assert_int_equal(coord_semaphore_acquire_async(s[3], 200, on_done, &r[3]), 0);
+    assert_true(run_until(c, &r[3].calls, 2, 10000));
+    assert_int_equal(r[3].rc, COORD_ETIMEDOUT);
+    assert_int_equal(coord_semaphore_acquire_async(s[3], -1, on_done, &r[3]), 0);
+    int got = 0;
+    run_until(c, &got, 1, 200);
+    coord_semaphore_cancel(s[3]);
+    assert_true(run_until(c, &r[3].calls, 3, 10000));
+    assert_int_equal(r[3].rc, COORD_ECANCELED);
+    assert_int_equal(coord_semaphore_acquire_async(s[2], -1, on_done, &r[2]), 0);
+    run_until(c, &got, 1, 300);
+    assert_int_equal(r[2].calls, 0); /* both leases are taken */
+    assert_int_equal(coord_semaphore_release_async(s[0], on_done, &u), 0);
+    assert_false(coord_semaphore_held(s[0]));
+    assert_true(run_until(c, &r[2].calls, 1, 10000));
+    assert_int_equal(r[2].rc, 0);
+    assert_true(coord_semaphore_held(s[2]));
+    assert_true(run_until(c, &u.calls, 1, 10000));
+    assert_int_equal(u.rc, 0);
+    assert_int_equal(outside, 0);
+    for (int i = 0; i < 4; i++)
+        coord_semaphore_free(s[i]);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -811,15 +857,26 @@ static void thousand_waiters(void **state) {
 }
 
 int main(void) {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
-        BOTH(not_loop_mode),    BOTH(lock_async),   BOTH(counter_async),
-        BOTH(close_pending),    BOTH(free_pending), BOTH(election_async),
-        BOTH(ring_async),       BOTH(queue_async),  BOTH(session_loss),
-        BOTH(data_async),       BOTH(rwlock_async), BOTH(barrier_claim_async),
+        BOTH(not_loop_mode),
+        BOTH(lock_async),
+        BOTH(counter_async),
+        BOTH(close_pending),
+        BOTH(free_pending),
+        BOTH(election_async),
+        BOTH(ring_async),
+        BOTH(queue_async),
+        BOTH(session_loss),
+        BOTH(data_async),
+        BOTH(rwlock_async),
+        BOTH(barrier_claim_async),
+        BOTH(semaphore_async),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
 #endif
         BOTH(thousand_waiters),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
