@@ -28,6 +28,7 @@ struct coord_counter {
     /* loop mode: adds waiting for the next batch (one batch in flight per handle) */
     pthread_mutex_t amu;
     struct add_op *queued, **qtail;
+    struct add_op *all; /* every add not delivered yet */
     bool flushing;
 };
 
@@ -337,6 +338,9 @@ int coord_counter_set(coord_counter *k, int64_t value) {
 typedef struct add_op {
     coord__aop op;
     struct add_op *next;
+    struct add_op *all_next, **all_pprev; /* in k->all until delivered (k->amu) */
+    coord_counter *k;
+    bool queued; /* in k->queued (k->amu) */
     int64_t delta, value;
     void (*done)(int rc, int64_t value, void *payload);
     void *payload;
@@ -344,6 +348,20 @@ typedef struct add_op {
 
 static void added(coord__aop *op, int rc) {
     add_op *a = (add_op *)op;
+    /* Canceled at close while still queued: out of the handle's queue first. */
+    coord_counter *k = a->k;
+    pthread_mutex_lock(&k->amu);
+    if (a->queued) {
+        add_op **pp = &k->queued;
+        while (*pp != a)
+            pp = &(*pp)->next;
+        *pp = a->next;
+        if (k->qtail == &a->next) k->qtail = pp;
+        a->queued = false;
+    }
+    *a->all_pprev = a->all_next;
+    if (a->all_next) a->all_next->all_pprev = a->all_pprev;
+    pthread_mutex_unlock(&k->amu);
     a->done(rc, rc ? 0 : a->value, a->payload);
     free(a);
 }
@@ -381,6 +399,8 @@ static void flush_job(void *arg, uint64_t tag) {
     pthread_mutex_lock(&k->amu);
     while (k->queued) {
         add_op *batch = k->queued;
+        for (add_op *a = batch; a; a = a->next)
+            a->queued = false;
         k->queued = NULL;
         k->qtail = &k->queued;
         pthread_mutex_unlock(&k->amu);
@@ -391,17 +411,18 @@ static void flush_job(void *arg, uint64_t tag) {
     pthread_mutex_unlock(&k->amu);
 }
 
+/* A handle freed with adds not delivered (the batch in flight ended first): each done runs now,
+ * ECANCELED for those still queued. */
 static void reap_queued(coord_counter *k) {
     pthread_mutex_lock(&k->amu);
-    add_op *a = k->queued;
-    k->queued = NULL;
-    k->qtail = &k->queued;
     k->flushing = false;
-    pthread_mutex_unlock(&k->amu);
-    for (add_op *next; a; a = next) {
-        next = a->next;
-        coord__aop_reap(&a->op);
+    while (k->all) {
+        add_op *a = k->all;
+        pthread_mutex_unlock(&k->amu);
+        coord__aop_reap(&a->op); /* its delivery unlinks it */
+        pthread_mutex_lock(&k->amu);
     }
+    pthread_mutex_unlock(&k->amu);
 }
 
 int coord_counter_add_async(coord_counter *k, int64_t delta,
@@ -415,7 +436,13 @@ int coord_counter_add_async(coord_counter *k, int64_t delta,
         free(a);
         return rc;
     }
+    a->k = k;
     pthread_mutex_lock(&k->amu);
+    a->all_next = k->all;
+    if (a->all_next) a->all_next->all_pprev = &a->all_next;
+    a->all_pprev = &k->all;
+    k->all = a;
+    a->queued = true;
     *k->qtail = a;
     k->qtail = &a->next;
     bool start = !k->flushing;
