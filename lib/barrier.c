@@ -20,18 +20,18 @@ typedef struct waiter {
     coord__listener listener;
     bool woken; /* guarded by the client's waiter mutex */
     _Atomic bool cancel;
-    struct barrier_wait *async; /* loop mode: the wait in flight (the client's waiter mutex) */
+    struct wjob *async; /* loop mode: the wait in flight (the client's waiter mutex) */
 } waiter;
 
-static void bw_wake(struct barrier_wait *t, int rc);
+static void wjob_wake(struct wjob *t, int stop);
 
 static void waiter_wake(waiter *w) {
     coord__client_lock(w->c);
     w->woken = true;
     pthread_cond_signal(&w->cv);
-    struct barrier_wait *t = w->async;
+    struct wjob *t = w->async;
     coord__client_unlock(w->c);
-    if (t) bw_wake(t, atomic_exchange(&w->cancel, false) ? COORD_ECANCELED : 0);
+    if (t) wjob_wake(t, atomic_exchange(&w->cancel, false) ? COORD_ECANCELED : 0);
 }
 
 static void on_state(void *payload, coord_session_state st) {
@@ -160,176 +160,14 @@ void coord_barrier_cancel(coord_barrier *b) {
     waiter_wake(&b->w);
 }
 
-static void bw_reap(coord_barrier *b);
+static void wjob_reap(waiter *w);
 
 void coord_barrier_free(coord_barrier *b) {
     if (!b) return;
-    bw_reap(b);
+    wjob_reap(&b->w);
     waiter_destroy(&b->w);
     free(b->path);
     free(b);
-}
-
-/* Loop mode: the wait as a watch and a timer, no thread. The job that arms the watch ends the
- * wait itself when a wake-up came first; after it, a wake-up queues the end. */
-typedef struct barrier_wait {
-    coord__aop op;
-    coord_barrier *b;
-    int timeout_ms;
-    coord_watch *w;
-    pthread_mutex_t mu; /* w, armed, ended, rc */
-    bool armed, ended;
-    int rc;
-    coord_done_fn done;
-    void *payload;
-} barrier_wait;
-
-static void bw_finish(barrier_wait *t) {
-    coord_barrier *b = t->b;
-    coord_conn *k = coord__client_conn(b->w.c);
-    pthread_mutex_lock(&t->mu);
-    coord_watch *w = t->w;
-    t->w = NULL;
-    int rc = t->rc;
-    pthread_mutex_unlock(&t->mu);
-    if (w) k->backend->unwatch(k, w);
-    coord__loop_unjob(b->w.c, t); /* the deadline's timer */
-    if (rc == COORD_ETIMEDOUT)
-        rc = coord_seterr(COORD_ETIMEDOUT, "barrier %s still raised after %d ms", b->path,
-                          t->timeout_ms);
-    else if (rc == COORD_ECANCELED)
-        rc = coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
-    coord__aop_finish(&t->op, rc);
-}
-
-static void bw_end_job(void *arg, uint64_t tag) {
-    (void)tag;
-    bw_finish(arg);
-}
-
-static void bw_wake(barrier_wait *t, int rc) {
-    pthread_mutex_lock(&t->mu);
-    bool end = !t->ended && t->armed;
-    if (!t->ended) {
-        t->ended = true;
-        t->rc = rc;
-    }
-    pthread_mutex_unlock(&t->mu);
-    if (end) coord__loop_job(t->b->w.c, 0, bw_end_job, t, 0);
-}
-
-static void bw_event(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev, (void)rev;
-    bw_wake(payload, 0);
-}
-
-static void bw_timer(void *arg, uint64_t tag) {
-    (void)tag;
-    bw_wake(arg, COORD_ETIMEDOUT);
-}
-
-static void bw_arm(void *arg, uint64_t tag) {
-    (void)tag;
-    barrier_wait *t = arg;
-    coord_barrier *b = t->b;
-    coord_conn *k = coord__client_conn(b->w.c);
-    int rc;
-    if (t->timeout_ms == 0) {
-        coord_kv kv = {0};
-        rc = k->backend->get(k, b->path, &kv, coord__client_timeout(b->w.c));
-        coord_kv_clear(&kv);
-        rc = rc == COORD_ENOTFOUND ? 0
-             : rc                  ? rc
-                                   : coord_seterr(COORD_ELOCKED, "barrier %s is raised", b->path);
-        coord__aop_finish(&t->op, rc);
-        return;
-    }
-    coord_watch *w = NULL;
-    rc = k->backend->watch(k, b->path, COORD_WATCH_KEY, 0, bw_event, t, &w);
-    pthread_mutex_lock(&t->mu);
-    t->w = w;
-    t->armed = true;
-    if (rc && !t->ended) {
-        t->ended = true;
-        t->rc = rc;
-    }
-    bool end = t->ended;
-    pthread_mutex_unlock(&t->mu);
-    if (end)
-        bw_finish(t);
-    else if (t->timeout_ms > 0)
-        coord__loop_job(b->w.c, coord__now_ms() + t->timeout_ms, bw_timer, t, 0);
-}
-
-static void bw_deliver(coord__aop *op, int rc) {
-    barrier_wait *t = (barrier_wait *)op;
-    if (t->b) {
-        coord__client_lock(t->b->w.c);
-        t->b->w.async = NULL;
-        coord__client_unlock(t->b->w.c);
-    }
-    coord_done_fn done = t->done;
-    void *payload = t->payload;
-    pthread_mutex_destroy(&t->mu);
-    free(t);
-    done(rc, payload);
-}
-
-/* At close, the jobs stopped: drop the watch. */
-static void bw_abort(coord__aop *op) {
-    barrier_wait *t = (barrier_wait *)op;
-    pthread_mutex_lock(&t->mu);
-    coord_watch *w = t->w;
-    t->w = NULL;
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
-    coord_conn *k = coord__client_conn(t->b->w.c);
-    if (w) k->backend->unwatch(k, w);
-}
-
-/* A barrier freed with its wait in flight: the wait ends, its done runs now. */
-static void bw_reap(coord_barrier *b) {
-    if (!b->w.c || !coord__client_loop(b->w.c)) return;
-    coord__client_lock(b->w.c);
-    barrier_wait *t = b->w.async;
-    coord__client_unlock(b->w.c);
-    if (!t) return;
-    pthread_mutex_lock(&t->mu);
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
-    coord__loop_unjob(b->w.c, t);
-    if (!coord__client_closed(b->w.c)) bw_abort(&t->op);
-    coord__aop_reap(&t->op);
-}
-
-int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done, void *payload) {
-    if (!b || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
-    coord__client_lock(b->w.c);
-    bool busy = b->w.async != NULL;
-    coord__client_unlock(b->w.c);
-    if (busy) return coord_seterr(COORD_EINVAL, "barrier %s: a wait is in flight", b->path);
-    if (atomic_exchange(&b->w.cancel, false))
-        return coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
-    barrier_wait *t = calloc(1, sizeof *t);
-    if (!t) return coord__oom();
-    *t = (barrier_wait){.op = {.deliver = bw_deliver, .abort = bw_abort},
-                        .b = b,
-                        .timeout_ms = timeout_ms,
-                        .done = done,
-                        .payload = payload};
-    pthread_mutex_init(&t->mu, NULL);
-    int rc = coord__aop_start(b->w.c, &t->op);
-    if (rc) {
-        pthread_mutex_destroy(&t->mu);
-        free(t);
-        return rc;
-    }
-    coord__client_lock(b->w.c);
-    b->w.async = t;
-    coord__client_unlock(b->w.c);
-    /* closing meanwhile: done runs at the close */
-    if ((rc = coord__loop_job(b->w.c, 0, bw_arm, t, 0))) coord__aop_finish(&t->op, rc);
-    return 0;
 }
 
 /* ---------- double barrier ---------- */
@@ -406,59 +244,33 @@ static void drop_mine(coord_dbarrier *b) {
     coord__error_restore(&saved);
 }
 
-int coord_dbarrier_enter(coord_dbarrier *b, int timeout_ms) {
-    if (!b) return coord_seterr(COORD_EINVAL, "double barrier is NULL");
-    if (b->entered) return coord_seterr(COORD_EINVAL, "this handle has entered %s", b->dir);
-    coord_client *c = b->w.c;
-    coord_conn *k = coord__client_conn(c);
-    if (atomic_exchange(&b->w.cancel, false))
-        return coord_seterr(COORD_ECANCELED, "enter of %s canceled", b->dir);
-    int64_t deadline = deadline_of(timeout_ms);
-    b->epoch = coord__session_epoch(c);
-    int rc = coord__orphan_settle(c, b, budget(c, deadline)); /* a former entry of ours first */
-    if (rc) return rc;
-    coord__client_lock(c);
-    b->w.woken = false;
-    coord__client_unlock(c);
-    coord_watch *w = NULL;
-    /* Watch, then look: a change after the listing is always reported. */
-    if ((rc = k->backend->watch(k, b->dir, COORD_WATCH_CHILDREN, 0, on_event, &b->w, &w)))
-        return rc;
-    rc = k->backend->put(k, b->mine, NULL, 0, COORD_VERSION_ABSENT, COORD_PUT_EPHEMERAL, NULL,
-                         budget(c, deadline));
-    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
-        coord__orphan_ref o = {b, b->mine, NULL, 0, b->epoch}; /* perhaps made */
-        coord__orphan_hand(c, &o);
-    }
-    while (!rc) {
-        size_t n;
-        bool ready, mine, lowest;
-        if ((rc = census(b, budget(c, deadline), &n, &ready, &mine, &lowest))) break;
-        if (!mine) {
-            rc = coord_seterr(COORD_ESESSION, "the entry of %s vanished (session lost)", b->dir);
-            break;
-        }
-        if (ready) break;
-        if (n >= b->count) { /* the count is complete: say so to everyone */
-            rc = k->backend->put(k, b->ready, NULL, 0, COORD_VERSION_ABSENT, 0, NULL,
-                                 budget(c, deadline));
-            if (rc == COORD_ECONFLICT) rc = 0;
-            break;
-        }
-        if (timeout_ms == 0) {
-            rc = coord_seterr(COORD_ELOCKED, "%s: %zu of %u entered", b->dir, n, b->count);
-            break;
-        }
-        if (coord__session_epoch(c) != b->epoch) {
-            rc = coord_seterr(COORD_ESESSION, "session lost while entering %s", b->dir);
-            break;
-        }
-        rc = waiter_sleep(&b->w, deadline);
-        if (rc == COORD_ETIMEDOUT)
-            rc = coord_seterr(COORD_ETIMEDOUT, "%s: not %u entered within %d ms", b->dir, b->count,
-                              timeout_ms);
-    }
-    k->backend->unwatch(k, w);
+/*
+ * An enter or a leave, as steps a blocking call runs in a loop and an _async one runs as jobs:
+ * each step looks at the participants and returns 1 to wait for a change (the watch, the
+ * session, a cancel, the deadline), or the result, once its watch and, after a failure, our
+ * entry are dropped. `stop` ends it at the next step with that code (a cancel, the deadline).
+ */
+typedef struct dstep {
+    coord_dbarrier *b;
+    int timeout_ms;
+    int64_t deadline;
+    coord_watch *w;
+    void (*on_change)(void *payload, coord_watch_event ev, int64_t rev);
+    void *payload;
+    bool started, gone;
+    int stop;
+} dstep;
+
+static int enter_end(dstep *d, int rc) {
+    coord_dbarrier *b = d->b;
+    coord_conn *k = coord__client_conn(b->w.c);
+    if (d->w) k->backend->unwatch(k, d->w);
+    d->w = NULL;
+    if (rc == COORD_ETIMEDOUT)
+        rc = coord_seterr(COORD_ETIMEDOUT, "%s: not %u entered within %d ms", b->dir, b->count,
+                          d->timeout_ms);
+    else if (rc == COORD_ECANCELED)
+        rc = coord_seterr(COORD_ECANCELED, "enter of %s canceled", b->dir);
     if (rc) {
         drop_mine(b); /* nothing left behind */
         return rc;
@@ -467,60 +279,140 @@ int coord_dbarrier_enter(coord_dbarrier *b, int timeout_ms) {
     return 0;
 }
 
-int coord_dbarrier_leave(coord_dbarrier *b, int timeout_ms) {
-    if (!b) return coord_seterr(COORD_EINVAL, "double barrier is NULL");
-    if (!b->entered) return coord_seterr(COORD_ENOTHELD, "this handle has not entered %s", b->dir);
+static int enter_step(dstep *d) {
+    coord_dbarrier *b = d->b;
     coord_client *c = b->w.c;
     coord_conn *k = coord__client_conn(c);
-    if (atomic_exchange(&b->w.cancel, false))
-        return coord_seterr(COORD_ECANCELED, "leave of %s canceled", b->dir);
-    int64_t deadline = deadline_of(timeout_ms);
-    b->entered = false; /* whatever happens below, the entry goes */
-    coord__client_lock(c);
-    b->w.woken = false;
-    coord__client_unlock(c);
-    coord_watch *w = NULL;
-    int rc = k->backend->watch(k, b->dir, COORD_WATCH_CHILDREN, 0, on_event, &b->w, &w);
-    if (rc) {
-        drop_mine(b);
-        return rc;
+    int rc;
+    if (d->stop) return enter_end(d, d->stop);
+    if (!d->started) {
+        d->started = true;
+        b->epoch = coord__session_epoch(c);
+        /* a former entry of ours first */
+        if ((rc = coord__orphan_settle(c, b, budget(c, d->deadline)))) return rc;
+        coord__client_lock(c);
+        b->w.woken = false;
+        coord__client_unlock(c);
+        /* Watch, then look: a change after the listing is always reported. */
+        if ((rc = k->backend->watch(k, b->dir, COORD_WATCH_CHILDREN, 0, d->on_change, d->payload,
+                                    &d->w)))
+            return rc;
+        rc = k->backend->put(k, b->mine, NULL, 0, COORD_VERSION_ABSENT, COORD_PUT_EPHEMERAL, NULL,
+                             budget(c, d->deadline));
+        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+            coord__orphan_ref o = {b, b->mine, NULL, 0, b->epoch}; /* perhaps made */
+            coord__orphan_hand(c, &o);
+        }
+        if (rc) return enter_end(d, rc);
     }
-    bool gone = false; /* our entry is deleted */
+    size_t n;
+    bool ready, mine, lowest;
+    if ((rc = census(b, budget(c, d->deadline), &n, &ready, &mine, &lowest)))
+        return enter_end(d, rc);
+    if (!mine)
+        return enter_end(
+            d, coord_seterr(COORD_ESESSION, "the entry of %s vanished (session lost)", b->dir));
+    if (ready) return enter_end(d, 0);
+    if (n >= b->count) { /* the count is complete: say so to everyone */
+        rc = k->backend->put(k, b->ready, NULL, 0, COORD_VERSION_ABSENT, 0, NULL,
+                             budget(c, d->deadline));
+        return enter_end(d, rc == COORD_ECONFLICT ? 0 : rc);
+    }
+    if (d->timeout_ms == 0)
+        return enter_end(d,
+                         coord_seterr(COORD_ELOCKED, "%s: %zu of %u entered", b->dir, n, b->count));
+    if (coord__session_epoch(c) != b->epoch)
+        return enter_end(d, coord_seterr(COORD_ESESSION, "session lost while entering %s", b->dir));
+    return 1;
+}
+
+static int leave_end(dstep *d, int rc) {
+    coord_dbarrier *b = d->b;
+    coord_conn *k = coord__client_conn(b->w.c);
+    if (d->w) k->backend->unwatch(k, d->w);
+    d->w = NULL;
+    if (rc == COORD_ETIMEDOUT)
+        rc = coord_seterr(COORD_ETIMEDOUT, "%s: still occupied after %d ms", b->dir, d->timeout_ms);
+    else if (rc == COORD_ECANCELED)
+        rc = coord_seterr(COORD_ECANCELED, "leave of %s canceled", b->dir);
+    if (rc && !d->gone) drop_mine(b); /* a failed leave has left all the same */
+    return rc;
+}
+
+static int leave_step(dstep *d) {
+    coord_dbarrier *b = d->b;
+    coord_client *c = b->w.c;
+    coord_conn *k = coord__client_conn(c);
+    int rc;
+    if (d->stop) return leave_end(d, d->stop);
+    if (!d->started) {
+        d->started = true;
+        b->entered = false; /* whatever happens below, the entry goes */
+        coord__client_lock(c);
+        b->w.woken = false;
+        coord__client_unlock(c);
+        if ((rc = k->backend->watch(k, b->dir, COORD_WATCH_CHILDREN, 0, d->on_change, d->payload,
+                                    &d->w)))
+            return leave_end(d, rc);
+    }
     while (1) {
         size_t n;
         bool ready, mine, lowest;
-        if ((rc = census(b, budget(c, deadline), &n, &ready, &mine, &lowest))) break;
-        if (!mine) gone = true;
+        if ((rc = census(b, budget(c, d->deadline), &n, &ready, &mine, &lowest)))
+            return leave_end(d, rc);
+        if (!mine) d->gone = true;
         if (n == 0 || (n == 1 && mine)) {
             /* The last one: out, and "ready" with it. */
             if (mine) {
                 coord__orphan_ref o = {b, b->mine, NULL, COORD_VERSION_ANY, b->epoch};
-                rc = coord__orphan_delete(c, &o, budget(c, deadline));
+                rc = coord__orphan_delete(c, &o, budget(c, d->deadline));
                 if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION) rc = 0;
-                gone = true;
+                d->gone = true;
             }
-            if (!rc) rc = k->backend->del(k, b->ready, COORD_VERSION_ANY, budget(c, deadline));
-            if (rc == COORD_ENOTFOUND) rc = 0;
-            break;
+            if (!rc) rc = k->backend->del(k, b->ready, COORD_VERSION_ANY, budget(c, d->deadline));
+            return leave_end(d, rc == COORD_ENOTFOUND ? 0 : rc);
         }
         if (mine && !lowest) {
             /* Everyone but the lowest goes at once; the lowest waits for the rest. */
             coord__orphan_ref o = {b, b->mine, NULL, COORD_VERSION_ANY, b->epoch};
-            rc = coord__orphan_delete(c, &o, budget(c, deadline));
+            rc = coord__orphan_delete(c, &o, budget(c, d->deadline));
             if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION) rc = 0;
-            if (rc) break;
-            gone = true;
+            if (rc) return leave_end(d, rc);
+            d->gone = true;
             continue;
         }
-        rc = timeout_ms == 0 ? COORD_ETIMEDOUT : waiter_sleep(&b->w, deadline);
-        if (rc == COORD_ETIMEDOUT)
-            rc = coord_seterr(COORD_ETIMEDOUT, "%s: %zu still in after %d ms", b->dir, n,
-                              timeout_ms);
-        if (rc) break;
+        if (d->timeout_ms == 0) return leave_end(d, COORD_ETIMEDOUT);
+        return 1;
     }
-    k->backend->unwatch(k, w);
-    if (rc && !gone) drop_mine(b); /* a failed leave has left all the same */
+}
+
+/* A blocking enter or leave: its steps, sleeping in between. */
+static int run_steps(coord_dbarrier *b, int timeout_ms, int (*step)(dstep *)) {
+    dstep d = {.b = b,
+               .timeout_ms = timeout_ms,
+               .deadline = deadline_of(timeout_ms),
+               .on_change = on_event,
+               .payload = &b->w};
+    int rc;
+    while ((rc = step(&d)) == 1)
+        d.stop = waiter_sleep(&b->w, d.deadline);
     return rc;
+}
+
+int coord_dbarrier_enter(coord_dbarrier *b, int timeout_ms) {
+    if (!b) return coord_seterr(COORD_EINVAL, "double barrier is NULL");
+    if (b->entered) return coord_seterr(COORD_EINVAL, "this handle has entered %s", b->dir);
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "enter of %s canceled", b->dir);
+    return run_steps(b, timeout_ms, enter_step);
+}
+
+int coord_dbarrier_leave(coord_dbarrier *b, int timeout_ms) {
+    if (!b) return coord_seterr(COORD_EINVAL, "double barrier is NULL");
+    if (!b->entered) return coord_seterr(COORD_ENOTHELD, "this handle has not entered %s", b->dir);
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "leave of %s canceled", b->dir);
+    return run_steps(b, timeout_ms, leave_step);
 }
 
 void coord_dbarrier_cancel(coord_dbarrier *b) {
@@ -531,10 +423,218 @@ void coord_dbarrier_cancel(coord_dbarrier *b) {
 
 void coord_dbarrier_free(coord_dbarrier *b) {
     if (!b) return;
+    wjob_reap(&b->w);
     if (b->entered) drop_mine(b);
     waiter_destroy(&b->w);
     free(b->dir);
     free(b->ready);
     free(b->mine);
     free(b);
+}
+
+/* ---------- loop mode ---------- */
+
+/*
+ * A wait of a barrier or a double barrier as jobs: `step` runs on a job thread and returns 1 to
+ * wait for a change (the watch it arms, the session, a cancel: the handle's waiter; the
+ * deadline: a timer), each of which queues the next step, or its result. One step at a time: a
+ * wake-up during a step makes it run again. `stop` (a cancel, the deadline) is handed to the
+ * next step, which ends with it.
+ */
+typedef struct wjob {
+    coord__aop op;
+    waiter *w;
+    int (*step)(struct wjob *t);
+    int timeout_ms;
+    dstep d;            /* a double barrier's enter or leave */
+    coord_barrier *b;   /* a barrier's wait */
+    coord_watch *bw;    /* its watch */
+    pthread_mutex_t mu; /* scheduled, running, again, ended, stop */
+    bool scheduled, running, again, ended;
+    int stop;
+    coord_done_fn done;
+    void *payload;
+} wjob;
+
+static void wjob_step(void *arg, uint64_t tag);
+
+static void wjob_wake(wjob *t, int stop) {
+    pthread_mutex_lock(&t->mu);
+    if (stop && !t->stop) t->stop = stop;
+    bool run = !t->scheduled && !t->running && !t->ended;
+    if (run) t->scheduled = true;
+    if (t->running) t->again = true;
+    pthread_mutex_unlock(&t->mu);
+    if (run) coord__loop_job(t->w->c, 0, wjob_step, t, 0);
+}
+
+static void wjob_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev, (void)rev;
+    wjob_wake(payload, 0);
+}
+
+static void wjob_timer(void *arg, uint64_t tag) {
+    (void)tag;
+    wjob_wake(arg, COORD_ETIMEDOUT);
+}
+
+static void wjob_step(void *arg, uint64_t tag) {
+    (void)tag;
+    wjob *t = arg;
+    pthread_mutex_lock(&t->mu);
+    t->scheduled = false;
+    bool ended = t->ended;
+    t->running = !ended;
+    t->d.stop = t->stop;
+    pthread_mutex_unlock(&t->mu);
+    if (ended) return;
+    int rc = t->step(t);
+    pthread_mutex_lock(&t->mu);
+    t->running = false;
+    bool again = rc == 1 && t->again && !t->ended;
+    t->again = false;
+    if (again) t->scheduled = true;
+    if (rc != 1) t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    if (again) coord__loop_job(t->w->c, 0, wjob_step, t, 0);
+    if (rc == 1) return;
+    coord__loop_unjob(t->w->c, t); /* the deadline's timer, a wake-up's step */
+    coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
+}
+
+static void wjob_deliver(coord__aop *op, int rc) {
+    wjob *t = (wjob *)op;
+    if (t->w) {
+        coord__client_lock(t->w->c);
+        t->w->async = NULL;
+        coord__client_unlock(t->w->c);
+    }
+    coord_done_fn done = t->done;
+    void *payload = t->payload;
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    done(rc, payload);
+}
+
+/* Its watch (at close, the jobs stopped; or at the handle's free). */
+static void wjob_abort(coord__aop *op) {
+    wjob *t = (wjob *)op;
+    coord_conn *k = coord__client_conn(t->w->c);
+    coord_watch *w = t->bw ? t->bw : t->d.w;
+    t->bw = t->d.w = NULL;
+    if (w) k->backend->unwatch(k, w);
+}
+
+/* A handle freed with its wait in flight: it ends, its done runs now. */
+static void wjob_reap(waiter *w) {
+    if (!w->c || !coord__client_loop(w->c)) return;
+    coord__client_lock(w->c);
+    wjob *t = w->async;
+    coord__client_unlock(w->c);
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    t->ended = true;
+    pthread_mutex_unlock(&t->mu);
+    coord__loop_unjob(w->c, t);
+    if (!coord__client_closed(w->c)) wjob_abort(&t->op);
+    coord__aop_reap(&t->op);
+}
+
+static int wjob_start(waiter *w, int timeout_ms, int (*step)(wjob *), wjob *proto) {
+    coord__client_lock(w->c);
+    bool busy = w->async != NULL;
+    coord__client_unlock(w->c);
+    if (busy) return coord_seterr(COORD_EINVAL, "a wait is in flight on this handle");
+    wjob *t = calloc(1, sizeof *t);
+    if (!t) return coord__oom();
+    *t = *proto;
+    t->op = (coord__aop){.deliver = wjob_deliver, .abort = wjob_abort};
+    t->w = w;
+    t->step = step;
+    t->timeout_ms = timeout_ms;
+    t->d.timeout_ms = timeout_ms;
+    t->d.deadline = deadline_of(timeout_ms);
+    t->d.on_change = wjob_event;
+    t->d.payload = t;
+    pthread_mutex_init(&t->mu, NULL);
+    int rc = coord__aop_start(w->c, &t->op);
+    if (rc) {
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return rc;
+    }
+    coord__client_lock(w->c);
+    w->async = t;
+    coord__client_unlock(w->c);
+    t->scheduled = true;
+    /* The timer first: the step may end the wait (and unjob the timer) at once. Closing
+     * meanwhile: done runs at the close. */
+    if (timeout_ms > 0) coord__loop_job(w->c, t->d.deadline, wjob_timer, t, 0);
+    if ((rc = coord__loop_job(w->c, 0, wjob_step, t, 0))) coord__aop_finish(&t->op, rc);
+    return 0;
+}
+
+/* The barrier's wait: a try reads; a wait watches the entry, whose deletion (at once when it
+ * is not there) ends it, as any wake-up ends coord_barrier_wait's sleep. */
+static int barrier_step(wjob *t) {
+    coord_barrier *b = t->b;
+    coord_conn *k = coord__client_conn(b->w.c);
+    int rc;
+    if (t->d.stop || t->bw) {
+        if (t->bw) k->backend->unwatch(k, t->bw);
+        t->bw = NULL;
+        if (t->d.stop == COORD_ETIMEDOUT)
+            return coord_seterr(COORD_ETIMEDOUT, "barrier %s still raised after %d ms", b->path,
+                                t->timeout_ms);
+        if (t->d.stop == COORD_ECANCELED)
+            return coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
+        return 0;
+    }
+    if (t->timeout_ms == 0) {
+        coord_kv kv = {0};
+        rc = k->backend->get(k, b->path, &kv, coord__client_timeout(b->w.c));
+        coord_kv_clear(&kv);
+        if (rc == COORD_ENOTFOUND) return 0;
+        return rc ? rc : coord_seterr(COORD_ELOCKED, "barrier %s is raised", b->path);
+    }
+    coord_watch *w = NULL;
+    if ((rc = k->backend->watch(k, b->path, COORD_WATCH_KEY, 0, wjob_event, t, &w))) return rc;
+    t->bw = w;
+    return 1;
+}
+
+int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done, void *payload) {
+    if (!b || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "wait on %s canceled", b->path);
+    wjob proto = {.b = b, .done = done, .payload = payload};
+    return wjob_start(&b->w, timeout_ms, barrier_step, &proto);
+}
+
+static int enter_job(wjob *t) {
+    return enter_step(&t->d);
+}
+
+static int leave_job(wjob *t) {
+    return leave_step(&t->d);
+}
+
+int coord_dbarrier_enter_async(coord_dbarrier *b, int timeout_ms, coord_done_fn done,
+                               void *payload) {
+    if (!b || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (b->entered) return coord_seterr(COORD_EINVAL, "this handle has entered %s", b->dir);
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "enter of %s canceled", b->dir);
+    wjob proto = {.d = {.b = b}, .done = done, .payload = payload};
+    return wjob_start(&b->w, timeout_ms, enter_job, &proto);
+}
+
+int coord_dbarrier_leave_async(coord_dbarrier *b, int timeout_ms, coord_done_fn done,
+                               void *payload) {
+    if (!b || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (!b->entered) return coord_seterr(COORD_ENOTHELD, "this handle has not entered %s", b->dir);
+    if (atomic_exchange(&b->w.cancel, false))
+        return coord_seterr(COORD_ECANCELED, "leave of %s canceled", b->dir);
+    wjob proto = {.d = {.b = b}, .done = done, .payload = payload};
+    return wjob_start(&b->w, timeout_ms, leave_job, &proto);
 }

@@ -401,6 +401,7 @@ static void qw_finish(coord__queue *q, int rc) {
     a->state = QW_DONE;
     a->gen++; /* later wake-ups and timers of this attempt do nothing */
     coord__client_unlock(q->c);
+    coord__loop_unjob(q->c, q); /* its deadline's timer */
     coord__aop_finish(&a->op, rc);
 }
 

@@ -1128,6 +1128,13 @@ COORD_EXTERN int coord_semaphore_release_async(coord_semaphore *s, coord_done_fn
  *  ends it with COORD_ECANCELED. One wait in flight per handle. */
 COORD_EXTERN int coord_barrier_wait_async(coord_barrier *b, int timeout_ms, coord_done_fn done,
                                           void *payload);
+/** coord_dbarrier_enter without blocking: the wait for the count holds no thread;
+ *  coord_dbarrier_cancel ends it. One enter or leave in flight per handle. */
+COORD_EXTERN int coord_dbarrier_enter_async(coord_dbarrier *b, int timeout_ms, coord_done_fn done,
+                                            void *payload);
+/** coord_dbarrier_leave without blocking. */
+COORD_EXTERN int coord_dbarrier_leave_async(coord_dbarrier *b, int timeout_ms, coord_done_fn done,
+                                            void *payload);
 /** coord_queue_claim without blocking: `item` is the application's (ack, nack), NULL when rc
  *  is not 0. One take or claim in flight per handle; coord_queue_cancel ends its wait. */
 COORD_EXTERN int coord_queue_claim_async(coord_queue *q, int timeout_ms,

@@ -769,6 +769,45 @@ static void semaphore_async(void **state) {
     coord_client_close(c);
 }
 
+/* Two participants of one client: the first enter waits for the second; both leave. */
+static void dbarrier_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_dbarrier *a, *b;
+    assert_int_equal(coord_dbarrier_new(&a, c, "db", 2), 0);
+    assert_int_equal(coord_dbarrier_new(&b, c, "db", 2), 0);
+    int seq = 0, got = 0;
+    rec ra = {c, -99, 0, 0, &seq, ""}, rb = {c, -99, 0, 0, &seq, ""};
+    assert_int_equal(coord_dbarrier_enter_async(a, 0, on_done, &ra), 0);
+    assert_true(run_until(c, &ra.calls, 1, 10000));
+    assert_int_equal(ra.rc, COORD_ELOCKED);
+    assert_int_equal(coord_dbarrier_enter_async(a, 200, on_done, &ra), 0);
+    assert_true(run_until(c, &ra.calls, 2, 10000));
+    assert_int_equal(ra.rc, COORD_ETIMEDOUT);
+    assert_int_equal(coord_dbarrier_enter_async(a, -1, on_done, &ra), 0);
+    assert_int_equal(coord_dbarrier_enter_async(a, -1, on_done, &ra), COORD_EINVAL);
+    coord_dbarrier_cancel(a);
+    assert_true(run_until(c, &ra.calls, 3, 10000));
+    assert_int_equal(ra.rc, COORD_ECANCELED);
+    assert_int_equal(coord_dbarrier_enter_async(a, 10000, on_done, &ra), 0);
+    run_until(c, &got, 1, 200);
+    assert_int_equal(ra.calls, 3); /* one of two in */
+    assert_int_equal(coord_dbarrier_enter_async(b, 10000, on_done, &rb), 0);
+    assert_true(run_until(c, &ra.calls, 4, 10000));
+    assert_true(run_until(c, &rb.calls, 1, 10000));
+    assert_int_equal(ra.rc, 0);
+    assert_int_equal(rb.rc, 0);
+    assert_int_equal(coord_dbarrier_leave_async(a, 10000, on_done, &ra), 0);
+    assert_int_equal(coord_dbarrier_leave_async(b, 10000, on_done, &rb), 0);
+    assert_true(run_until(c, &ra.calls, 5, 10000));
+    assert_true(run_until(c, &rb.calls, 2, 10000));
+    assert_int_equal(ra.rc, 0);
+    assert_int_equal(rb.rc, 0);
+    assert_int_equal(outside, 0);
+    coord_dbarrier_free(a);
+    coord_dbarrier_free(b);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -872,6 +911,7 @@ int main(void) {
         BOTH(rwlock_async),
         BOTH(barrier_claim_async),
         BOTH(semaphore_async),
+        BOTH(dbarrier_async),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
 #endif
