@@ -2,6 +2,7 @@
 #ifndef COORD_INTERNAL_H
 #define COORD_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -17,12 +18,16 @@ int coord__backend_find(const coord_backend **out, const char *scheme);
 int coord__uri_parse(coord_uri **out, const char *text, const coord_backend **table);
 int coord__backend_global_init(const coord_backend *be);
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds, plus what the tests moved it on by (coord__clock_advance). */
+extern _Atomic int64_t coord__clock_offset;
 static inline int64_t coord__now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + coord__clock_offset;
 }
+/* For tests: move the library's clock on by `ms` (its deadlines and the timers of loop mode see
+ * it at once), so that a timeout is tested without waiting for it. */
+void coord__clock_advance(int64_t ms);
 
 /* Absolute CLOCK_MONOTONIC deadline `ms` from now, for pthread_cond_timedwait on a condition
  * variable created with coord__cond_init. */

@@ -51,7 +51,24 @@ struct coord__loop {
     /* handles being freed: their threads' calls return without running (coord__loop_forget) */
     const void *gone[16];
     int ngone;
+    struct coord__loop *next_loop; /* every loop, for coord__clock_advance */
 };
+
+_Atomic int64_t coord__clock_offset;
+static pthread_mutex_t loops_mu = PTHREAD_MUTEX_INITIALIZER;
+static coord__loop *loops;
+
+void coord__clock_advance(int64_t ms) {
+    atomic_fetch_add(&coord__clock_offset, ms);
+    /* the job threads wait for their next timer by the clock: they look again */
+    pthread_mutex_lock(&loops_mu);
+    for (coord__loop *l = loops; l; l = l->next_loop) {
+        pthread_mutex_lock(&l->mu);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&loops_mu);
+}
 
 static _Thread_local coord_client *inside; /* the client whose process runs on this thread */
 
@@ -66,6 +83,10 @@ int coord__loop_open(coord__loop **out, coord_client *c) {
     l->c = c;
     pthread_mutex_init(&l->mu, NULL);
     coord__cond_init(&l->cv);
+    pthread_mutex_lock(&loops_mu);
+    l->next_loop = loops;
+    loops = l;
+    pthread_mutex_unlock(&loops_mu);
     *out = l;
     return 0;
 }
@@ -444,6 +465,13 @@ void coord__loop_close(coord_client *c) {
 
 void coord__loop_free(coord__loop *l) {
     if (!l) return;
+    pthread_mutex_lock(&loops_mu);
+    for (coord__loop **pp = &loops; *pp; pp = &(*pp)->next_loop)
+        if (*pp == l) {
+            *pp = l->next_loop;
+            break;
+        }
+    pthread_mutex_unlock(&loops_mu);
     close(l->efd);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);

@@ -808,6 +808,65 @@ static void dbarrier_async(void **state) {
     coord_client_close(c);
 }
 
+#ifdef COORD_TEST_FAKE
+/* Every bounded wait ends by the library's clock, not by time passing: each is an hour long,
+ * and the clock is moved on by an hour. */
+static void timeouts_by_the_clock(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, NULL, &uri);
+    coord_client *other = OPEN_URI(uri);
+    free(uri);
+    const int hour = 3600 * 1000;
+    coord_lock *held, *l;
+    coord_semaphore *s1, *s2;
+    coord_barrier *b;
+    coord_queue *q;
+    coord_dbarrier *d;
+    assert_int_equal(coord_lock_new(&held, other, "clk"), 0);
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_lock_new(&l, c, "clk"), 0);
+    assert_int_equal(coord_semaphore_new(&s1, other, "clk", 1), 0);
+    assert_int_equal(coord_semaphore_acquire(s1, 5000), 0);
+    assert_int_equal(coord_semaphore_new(&s2, c, "clk", 1), 0);
+    assert_int_equal(coord_barrier_new(&b, c, "clk"), 0);
+    assert_int_equal(coord_barrier_raise(b), 0);
+    assert_int_equal(coord_queue_new(&q, c, "clk"), 0);
+    assert_int_equal(coord_dbarrier_new(&d, c, "clk", 2), 0);
+    int seq = 0;
+    rec r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = (rec){c, -99, 0, 0, &seq, ""};
+    took t = {c, -99, 0, ""};
+    assert_int_equal(coord_lock_acquire_async(l, hour, on_done, &r[0]), 0);
+    assert_int_equal(coord_semaphore_acquire_async(s2, hour, on_done, &r[1]), 0);
+    assert_int_equal(coord_barrier_wait_async(b, hour, on_done, &r[2]), 0);
+    assert_int_equal(coord_dbarrier_enter_async(d, hour, on_done, &r[3]), 0);
+    assert_int_equal(coord_queue_take_async(q, hour, on_take, &t), 0);
+    until_waiting(c, l);
+    int64_t t0 = coord__now_ms();
+    coord__clock_advance(hour + 1);
+    for (int i = 0; i < 4; i++) {
+        assert_true(run_until(c, &r[i].calls, 1, 10000));
+        if (r[i].rc != COORD_ETIMEDOUT)
+            fail_msg("wait %d: %s (%s)", i, coord_err_name(r[i].rc), r[i].why);
+    }
+    assert_true(run_until(c, &t.calls, 1, 10000));
+    assert_int_equal(t.rc, COORD_ETIMEDOUT);
+    print_message("hour-long waits ended %lld ms of real time after the clock moved\n",
+                  (long long)(coord__now_ms() - t0 - hour - 1));
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_semaphore_free(s2);
+    coord_barrier_free(b);
+    coord_queue_free(q);
+    coord_dbarrier_free(d);
+    coord_client_close(c);
+    coord_lock_free(held);
+    coord_semaphore_free(s1);
+    coord_client_close(other);
+}
+#endif
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -914,6 +973,7 @@ int main(void) {
         BOTH(dbarrier_async),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
+        BOTH(timeouts_by_the_clock),
 #endif
         BOTH(thousand_waiters),
     };
