@@ -35,7 +35,8 @@ struct coord__loop {
     coord_client *c;
     int efd;
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* jobs queued or ended; loop calls run */
+    pthread_cond_t cv;   /* jobs ended (unjob); loop calls run */
+    pthread_cond_t jcv;  /* the job threads: a job queued (one woken), the clock, the stop */
     item *ready, *tail;  /* callbacks for process */
     bool armed;          /* the eventfd holds a count */
     pthread_t processor; /* the thread that last ran process (valid once looped) */
@@ -64,7 +65,7 @@ void coord__clock_advance(int64_t ms) {
     pthread_mutex_lock(&loops_mu);
     for (coord__loop *l = loops; l; l = l->next_loop) {
         pthread_mutex_lock(&l->mu);
-        pthread_cond_broadcast(&l->cv);
+        pthread_cond_broadcast(&l->jcv);
         pthread_mutex_unlock(&l->mu);
     }
     pthread_mutex_unlock(&loops_mu);
@@ -83,6 +84,7 @@ int coord__loop_open(coord__loop **out, coord_client *c) {
     l->c = c;
     pthread_mutex_init(&l->mu, NULL);
     coord__cond_init(&l->cv);
+    coord__cond_init(&l->jcv);
     pthread_mutex_lock(&loops_mu);
     l->next_loop = loops;
     loops = l;
@@ -274,12 +276,12 @@ static void *pool_main(void *arg) {
         job *j = l->jobs;
         int64_t now = coord__now_ms();
         if (!j) {
-            pthread_cond_wait(&l->cv, &l->mu);
+            pthread_cond_wait(&l->jcv, &l->mu);
             continue;
         }
         if (j->at > now) {
             struct timespec dl = coord__deadline(j->at - now);
-            pthread_cond_timedwait(&l->cv, &l->mu, &dl);
+            pthread_cond_timedwait(&l->jcv, &l->mu, &dl);
             continue;
         }
         l->jobs = j->next;
@@ -323,7 +325,7 @@ int coord__loop_job(coord_client *c, int64_t at, void (*fn)(void *arg, uint64_t 
         pp = &(*pp)->next;
     j->next = *pp;
     *pp = j;
-    pthread_cond_broadcast(&l->cv);
+    pthread_cond_signal(&l->jcv); /* one thread: the others sleep on (no herd per job) */
     pthread_mutex_unlock(&l->mu);
     return 0;
 }
@@ -441,6 +443,7 @@ void coord__loop_close(coord_client *c) {
     l->stop = true;
     forget(l, NULL); /* a library thread waiting for process goes on without it */
     pthread_cond_broadcast(&l->cv);
+    pthread_cond_broadcast(&l->jcv);
     pthread_mutex_unlock(&l->mu);
     /* A round trip in progress ends within its own timeout. */
     for (int i = 0; i < l->nthreads; i++)
@@ -474,6 +477,7 @@ void coord__loop_free(coord__loop *l) {
     pthread_mutex_unlock(&loops_mu);
     close(l->efd);
     pthread_cond_destroy(&l->cv);
+    pthread_cond_destroy(&l->jcv);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
