@@ -6,6 +6,7 @@
  * leaves last and removes "ready".
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,63 +444,31 @@ void coord_dbarrier_free(coord_dbarrier *b) {
  */
 typedef struct wjob {
     coord__aop op;
+    coord__stepper st;
     waiter *w;
     int (*step)(struct wjob *t);
     int timeout_ms;
-    dstep d;            /* a double barrier's enter or leave */
-    coord_barrier *b;   /* a barrier's wait */
-    coord_watch *bw;    /* its watch */
-    pthread_mutex_t mu; /* scheduled, running, again, ended, stop */
-    bool scheduled, running, again, ended;
-    int stop;
+    dstep d;          /* a double barrier's enter or leave */
+    coord_barrier *b; /* a barrier's wait */
+    coord_watch *bw;  /* its watch */
     coord_done_fn done;
     void *payload;
 } wjob;
 
-static void wjob_step(void *arg, uint64_t tag);
+#define WJOB_OF(stp) ((wjob *)((char *)(stp)-offsetof(wjob, st)))
 
 static void wjob_wake(wjob *t, int stop) {
-    pthread_mutex_lock(&t->mu);
-    if (stop && !t->stop) t->stop = stop;
-    bool run = !t->scheduled && !t->running && !t->ended;
-    if (run) t->scheduled = true;
-    if (t->running) t->again = true;
-    pthread_mutex_unlock(&t->mu);
-    if (run) coord__loop_job(t->w->c, 0, wjob_step, t, 0);
+    coord__stepper_wake(&t->st, stop);
 }
 
-static void wjob_event(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev, (void)rev;
-    wjob_wake(payload, 0);
+static int wjob_step(coord__stepper *st) {
+    wjob *t = WJOB_OF(st);
+    t->d.stop = coord__stepper_stopped(st);
+    return t->step(t);
 }
 
-static void wjob_timer(void *arg, uint64_t tag) {
-    (void)tag;
-    wjob_wake(arg, COORD_ETIMEDOUT);
-}
-
-static void wjob_step(void *arg, uint64_t tag) {
-    (void)tag;
-    wjob *t = arg;
-    pthread_mutex_lock(&t->mu);
-    t->scheduled = false;
-    bool ended = t->ended;
-    t->running = !ended;
-    t->d.stop = t->stop;
-    pthread_mutex_unlock(&t->mu);
-    if (ended) return;
-    int rc = t->step(t);
-    pthread_mutex_lock(&t->mu);
-    t->running = false;
-    bool again = rc == 1 && t->again && !t->ended;
-    t->again = false;
-    if (again) t->scheduled = true;
-    if (rc != 1) t->ended = true;
-    pthread_mutex_unlock(&t->mu);
-    if (again) coord__loop_job(t->w->c, 0, wjob_step, t, 0);
-    if (rc == 1) return;
-    coord__loop_unjob(t->w->c, t); /* the deadline's timer, a wake-up's step */
-    coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
+static void wjob_end(coord__stepper *st, int rc) {
+    coord__aop_finish(&WJOB_OF(st)->op, rc); /* last: its delivery frees t */
 }
 
 static void wjob_deliver(coord__aop *op, int rc) {
@@ -511,7 +480,7 @@ static void wjob_deliver(coord__aop *op, int rc) {
     }
     coord_done_fn done = t->done;
     void *payload = t->payload;
-    pthread_mutex_destroy(&t->mu);
+    coord__stepper_destroy(&t->st);
     free(t);
     done(rc, payload);
 }
@@ -532,10 +501,8 @@ static void wjob_reap(waiter *w) {
     wjob *t = w->async;
     coord__client_unlock(w->c);
     if (!t) return;
-    pthread_mutex_lock(&t->mu);
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
-    coord__loop_unjob(w->c, t);
+    coord__stepper_halt(&t->st);
+    coord__loop_unjob(w->c, &t->st);
     if (!coord__client_closed(w->c)) wjob_abort(&t->op);
     coord__aop_reap(&t->op);
 }
@@ -554,23 +521,22 @@ static int wjob_start(waiter *w, int timeout_ms, int (*step)(wjob *), wjob *prot
     t->timeout_ms = timeout_ms;
     t->d.timeout_ms = timeout_ms;
     t->d.deadline = deadline_of(timeout_ms);
-    t->d.on_change = wjob_event;
-    t->d.payload = t;
-    pthread_mutex_init(&t->mu, NULL);
+    t->d.on_change = coord__stepper_event;
+    t->d.payload = &t->st;
+    coord__stepper_init(&t->st, w->c, wjob_step, wjob_end);
     int rc = coord__aop_start(w->c, &t->op);
     if (rc) {
-        pthread_mutex_destroy(&t->mu);
+        coord__stepper_destroy(&t->st);
         free(t);
         return rc;
     }
     coord__client_lock(w->c);
     w->async = t;
     coord__client_unlock(w->c);
-    t->scheduled = true;
     /* The timer first: the step may end the wait (and unjob the timer) at once. Closing
      * meanwhile: done runs at the close. */
-    if (timeout_ms > 0) coord__loop_job(w->c, t->d.deadline, wjob_timer, t, 0);
-    if ((rc = coord__loop_job(w->c, 0, wjob_step, t, 0))) coord__aop_finish(&t->op, rc);
+    if (timeout_ms > 0) coord__stepper_timer(&t->st, t->d.deadline);
+    coord__stepper_wake(&t->st, 0);
     return 0;
 }
 
@@ -598,7 +564,8 @@ static int barrier_step(wjob *t) {
         return rc ? rc : coord_seterr(COORD_ELOCKED, "barrier %s is raised", b->path);
     }
     coord_watch *w = NULL;
-    if ((rc = k->backend->watch(k, b->path, COORD_WATCH_KEY, 0, wjob_event, t, &w))) return rc;
+    if ((rc = k->backend->watch(k, b->path, COORD_WATCH_KEY, 0, coord__stepper_event, &t->st, &w)))
+        return rc;
     t->bw = w;
     return 1;
 }

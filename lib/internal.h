@@ -196,6 +196,34 @@ typedef struct coord__call {
     void (*done)(struct coord__call *call, int rc);
 } coord__call;
 int coord__call_start(coord_client *c, coord__call *call);
+
+/*
+ * A wait as steps (loop mode): `step` runs as a job and returns 1 to wait for the next wake-up
+ * (a watch event, a listener, a cancel, a timer: coord__stepper_wake from any thread), or the
+ * wait's result, which `end` then receives on the same job thread (last: it may finish the
+ * operation, whose delivery frees the stepper). One step at a time: a wake-up during a step
+ * makes it run again. A wake-up's `stop` (a cancel, a deadline) stays for the steps to read.
+ */
+typedef struct coord__stepper {
+    coord_client *c;
+    int (*step)(struct coord__stepper *st);
+    void (*end)(struct coord__stepper *st, int rc);
+    pthread_mutex_t mu;
+    bool scheduled, running, again, ended;
+    int stop;
+} coord__stepper;
+void coord__stepper_init(coord__stepper *st, coord_client *c, int (*step)(coord__stepper *),
+                         void (*end)(coord__stepper *, int));
+void coord__stepper_destroy(coord__stepper *st);
+void coord__stepper_wake(coord__stepper *st, int stop);
+/* A watch callback whose payload is a stepper: a wake-up. */
+void coord__stepper_event(void *payload, coord_watch_event ev, int64_t rev);
+/* A wake-up with COORD_ETIMEDOUT at monotonic `at_ms`. */
+void coord__stepper_timer(coord__stepper *st, int64_t at_ms);
+/* The stop a wake-up left (0: none). */
+int coord__stepper_stopped(coord__stepper *st);
+/* No step runs from now on (a handle being freed); then coord__loop_unjob(c, st). */
+void coord__stepper_halt(coord__stepper *st);
 /* False when it was already finished (the first answer wins). */
 bool coord__aop_finish(coord__aop *op, int rc);
 /* A handle freed with `op` started: its done runs now, on the calling thread (ECANCELED when it
@@ -281,6 +309,11 @@ int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int
  * freed meanwhile runs it during the free. COORD_EINVAL when an enter or leave is in flight. */
 int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int rc, void *payload),
                              void *payload);
+/* A hold's release without blocking (lock, rwlock, semaphore lease): `*held` is the handle's
+ * flag. COORD_ENOTHELD at once when it holds nothing or lost it with its session (q->epoch), as
+ * the blocking releases say; else `done` gets the leave's result (COORD_ENOTHELD when the entry
+ * had vanished) and `*held` is false from now on. */
+int coord__queue_release_async(coord__queue *q, bool *held, coord_done_fn done, void *payload);
 /* End an async enter in flight now (its done runs with COORD_ECANCELED, or with its result when
  * it had one): for a handle being freed (coord__queue_destroy does it too). */
 void coord__queue_enter_reap(coord__queue *q);

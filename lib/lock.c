@@ -10,7 +10,7 @@ struct coord_lock {
     coord__queue q;
     bool held; /* the queue's contender holds the lock, while its session (q.epoch) lasts */
     /* loop mode: the application's done of the acquire in flight, and a release in flight */
-    coord_done_fn done, release_done;
+    coord_done_fn done;
     void *payload;
 };
 
@@ -108,31 +108,11 @@ int coord_lock_acquire_async(coord_lock *l, int timeout_ms, coord_done_fn done, 
     return coord__queue_enter_async(&l->q, NULL, 0, timeout_ms, acquired, NULL);
 }
 
-/* The release's done: what coord_lock_release would return. */
-static void released(coord__queue *q, int rc, void *payload) {
-    coord_lock *l = (coord_lock *)q;
-    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
-        rc = coord_seterr(COORD_ENOTHELD, "lock node vanished (session expired)");
-    l->release_done(rc, payload);
-}
-
 int coord_lock_release_async(coord_lock *l, coord_done_fn done, void *payload) {
-    if (!l || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
-    if (!coord__client_loop(l->q.c))
-        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
+    if (!l) return coord_seterr(COORD_EINVAL, "lock is NULL");
     if (l->q.leaving || coord__queue_entering(&l->q))
         return coord_seterr(COORD_EINVAL, "%s: an operation is in flight on this handle", l->q.dir);
-    bool held = coord_lock_held(l);
-    if (!l->held) return coord_seterr(COORD_ENOTHELD, "lock is not held");
-    if (!held) {
-        l->held = false;
-        coord_kv_clear(&l->q.mine);
-        return coord_seterr(COORD_ENOTHELD, "lock was lost with its session");
-    }
-    l->release_done = done;
-    int rc = coord__queue_leave_async(&l->q, released, payload);
-    if (!rc) l->held = false; /* the handle holds nothing from now on, as coord_lock_release */
-    return rc;
+    return coord__queue_release_async(&l->q, &l->held, done, payload);
 }
 
 void coord_lock_free(coord_lock *l) {

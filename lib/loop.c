@@ -380,15 +380,20 @@ static void deliver(void *arg, int rc) {
     op->deliver(op, rc);
 }
 
-/* Unlink `op` and queue its delivery; false when it was already done. mu held. */
-static bool finish(coord__loop *l, coord__aop *op, int rc) {
-    if (!op->live) return false;
+/* Out of the pending list, no longer live. mu held. */
+static void unlink_pending(coord__loop *l, coord__aop *op) {
     op->live = false;
     if (op->prev)
         op->prev->next = op->next;
     else
         l->pending = op->next;
     if (op->next) op->next->prev = op->prev;
+}
+
+/* Unlink `op` and queue its delivery; false when it was already done. mu held. */
+static bool finish(coord__loop *l, coord__aop *op, int rc) {
+    if (!op->live) return false;
+    unlink_pending(l, op);
     op->item = (item){.fn = deliver, .arg = op, .rc = rc};
     push(l, &op->item);
     return true;
@@ -409,12 +414,7 @@ void coord__aop_reap(coord__aop *op) {
     int rc = 0;
     bool run = false;
     if (op->live) {
-        op->live = false;
-        if (op->prev)
-            op->prev->next = op->next;
-        else
-            l->pending = op->next;
-        if (op->next) op->next->prev = op->prev;
+        unlink_pending(l, op);
         rc = coord_seterr(COORD_ECANCELED, "handle freed with its operation in flight");
         coord__error_save(&op->err);
         run = true;
@@ -502,4 +502,81 @@ int coord__call_start(coord_client *c, coord__call *call) {
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(c, 0, call_job, call, 0))) coord__aop_finish(&call->op, rc);
     return 0;
+}
+
+/* ---- a wait as steps ---- */
+
+void coord__stepper_init(coord__stepper *st, coord_client *c, int (*step)(coord__stepper *),
+                         void (*end)(coord__stepper *, int)) {
+    st->c = c;
+    st->step = step;
+    st->end = end;
+    pthread_mutex_init(&st->mu, NULL);
+    st->scheduled = st->running = st->again = st->ended = false;
+    st->stop = 0;
+}
+
+void coord__stepper_destroy(coord__stepper *st) {
+    pthread_mutex_destroy(&st->mu);
+}
+
+static void stepper_job(void *arg, uint64_t tag) {
+    (void)tag;
+    coord__stepper *st = arg;
+    pthread_mutex_lock(&st->mu);
+    st->scheduled = false;
+    bool ended = st->ended;
+    st->running = !ended;
+    pthread_mutex_unlock(&st->mu);
+    if (ended) return;
+    int rc = st->step(st);
+    pthread_mutex_lock(&st->mu);
+    st->running = false;
+    bool again = rc == 1 && st->again && !st->ended;
+    st->again = false;
+    if (again) st->scheduled = true;
+    if (rc != 1) st->ended = true;
+    pthread_mutex_unlock(&st->mu);
+    if (again) coord__loop_job(st->c, 0, stepper_job, st, 0);
+    if (rc == 1) return;
+    coord__loop_unjob(st->c, st); /* its timer, a wake-up's step */
+    st->end(st, rc);
+}
+
+void coord__stepper_wake(coord__stepper *st, int stop) {
+    pthread_mutex_lock(&st->mu);
+    if (stop && !st->stop) st->stop = stop;
+    bool run = !st->scheduled && !st->running && !st->ended;
+    if (run) st->scheduled = true;
+    if (st->running) st->again = true;
+    pthread_mutex_unlock(&st->mu);
+    /* closing meanwhile: the close ends the operation */
+    if (run) coord__loop_job(st->c, 0, stepper_job, st, 0);
+}
+
+void coord__stepper_event(void *payload, coord_watch_event ev, int64_t rev) {
+    (void)ev, (void)rev;
+    coord__stepper_wake(payload, 0);
+}
+
+static void stepper_timer(void *arg, uint64_t tag) {
+    (void)tag;
+    coord__stepper_wake(arg, COORD_ETIMEDOUT);
+}
+
+void coord__stepper_timer(coord__stepper *st, int64_t at_ms) {
+    coord__loop_job(st->c, at_ms, stepper_timer, st, 0);
+}
+
+int coord__stepper_stopped(coord__stepper *st) {
+    pthread_mutex_lock(&st->mu);
+    int stop = st->stop;
+    pthread_mutex_unlock(&st->mu);
+    return stop;
+}
+
+void coord__stepper_halt(coord__stepper *st) {
+    pthread_mutex_lock(&st->mu);
+    st->ended = true;
+    pthread_mutex_unlock(&st->mu);
 }

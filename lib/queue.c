@@ -540,6 +540,41 @@ int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int 
     return 0;
 }
 
+typedef struct release_ctx {
+    coord_done_fn done;
+    void *payload;
+} release_ctx;
+
+static void released(coord__queue *q, int rc, void *payload) {
+    release_ctx r = *(release_ctx *)payload;
+    free(payload);
+    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
+        rc = coord_seterr(COORD_ENOTHELD, "%s %s: the entry vanished (session expired)", q->recipe,
+                          q->dir);
+    r.done(rc, r.payload);
+}
+
+int coord__queue_release_async(coord__queue *q, bool *held, coord_done_fn done, void *payload) {
+    if (!done) return coord_seterr(COORD_EINVAL, "done is NULL");
+    if (!coord__client_loop(q->c))
+        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
+    if (!*held) return coord_seterr(COORD_ENOTHELD, "%s %s is not held", q->recipe, q->dir);
+    if (coord__session_epoch(q->c) != q->epoch) {
+        *held = false;
+        coord_kv_clear(&q->mine);
+        return coord_seterr(COORD_ENOTHELD, "%s %s was lost with its session", q->recipe, q->dir);
+    }
+    release_ctx *r = malloc(sizeof *r);
+    if (!r) return coord__oom();
+    *r = (release_ctx){done, payload};
+    int rc = coord__queue_leave_async(q, released, r);
+    if (rc)
+        free(r);
+    else
+        *held = false; /* the handle holds nothing from now on, as the blocking release */
+    return rc;
+}
+
 /* A handle freed with its leave in flight: the job ends first, its done runs now. */
 static void leave_reap(coord__queue *q) {
     leave_op *r = q->leaving;

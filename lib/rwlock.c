@@ -16,7 +16,7 @@ struct coord_rwlock {
     coord__queue q;
     bool held; /* while its session (q.epoch) lasts */
     bool write;
-    coord_done_fn done, unlock_done; /* loop mode */
+    coord_done_fn done; /* loop mode: the wait's */
 };
 
 int coord_rwlock_new(coord_rwlock **out, coord_client *c, const char *name) {
@@ -88,28 +88,9 @@ int coord_rwlock_wrlock_async(coord_rwlock *l, int timeout_ms, coord_done_fn don
     return take_async(l, true, timeout_ms, done, payload);
 }
 
-static void unlocked(coord__queue *q, int rc, void *payload) {
-    coord_rwlock *l = (coord_rwlock *)q;
-    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
-        rc = coord_seterr(COORD_ENOTHELD, "rwlock entry vanished (session expired)");
-    l->unlock_done(rc, payload);
-}
-
 int coord_rwlock_unlock_async(coord_rwlock *l, coord_done_fn done, void *payload) {
-    if (!l || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
-    if (!coord__client_loop(l->q.c))
-        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
-    bool held = coord_rwlock_held(l);
-    if (!l->held) return coord_seterr(COORD_ENOTHELD, "rwlock is not held");
-    if (!held) {
-        l->held = false;
-        coord_kv_clear(&l->q.mine);
-        return coord_seterr(COORD_ENOTHELD, "rwlock was lost with its session");
-    }
-    l->unlock_done = done;
-    int rc = coord__queue_leave_async(&l->q, unlocked, payload);
-    if (!rc) l->held = false;
-    return rc;
+    if (!l) return coord_seterr(COORD_EINVAL, "rwlock is NULL");
+    return coord__queue_release_async(&l->q, &l->held, done, payload);
 }
 
 int coord_rwlock_rdlock(coord_rwlock *l, int timeout_ms) {

@@ -6,6 +6,7 @@
  * release wakes one waiter.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,45 +257,30 @@ void coord_semaphore_free(coord_semaphore *s) {
  */
 typedef struct sem_op {
     coord__aop op;
+    coord__stepper st; /* the lease's steps, holding the lock */
     coord_semaphore *s;
     int timeout_ms;
     int64_t deadline, calls;
     bool locked, leased;
     coord_watch *w;
     coord__listener listener;
-    pthread_mutex_t mu; /* scheduled, running, again, ended */
-    bool scheduled, running, again, ended;
     coord_done_fn done;
     void *payload;
 } sem_op;
 
-static void sem_step(void *arg, uint64_t tag);
+#define SEM_OF(stp) ((sem_op *)((char *)(stp)-offsetof(sem_op, st)))
 
 static void sem_wake(sem_op *t) {
-    pthread_mutex_lock(&t->mu);
-    bool run = !t->scheduled && !t->running && !t->ended;
-    if (run) t->scheduled = true;
-    if (t->running) t->again = true;
-    pthread_mutex_unlock(&t->mu);
-    if (run) coord__loop_job(t->s->c, 0, sem_step, t, 0);
-}
-
-static void sem_event(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev, (void)rev;
-    sem_wake(payload);
+    coord__stepper_wake(&t->st, 0);
 }
 
 static void sem_state(void *payload, coord_session_state st) {
     if (st == COORD_SESSION_LOST) sem_wake(payload);
 }
 
-static void sem_timer(void *arg, uint64_t tag) {
-    (void)tag;
-    sem_wake(arg);
-}
-
 /* Holding the lock: the lease (once), then a count. 1 while waiting, else the result. */
-static int sem_lease(sem_op *t) {
+static int sem_lease(coord__stepper *st) {
+    sem_op *t = SEM_OF(st);
     coord_semaphore *s = t->s;
     coord_conn *k = coord__client_conn(s->c);
     int op = coord__client_timeout(s->c);
@@ -316,11 +302,10 @@ static int sem_lease(sem_op *t) {
         t->leased = true;
         if (first) return 0; /* no older lease: within the limit (see take_lease) */
         coord_watch *w = NULL;
-        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, sem_event, t, &w);
+        rc = k->backend->watch(k, s->leases, COORD_WATCH_CHILDREN, 0, coord__stepper_event, st, &w);
         t->w = w;
         if (rc) return rc;
-        if (t->deadline != INT64_MAX && t->timeout_ms > 0)
-            coord__loop_job(s->c, t->deadline, sem_timer, t, 0);
+        if (t->deadline != INT64_MAX && t->timeout_ms > 0) coord__stepper_timer(st, t->deadline);
     }
     coord_kv *kids = NULL;
     size_t n = 0;
@@ -350,16 +335,13 @@ static int sem_lease(sem_op *t) {
 }
 
 /* The acquire's end (a job): the watch, the lease when it failed, the lock. */
-static void sem_end(sem_op *t, int rc) {
+static void sem_end(coord__stepper *st, int rc) {
+    sem_op *t = SEM_OF(st);
     coord_semaphore *s = t->s;
     coord_conn *k = coord__client_conn(s->c);
-    pthread_mutex_lock(&t->mu);
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
     coord__client_unlisten(s->c, &t->listener);
     if (t->w) k->backend->unwatch(k, t->w);
     t->w = NULL;
-    coord__loop_unjob(s->c, t); /* the deadline's timer, a wake-up's step */
     coord__error_buf saved;
     coord__error_save(&saved);
     if (rc && s->q.mine.key) coord__queue_leave(&s->q, 0); /* nothing left behind */
@@ -368,26 +350,6 @@ static void sem_end(sem_op *t, int rc) {
     atomic_store(&s->lk.cancel, false);
     coord__error_restore(&saved);
     coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
-}
-
-static void sem_step(void *arg, uint64_t tag) {
-    (void)tag;
-    sem_op *t = arg;
-    pthread_mutex_lock(&t->mu);
-    t->scheduled = false;
-    bool ended = t->ended;
-    t->running = !ended;
-    pthread_mutex_unlock(&t->mu);
-    if (ended) return;
-    int rc = sem_lease(t);
-    pthread_mutex_lock(&t->mu);
-    t->running = false;
-    bool again = rc == 1 && t->again && !t->ended;
-    t->again = false;
-    if (again) t->scheduled = true;
-    pthread_mutex_unlock(&t->mu);
-    if (again) coord__loop_job(t->s->c, 0, sem_step, t, 0);
-    if (rc != 1) sem_end(t, rc);
 }
 
 /* The internal lock's enter ended (inside process). */
@@ -409,14 +371,11 @@ static void sem_locked(coord__queue *q, int rc, void *payload) {
     sem_wake(t);
 }
 
-/* The first step: the stored limit, then the internal lock. */
+/* The first job: the stored limit, then the internal lock. */
 static void sem_start(void *arg, uint64_t tag) {
     (void)tag;
     sem_op *t = arg;
     coord_semaphore *s = t->s;
-    pthread_mutex_lock(&t->mu);
-    t->scheduled = false;
-    pthread_mutex_unlock(&t->mu);
     int rc = check_limit(s, (int)left_of(t->calls, coord__client_timeout(s->c)));
     int left = t->timeout_ms < 0    ? -1
                : t->timeout_ms == 0 ? 0
@@ -439,7 +398,7 @@ static void sem_deliver(coord__aop *op, int rc) {
     }
     coord_done_fn done = t->done;
     void *payload = t->payload;
-    pthread_mutex_destroy(&t->mu);
+    coord__stepper_destroy(&t->st);
     free(t);
     done(rc, payload);
 }
@@ -460,10 +419,9 @@ static void sem_reap(coord_semaphore *s) {
     sem_op *t = s->async;
     coord__client_unlock(s->c);
     if (!t) return;
-    pthread_mutex_lock(&t->mu);
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
-    coord__loop_unjob(s->c, t);
+    coord__stepper_halt(&t->st);
+    coord__loop_unjob(s->c, t); /* the first job */
+    coord__loop_unjob(s->c, &t->st);
     coord__queue_enter_reap(&s->lk); /* the lock's enter, if in flight: sem_locked sees t */
     if (!coord__client_closed(s->c)) sem_abort(&t->op);
     coord__aop_reap(&t->op);
@@ -491,10 +449,10 @@ int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms, coord_done
     t->done = done;
     t->payload = payload;
     t->listener = (coord__listener){.fn = sem_state, .payload = t};
-    pthread_mutex_init(&t->mu, NULL);
+    coord__stepper_init(&t->st, s->c, sem_lease, sem_end);
     int rc = coord__aop_start(s->c, &t->op);
     if (rc) {
-        pthread_mutex_destroy(&t->mu);
+        coord__stepper_destroy(&t->st);
         free(t);
         return rc;
     }
@@ -504,7 +462,6 @@ int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms, coord_done
     coord__client_lock(s->c);
     s->async = t;
     coord__client_unlock(s->c);
-    t->scheduled = true;
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(s->c, 0, sem_start, t, 0))) {
         coord__client_unlisten(s->c, &t->listener);
@@ -513,39 +470,7 @@ int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms, coord_done
     return 0;
 }
 
-typedef struct sem_release {
-    coord_done_fn done;
-    void *payload;
-} sem_release;
-
-static void sem_released(coord__queue *q, int rc, void *payload) {
-    (void)q;
-    sem_release r = *(sem_release *)payload;
-    free(payload);
-    if (rc == COORD_ENOTFOUND || rc == COORD_ESESSION)
-        rc = coord_seterr(COORD_ENOTHELD, "the lease vanished (session expired)");
-    r.done(rc, r.payload);
-}
-
 int coord_semaphore_release_async(coord_semaphore *s, coord_done_fn done, void *payload) {
-    if (!s || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
-    if (!coord__client_loop(s->c))
-        return coord_seterr(COORD_EINVAL, "the client is not in loop mode (coord_options.loop)");
-    bool held = coord_semaphore_held(s);
-    if (!s->held) return coord_seterr(COORD_ENOTHELD, "this handle holds no lease");
-    if (!held) {
-        s->held = false;
-        coord_kv_clear(&s->q.mine);
-        return coord_seterr(COORD_ENOTHELD, "the lease was lost with its session");
-    }
-    sem_release *r = malloc(sizeof *r);
-    if (!r) return coord__oom();
-    *r = (sem_release){done, payload};
-    int rc = coord__queue_leave_async(&s->q, sem_released, r);
-    if (rc) {
-        free(r);
-        return rc;
-    }
-    s->held = false;
-    return 0;
+    if (!s) return coord_seterr(COORD_EINVAL, "semaphore is NULL");
+    return coord__queue_release_async(&s->q, &s->held, done, payload);
 }

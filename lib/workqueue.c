@@ -12,6 +12,7 @@
  * the claims, so a put, a nack or a claim its session gave back wakes one waiter.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,13 +343,13 @@ static int wait_for(coord_queue *q, int timeout_ms, int (*try)(coord_queue *, vo
     return rc;
 }
 
-static void take_wake(void *payload, coord_watch_event ev, int64_t rev);
+static void take_cancel(struct take_op *t);
 
 void coord_queue_cancel(coord_queue *q) {
     if (!q) return;
     coord__queue_cancel(&q->wq);
     coord__client_lock(q->c);
-    if (q->taking) take_wake(q->taking, COORD_EV_CHANGED, 0);
+    if (q->taking) take_cancel(q->taking);
     coord__client_unlock(q->c);
 }
 
@@ -424,52 +425,34 @@ int coord_item_nack(coord_item *it) {
  */
 typedef struct take_op {
     coord__aop op;
+    coord__stepper st; /* the tries, woken by the watches, a cancel and the deadline */
     coord_queue *q;
     int timeout_ms;
     int64_t deadline;
     void *data;
     size_t len;
-    coord_watch *wi, *wc;
-    pthread_mutex_t mu; /* scheduled, running, again, ended, the watches */
-    bool scheduled, running, again, ended;
+    coord_watch *wi, *wc; /* armed by the first step (the stepper's mutex) */
     void (*done)(int rc, void *data, size_t len, void *payload);
     void (*claim_done)(int rc, coord_item *it, void *payload); /* a claim instead of a take */
     coord_item *item;
     void *payload;
 } take_op;
 
-static void take_step(void *arg, uint64_t tag);
-
-static void take_timer(void *arg, uint64_t tag) {
-    (void)tag;
-    take_wake(arg, COORD_EV_CHANGED, 0);
-}
-
-static void take_wake(void *payload, coord_watch_event ev, int64_t rev) {
-    (void)ev, (void)rev;
-    take_op *t = payload;
-    pthread_mutex_lock(&t->mu);
-    /* one step at a time: a wake-up during a step makes it run again */
-    bool run = !t->scheduled && !t->running && !t->ended;
-    if (run) t->scheduled = true;
-    if (t->running) t->again = true;
-    pthread_mutex_unlock(&t->mu);
-    if (run) coord__loop_job(t->q->c, 0, take_step, t, 0);
-}
+#define TAKE_OF(stp) ((take_op *)((char *)(stp)-offsetof(take_op, st)))
 
 static void take_unwatch(take_op *t) {
     coord_conn *k = coord__client_conn(t->q->c);
-    pthread_mutex_lock(&t->mu);
+    pthread_mutex_lock(&t->st.mu);
     coord_watch *wi = t->wi, *wc = t->wc;
     t->wi = t->wc = NULL;
-    t->ended = true;
-    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_unlock(&t->st.mu);
     if (wi) k->backend->unwatch(k, wi);
     if (wc) k->backend->unwatch(k, wc);
 }
 
 /* One try, and the watches before the first wait: 1 while the take waits, else its result. */
-static int take_try(take_op *t) {
+static int take_try(coord__stepper *st) {
+    take_op *t = TAKE_OF(st);
     coord_queue *q = t->q;
     void *res[2] = {&t->data, &t->len};
     int rc = t->claim_done ? try_claim(q, &t->item) : try_take(q, res);
@@ -484,38 +467,27 @@ static int take_try(take_op *t) {
     /* the first wait: watch, then try again (an item made meanwhile) */
     coord_conn *k = coord__client_conn(q->c);
     coord_watch *wi = NULL, *wc = NULL;
-    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, take_wake, t, &wi);
-    if (!rc) rc = k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, take_wake, t, &wc);
-    pthread_mutex_lock(&t->mu);
+    rc = k->backend->watch(k, q->dir, COORD_WATCH_CHILDREN, 0, coord__stepper_event, st, &wi);
+    if (!rc)
+        rc =
+            k->backend->watch(k, q->claims, COORD_WATCH_CHILDREN, 0, coord__stepper_event, st, &wc);
+    pthread_mutex_lock(&st->mu);
     t->wi = wi;
     t->wc = wc;
-    t->again = true;
-    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_unlock(&st->mu);
     if (rc) return rc;
-    if (t->deadline != INT64_MAX) coord__loop_job(q->c, t->deadline, take_timer, t, 0);
+    if (t->deadline != INT64_MAX) coord__stepper_timer(st, t->deadline);
+    coord__stepper_wake(st, 0); /* runs this step again */
     return 1;
 }
 
-static void take_step(void *arg, uint64_t tag) {
-    (void)tag;
-    take_op *t = arg;
-    pthread_mutex_lock(&t->mu);
-    t->scheduled = false;
-    bool ended = t->ended;
-    t->running = !ended;
-    pthread_mutex_unlock(&t->mu);
-    if (ended) return;
-    int rc = take_try(t);
-    pthread_mutex_lock(&t->mu);
-    t->running = false;
-    bool again = rc == 1 && t->again && !t->ended;
-    t->again = false;
-    if (again) t->scheduled = true;
-    pthread_mutex_unlock(&t->mu);
-    if (again) coord__loop_job(t->q->c, 0, take_step, t, 0);
-    if (rc == 1) return;
+static void take_cancel(take_op *t) {
+    coord__stepper_wake(&t->st, 0); /* the try sees the cancel flag */
+}
+
+static void take_end(coord__stepper *st, int rc) {
+    take_op *t = TAKE_OF(st);
     take_unwatch(t);
-    coord__loop_unjob(t->q->c, t); /* the deadline's timer, a wake-up's step */
     coord__aop_finish(&t->op, rc); /* last: its delivery frees t */
 }
 
@@ -533,7 +505,7 @@ static void taken(coord__aop *op, int rc) {
     coord_item *it = rc ? NULL : t->item;
     if (rc) free(t->data);
     if (rc && t->item) item_free(t->item);
-    pthread_mutex_destroy(&t->mu);
+    coord__stepper_destroy(&t->st);
     free(t);
     if (claim_done)
         claim_done(rc, it, payload);
@@ -548,10 +520,8 @@ static void take_reap(coord_queue *q) {
     take_op *t = q->taking;
     coord__client_unlock(q->c);
     if (!t) return;
-    pthread_mutex_lock(&t->mu);
-    t->ended = true; /* no wake-up queues a step from now on */
-    pthread_mutex_unlock(&t->mu);
-    coord__loop_unjob(q->c, t); /* a running step may still arm its watches */
+    coord__stepper_halt(&t->st);
+    coord__loop_unjob(q->c, &t->st); /* a running step may still arm its watches */
     take_unwatch(t);
     coord__aop_reap(&t->op);
 }
@@ -576,19 +546,17 @@ static int wait_async(coord_queue *q, int timeout_ms, take_op *proto) {
     t->done = proto->done;
     t->claim_done = proto->claim_done;
     t->payload = proto->payload;
-    pthread_mutex_init(&t->mu, NULL);
+    coord__stepper_init(&t->st, q->c, take_try, take_end);
     int rc = coord__aop_start(q->c, &t->op);
     if (rc) {
-        pthread_mutex_destroy(&t->mu);
+        coord__stepper_destroy(&t->st);
         free(t);
         return rc;
     }
-    t->scheduled = true;
     coord__client_lock(q->c);
     q->taking = t;
     coord__client_unlock(q->c);
-    /* closing meanwhile: done runs at the close */
-    if ((rc = coord__loop_job(q->c, 0, take_step, t, 0))) coord__aop_finish(&t->op, rc);
+    coord__stepper_wake(&t->st, 0); /* the first try */
     return 0;
 }
 

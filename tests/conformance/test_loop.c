@@ -20,6 +20,16 @@ static void check_thread(coord_client *c) {
     if (!pthread_equal(pthread_self(), loop_thread) || !coord__loop_inside(c)) outside++;
 }
 
+/* Session states of the loop client, counted inside process. */
+static int lost_seen, reconnected;
+
+static void on_session(coord_client *c, coord_session_state st, void *payload) {
+    (void)payload;
+    check_thread(c);
+    if (st == COORD_SESSION_LOST) lost_seen++;
+    if (st == COORD_SESSION_CONNECTED && lost_seen) reconnected++;
+}
+
 static coord_client *open_loop_uri(void **state, const char *params, char **uri_out) {
 #ifdef COORD_TEST_FAKE
     char *uri = NULL;
@@ -29,6 +39,8 @@ static coord_client *open_loop_uri(void **state, const char *params, char **uri_
 #endif
     coord_options o = COORD_OPTIONS_INIT;
     o.loop = true;
+    o.on_session = on_session;
+    lost_seen = reconnected = 0;
     coord_client *c = NULL;
     int rc = coord_client_open(&c, uri, &o);
     if (rc) fail_msg("open %s: %s", uri, coord_last_error());
@@ -423,7 +435,10 @@ static void session_loss(void **state) {
     if (rl.rc != COORD_ESESSION || re.rc != COORD_ESESSION)
         fail_msg("acquire: %s (%s); campaign: %s (%s)", coord_err_name(rl.rc), rl.why,
                  coord_err_name(re.rc), re.why);
-    /* the new session: the handle waits again, and gets the lock once it is released */
+    /* the session callback runs inside process too; once the new session is there, the
+     * handle waits again, and gets the lock once it is released */
+    assert_true(run_until(c, &reconnected, 1, 20000));
+    assert_int_equal(lost_seen, 1);
     assert_int_equal(coord_lock_acquire_async(l, 20000, on_done, &rl), 0);
     until_waiting(c, l);
     assert_int_equal(coord_lock_release(held), 0);
