@@ -508,8 +508,14 @@ void coord_election_cancel(coord_election *e) {
     if (e) coord__queue_cancel(&e->q);
 }
 
+static void coord_election_free_later(void *obj) {
+    coord_election_free(obj);
+}
+
 void coord_election_free(coord_election *e) {
     if (!e) return;
+    /* from its own callback (loop mode): once the callback has returned */
+    if (coord__loop_defer(e->q.c, e, coord_election_free_later, e)) return;
     coord__client_unlisten(e->q.c, &e->listener);
     coord_conn *k = conn(e);
     bool closed = coord__client_closed(e->q.c); /* loop mode: the watches went with it */

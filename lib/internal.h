@@ -162,6 +162,10 @@ int coord__loop_post(coord_client *c, void (*fn)(void *arg, int rc), void *arg, 
  * (the call returns) by coord__loop_forget(owner) and at close. */
 void coord__loop_call(coord_client *c, const void *owner, void (*fn)(void *arg, int rc), void *arg);
 void coord__loop_forget(coord_client *c, const void *owner);
+/* A free of `owner` called inside its own callback (a ring freed from its change callback): true
+ * when fn(obj) was put off until that callback has returned and let its thread go (the free
+ * joins that thread); false: free now. */
+bool coord__loop_defer(coord_client *c, const void *owner, void (*fn)(void *obj), void *obj);
 /* A free: forget(owner), stop the handle's thread, unforget(owner). */
 void coord__loop_unforget(coord_client *c, const void *owner);
 /* Run fn(arg, tag) on a thread of the client's jobs at monotonic `at_ms` (0: now). */

@@ -429,8 +429,14 @@ int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, c
     return 0;
 }
 
+static void coord_kv_watch_free_later(void *obj) {
+    coord_kv_watch_free(obj);
+}
+
 void coord_kv_watch_free(coord_kv_watch *w) {
     if (!w) return;
+    /* from its own callback (loop mode): once the callback has returned */
+    if (coord__loop_defer(w->c, w, coord_kv_watch_free_later, w)) return;
     if (w->listener.fn) coord__client_unlisten(w->c, &w->listener);
     coord__loop_forget(w->c, w);    /* the worker may wait for the loop's thread: this one */
     coord__worker_stop(&w->worker); /* the worker no longer touches w->w */

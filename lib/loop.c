@@ -211,12 +211,33 @@ void *coord_client_loop_data(const coord_client *c) {
     return l ? l->data : NULL;
 }
 
-/* Run what is ready now (what it queues waits for the next call, so a callback that queues
- * work again cannot keep the loop here). */
+/* A free asked for inside a callback of the handle being freed (coord__loop_defer): run once
+ * that callback has returned and its library thread has been let go. */
+typedef struct deferred {
+    struct deferred *next;
+    void (*fn)(void *obj);
+    void *obj;
+} deferred;
+static _Thread_local const void *calling; /* the owner of the loop call running on this thread */
+static _Thread_local deferred *defers;
+
+bool coord__loop_defer(coord_client *c, const void *owner, void (*fn)(void *obj), void *obj) {
+    if (!owner || inside != c || calling != owner) return false;
+    deferred *d = malloc(sizeof *d);
+    if (!d) return false; /* then the free runs now; its thread is let go by the close */
+    *d = (deferred){defers, fn, obj};
+    defers = d;
+    return true;
+}
+
+/* Run what is ready now, one item at a time (a free may forget items still queued), at most as
+ * many as were there at the start: what the callbacks queue waits for the next call, so they
+ * cannot keep the loop here. */
 static int run_ready(coord__loop *l) {
     pthread_mutex_lock(&l->mu);
-    item *batch = l->ready;
-    l->ready = l->tail = NULL;
+    size_t count = 0;
+    for (item *it = l->ready; it; it = it->next)
+        count++;
     if (l->armed) {
         uint64_t n;
         if (read(l->efd, &n, sizeof n) == sizeof n) l->armed = false;
@@ -228,23 +249,35 @@ static int run_ready(coord__loop *l) {
     coord_client *outer = inside;
     inside = l->c;
     int n = 0;
-    while (batch) {
-        item *it = batch;
-        batch = it->next;
-        /* An operation's item lives in its handle, which its done may free. */
-        bool *ran = it->ran;
-        if (it->owned) {
-            it->fn(it->arg, it->rc);
-            free(it);
-        } else {
-            it->fn(it->arg, it->rc);
+    while (count--) {
+        pthread_mutex_lock(&l->mu);
+        item *it = l->ready;
+        if (it && !(l->ready = it->next)) l->tail = NULL;
+        if (!l->ready && l->armed) { /* the rest of the count went (forgotten): no work left */
+            uint64_t v;
+            if (read(l->efd, &v, sizeof v) == sizeof v) l->armed = false;
         }
+        pthread_mutex_unlock(&l->mu);
+        if (!it) break;
+        /* An operation's item lives in its handle, which its done may free. */
+        bool *ran = it->ran, owned = it->owned;
+        const void *outer_call = calling;
+        calling = it->owner;
+        it->fn(it->arg, it->rc);
+        calling = outer_call;
+        if (owned) free(it);
         n++;
         if (ran) {
             pthread_mutex_lock(&l->mu);
             *ran = true;
             pthread_cond_broadcast(&l->cv);
             pthread_mutex_unlock(&l->mu);
+        }
+        while (defers && !calling) { /* the callback's thread is let go: free its handle */
+            deferred *d = defers;
+            defers = d->next;
+            d->fn(d->obj);
+            free(d);
         }
     }
     inside = outer;

@@ -535,8 +535,14 @@ uint64_t coord_ring_epoch(const coord_ring *r) {
 
 static void join_reap(coord_ring *r);
 
+static void coord_ring_free_later(void *obj) {
+    coord_ring_free(obj);
+}
+
 void coord_ring_free(coord_ring *r) {
     if (!r) return;
+    /* from its own callback (loop mode): once the callback has returned */
+    if (coord__loop_defer(r->c, r, coord_ring_free_later, r)) return;
     join_reap(r);
     coord_conn *k = coord__client_conn(r->c);
     bool closed = coord__client_closed(r->c); /* loop mode: the watch went with it */

@@ -882,6 +882,105 @@ static void timeouts_by_the_clock(void **state) {
 }
 #endif
 
+/* Callbacks that free the handle they report on (allowed in loop mode): the lock in its
+ * acquire's done, the counter in an add's done (its other adds' dones run then), the ring in
+ * its change callback, the election in its leader report, the watch in its report. */
+typedef struct freer {
+    coord_client *c;
+    void *h;
+    int calls;
+} freer;
+
+static void free_lock_done(int rc, void *payload) {
+    freer *f = payload;
+    check_thread(f->c);
+    if (!rc) coord_lock_free(f->h);
+    f->calls++;
+}
+
+static int adds_left;
+
+static void free_counter_add(int rc, int64_t value, void *payload) {
+    (void)rc, (void)value;
+    freer *f = payload;
+    check_thread(f->c);
+    adds_left--;
+    if (f->h) {
+        coord_counter *k = f->h;
+        f->h = NULL; /* the other adds' dones run inside this free */
+        coord_counter_free(k);
+    }
+    f->calls++;
+}
+
+static void free_ring_change(coord_ring *r, const coord_ring_change *ch, void *payload) {
+    (void)ch;
+    freer *f = payload;
+    check_thread(f->c);
+    if (f->calls++ == 0) coord_ring_free(r);
+}
+
+static void free_election_report(coord_election *e, const coord_leader *l, void *payload) {
+    (void)l;
+    freer *f = payload;
+    check_thread(f->c);
+    if (f->calls++ == 0) coord_election_free(e);
+}
+
+static void free_watch_report(const char *key, const void *value, size_t len, int64_t version,
+                              void *payload) {
+    (void)key, (void)value, (void)len, (void)version;
+    freer *f = payload;
+    check_thread(f->c);
+    if (f->calls++ == 0) coord_kv_watch_free(f->h);
+}
+
+static void free_in_callbacks(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    freer fl = {c, NULL, 0}, fk = {c, NULL, 0}, fr = {c, NULL, 0}, fe = {c, NULL, 0},
+          fw = {c, NULL, 0};
+    coord_lock *l;
+    assert_int_equal(coord_lock_new(&l, c, "fic"), 0);
+    fl.h = l;
+    assert_int_equal(coord_lock_acquire_async(l, 5000, free_lock_done, &fl), 0);
+    assert_true(run_until(c, &fl.calls, 1, 10000));
+    coord_counter *k;
+    assert_int_equal(coord_counter_new(&k, c, "fic", NULL), 0);
+    fk.h = k;
+    adds_left = 16;
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(coord_counter_add_async(k, 1, free_counter_add, &fk), 0);
+    assert_true(run_until(c, &fk.calls, 16, 10000));
+    assert_int_equal(adds_left, 0);
+    coord_ring_options ro = COORD_RING_OPTIONS_INIT;
+    ro.on_change = free_ring_change;
+    ro.payload = &fr;
+    coord_ring *r;
+    assert_int_equal(coord_ring_new(&r, c, "fic", &ro), 0);
+    coord_ring *peer;
+    assert_int_equal(coord_ring_new(&peer, c, "fic", NULL), 0);
+    assert_int_equal(coord_ring_join(peer, "m1", "d", 1, 1), 0); /* r's thread reports it */
+    assert_true(run_until(c, &fr.calls, 1, 10000));
+    coord_election_options eo = COORD_ELECTION_OPTIONS_INIT;
+    eo.on_leader = free_election_report;
+    eo.payload = &fe;
+    coord_election *e;
+    assert_int_equal(coord_election_new(&e, c, "fic", &eo), 0);
+    assert_true(run_until(c, &fe.calls, 1, 10000));
+    coord_kv_watch *w;
+    assert_int_equal(coord_kv_watch_new(&w, c, "fic", free_watch_report, &fw), 0);
+    fw.h = w;
+    assert_true(run_until(c, &fw.calls, 1, 10000));
+    int got = 0;
+    run_until(c, &got, 1, 100); /* nothing more is reported by the freed handles */
+    assert_int_equal(fr.calls, 1);
+    assert_int_equal(fe.calls, 1);
+    assert_int_equal(fw.calls, 1);
+    assert_int_equal(outside, 0);
+    coord_ring_free(peer);
+    coord_client_close(c);
+}
+
 static int threads_now(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -986,6 +1085,7 @@ int main(void) {
         BOTH(barrier_claim_async),
         BOTH(semaphore_async),
         BOTH(dbarrier_async),
+        BOTH(free_in_callbacks),
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
         BOTH(timeouts_by_the_clock),
