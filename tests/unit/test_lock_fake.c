@@ -156,6 +156,29 @@ static void session_loss(void **state) {
     assert_int_equal(w.rc, COORD_ESESSION);
     assert_int_equal(fake_sync(b, 2000), 0);
     assert_int_equal(fake_count(dir), 1);
+    /* a look cut off for want of a server while the session ends: ESESSION, not EUNAVAILABLE
+     * (the waiter's look after a's release is held 300 ms, and the session ends meanwhile) */
+    assert_int_equal(coord_lock_acquire(lb, 0), COORD_ELOCKED);
+    start(&w, lb, -1);
+    assert_int_equal(fake_await_count(dir, 2, 5000), 0);
+    int slow = fault_add(b, &(fault_rule){.slot = SLOT_LOCK_PREDECESSOR,
+                                          .nth = 1,
+                                          .count = FAULT_PERSISTENT,
+                                          .code = COORD_EUNAVAILABLE,
+                                          .delay_ms = 300});
+    assert_int_equal(coord_lock_release(la), 0);
+    /* no event tells the look began: look every 2 ms */
+    struct timespec nap = {0, 2 * 1000000L};
+    for (int64_t end = coord__now_ms() + 5000; fault_hits(slow) < 1 && coord__now_ms() < end;)
+        nanosleep(&nap, NULL);
+    assert_true(fault_hits(slow) >= 1);
+    fake_expire(b);
+    pthread_join(w.th, NULL);
+    assert_int_equal(w.rc, COORD_ESESSION);
+    fault_clear(b);
+    assert_int_equal(fake_sync(b, 2000), 0);
+    assert_int_equal(fake_await_count(dir, 0, 3000), 0);
+    assert_int_equal(coord_lock_acquire(la, 1000), 0);
     /* while holding: held turns false, LOST reported, another acquires */
     fake_expire(a);
     assert_true(coord_test_states_wait(&ra, COORD_SESSION_LOST, 0, 2000) >= 0);
