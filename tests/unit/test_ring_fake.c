@@ -314,13 +314,16 @@ static void worker_retries(void **state) {
     assert_int_equal(fake_remove(p), 0);
     assert_true(coord_test_changes_wait(&ch, "y", 0, 1, 5000));
     assert_int_equal(ch.changes, changes + 1);
-    /* a ring whose first listing fails is not made */
+    /* a ring whose first listing fails is not made (on a client of its own: the rule must not
+     * meet a listing of ra's thread) */
+    coord_client *d = fake_open_uri(uri, NULL);
     coord_ring *rc = NULL;
-    fault_once(a, SLOT_LIST, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
-    assert_int_equal(coord_ring_new(&rc, a, "w", NULL), COORD_EUNAVAILABLE);
+    fault_once(d, SLOT_LIST, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
+    assert_int_equal(coord_ring_new(&rc, d, "w", NULL), COORD_EUNAVAILABLE);
     assert_null(rc);
-    fault_once(a, SLOT_WATCH, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
-    assert_int_equal(coord_ring_new(&rc, a, "w", NULL), COORD_EUNAVAILABLE);
+    fault_once(d, SLOT_WATCH, 1, COORD_EUNAVAILABLE, FAULT_BEFORE);
+    assert_int_equal(coord_ring_new(&rc, d, "w", NULL), COORD_EUNAVAILABLE);
+    coord_client_close(d);
     coord_ring_free(rb);
     assert_true(coord_test_changes_wait(&ch, "x", 0, 1, 5000));
     coord_ring_free(ra);
