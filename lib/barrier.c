@@ -51,6 +51,7 @@ static int waiter_init(waiter *w, coord_client *c) {
     if (coord__cond_init(&w->cv)) return coord_seterr(COORD_ENOMEM, "pthread_cond_init failed");
     w->listener = (coord__listener){.fn = on_state, .payload = w};
     coord__client_listen(c, &w->listener);
+    coord__client_ref(c); /* loop mode: freed after the close */
     return 0;
 }
 
@@ -58,6 +59,7 @@ static void waiter_destroy(waiter *w) {
     if (!w->c) return;
     coord__client_unlisten(w->c, &w->listener);
     pthread_cond_destroy(&w->cv);
+    coord__client_unref(w->c);
 }
 
 /* Sleep until woken, canceled or `deadline` (INT64_MAX: no bound), having consumed the wake-up.
@@ -165,6 +167,7 @@ static void wjob_reap(waiter *w);
 
 void coord_barrier_free(coord_barrier *b) {
     if (!b) return;
+    coord__calls_reap(b->w.c, b); /* loop mode: its raises and lowers in flight end first */
     wjob_reap(&b->w);
     waiter_destroy(&b->w);
     free(b->path);
@@ -425,7 +428,7 @@ void coord_dbarrier_cancel(coord_dbarrier *b) {
 void coord_dbarrier_free(coord_dbarrier *b) {
     if (!b) return;
     wjob_reap(&b->w);
-    if (b->entered) drop_mine(b);
+    if (b->entered && !coord__client_closed(b->w.c)) drop_mine(b); /* else gone with it */
     waiter_destroy(&b->w);
     free(b->dir);
     free(b->ready);
@@ -604,4 +607,22 @@ int coord_dbarrier_leave_async(coord_dbarrier *b, int timeout_ms, coord_done_fn 
         return coord_seterr(COORD_ECANCELED, "leave of %s canceled", b->dir);
     wjob proto = {.d = {.b = b}, .done = done, .payload = payload};
     return wjob_start(&b->w, timeout_ms, leave_job, &proto);
+}
+
+static int raise_fn(void *b) {
+    return coord_barrier_raise(b);
+}
+
+static int lower_fn(void *b) {
+    return coord_barrier_lower(b);
+}
+
+int coord_barrier_raise_async(coord_barrier *b, coord_done_fn done, void *payload) {
+    if (!b) return coord_seterr(COORD_EINVAL, "barrier is NULL");
+    return coord__handle_call(b->w.c, b, b, raise_fn, NULL, done, payload);
+}
+
+int coord_barrier_lower_async(coord_barrier *b, coord_done_fn done, void *payload) {
+    if (!b) return coord_seterr(COORD_EINVAL, "barrier is NULL");
+    return coord__handle_call(b->w.c, b, b, lower_fn, NULL, done, payload);
 }

@@ -26,6 +26,7 @@ struct coord_client {
     /* Recipes that keep state across sessions (ring memberships) hear of every state change. */
     pthread_mutex_t lmu;
     coord__listener *listeners;
+    coord__closer *closers; /* lmu */
     /* Entries of this client the server may still hold, deleted in the background (orphan.c). */
     _Atomic(struct coord__orphans *) orphans;
     /* Loop mode (loop.c); handles keep the memory of a closed client until they are freed. */
@@ -112,6 +113,23 @@ void coord__client_unlisten(coord_client *c, coord__listener *l) {
     for (coord__listener **pp = &c->listeners; *pp; pp = &(*pp)->next)
         if (*pp == l) {
             *pp = l->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->lmu);
+}
+
+void coord__client_on_close(coord_client *c, coord__closer *k) {
+    pthread_mutex_lock(&c->lmu);
+    k->next = c->closers;
+    c->closers = k;
+    pthread_mutex_unlock(&c->lmu);
+}
+
+void coord__client_off_close(coord_client *c, coord__closer *k) {
+    pthread_mutex_lock(&c->lmu);
+    for (coord__closer **pp = &c->closers; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
             break;
         }
     pthread_mutex_unlock(&c->lmu);
@@ -213,6 +231,15 @@ void coord_client_close(coord_client *c) {
     /* Loop mode: the operations in flight end first (their done runs here, on this thread),
      * while the backend still answers their unwatch. */
     coord__loop_close(c);
+    /* Handles that outlive the close stop their threads and drop their watches now. */
+    pthread_mutex_lock(&c->lmu);
+    coord__closer *k = c->closers;
+    c->closers = NULL;
+    pthread_mutex_unlock(&c->lmu);
+    for (coord__closer *next; k; k = next) {
+        next = k->next;
+        k->fn(k->payload);
+    }
     coord__orphans_stop(c); /* before the session ends: ephemeral orphans go with it */
     c->backend->close(c->conn);
     /* Whatever a handle still holds went with the session: its frees must not reach out. */

@@ -14,6 +14,7 @@ struct coord_election {
     coord__queue q;
     coord_election_options opts;
     coord__listener listener;
+    coord__closer closer; /* loop mode: an election freed after the close */
 
     /* The candidacy. Written by the handle's thread (and, for `suspended` and `vanished`, by
      * the worker and the watch that notice); read without a lock by is_leader. */
@@ -270,6 +271,20 @@ static int work(void *arg, unsigned why) {
 
 /* ---------- public API ---------- */
 
+/* The worker and the watches end (coord_client_close, for an election freed after it). */
+static void election_shut(void *arg) {
+    coord_election *e = arg;
+    coord_conn *k = conn(e);
+    coord__client_unlisten(e->q.c, &e->listener);
+    if (e->dir_watch) k->backend->unwatch(k, e->dir_watch);
+    e->dir_watch = NULL;
+    coord__worker_stop(&e->worker);
+    if (e->head_watch) k->backend->unwatch(k, e->head_watch);
+    e->head_watch = NULL;
+    self_free(e, e->self);
+    e->self = NULL;
+}
+
 int coord_election_new(coord_election **out, coord_client *c, const char *name,
                        const coord_election_options *opts) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
@@ -299,6 +314,8 @@ int coord_election_new(coord_election **out, coord_client *c, const char *name,
     }
     e->listener = (coord__listener){.fn = on_state, .payload = e};
     coord__client_listen(c, &e->listener);
+    e->closer = (coord__closer){.fn = election_shut, .payload = e};
+    coord__client_on_close(c, &e->closer);
     if (o.on_leader) {
         /* Observe from now: watch the candidates, then read the leader (here, so the backend's
          * errors reach the caller); the worker reports it and every change after it. */
@@ -516,6 +533,8 @@ void coord_election_free(coord_election *e) {
     if (!e) return;
     /* from its own callback (loop mode): once the callback has returned */
     if (coord__loop_defer(e->q.c, e, coord_election_free_later, e)) return;
+    coord__calls_reap(e->q.c, e); /* loop mode: its resigns and proclaims in flight end first */
+    coord__client_off_close(e->q.c, &e->closer);
     coord__client_unlisten(e->q.c, &e->listener);
     coord_conn *k = conn(e);
     bool closed = coord__client_closed(e->q.c); /* loop mode: the watches went with it */
@@ -537,4 +556,46 @@ void coord_election_free(coord_election *e) {
     free(e->rep_key);
     coord_kv_clear(&e->last);
     free(e);
+}
+
+/* ---- loop mode: resign and proclaim as jobs ---- */
+
+static int resign_fn(void *e) {
+    return coord_election_resign(e);
+}
+
+int coord_election_resign_async(coord_election *e, coord_done_fn done, void *payload) {
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    return coord__handle_call(e->q.c, e, e, resign_fn, NULL, done, payload);
+}
+
+typedef struct proclaim_arg {
+    coord_election *e;
+    size_t len;
+    unsigned char value[]; /* a copy */
+} proclaim_arg;
+
+static int proclaim_fn(void *arg) {
+    proclaim_arg *p = arg;
+    return coord_election_proclaim(p->e, p->value, p->len);
+}
+
+static void proclaim_release(void *arg, bool ran) {
+    (void)ran;
+    free(arg);
+}
+
+int coord_election_proclaim_async(coord_election *e, const void *value, size_t len,
+                                  coord_done_fn done, void *payload) {
+    if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
+    int rc = check_value(value, len);
+    if (rc) return rc;
+    proclaim_arg *p = malloc(sizeof *p + len);
+    if (!p) return coord__oom();
+    p->e = e;
+    p->len = len;
+    if (len) memcpy(p->value, value, len);
+    rc = coord__handle_call(e->q.c, e, p, proclaim_fn, proclaim_release, done, payload);
+    if (rc) free(p);
+    return rc;
 }

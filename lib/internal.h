@@ -63,6 +63,18 @@ typedef struct coord__listener {
 void coord__client_listen(coord_client *c, coord__listener *l);
 void coord__client_unlisten(coord_client *c, coord__listener *l);
 
+/* Handles with threads and watches of their own (rings, elections, KV watches) that loop mode
+ * lets outlive coord_client_close: close calls `fn` first (while the backend still answers),
+ * which stops the handle's thread and drops its watches; the later free finds them gone. A
+ * free before the close removes its closer. */
+typedef struct coord__closer {
+    void (*fn)(void *payload);
+    void *payload;
+    struct coord__closer *next;
+} coord__closer;
+void coord__client_on_close(coord_client *c, coord__closer *k);
+void coord__client_off_close(coord_client *c, coord__closer *k);
+
 /*
  * Orphans (orphan.c): entries of this client's session that the server may still hold although
  * no handle wants them any more: a delete (release, leave, withdrawal) that did not get through,
@@ -181,6 +193,7 @@ void coord__loop_unjob(coord_client *c, const void *arg);
 typedef struct coord__aop {
     struct coord__aop *next, *prev;
     coord_client *c;
+    const void *owner; /* the handle it works on, for coord__calls_reap (NULL: none) */
     bool live;
     void (*deliver)(struct coord__aop *op, int rc);
     void (*abort)(struct coord__aop *op);
@@ -200,6 +213,13 @@ typedef struct coord__call {
     void (*done)(struct coord__call *call, int rc);
 } coord__call;
 int coord__call_start(coord_client *c, coord__call *call);
+/* The simplest coord__call: fn(arg) on a job thread, done(rc, payload) inside process, then
+ * release(arg, ran) (may be NULL; `ran`: fn ran, it did not when canceled at close). `owner` is
+ * the handle it works on: the handle's free calls coord__calls_reap(c, owner) first, so its
+ * calls end and their dones run then. */
+int coord__handle_call(coord_client *c, const void *owner, void *arg, int (*fn)(void *arg),
+                       void (*release)(void *arg, bool ran), coord_done_fn done, void *payload);
+void coord__calls_reap(coord_client *c, const void *owner);
 
 /*
  * A wait as steps (loop mode): `step` runs as a job and returns 1 to wait for the next wake-up

@@ -206,6 +206,7 @@ int coord_txn_new(coord_txn **out, coord_client *c) {
     coord_txn *t = calloc(1, sizeof *t);
     if (!t) return coord__oom();
     t->c = c;
+    coord__client_ref(c); /* loop mode: freed after the close */
     *out = t;
     return 0;
 }
@@ -310,6 +311,7 @@ void coord_txn_free(coord_txn *t) {
         free((char *)t->ops[i].path);
         free((void *)t->ops[i].value);
     }
+    coord__client_unref(t->c);
     free(t);
 }
 
@@ -322,6 +324,7 @@ struct coord_kv_watch {
     void *payload;
     coord_watch *w; /* touched by the worker only, after new */
     coord__listener listener;
+    coord__closer closer; /* loop mode: a watch freed after the close */
     coord__worker worker;
     /* What was reported last (reported: at least once): a report is made when the state differs
      * (a key deleted and made again on ZooKeeper has its old version but another token). */
@@ -393,6 +396,16 @@ static int look(void *arg, unsigned why) {
     return 0;
 }
 
+/* The worker and the watch end (coord_client_close, for a watch freed after it). */
+static void watch_shut(void *arg) {
+    coord_kv_watch *w = arg;
+    if (w->listener.fn) coord__client_unlisten(w->c, &w->listener);
+    coord__worker_stop(&w->worker);
+    coord_conn *k = coord__client_conn(w->c);
+    if (w->w) k->backend->unwatch(k, w->w);
+    w->w = NULL;
+}
+
 int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, coord_kv_watch_fn fn,
                        void *payload) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
@@ -411,6 +424,9 @@ int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, c
         free(w);
         return rc;
     }
+    coord__client_ref(c); /* loop mode: freed after the close */
+    w->closer = (coord__closer){.fn = watch_shut, .payload = w};
+    coord__client_on_close(c, &w->closer);
     rc = kv_path(c, key, false, &w->path);
     if (!rc && !(w->key = strdup(key))) rc = coord__oom();
     /* Armed before the first read, so that no change falls between the two. */
@@ -437,6 +453,7 @@ void coord_kv_watch_free(coord_kv_watch *w) {
     if (!w) return;
     /* from its own callback (loop mode): once the callback has returned */
     if (coord__loop_defer(w->c, w, coord_kv_watch_free_later, w)) return;
+    coord__client_off_close(w->c, &w->closer);
     if (w->listener.fn) coord__client_unlisten(w->c, &w->listener);
     coord__loop_forget(w->c, w);    /* the worker may wait for the loop's thread: this one */
     coord__worker_stop(&w->worker); /* the worker no longer touches w->w */
@@ -445,6 +462,7 @@ void coord_kv_watch_free(coord_kv_watch *w) {
     if (w->w && !coord__client_closed(w->c))
         k->backend->unwatch(k, w->w); /* then no event kicks the worker */
     coord__worker_destroy(&w->worker);
+    coord__client_unref(w->c);
     free(w->path);
     free(w->key);
     free(w);

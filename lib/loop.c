@@ -537,6 +537,70 @@ int coord__call_start(coord_client *c, coord__call *call) {
     return 0;
 }
 
+/* ---- a call on a handle ---- */
+
+typedef struct hcall {
+    coord__call call;
+    void *arg;
+    int (*fn)(void *arg);
+    void (*release)(void *arg, bool ran);
+    bool ran;
+    coord_done_fn done;
+    void *payload;
+} hcall;
+
+static int hcall_run(coord__call *call) {
+    hcall *x = (hcall *)call;
+    x->ran = true;
+    return x->fn(x->arg);
+}
+
+static void hcall_done(coord__call *call, int rc) {
+    hcall *x = (hcall *)call;
+    hcall copy = *x;
+    free(x);
+    copy.done(rc, copy.payload);
+    if (copy.release) copy.release(copy.arg, copy.ran);
+}
+
+int coord__handle_call(coord_client *c, const void *owner, void *arg, int (*fn)(void *arg),
+                       void (*release)(void *arg, bool ran), coord_done_fn done, void *payload) {
+    if (!done) return coord_seterr(COORD_EINVAL, "done is NULL");
+    hcall *x = calloc(1, sizeof *x);
+    if (!x) return coord__oom();
+    *x = (hcall){.call = {.op = {.owner = owner}, .run = hcall_run, .done = hcall_done},
+                 .arg = arg,
+                 .fn = fn,
+                 .release = release,
+                 .done = done,
+                 .payload = payload};
+    int rc = coord__call_start(c, &x->call);
+    if (rc) free(x);
+    return rc;
+}
+
+/* An operation of `h` not delivered yet (in flight, or its done queued), NULL when none. */
+static coord__aop *owned_by(coord__loop *l, const void *h) {
+    for (coord__aop *op = l->pending; op; op = op->next)
+        if (op->owner == h) return op;
+    for (item *it = l->ready; it; it = it->next)
+        if (it->fn == deliver && ((coord__aop *)it->arg)->owner == h) return it->arg;
+    return NULL;
+}
+
+void coord__calls_reap(coord_client *c, const void *h) {
+    coord__loop *l = coord__client_loop(c);
+    if (!l) return;
+    while (1) {
+        pthread_mutex_lock(&l->mu);
+        coord__aop *op = owned_by(l, h);
+        pthread_mutex_unlock(&l->mu);
+        if (!op) return;
+        coord__loop_unjob(c, op); /* the call's job is the operation itself */
+        coord__aop_reap(op);
+    }
+}
+
 /* ---- a wait as steps ---- */
 
 void coord__stepper_init(coord__stepper *st, coord_client *c, int (*step)(coord__stepper *),

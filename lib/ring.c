@@ -24,6 +24,7 @@ typedef struct snap {
 
 struct coord_ring {
     coord_client *c;
+    coord__closer closer;    /* loop mode: a ring freed after the close */
     struct join_op *joining; /* loop mode: the join in flight (the loop's thread) */
     char *dir;
     coord_ring_options opts;
@@ -344,6 +345,23 @@ static void *worker(void *arg) {
 
 /* ---------- public API ---------- */
 
+/* The ring's thread and watch end (coord_client_close, for a ring freed after it). */
+static void ring_shut(void *arg) {
+    coord_ring *r = arg;
+    coord_conn *k = coord__client_conn(r->c);
+    coord__client_unlisten(r->c, &r->listener);
+    if (r->w) k->backend->unwatch(k, r->w);
+    r->w = NULL;
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = true;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+        r->started = false;
+    }
+}
+
 int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
                    const coord_ring_options *opts) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
@@ -364,6 +382,7 @@ int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
         return rc;
     }
     r->c = c;
+    coord__client_ref(c); /* loop mode: freed after the close */
     r->opts = o;
     pthread_mutex_init(&r->snap_mu, NULL);
     pthread_mutex_init(&r->mu, NULL);
@@ -372,6 +391,8 @@ int coord_ring_new(coord_ring **out, coord_client *c, const char *group,
     r->listener.fn = on_session;
     r->listener.payload = r;
     coord__client_listen(c, &r->listener);
+    r->closer = (coord__closer){.fn = ring_shut, .payload = r};
+    coord__client_on_close(c, &r->closer);
     coord_conn *k = coord__client_conn(c);
     /* Watch first, then list: a change after the listing is always reported. */
     rc = k->backend->watch(k, r->dir, COORD_WATCH_CHILDREN, 0, on_event, r, &r->w);
@@ -535,6 +556,15 @@ uint64_t coord_ring_epoch(const coord_ring *r) {
 
 static void join_reap(coord_ring *r);
 
+static int leave_fn(void *r) {
+    return coord_ring_leave(r);
+}
+
+int coord_ring_leave_async(coord_ring *r, coord_done_fn done, void *payload) {
+    if (!r) return coord_seterr(COORD_EINVAL, "ring is NULL");
+    return coord__handle_call(r->c, r, r, leave_fn, NULL, done, payload);
+}
+
 static void coord_ring_free_later(void *obj) {
     coord_ring_free(obj);
 }
@@ -543,6 +573,8 @@ void coord_ring_free(coord_ring *r) {
     if (!r) return;
     /* from its own callback (loop mode): once the callback has returned */
     if (coord__loop_defer(r->c, r, coord_ring_free_later, r)) return;
+    coord__calls_reap(r->c, r); /* loop mode: its leaves in flight end first */
+    coord__client_off_close(r->c, &r->closer);
     join_reap(r);
     coord_conn *k = coord__client_conn(r->c);
     bool closed = coord__client_closed(r->c); /* loop mode: the watch went with it */
@@ -564,6 +596,7 @@ void coord_ring_free(coord_ring *r) {
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->op_mu);
     pthread_cond_destroy(&r->cv);
+    coord__client_unref(r->c);
     free(r->dir);
     free(r);
 }

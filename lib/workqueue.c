@@ -70,6 +70,7 @@ void coord_queue_free(coord_queue *q) {
     if (!q) return;
     take_reap(q);
     if (coord__client_loop(q->c)) puts_reap(q);
+    coord__calls_reap(q->c, q); /* loop mode: acks and nacks of its items in flight end first */
     coord__queue_destroy(&q->wq);
     free(q->dir);
     free(q->claims);
@@ -638,4 +639,28 @@ static void puts_reap(coord_queue *q) {
         coord__loop_unjob(q->c, p);
         coord__aop_reap(&p->call.op); /* unlinks it */
     }
+}
+
+/* An item's ack or nack as a job: the item is the call's from then on (freed by the ack or
+ * nack, or after the done when the call was canceled at close). */
+static int ack_fn(void *it) {
+    return coord_item_ack(it);
+}
+
+static int nack_fn(void *it) {
+    return coord_item_nack(it);
+}
+
+static void item_release(void *it, bool ran) {
+    if (!ran) item_free(it);
+}
+
+int coord_item_ack_async(coord_item *it, coord_done_fn done, void *payload) {
+    if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
+    return coord__handle_call(it->q->c, it->q, it, ack_fn, item_release, done, payload);
+}
+
+int coord_item_nack_async(coord_item *it, coord_done_fn done, void *payload) {
+    if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
+    return coord__handle_call(it->q->c, it->q, it, nack_fn, item_release, done, payload);
 }

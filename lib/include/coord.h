@@ -1079,6 +1079,23 @@ COORD_EXTERN int coord_counter_add_async(coord_counter *k, int64_t delta,
 COORD_EXTERN int coord_election_campaign_async(coord_election *e, const void *value, size_t len,
                                                int timeout_ms, coord_done_fn done, void *payload);
 
+/** coord_ring_leave without blocking. */
+COORD_EXTERN int coord_ring_leave_async(coord_ring *r, coord_done_fn done, void *payload);
+/** coord_election_resign without blocking. */
+COORD_EXTERN int coord_election_resign_async(coord_election *e, coord_done_fn done, void *payload);
+/** coord_election_proclaim without blocking; `value` is copied. */
+COORD_EXTERN int coord_election_proclaim_async(coord_election *e, const void *value, size_t len,
+                                               coord_done_fn done, void *payload);
+/** coord_barrier_raise / coord_barrier_lower without blocking. */
+COORD_EXTERN int coord_barrier_raise_async(coord_barrier *b, coord_done_fn done, void *payload);
+/** The lowering coord_barrier_raise_async. */
+COORD_EXTERN int coord_barrier_lower_async(coord_barrier *b, coord_done_fn done, void *payload);
+/** coord_item_ack / coord_item_nack without blocking: the item is the call's from then on (the
+ *  application does not touch it again), freed when the call ends. */
+COORD_EXTERN int coord_item_ack_async(coord_item *it, coord_done_fn done, void *payload);
+/** The nack's coord_item_ack_async. */
+COORD_EXTERN int coord_item_nack_async(coord_item *it, coord_done_fn done, void *payload);
+
 /** coord_ring_join without blocking (the ring's change callback runs inside process too). */
 COORD_EXTERN int coord_ring_join_async(coord_ring *r, const char *member_id, const void *data,
                                        size_t len, unsigned weight, coord_done_fn done,
