@@ -213,8 +213,8 @@ typedef struct coord__call {
     void (*done)(struct coord__call *call, int rc);
 } coord__call;
 int coord__call_start(coord_client *c, coord__call *call);
-/* The simplest coord__call: fn(arg) on a job thread, done(rc, payload) inside process, then
- * release(arg, ran) (may be NULL; `ran`: fn ran, it did not when canceled at close). `owner` is
+/* The simplest coord__call: fn(arg) on a job thread, then inside process release(arg, ran) (may
+ * be NULL; `ran`: fn ran, it did not when canceled at close) and done(rc, payload). `owner` is
  * the handle it works on: the handle's free calls coord__calls_reap(c, owner) first, so its
  * calls end and their dones run then. */
 int coord__handle_call(coord_client *c, const void *owner, void *arg, int (*fn)(void *arg),

@@ -194,7 +194,7 @@ struct coord_txn {
     int64_t versions[COORD_TXN_MAX];
     size_t bytes; /* of values: a request carries at most COORD_VALUE_MAX of them */
     const coord_lock *guard;
-    struct txn_call *committing; /* loop mode: the commit in flight (the loop's thread) */
+    bool committing; /* loop mode: a commit in flight (the loop's thread) */
 };
 
 int coord_txn_new(coord_txn **out, coord_client *c) {
@@ -302,11 +302,9 @@ int64_t coord_txn_version(const coord_txn *t, size_t i) {
     return t && i < t->n && t->ops[i].type == COORD_OP_PUT ? t->versions[i] : 0;
 }
 
-static void commit_reap(coord_txn *t);
-
 void coord_txn_free(coord_txn *t) {
     if (!t) return;
-    commit_reap(t);
+    coord__calls_reap(t->c, t); /* loop mode: its commit in flight ends first */
     for (size_t i = 0; i < t->n; i++) {
         free((char *)t->ops[i].path);
         free((void *)t->ops[i].value);
@@ -622,49 +620,21 @@ int coord_kv_list_async(coord_client *c, const char *prefix,
     return kv_start(k, list_run, list_done);
 }
 
-typedef struct txn_call {
-    coord__call call;
-    coord_txn *t; /* NULL once freed */
-    coord_done_fn done;
-    void *payload;
-} txn_call;
-
-static int commit_run(coord__call *call) {
-    return coord_txn_commit(((txn_call *)call)->t);
+/* A commit as a call on the transaction (coord__handle_call): its free ends the commit first. */
+static int commit_fn(void *t) {
+    return coord_txn_commit(t);
 }
 
-static void commit_done(coord__call *call, int rc) {
-    txn_call *x = (txn_call *)call;
-    if (x->t) x->t->committing = NULL;
-    coord_done_fn done = x->done;
-    void *payload = x->payload;
-    free(x);
-    done(rc, payload);
+static void commit_release(void *arg, bool ran) {
+    (void)ran;
+    ((coord_txn *)arg)->committing = false;
 }
 
 int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *payload) {
     if (!t || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
     if (t->committing)
         return coord_seterr(COORD_EINVAL, "a commit of this transaction is in flight");
-    txn_call *x = calloc(1, sizeof *x);
-    if (!x) return coord__oom();
-    *x = (txn_call){
-        .call = {.run = commit_run, .done = commit_done}, .t = t, .done = done, .payload = payload};
-    int rc = coord__call_start(t->c, &x->call);
-    if (rc) {
-        free(x);
-        return rc;
-    }
-    t->committing = x;
-    return 0;
-}
-
-/* A transaction freed with its commit in flight: the commit ends first, its done runs now. */
-static void commit_reap(coord_txn *t) {
-    txn_call *x = t->committing;
-    if (!x) return;
-    coord__loop_unjob(t->c, x);
-    x->t = NULL;
-    t->committing = NULL;
-    coord__aop_reap(&x->call.op);
+    int rc = coord__handle_call(t->c, t, t, commit_fn, commit_release, done, payload);
+    if (!rc) t->committing = true;
+    return rc;
 }

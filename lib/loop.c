@@ -559,8 +559,9 @@ static void hcall_done(coord__call *call, int rc) {
     hcall *x = (hcall *)call;
     hcall copy = *x;
     free(x);
-    copy.done(rc, copy.payload);
+    /* first: the done may start the next call on the same argument (a commit again) */
     if (copy.release) copy.release(copy.arg, copy.ran);
+    copy.done(rc, copy.payload);
 }
 
 int coord__handle_call(coord_client *c, const void *owner, void *arg, int (*fn)(void *arg),

@@ -26,7 +26,6 @@ struct coord_queue {
     bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
     struct take_op *taking; /* loop mode: the take in flight (the client's waiter mutex) */
-    struct put_call *puts;  /* loop mode: the puts in flight (the loop's thread) */
 };
 
 struct coord_item {
@@ -64,13 +63,11 @@ int coord_queue_new(coord_queue **out, coord_client *c, const char *name) {
 }
 
 static void take_reap(coord_queue *q);
-static void puts_reap(coord_queue *q);
 
 void coord_queue_free(coord_queue *q) {
     if (!q) return;
     take_reap(q);
-    if (coord__client_loop(q->c)) puts_reap(q);
-    coord__calls_reap(q->c, q); /* loop mode: acks and nacks of its items in flight end first */
+    coord__calls_reap(q->c, q); /* loop mode: its puts, and its items' acks and nacks, end first */
     coord__queue_destroy(&q->wq);
     free(q->dir);
     free(q->claims);
@@ -576,31 +573,22 @@ int coord_queue_claim_async(coord_queue *q, int timeout_ms,
     return wait_async(q, timeout_ms, &proto);
 }
 
-/* coord_queue_put as a job; many in flight on one handle (a put touches no handle state). */
-typedef struct put_call {
-    coord__call call;
-    struct put_call *next, **pprev; /* in q->puts */
+/* coord_queue_put as a call on the handle (many in flight; a put touches no handle state): the
+ * data is copied into the call's argument. */
+typedef struct put_arg {
     coord_queue *q;
-    void *data;
     size_t len;
-    coord_done_fn done;
-    void *payload;
-} put_call;
+    unsigned char data[];
+} put_arg;
 
-static int put_run(coord__call *call) {
-    put_call *p = (put_call *)call;
+static int put_fn(void *arg) {
+    put_arg *p = arg;
     return coord_queue_put(p->q, p->data, p->len);
 }
 
-static void put_done(coord__call *call, int rc) {
-    put_call *p = (put_call *)call;
-    *p->pprev = p->next;
-    if (p->next) p->next->pprev = p->pprev;
-    coord_done_fn done = p->done;
-    void *payload = p->payload;
-    free(p->data);
-    free(p);
-    done(rc, payload);
+static void put_release(void *arg, bool ran) {
+    (void)ran;
+    free(arg);
 }
 
 int coord_queue_put_async(coord_queue *q, const void *data, size_t len, coord_done_fn done,
@@ -608,37 +596,14 @@ int coord_queue_put_async(coord_queue *q, const void *data, size_t len, coord_do
     if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
     int rc = check_data(data, len);
     if (rc) return rc;
-    put_call *p = calloc(1, sizeof *p);
-    if (!p || !(p->data = malloc(len ? len : 1))) {
-        free(p);
-        return coord__oom();
-    }
+    put_arg *p = malloc(sizeof *p + len);
+    if (!p) return coord__oom();
+    p->q = q;
+    p->len = len;
     if (len) memcpy(p->data, data, len);
-    *p = (put_call){.call = {.run = put_run, .done = put_done},
-                    .q = q,
-                    .data = p->data,
-                    .len = len,
-                    .done = done,
-                    .payload = payload};
-    if ((rc = coord__call_start(q->c, &p->call))) {
-        free(p->data);
-        free(p);
-        return rc;
-    }
-    p->next = q->puts;
-    if (p->next) p->next->pprev = &p->next;
-    p->pprev = &q->puts;
-    q->puts = p;
-    return 0;
-}
-
-/* A handle freed with puts in flight: each ends first, its done runs now. */
-static void puts_reap(coord_queue *q) {
-    while (q->puts) {
-        put_call *p = q->puts;
-        coord__loop_unjob(q->c, p);
-        coord__aop_reap(&p->call.op); /* unlinks it */
-    }
+    rc = coord__handle_call(q->c, q, p, put_fn, put_release, done, payload);
+    if (rc) free(p);
+    return rc;
 }
 
 /* An item's ack or nack as a job: the item is the call's from then on (freed by the ack or
