@@ -140,30 +140,25 @@ static bool tls_refused(etcd *e, int ep, CURLcode cc, char *why, size_t cap, int
     return true;
 }
 
-/* A request body handed to curl by a read callback, so we know whether any of it left, and so
- * curl cannot silently send a write a second time: it re-sends a request on its own when a
- * reused connection turns out dead, which it can only do by rewinding the body. */
+/* A request's body goes with its headers in one send (CURLOPT_POSTFIELDS: a read callback would
+ * cost a second TCP segment, and the server a second wake-up, on every request). The prereq
+ * callback runs each time curl is about to send the request: the first time marks it as possibly
+ * delivered; a second time is curl re-sending on its own (a reused connection found dead), which
+ * only a request that may be repeated is allowed, so a write is never sent twice by us. */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "libcurl 7.80 or later is needed (CURLOPT_PREREQFUNCTION)"
+#endif
 typedef struct body {
-    const char *data;
-    size_t len, off;
     bool sent;
     bool rewindable; /* idempotent requests may be re-sent */
 } body;
 
-static size_t on_read(char *buf, size_t sz, size_t n, void *ud) {
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
     body *b = ud;
-    size_t take = b->len - b->off < sz * n ? b->len - b->off : sz * n;
-    memcpy(buf, b->data + b->off, take);
-    b->off += take;
-    if (take) b->sent = true;
-    return take;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-    body *b = ud;
-    if (!b->rewindable || origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_FAIL;
-    b->off = 0;
-    return CURL_SEEKFUNC_OK;
+    if (b->sent && !b->rewindable) return CURL_PREREQFUNC_ABORT;
+    b->sent = true;
+    return CURL_PREREQFUNC_OK;
 }
 
 /* One POST to one endpoint. TRY_NEXT only when the request cannot have reached the server, or
@@ -173,16 +168,15 @@ static try_result post_once(etcd *e, CURL *h, int ep, const char *path, const ch
                             long *status, int *err) {
     char url[600];
     snprintf(url, sizeof url, "%s%s", e->endpoints[ep], path);
-    body b = {json, strlen(json), 0, false, idempotent};
+    body b = {false, idempotent};
     curl_easy_reset(h);
     etcd_setup_handle(e, h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(h, CURLOPT_READDATA, &b);
-    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(h, CURLOPT_SEEKDATA, &b);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b.len);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json));
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, &b);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
