@@ -15,6 +15,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "internal.h"
+#include "zk_expire.h"
 #include "zk_path.h"
 
 #define MAX_PATH 4096
@@ -1786,35 +1787,15 @@ static uint64_t zk_session(coord_conn *c) {
     return s;
 }
 
-static void on_expirer(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
-    (void)zh;
-    (void)path;
-    if (type != ZOO_SESSION_EVENT) return;
-    zop *o = ctx;
-    pthread_mutex_lock(&o->mu);
-    if (!o->done) {
-        o->rc = state == ZOO_CONNECTED_STATE ? ZOK : ZSESSIONEXPIRED;
-        o->done = state == ZOO_CONNECTED_STATE || state == ZOO_EXPIRED_SESSION_STATE;
-        pthread_cond_signal(&o->cv);
-    }
-    pthread_mutex_unlock(&o->mu);
-}
-
-/* One attempt: attach a second handle to the session and close it while it is connected. */
-static int expire_once(zk *z, const clientid_t *cid) {
-    zop *o = zop_new();
-    if (!o) return coord_seterr(COORD_ENOMEM, "out of memory");
-    zhandle_t *other = new_handle(z, cid, on_expirer, o);
-    int rc = 0;
-    if (!other)
-        rc = coord_seterr(COORD_EBACKEND, "zookeeper_init failed");
-    else if (zop_wait(o, deadline_of(z->cfg->timeout_ms)))
-        rc = coord_seterr(COORD_EUNAVAILABLE, "could not attach to the session to expire it");
-    /* ZSESSIONEXPIRED: an earlier attempt already ended it, which is what was asked. */
-    if (other) zookeeper_close(other); /* sends closeSession only if still connected */
-    o->refs = 1;
-    zop_unref(o);
-    return rc;
+/* Whether the handle saw its session `s0` end, waiting up to `ms` for it. */
+static bool expire_noticed(zk *z, uint64_t s0, int64_t ms) {
+    struct timespec dl = coord__deadline(ms);
+    pthread_mutex_lock(&z->mu);
+    while (z->session == s0 && !z->replace && z->zstate != ZOO_EXPIRED_SESSION_STATE)
+        if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;
+    bool gone = z->session != s0 || z->replace || z->zstate == ZOO_EXPIRED_SESSION_STATE;
+    pthread_mutex_unlock(&z->mu);
+    return gone;
 }
 
 static int zk_expire(coord_conn *c) {
@@ -1822,23 +1803,27 @@ static int zk_expire(coord_conn *c) {
     zhandle_t *zh = zh_acquire(z);
     if (!zh) return coord_seterr(COORD_ESESSION, "no session");
     clientid_t cid = *zoo_client_id(zh);
+    const char *cur = zoo_get_current_server(zh);
+    char server[300];
+    snprintf(server, sizeof server, "%s", cur ? cur : "");
     zh_release(z);
+    if (!server[0]) return coord_seterr(COORD_EUNAVAILABLE, "expire: not connected to a server");
     uint64_t s0 = zk_session(c);
-    /* The original handle may win the session back before the second one closes it, so try
-     * until the session is seen to end: again soon at first (it usually ends at once, or was
-     * won back at once), then waiting up to a session TTL for the end to be noticed. */
-    for (int attempt = 0; attempt < 10; attempt++) {
-        int rc = expire_once(z, &cid);
-        if (rc) return rc;
-        int64_t wait = attempt < 4 ? 250LL << attempt : z->cfg->session_ttl_ms;
-        if (wait > z->cfg->session_ttl_ms) wait = z->cfg->session_ttl_ms;
-        struct timespec dl = coord__deadline(wait);
-        pthread_mutex_lock(&z->mu);
-        while (z->session == s0 && !z->replace && z->zstate != ZOO_EXPIRED_SESSION_STATE)
-            if (pthread_cond_timedwait(&z->cv, &z->mu, &dl)) break;
-        bool gone = z->session != s0 || z->replace || z->zstate == ZOO_EXPIRED_SESSION_STATE;
-        pthread_mutex_unlock(&z->mu);
-        if (gone) return 0;
+    /* Until the server says the session is closed, try again soon: the session's own handle
+     * may have won it back (see zk_expire.c). Then wait for that handle to learn it. */
+    for (int attempt = 0; attempt < 12; attempt++) {
+        int rc = zk_close_session(server, cid.client_id, cid.passwd, z->cfg->session_ttl_ms,
+                                  z->cfg->timeout_ms);
+        if (rc < 0) return rc;
+        if (rc) {
+            /* Closed. The handle learns it when it next talks to a server, which it may not do
+             * before its next ping (2/3 of the TTL) if the server left its connection open:
+             * a read makes it talk now. */
+            if (!expire_noticed(z, s0, 20)) barrier(z);
+            expire_noticed(z, s0, z->cfg->session_ttl_ms + z->cfg->timeout_ms);
+            return 0;
+        }
+        if (expire_noticed(z, s0, 20LL << attempt)) return 0;
     }
     return coord_seterr(COORD_EBACKEND, "the session did not end");
 }
