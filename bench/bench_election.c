@@ -329,8 +329,7 @@ int mode_election(const bench_opts *o) {
     /* Failover rounds are slow (a new client each): twice the time, for more samples. */
     result fo = {.name = "failover", .threads = FAILOVER_CANDIDATES, .locks = 1};
     samples expire_lat = {0};
-    if (failover_scenario(o, c, fname, &fo, (int64_t)o->seconds * 2000, &expire_lat))
-        failed = 1;
+    if (failover_scenario(o, c, fname, &fo, (int64_t)o->seconds * 2000, &expire_lat)) failed = 1;
     coord_client_close(c);
     result_finish(&hand);
     result_finish(&raw.r);
@@ -350,8 +349,8 @@ int mode_election(const bench_opts *o) {
         json_raw(&raw, json_result, "handoff_over_raw", h_over_raw);
         printf(",\"failover\":");
         json_result(&fo);
-        printf(",\"expire_call_p50_ms\":%.3f,\"expire_call_p99_ms\":%.3f",
-               pct_ms(&expire_lat, 0.5), pct_ms(&expire_lat, 0.99));
+        printf(",\"expire_call_p50_ms\":%.3f,\"expire_call_p99_ms\":%.3f", pct_ms(&expire_lat, 0.5),
+               pct_ms(&expire_lat, 0.99));
         printf(",\"targets\":{\"handoff_over_raw\":%.1f,"
                "\"failover_p99_ms\":%.1f},\"targets_met\":{\"handoff_over_raw\":%s,"
                "\"failover_p99_ms\":%s},\"ok\":%s}\n",

@@ -31,7 +31,8 @@ struct coord_watch {
     void *payload;
     pthread_mutex_t mu; /* serialises deliveries and guards the fields below */
     pthread_cond_t cv;
-    int pending; /* async arm calls not yet completed */
+    int pending;        /* async arm calls not yet completed ... */
+    uint64_t pend_sess; /* ... sent on the handle of this session number (zk.session) */
     bool dead;
     bool in_fn;
     /* KEY: `consumed`, the deletion came as the registered watch's event (the client drops a
@@ -1365,9 +1366,27 @@ static void on_watch(zhandle_t *zh, int type, int state, const char *path, void 
     arm(w->z, w);
 }
 
+/* An arm is about to be sent on the current handle (hlock held for reading, so the handle and
+ * its session number stand): false when the watch is dead. Arms sent on a handle that has been
+ * closed since are not counted any more: zookeeper_close does not always run the completions
+ * still queued (ZOOKEEPER-2894), and an unwatch must not wait for them forever. */
+static bool arm_begin(zk *z, coord_watch *w) {
+    pthread_mutex_lock(&w->mu);
+    bool dead = w->dead;
+    if (!dead) {
+        if (w->pend_sess != z->session) {
+            w->pending = 0;
+            w->pend_sess = z->session;
+        }
+        w->pending++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return !dead;
+}
+
 static void arm_done(coord_watch *w) {
     pthread_mutex_lock(&w->mu);
-    w->pending--;
+    if (w->pending > 0) w->pending--;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -1429,11 +1448,7 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
         w->absent = true;
         pthread_mutex_unlock(&w->mu);
         if (pthread_rwlock_tryrdlock(&z->hlock) == 0) {
-            pthread_mutex_lock(&w->mu);
-            bool dead = w->dead;
-            if (!dead) w->pending++;
-            pthread_mutex_unlock(&w->mu);
-            if (!dead &&
+            if (arm_begin(z, w) &&
                 (!z->zh || zoo_awexists(z->zh, w->path, on_watch, w, on_arm_stat, w) != ZOK))
                 arm_done(w);
             pthread_rwlock_unlock(&z->hlock);
@@ -1448,11 +1463,7 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
  * the supervisor replaces the handle it re-arms every watch itself. */
 static void arm(zk *z, coord_watch *w) {
     if (pthread_rwlock_tryrdlock(&z->hlock) != 0) return;
-    pthread_mutex_lock(&w->mu);
-    bool dead = w->dead;
-    if (!dead) w->pending++;
-    pthread_mutex_unlock(&w->mu);
-    if (!dead) {
+    if (arm_begin(z, w)) {
         int rc = ZINVALIDSTATE;
         if (z->zh)
             rc = w->kind != COORD_WATCH_CHILDREN
@@ -1519,8 +1530,18 @@ static void zk_unwatch(coord_conn *c, coord_watch *w) {
     /* No arm starts once dead; those in flight register their watcher when they complete. */
     pthread_mutex_lock(&w->mu);
     w->dead = true;
-    while (w->pending > 0)
-        pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending > 0) {
+        /* Arms sent on a handle closed since will never complete (see arm_begin). */
+        uint64_t sent_on = w->pend_sess;
+        pthread_mutex_unlock(&w->mu);
+        pthread_mutex_lock(&z->mu);
+        bool closed = z->session != sent_on;
+        pthread_mutex_unlock(&z->mu);
+        pthread_mutex_lock(&w->mu);
+        if (closed && w->pend_sess == sent_on) break;
+        struct timespec dl = coord__deadline(50);
+        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    }
     /* A key watch whose deletion event has run holds no registration any more (the client
      * drops a watch as it fires, and no arm is in flight): nothing to remove, no round trip,
      * which keeps a lock hand-off free of two. */
@@ -1811,7 +1832,7 @@ static int zk_expire(coord_conn *c) {
     uint64_t s0 = zk_session(c);
     /* Until the server says the session is closed, try again soon: the session's own handle
      * may have won it back (see zk_expire.c). Then wait for that handle to learn it. */
-    for (int attempt = 0; attempt < 12; attempt++) {
+    for (int attempt = 0; attempt < 40; attempt++) {
         int rc = zk_close_session(server, cid.client_id, cid.passwd, z->cfg->session_ttl_ms,
                                   z->cfg->timeout_ms);
         if (rc < 0) return rc;
@@ -1823,7 +1844,9 @@ static int zk_expire(coord_conn *c) {
             expire_noticed(z, s0, z->cfg->session_ttl_ms + z->cfg->timeout_ms);
             return 0;
         }
-        if (expire_noticed(z, s0, 20LL << attempt)) return 0;
+        /* Its handle won the session back: each try is a race with its reconnect (about even
+         * on a busy server), so try again at once, then at a slower pace. */
+        if (expire_noticed(z, s0, attempt < 20 ? 0 : 50)) return 0;
     }
     return coord_seterr(COORD_EBACKEND, "the session did not end");
 }
