@@ -22,9 +22,11 @@ struct coord_election {
     _Atomic bool suspended; /* the client was SUSPENDED and the lead is not confirmed since */
     _Atomic bool vanished;  /* our entry was deleted while we led */
     /* The KEY watch on our entry while leading, armed by the worker (off the campaign's return
-     * path, where it would cost each hand-off a round trip); mu guards it. */
+     * path, where it would cost each hand-off a round trip) once the lead has stood for
+     * SELF_WATCH_AFTER_MS; mu guards it. */
     struct self_watch *self;
     bool arm_self;
+    int64_t arm_at;
     uint64_t gen; /* bumped at each campaign and step-down: a stale self watch is ignored */
 
     pthread_mutex_t mu; /* guards self, arm_self, gen and my_* */
@@ -33,6 +35,9 @@ struct coord_election {
     char *my_key;
     int64_t my_order;
     uint64_t my_epoch;
+    void *my_value; /* what a leader's own report says: its value, version and term */
+    size_t my_len;
+    int64_t my_version, my_token;
 
     /* Observation (on_leader): touched by the worker only, after new. */
     coord_watch *dir_watch, *head_watch;
@@ -58,6 +63,13 @@ static coord_conn *conn(const coord_election *e) {
 }
 
 #define WHY_CONFIRM 1u /* also whether a suspended lead still stands */
+
+/* How long a lead stands before the worker watches its entry. A deletion within that time is
+ * reported when the watch is armed (the watch reports an absent entry at once), so a vanished
+ * entry is noticed within this much more than a round trip; a lead given up sooner (a leader
+ * that resigns at once, hand-offs in a burst) costs the servers no watch at all: a request
+ * more per hand-off was a tenth of ZooKeeper's hand-off rate. */
+#define SELF_WATCH_AFTER_MS 20
 
 /* Ask the worker to look again. */
 static void kick(coord_election *e, bool confirm) {
@@ -103,6 +115,11 @@ static void self_free(coord_election *e, self_watch *sw) {
 static int arm_self(coord_election *e) {
     pthread_mutex_lock(&e->mu);
     bool want = e->arm_self && e->my_key;
+    if (want && coord__now_ms() < e->arm_at) { /* not yet: see SELF_WATCH_AFTER_MS */
+        coord__worker_kick_at(&e->worker, 0, e->arm_at);
+        pthread_mutex_unlock(&e->mu);
+        return 0;
+    }
     e->arm_self = false;
     char *key = want ? strdup(e->my_key) : NULL;
     uint64_t gen = e->gen;
@@ -185,6 +202,22 @@ static int follow(coord_election *e, const char *key) {
     return rc;
 }
 
+/* A copy of our entry as the leader's report shows it; mu held. */
+static int own_entry(const coord_election *e, coord_kv *kv) {
+    kv->key = strdup(e->my_key);
+    kv->value = malloc(e->my_len ? e->my_len : 1);
+    if (!kv->key || !kv->value) {
+        coord_kv_clear(kv);
+        return coord__oom();
+    }
+    if (e->my_len) memcpy(kv->value, e->my_value, e->my_len);
+    kv->len = e->my_len;
+    kv->version = e->my_version;
+    kv->token = e->my_token;
+    kv->order = e->my_order;
+    return 0;
+}
+
 /* Read the leader and report it if anything observers see changed. */
 static int observe(coord_election *e) {
     if (coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED) {
@@ -200,10 +233,18 @@ static int observe(coord_election *e) {
     }
     coord_conn *k = conn(e);
     coord_kv head = {0};
-    int rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(e->q.c));
+    /* A leader is the head: its own entry, which only it writes, makes the report without a
+     * read and needs no data watch (a deletion ends the lead through the self watch). */
+    pthread_mutex_lock(&e->mu);
+    bool lead = leads(e);
+    int rc = lead ? own_entry(e, &head) : 0;
+    pthread_mutex_unlock(&e->mu);
+    if (!lead) rc = k->backend->queue_head(k, e->q.dir, &head, coord__client_timeout(e->q.c));
     if (rc && rc != COORD_ENOTFOUND) return rc;
     bool none = rc == COORD_ENOTFOUND;
-    if ((rc = follow(e, none ? NULL : head.key))) {
+    /* A leader drops the data watch after its report, which must not wait for the unwatch
+     * of the previous head (a round trip or two on a failover's path). */
+    if (!lead && (rc = follow(e, none ? NULL : head.key))) {
         coord_kv_clear(&head);
         return rc;
     }
@@ -226,7 +267,7 @@ static int observe(coord_election *e) {
         report(e, none ? NULL : &e->last, mine);
     }
     coord_kv_clear(&head);
-    return 0;
+    return lead ? follow(e, NULL) : 0;
 }
 
 /* After SUSPENDED, with the same session: is our entry still first? */
@@ -354,6 +395,8 @@ static void step_down(coord_election *e) {
     e->gen++;
     free(e->my_key);
     e->my_key = NULL;
+    free(e->my_value);
+    e->my_value = NULL;
     pthread_mutex_unlock(&e->mu);
     self_free(e, sw);
     kick(e, false);
@@ -375,7 +418,7 @@ static int campaign_begin(coord_election *e, const void *value, size_t len) {
 }
 
 /* A campaign's end, with what the queue's enter returned. */
-static int campaign_end(coord_election *e, int rc) {
+static int campaign_end(coord_election *e, int rc, const void *value, size_t len) {
     if (rc == COORD_ELOCKED)
         rc = coord_seterr(COORD_ELOCKED, "another candidate leads %s", e->q.dir);
     if (!rc) {
@@ -384,13 +427,19 @@ static int campaign_end(coord_election *e, int rc) {
         e->my_key = strdup(e->q.mine.key);
         e->my_order = e->q.mine.order;
         e->my_epoch = e->q.epoch;
+        free(e->my_value);
+        if ((e->my_value = malloc(len ? len : 1)) && len) memcpy(e->my_value, value, len);
+        e->my_len = len;
+        e->my_version = e->q.mine.version;
+        e->my_token = (int64_t)e->q.mine.token;
         /* Our entry's deletion (an operator, a revoked lease) ends the lead: the worker watches
          * for it, and a deletion before that is reported when the watch is armed. */
         e->gen++;
         e->arm_self = true;
+        e->arm_at = coord__now_ms() + SELF_WATCH_AFTER_MS;
         atomic_store(&e->vanished, false);
         pthread_mutex_unlock(&e->mu);
-        if (!e->my_key) rc = coord__oom();
+        if (!e->my_key || !e->my_value) rc = coord__oom();
         atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
     }
     if (!rc) rc = coord__worker_start(&e->worker);
@@ -405,12 +454,13 @@ static int campaign_end(coord_election *e, int rc) {
 int coord_election_campaign(coord_election *e, const void *value, size_t len, int timeout_ms) {
     int rc = campaign_begin(e, value, len);
     if (rc) return rc;
-    return campaign_end(e, coord__queue_enter(&e->q, value, len, timeout_ms));
+    return campaign_end(e, coord__queue_enter(&e->q, value, len, timeout_ms), value, len);
 }
 
 /* Loop mode: the campaign's value (a copy) and the application's done, until it runs. */
 typedef struct campaign_op {
     void *value;
+    size_t len;
     coord_done_fn done;
     void *payload;
 } campaign_op;
@@ -418,7 +468,7 @@ typedef struct campaign_op {
 static void campaigned(coord__queue *q, int rc, void *payload) {
     coord_election *e = (coord_election *)q;
     campaign_op *op = payload;
-    rc = campaign_end(e, rc);
+    rc = campaign_end(e, rc, op->value, op->len);
     campaign_op o = *op;
     free(op->value);
     free(op);
@@ -437,6 +487,7 @@ int coord_election_campaign_async(coord_election *e, const void *value, size_t l
         return coord__oom();
     }
     if (len) memcpy(op->value, value, len);
+    op->len = len;
     op->done = done;
     op->payload = payload;
     rc = coord__queue_enter_async(&e->q, op->value, len, timeout_ms, campaigned, op);
@@ -460,7 +511,22 @@ int coord_election_proclaim(coord_election *e, const void *value, size_t len) {
      * Ephemeral keeps the key on the session's lease (etcd). */
     rc = k->backend->put(k, e->q.mine.key, value, len, e->q.mine.version, COORD_PUT_EPHEMERAL, &out,
                          coord__client_timeout(e->q.c));
-    if (!rc) e->q.mine.version = out.version;
+    if (!rc) {
+        e->q.mine.version = out.version;
+        void *copy = malloc(len ? len : 1);
+        pthread_mutex_lock(&e->mu);
+        if (copy && e->my_key) { /* the report observers get, ours included */
+            if (len) memcpy(copy, value, len);
+            free(e->my_value);
+            e->my_value = copy;
+            e->my_len = len;
+            e->my_version = out.version;
+            copy = NULL;
+        }
+        pthread_mutex_unlock(&e->mu);
+        free(copy);
+        kick(e, false);
+    }
     coord_kv_clear(&out);
     if (rc == COORD_ECONFLICT || rc == COORD_ENOTFOUND) {
         atomic_store(&e->vanished, true);
@@ -552,6 +618,7 @@ void coord_election_free(coord_election *e) {
     coord__worker_destroy(&e->worker); /* no watch is left to kick it */
     pthread_mutex_destroy(&e->mu);
     free(e->my_key);
+    free(e->my_value);
     free(e->head_key);
     free(e->rep_key);
     coord_kv_clear(&e->last);

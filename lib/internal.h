@@ -300,7 +300,8 @@ typedef struct coord__queue {
      * condition shared by the client's waiters would wake all of them at every hand-off. */
     pthread_cond_t cv;
     coord__listener listener;
-    bool woken; /* guarded by the client's waiter mutex */
+    bool woken;  /* guarded by the client's waiter mutex */
+    bool parked; /* a blocking enter waits on its predecessor's watch (same mutex; for tests) */
     _Atomic bool cancel;
     coord__qwait aw;          /* coord__queue_enter_async */
     struct leave_op *leaving; /* coord__queue_leave_async in flight (the loop's thread) */
@@ -367,6 +368,8 @@ typedef struct coord__worker {
 int coord__worker_init(coord__worker *w, int (*step)(void *arg, unsigned why), void *arg);
 int coord__worker_start(coord__worker *w);
 void coord__worker_kick(coord__worker *w, unsigned why);
+/* A kick that runs the step at `at_ms` (coord__now_ms's clock), or sooner with another kick. */
+void coord__worker_kick_at(coord__worker *w, unsigned why, int64_t at_ms);
 void coord__worker_stop(coord__worker *w);
 void coord__worker_destroy(coord__worker *w);
 

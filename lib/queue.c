@@ -236,12 +236,14 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
         pause_ms = 0;
         coord__client_lock(q->c);
         bool timed_out = false;
+        q->parked = true;
         while (!q->woken && coord__session_epoch(q->c) == q->epoch && !atomic_load(&q->cancel)) {
             if (coord__client_wait_cv(q->c, &q->cv, deadline) != 0 && coord__now_ms() >= deadline) {
                 timed_out = !q->woken;
                 break;
             }
         }
+        q->parked = false;
         coord__client_unlock(q->c);
         be->unwatch(k, w);
         if (timed_out) {
@@ -449,7 +451,7 @@ static void qw_abort(coord__aop *op) {
 
 bool coord__queue_waiting(coord__queue *q) {
     coord__client_lock(q->c);
-    bool waiting = q->aw.state == QW_WAIT && q->aw.enqueued && q->aw.w;
+    bool waiting = (q->aw.state == QW_WAIT && q->aw.enqueued && q->aw.w) || q->parked;
     coord__client_unlock(q->c);
     return waiting;
 }

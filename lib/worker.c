@@ -75,6 +75,15 @@ void coord__worker_kick(coord__worker *w, unsigned why) {
     pthread_mutex_unlock(&w->mu);
 }
 
+void coord__worker_kick_at(coord__worker *w, unsigned why, int64_t at_ms) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->dirty || at_ms < w->retry_at) w->retry_at = at_ms;
+    w->dirty = true;
+    w->why |= why;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void coord__worker_stop(coord__worker *w) {
     pthread_mutex_lock(&w->mu);
     w->stop = true;

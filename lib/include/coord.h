@@ -348,8 +348,11 @@ COORD_EXTERN int coord_election_resign(coord_election *e);
 
 /**
  * True while this handle leads: false while the client is SUSPENDED (a leader that cannot reach
- * the servers cannot know it still leads), after the session was lost or the entry vanished.
- * It turns true again when the same session comes back with the entry still first. No I/O.
+ * the servers cannot know it still leads), after the session was lost or the entry vanished
+ * (deleted by someone else: noticed within a round trip, or within 20 ms plus a round trip of
+ * the campaign's return, since a lead is watched once it has stood 20 ms; a leader that resigns
+ * sooner costs the servers no watch). It turns true again when the same session comes back with
+ * the entry still first. No I/O.
  */
 COORD_EXTERN bool coord_election_is_leader(const coord_election *e);
 

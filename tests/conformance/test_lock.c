@@ -266,6 +266,11 @@ static void session_loss(void **state) {
     pthread_t th;
     pthread_create(&th, NULL, waiter, &wa);
     await_contenders(a, "sl", 2);
+    /* waiting, not still enqueueing (a connection cut under the enqueue is EUNAVAILABLE) */
+    for (int64_t end = coord__now_ms() + 10000;
+         !coord__lock_waiting(wa.l) && coord__now_ms() < end;)
+        nanosleep(&(struct timespec){0, 2 * 1000000L}, NULL);
+    assert_true(coord__lock_waiting(wa.l));
     coord_conn *kw = coord__client_conn(wc);
     assert_int_equal(kw->backend->expire(kw), 0);
     pthread_join(th, NULL);
