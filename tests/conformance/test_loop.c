@@ -914,6 +914,65 @@ static void timeouts_by_the_clock(void **state) {
 }
 #endif
 
+#ifdef COORD_TEST_FAKE
+/* Sessions by the library's clock: a connected client keeps its session however far the clock
+ * moves (its keepalives reach the server); cut off, it loses it once a TTL has passed on that
+ * clock, with no time passing: the server drops its lock at once, and when the client is back
+ * its waiting acquire ends with COORD_ESESSION inside process, and the session reports LOST then
+ * CONNECTED. */
+static void sessions_by_the_clock(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, "session_ttl_ms=2000", &uri);
+    coord_client *other = OPEN_URI(uri);
+    free(uri);
+    const int ttl = 2000, hour = 3600 * 1000;
+    coord_lock *mine, *theirs, *held, *l;
+    assert_int_equal(coord_lock_new(&held, other, "kb"), 0);
+    assert_int_equal(coord_lock_acquire(held, 5000), 0);
+    assert_int_equal(coord_lock_new(&theirs, other, "ka"), 0);
+    assert_int_equal(coord_lock_new(&mine, c, "ka"), 0);
+    assert_int_equal(coord_lock_new(&l, c, "kb"), 0);
+    int seq = 0;
+    rec rm = {c, -99, 0, 0, &seq, ""}, rl = {c, -99, 0, 0, &seq, ""};
+    assert_int_equal(coord_lock_acquire_async(mine, 5000, on_done, &rm), 0);
+    assert_true(run_until(c, &rm.calls, 1, 10000));
+    assert_int_equal(rm.rc, 0);
+    assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &rl), 0);
+    until_waiting(c, l);
+
+    coord__clock_advance(hour); /* connected: nothing ends */
+    fake_tick();
+    assert_int_equal(fake_sync(NULL, 5000), 0);
+    assert_int_equal(coord_lock_acquire(theirs, 0), COORD_ELOCKED);
+    int got = 0;
+    run_until(c, &got, 1, 20);
+    assert_int_equal(lost_seen, 0);
+    assert_int_equal(rl.calls, 0);
+
+    fake_suspend(c);
+    coord__clock_advance(ttl - 1); /* cut off, not yet for a TTL */
+    fake_tick();
+    assert_int_equal(coord_lock_acquire(theirs, 0), COORD_ELOCKED);
+    coord__clock_advance(2);
+    fake_tick(); /* the server ends the session: the lock is free at once */
+    assert_int_equal(coord_lock_acquire(theirs, 0), 0);
+    fake_resume(c);
+    assert_true(run_until(c, &rl.calls, 1, 10000));
+    if (rl.rc != COORD_ESESSION) fail_msg("acquire: %s (%s)", coord_err_name(rl.rc), rl.why);
+    assert_true(run_until(c, &reconnected, 1, 10000));
+    assert_int_equal(lost_seen, 1);
+    assert_false(coord_lock_held(mine));
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_lock_free(mine);
+    coord_client_close(c);
+    assert_int_equal(coord_lock_release(theirs), 0);
+    coord_lock_free(theirs);
+    coord_lock_free(held);
+    coord_client_close(other);
+}
+#endif
+
 /* Callbacks that free the handle they report on (allowed in loop mode): the lock in its
  * acquire's done, the counter in an add's done (its other adds' dones run then), the ring in
  * its change callback, the election in its leader report, the watch in its report. */
@@ -1187,6 +1246,7 @@ int main(void) {
 #ifdef COORD_TEST_FAKE
         BOTH(faults_in_steps),
         BOTH(timeouts_by_the_clock),
+        BOTH(sessions_by_the_clock),
 #endif
         BOTH(thousand_waiters),
     };

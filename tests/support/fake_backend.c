@@ -64,6 +64,7 @@ struct fconn {
     uint64_t session;
     bool dead;      /* the session ended on the server and is not replaced yet */
     bool suspended; /* cut off from the server */
+    int64_t cut_at; /* since when (coord__now_ms: the library's clock, test clock included) */
     fconn *next;
     _Atomic uint64_t calls[SLOT_COUNT];
     /* The event queue and its thread. */
@@ -1059,11 +1060,28 @@ void fake_compact(coord_client *c) {
 static void suspend_locked(fconn *k) {
     if (k->suspended) return;
     k->suspended = true;
+    k->cut_at = coord__now_ms();
     push(k, IT_STATE, NULL, 0, 0, COORD_SESSION_SUSPENDED);
+}
+
+/* A session lives while its client reaches the server (its keepalives arrive), and ends once
+ * its client has been cut off for its TTL, by the library's clock: coord__clock_advance moves
+ * sessions towards their end as it moves the library's deadlines. */
+static void ttl_check_locked(fconn *k) {
+    int ttl = k->cfg->session_ttl_ms > 0 ? k->cfg->session_ttl_ms : 10000;
+    if (k->suspended && !k->dead && coord__now_ms() - k->cut_at >= ttl) expire_locked(k);
+}
+
+void fake_tick(void) {
+    pthread_mutex_lock(&srv.mu);
+    for (fconn *k = srv.conns; k; k = k->next)
+        ttl_check_locked(k);
+    pthread_mutex_unlock(&srv.mu);
 }
 
 static void resume_locked(fconn *k) {
     if (!k->suspended) return;
+    ttl_check_locked(k);
     k->suspended = false;
     if (k->dead) {
         push(k, IT_STATE, NULL, 0, 0, COORD_SESSION_LOST);

@@ -73,6 +73,11 @@ void fake_resume(coord_client *c);
 /* The same for every connection; opens fail with COORD_EUNAVAILABLE while the server is down. */
 void fake_server_down(void);
 void fake_server_up(void);
+/* A connection cut off (fake_suspend, fake_server_down) for its session TTL by the library's
+ * clock (coord__now_ms, which coord__clock_advance moves) has its session ended, as a server
+ * ends a session whose keepalives stop: at fake_tick, or at fake_resume. A connected client's
+ * session never ends by itself. */
+void fake_tick(void);
 
 /* Wait (up to timeout_ms) until every event queued so far for `c` (every connection when NULL)
  * has been delivered. 0, or COORD_ETIMEDOUT. */
