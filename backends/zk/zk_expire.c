@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdint.h>
@@ -65,21 +66,35 @@ static long read_packet(int fd, uint8_t *buf, size_t cap, int64_t deadline) {
     return (long)n;
 }
 
+/* A connected socket to "host:port" ("[v6]:port" too) within the deadline, or -1. */
 static int connect_to(const char *server, int64_t deadline) {
     char host[256];
-    snprintf(host, sizeof host, "%s", server);
-    char *colon = strrchr(host, ':'); /* "a.b.c.d:port" or an IPv6 address and ":port" */
+    snprintf(host, sizeof host, "%s", server[0] == '[' ? server + 1 : server);
+    char *colon = strrchr(host, ':');
     if (!colon) return -1;
     *colon = 0;
+    if (colon > host && colon[-1] == ']') colon[-1] = 0;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
     if (getaddrinfo(host, colon + 1, &hints, &ai)) return -1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen)) { /* loopback: no need to poll */
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
         close(fd);
         fd = -1;
     }
     freeaddrinfo(ai);
-    (void)deadline;
+    if (fd < 0) return -1;
+    struct pollfd p = {fd, POLLOUT, 0};
+    int64_t left = deadline - coord__now_ms();
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+        close(fd);
+        errno = err ? err : ETIMEDOUT;
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* reads below poll with their own deadline */
     return fd;
 }
 
