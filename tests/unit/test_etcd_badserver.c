@@ -570,6 +570,45 @@ static void close_while_server_hangs(void **state) {
     assert_true(fake_http_count(f->s, "/v3/lease/revoke") >= 1);
 }
 
+/* The lock's enqueue txn is answered "not created" (the key exists: an earlier attempt was
+ * applied and its answer lost). The enqueue's txn has no failure branch, so the backend reads
+ * the key and the queue's owner by a second request, and holds the lock when the key is the
+ * owner, with the key's create revision as its token. */
+static void enqueue_finds_its_key(void **state) {
+    fixture *f = *state;
+    open_ok(f, FAST);
+    /* "/app/lock/l/65-x" and the owner: the same key (create revision 5). */
+#define KV5                                                                                        \
+    "{\"key\":\"L2FwcC9sb2NrL2wvNjUteA==\",\"create_revision\":\"5\",\"mod_revision\":\"5\"}"
+    static const fake_http_rule script[] = {
+        {"/v3/kv/txn", OK200("{\"header\":{\"revision\":\"9\"},\"succeeded\":false}"),
+         .if_path = "/v3/kv/txn", .if_min = 1, .if_max = 1},
+        {"/v3/kv/txn",
+         OK200("{\"header\":{\"revision\":\"9\"},\"succeeded\":true,\"responses\":["
+               "{\"response_range\":{\"kvs\":[" KV5 "]}},{\"response_range\":{\"kvs\":[" KV5
+               "]}}]}"),
+         .if_path = "/v3/kv/txn", .if_min = 2, .if_max = 2},
+        {"/v3/kv/deleterange", OK200("{\"header\":{\"revision\":\"10\"},\"deleted\":\"1\"}")},
+    };
+#undef KV5
+    fake_http_script(f->s, script, sizeof script / sizeof *script);
+    coord_lock *l = NULL;
+    assert_int_equal(coord_lock_new(&l, f->c, "l"), 0);
+    int rc = coord_lock_acquire(l, 0);
+    if (rc) fail_msg("acquire: %s: %s", coord_err_name(rc), coord_last_error());
+    uint64_t token = 0;
+    assert_int_equal(coord_lock_token(l, &token), 0);
+    assert_int_equal(token, 5);
+    assert_int_equal(fake_http_count(f->s, "/v3/kv/txn"), 2);
+    char *body = fake_http_last_body(f->s, "/v3/kv/txn");
+    assert_non_null(body); /* the second request only reads */
+    assert_null(strstr(body, "request_put"));
+    assert_non_null(strstr(body, "request_range"));
+    free(body);
+    assert_int_equal(coord_lock_release(l), 0);
+    coord_lock_free(l);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -577,6 +616,7 @@ int main(void) {
         T(unreachable),
         T(lost_and_regrant_fails),
         T(close_while_server_hangs),
+        T(enqueue_finds_its_key),
     };
     struct CMUnitTest tests[NCASES + NSESSION + sizeof code / sizeof *code];
     size_t n = 0;
