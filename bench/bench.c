@@ -533,10 +533,14 @@ bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t
     return ok;
 }
 
+int raw_slices(const bench_opts *o) {
+    return o->seconds * 2 > 3 ? o->seconds * 2 : 3;
+}
+
 bool raw_turn(const bench_opts *o, int k, int64_t *ms) {
     int64_t total_ms = (int64_t)o->seconds * 1000;
-    int slice = k / 2;
-    *ms = total_ms / RAW_SLICES + (slice == RAW_SLICES - 1 ? total_ms % RAW_SLICES : 0);
+    int slice = k / 2, n = raw_slices(o);
+    *ms = total_ms / n + (slice == n - 1 ? total_ms % n : 0);
     return (k % 2 == 0) == (slice % 2 == 0);
 }
 

@@ -17,7 +17,6 @@
 #include "coord/sys/backend.h" /* coord_uri: the bare clients connect where --uri points */
 
 #define DEFAULT_THREADS 8
-#define RAW_SLICES 3 /* uncontended and raw alternate in this many slices each */
 #define TARGET_UNCONTENDED_OVER_RAW 0.9
 #define SEMAPHORE_LEASES 4 /* the semaphore mode's limit, also its raw bound's */
 #define KV_VALUE_LEN 64    /* the kv mode's values, also its raw bounds' */
@@ -216,12 +215,15 @@ bool raw_election(const bench_opts *o, const char *backend, int threads, int64_t
                   raw_result *out);
 
 /*
- * The uncontended scenario and its raw bound run interleaved in RAW_SLICES slices each (raw unc |
- * unc raw | raw unc), --seconds in all for each, so that a change of background load on the
- * machine weighs on both alike: for k in 0 .. 2 * RAW_SLICES - 1, whether turn k is the raw
- * bound's, and its length in *ms.
+ * The uncontended scenario and its raw bound run interleaved in raw_slices(o) slices each (raw
+ * unc | unc raw | raw unc ...), --seconds in all for each, so that a change of background load
+ * on the machine weighs on both alike: for k in 0 .. 2 * raw_slices(o) - 1, whether turn k is
+ * the raw bound's, and its length in *ms.
  */
 bool raw_turn(const bench_opts *o, int k, int64_t *ms);
+/* Slices of each side: two a second of --seconds (at least 3), so that a stall of the servers
+ * (a JVM pause, a slow fsync) lands in a short slice of one side, not in a third of it. */
+int raw_slices(const bench_opts *o);
 
 /* ---------- the queue mode's feed ---------- */
 

@@ -207,7 +207,7 @@ int mode_counter(const bench_opts *o) {
 
     raw_result rawr = {.r = {.name = "raw", .threads = 1}};
     bool raw_ok = true;
-    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+    for (int k = 0; k < 2 * raw_slices(o); k++) {
         int64_t ms;
         if (raw_turn(o, k, &ms))
             raw_ok = raw_ok && raw_slice(o, backend, RAW_COUNTER, ms, &rawr);
@@ -279,7 +279,7 @@ int mode_counter(const bench_opts *o) {
     if (rawr.ran) {
         print_counter_row(&raw);
         printf("raw = bare %s client, 1 thread: %s\n", backend, rawr.method);
-        printf("(uncontended and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("(uncontended and raw measured interleaved in %d slices each)\n", raw_slices(o));
         printf("uncontended / raw   = %.2f   (target >= %.1f)\n", u_over_raw,
                TARGET_UNCONTENDED_OVER_RAW);
     } else {

@@ -318,7 +318,7 @@ int mode_election(const bench_opts *o) {
     raw_result raw = {.r = {.name = "raw", .threads = DEFAULT_THREADS, .locks = 1}};
     bool raw_ok = true;
     int failed = 0;
-    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+    for (int k = 0; k < 2 * raw_slices(o); k++) {
         int64_t ms;
         if (raw_turn(o, k, &ms))
             raw_ok = raw_ok && raw_election(o, backend, DEFAULT_THREADS, ms, &raw);
@@ -365,7 +365,7 @@ int mode_election(const bench_opts *o) {
         print_row(&raw.r);
         printf("handoff: a cycle is campaign (timed) + resign, so cycles/s = hand-offs/s\n");
         printf("raw = %d bare %s candidates: %s\n", DEFAULT_THREADS, backend, raw.method);
-        printf("(handoff and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("(handoff and raw measured interleaved in %d slices each)\n", raw_slices(o));
         printf("handoff / raw = %.2f   (target >= %.1f: %s)\n", h_over_raw, TARGET_HANDOFF_OVER_RAW,
                met(rate_ok));
     } else {

@@ -234,7 +234,7 @@ int mode_kv(const bench_opts *o) {
     }
     /* Each operation next to its own bound: raw | coord | coord | raw | raw | coord. */
     for (int i = 0; i < KV_OPS && !failed; i++) {
-        for (int k2 = 0; k2 < 2 * RAW_SLICES && !failed; k2++) {
+        for (int k2 = 0; k2 < 2 * raw_slices(o) && !failed; k2++) {
             int64_t ms;
             if (raw_turn(o, k2, &ms))
                 raw_ok[i] = raw_ok[i] && raw_slice(o, backend, kv_raw[i], ms, &raw[i]);
@@ -310,7 +310,7 @@ int mode_kv(const bench_opts *o) {
         }
     }
     printf("(each operation and its raw bound measured interleaved in %d slices each)\n",
-           RAW_SLICES);
+           raw_slices(o));
     printf("%-12s %8s %10s %10s %10s\n", "watch", "reports", "puts/s", "p50 ms", "p99 ms");
     print_row(&watch);
     if (raww.ran) {

@@ -300,7 +300,7 @@ int mode_lock(const bench_opts *o) {
     raw_result raw = {.r = {.name = "raw", .threads = 1, .locks = 1}};
     bool raw_ok = true;
     int failed = 0;
-    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+    for (int k = 0; k < 2 * raw_slices(o); k++) {
         int64_t ms;
         if (raw_turn(o, k, &ms))
             raw_ok = raw_ok && raw_slice(o, backend, RAW_LOCK, ms, &raw);
@@ -366,7 +366,7 @@ int mode_lock(const bench_opts *o) {
     if (raw.ran) {
         print_row(&raw.r);
         printf("raw = bare %s client, 1 thread: %s\n", backend, raw.method);
-        printf("(uncontended and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("(uncontended and raw measured interleaved in %d slices each)\n", raw_slices(o));
         printf("uncontended / raw       = %.2f   (target >= %.1f)\n", u_over_raw,
                TARGET_UNCONTENDED_OVER_RAW);
     } else {

@@ -475,10 +475,10 @@ int mode_loop(const bench_opts *o) {
     if (!o->json)
         printf("coord-bench loop: backend %s, prefix %s, %d s per blocking scenario in %d "
                "slices, each interleaved with the loop scenarios\n",
-               backend, coord_client_prefix(bc), o->seconds, RAW_SLICES);
+               backend, coord_client_prefix(bc), o->seconds, raw_slices(o));
     /* Blocking and loop turns interleaved as raw and uncontended are (bench.c, raw_turn). A
      * loop turn makes a fixed number of operations, from the blocking rate measured so far. */
-    for (int k = 0; k < 2 * RAW_SLICES && !failed; k++) {
+    for (int k = 0; k < 2 * raw_slices(o) && !failed; k++) {
         int64_t ms;
         if (raw_turn(o, k, &ms)) { /* turn 0 is one: it sets the loop turns' totals */
             seq_worker sw = {.k = sk};
@@ -524,7 +524,8 @@ int mode_loop(const bench_opts *o) {
     if (o->json) {
         printf("{\"mode\":\"loop\",\"backend\":");
         json_str(backend);
-        printf(",\"seconds\":%d,\"slices\":%d,\"counter\":{\"blocking\":", o->seconds, RAW_SLICES);
+        printf(",\"seconds\":%d,\"slices\":%d,\"counter\":{\"blocking\":", o->seconds,
+               raw_slices(o));
         json_row(&seq);
         printf(",\"loop\":[");
         for (int i = 0; i < LEVELS; i++) {

@@ -186,7 +186,7 @@ int mode_rwlock(const bench_opts *o) {
     raw_result raw = {.r = {.name = "raw", .threads = DEFAULT_THREADS, .locks = 1}};
     bool raw_ok = true;
     int failed = 0, rd_max = 0, mixed_max = 0;
-    for (int k = 0; k < 2 * RAW_SLICES; k++) {
+    for (int k = 0; k < 2 * raw_slices(o); k++) {
         int64_t ms;
         if (raw_turn(o, k, &ms))
             raw_ok = raw_ok && raw_readers(o, backend, DEFAULT_THREADS, ms, &raw);
@@ -248,7 +248,7 @@ int mode_rwlock(const bench_opts *o) {
     if (raw.ran) {
         print_row(&raw.r);
         printf("raw = %d bare %s readers: %s\n", DEFAULT_THREADS, backend, raw.method);
-        printf("(readers and raw measured interleaved in %d slices each)\n", RAW_SLICES);
+        printf("(readers and raw measured interleaved in %d slices each)\n", raw_slices(o));
         printf("readers / raw           = %.2f   (target >= %.1f: %s)\n", r_over_raw,
                TARGET_READERS_OVER_RAW, met(rd_ok));
     } else {
