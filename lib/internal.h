@@ -402,6 +402,9 @@ bool coord__lock_waiting(coord_lock *l);
 
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
+/* Items the queue consumers of this process tried to take or claim, won or lost (workqueue.c):
+ * tests check that consumers of one client do not race each other for one item. */
+uint64_t coord__queue_tries(void);
 
 /* Bytes a built hash ring holds (for coord-bench); 0 for NULL. */
 size_t coord__hashring_bytes(const coord_hashring *h);

@@ -20,6 +20,9 @@
 
 #include "internal.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 struct coord_queue {
     coord_client *c;
     char *dir, *claims;
@@ -27,6 +30,129 @@ struct coord_queue {
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
     struct take_op *taking; /* loop mode: the take in flight (the client's waiter mutex) */
 };
+
+/*
+ * Consumers of one client that listed the queue together would all go for its head, and all but
+ * one would lose it: a wasted read and transaction each, 1.8 losses an item with 4 consumers on
+ * one client (measured on ZooKeeper), so 4 consumers went no faster than 1. So consumers of this
+ * process tell each other, per client, which items they are trying, which claims they hold, and
+ * which items they took or acked lately:
+ * - an item another consumer is trying is passed over, and tried last, once that try has ended
+ *   without taking it;
+ * - an item a claim of this client holds is not open to a listing older than the claim (a
+ *   newer listing of the claims tells by itself, and tells too when the claim went with its
+ *   session);
+ * - an item taken or acked since the listing began is gone; one taken before it began and
+ *   listed anyway is a new item of the same name (a queue made again), and is tried.
+ */
+typedef struct trying {
+    const coord_client *c;
+    const char *dir, *name; /* the item's directory (dirlen bytes of `dir`) and name */
+    size_t dirlen;
+    uint64_t held_at; /* a claim held since then (done_count), made by its try; 0 for a try */
+    struct trying *next;
+} trying;
+
+static pthread_mutex_t trying_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t trying_cv = PTHREAD_COND_INITIALIZER; /* a try ended */
+static trying *trying_now;
+
+/* Items taken or acked lately: a hash of client, directory and name, and when (done_count, which
+ * counts those and the claims made). A listing older than the oldest of them (1024 items taken
+ * since it began) may cost a loss more. */
+#define DONE_KEEP 1024
+static struct { uint64_t hash, at; } done_ring[DONE_KEEP];
+static uint64_t done_count;
+static size_t done_next;
+
+static _Atomic uint64_t tries;
+
+uint64_t coord__queue_tries(void) {
+    return atomic_load(&tries);
+}
+
+static uint64_t item_hash(const coord_client *c, const char *dir, size_t dirlen, const char *name) {
+    return XXH3_64bits_withSeed(name, strlen(name),
+                                XXH3_64bits_withSeed(dir, dirlen, (uint64_t)(uintptr_t)c));
+}
+
+/* Where the record of taken items stands, read before a listing. */
+static uint64_t done_now(void) {
+    pthread_mutex_lock(&trying_mu);
+    uint64_t n = done_count;
+    pthread_mutex_unlock(&trying_mu);
+    return n;
+}
+
+static void done_note(const coord_client *c, const char *dir, size_t dirlen, const char *name) {
+    uint64_t h = item_hash(c, dir, dirlen, name);
+    pthread_mutex_lock(&trying_mu);
+    done_ring[done_next].hash = h;
+    done_ring[done_next].at = ++done_count;
+    done_next = (done_next + 1) % DONE_KEEP;
+    pthread_mutex_unlock(&trying_mu);
+}
+
+static bool same_item(const trying *a, const trying *b) {
+    return a->c == b->c && a->dirlen == b->dirlen && !strcmp(a->name, b->name) &&
+           !memcmp(a->dir, b->dir, a->dirlen);
+}
+
+typedef enum { ITEM_FREE, ITEM_BUSY, ITEM_GONE } item_state;
+
+/* In one look: the item of `t` is gone (taken, or claimed, since `since`), busy (another consumer
+ * tries it; with `wait`, wait for that try to end and look again), or free: then `t` goes on the
+ * list. */
+static item_state trying_begin(trying *t, uint64_t since, bool wait) {
+    uint64_t h = item_hash(t->c, t->dir, t->dirlen, t->name);
+    pthread_mutex_lock(&trying_mu);
+    item_state st;
+    for (;;) {
+        st = ITEM_FREE;
+        for (size_t i = 0; i < DONE_KEEP && st == ITEM_FREE; i++)
+            if (done_ring[i].hash == h && done_ring[i].at > since) st = ITEM_GONE;
+        for (const trying *o = trying_now; o && st == ITEM_FREE; o = o->next)
+            if (same_item(o, t)) {
+                if (!o->held_at)
+                    st = ITEM_BUSY;
+                else if (o->held_at > since)
+                    st = ITEM_GONE;
+            }
+        if (st != ITEM_BUSY || !wait) break;
+        pthread_cond_wait(&trying_cv, &trying_mu);
+    }
+    if (st == ITEM_FREE) {
+        t->next = trying_now;
+        trying_now = t;
+    }
+    pthread_mutex_unlock(&trying_mu);
+    return st;
+}
+
+/* Take `t` off the list, putting `by` (a claim now held, when not NULL) in its place. */
+static void trying_end(trying *t, trying *by) {
+    pthread_mutex_lock(&trying_mu);
+    trying **p = &trying_now;
+    while (*p != t)
+        p = &(*p)->next;
+    if (by) {
+        by->held_at = ++done_count;
+        by->next = t->next;
+        *p = by;
+    } else {
+        *p = t->next;
+    }
+    if (!t->held_at) pthread_cond_broadcast(&trying_cv);
+    pthread_mutex_unlock(&trying_mu);
+}
+
+/* A held claim's ack or nack begins: its item is busy until it ends (item_free), as during a try,
+ * since an ack applied before the acker hears of it is not in the record of taken items yet. */
+static void trying_again(trying *t) {
+    pthread_mutex_lock(&trying_mu);
+    t->held_at = 0;
+    pthread_mutex_unlock(&trying_mu);
+}
 
 struct coord_item {
     coord_queue *q;
@@ -36,6 +162,7 @@ struct coord_item {
     uint64_t epoch; /* the session that made the claim */
     void *data;
     size_t len;
+    trying held; /* on the trying list while the claim is held (when held.c is set) */
 };
 
 int coord_queue_new(coord_queue **out, coord_client *c, const char *name) {
@@ -176,32 +303,53 @@ int coord_queue_size(coord_queue *q, size_t *out) {
 /*
  * Try `one` on the open items of one look, oldest first, until it takes one (0) or fails
  * otherwise than by losing the item to someone else (COORD_ENOTFOUND, COORD_ECONFLICT: next).
- * Consumers that lost the head race for the same next items: after a loss, the next try goes to
- * one of the few items after it, drawn at random, so that they spread (no herd on the head;
- * every open item is still tried once). A lone consumer never loses and goes in order.
+ * Items another consumer of this client is trying are passed over, and tried last (see trying).
+ * Consumers of other clients that lost the head race for the same next items: after a loss, the
+ * next try goes to one of the few items after it, drawn at random, so that they spread (no herd
+ * on the head; every open item is still tried once). A lone consumer never loses and goes in
+ * order.
  */
+static int claim_one(coord_queue *q, const char *name, void *arg);
+
 static int each_open(coord_queue *q, int (*one)(coord_queue *, const char *name, void *arg),
                      void *arg) {
     view v;
+    uint64_t since = done_now();
     int rc = look(q, &v);
     if (rc) return rc;
-    size_t *order = v.nitems ? malloc(v.nitems * sizeof *order) : NULL, n = 0;
+    /* order: the open items, in the order they are tried; passed: those passed over */
+    size_t *order = v.nitems ? malloc(2 * v.nitems * sizeof *order) : NULL, n = 0, npassed = 0;
     if (v.nitems && !order) {
         view_free(&v);
         return coord__oom();
     }
+    size_t *passed = order + v.nitems, dirlen = strlen(q->dir);
     for (size_t i = 0; i < v.nitems; i++)
         if (open_item(q, &v, i)) order[n++] = i;
     rc = COORD_ENOTFOUND;
-    for (size_t at = 0; at < n && rc == COORD_ENOTFOUND; at++) {
-        rc = one(q, v.items[order[at]].key, arg);
+    for (size_t at = 0; at < n + npassed && rc == COORD_ENOTFOUND; at++) {
+        bool last_round = at >= n;
+        size_t i = last_round ? passed[at - n] : order[at];
+        trying t = {q->c, q->dir, v.items[i].key, dirlen, 0, NULL};
+        item_state st = trying_begin(&t, since, last_round);
+        if (st == ITEM_BUSY) passed[npassed++] = i;
+        if (st != ITEM_FREE) continue;
+        rc = one(q, t.name, arg);
+        atomic_fetch_add(&tries, 1);
+        /* A claim keeps its item on the list until it is acked or given back. */
+        coord_item *it = !rc && one == claim_one ? *(coord_item **)arg : NULL;
+        if (it) {
+            size_t dl = strlen(it->item) - strlen(t.name) - 1;
+            it->held = (trying){q->c, it->item, it->item + dl + 1, dl, 0, NULL};
+        }
+        trying_end(&t, it ? &it->held : NULL);
         if (rc != COORD_ENOTFOUND && rc != COORD_ECONFLICT) break;
         if (rc == COORD_ECONFLICT && at + 2 < n) { /* lost: spread over the next few */
             size_t span = n - at - 1 < 4 ? n - at - 1 : 4;
             size_t pick = at + 1 + (size_t)(coord__now_ms() ^ (intptr_t)q) % span,
-                   t = order[at + 1];
+                   x = order[at + 1];
             order[at + 1] = order[pick];
-            order[pick] = t;
+            order[pick] = x;
         }
         rc = COORD_ENOTFOUND;
     }
@@ -226,6 +374,7 @@ static int take_one(coord_queue *q, const char *name, void *arg) {
         rc = k->backend->txn(k, ops, 2, NULL, &failed, timeout);
     }
     if (!rc) {
+        done_note(q->c, q->dir, strlen(q->dir), name);
         *(void **)res[0] = kv.value;
         *(size_t *)res[1] = kv.len;
         kv.value = NULL;
@@ -241,6 +390,7 @@ static int try_take(coord_queue *q, void *arg) {
 }
 
 static void item_free(coord_item *it) {
+    if (it->held.c) trying_end(&it->held, NULL);
     coord_kv_clear(&it->mine);
     free(it->item);
     free(it->claim);
@@ -373,6 +523,7 @@ const void *coord_item_data(const coord_item *it, size_t *len) {
 int coord_item_ack(coord_item *it) {
     if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
     coord_queue *q = it->q;
+    if (it->held.c) trying_again(&it->held);
     int rc;
     if (coord__session_epoch(q->c) != it->epoch) {
         rc = coord_seterr(COORD_ESESSION, "the claim of %s ended with its session", it->item);
@@ -386,6 +537,7 @@ int coord_item_ack(coord_item *it) {
                            {.type = COORD_OP_DEL, .path = it->claim, .version = it->mine.version}};
         size_t failed = 3;
         rc = k->backend->txn(k, ops, 3, NULL, &failed, coord__client_timeout(q->c));
+        if (!rc && it->held.c) done_note(q->c, it->held.dir, it->held.dirlen, it->held.name);
         if (rc == COORD_ECONFLICT)
             rc = coord_seterr(COORD_ESESSION, "the claim of %s is no longer this session's",
                               it->item);
@@ -405,6 +557,7 @@ int coord_item_ack(coord_item *it) {
 int coord_item_nack(coord_item *it) {
     if (!it) return coord_seterr(COORD_EINVAL, "item is NULL");
     coord_queue *q = it->q;
+    if (it->held.c) trying_again(&it->held);
     int rc = 0;
     if (coord__session_epoch(q->c) == it->epoch) {
         coord__orphan_ref o = {q, it->claim, NULL, it->mine.version, it->epoch};

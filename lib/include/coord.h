@@ -985,7 +985,9 @@ COORD_EXTERN int coord_queue_put(coord_queue *q, const void *data, size_t len);
  * caller frees it): at most once, as a taker that dies afterwards loses it. `timeout_ms` 0: one
  * try, COORD_ENOTFOUND when empty; < 0: wait as long as it takes; > 0: at most that long
  * (COORD_ETIMEDOUT). Waiting takers and claimers queue up and only the first watches the queue,
- * so an item wakes one of them.
+ * so an item wakes one of them. Takers and claimers on handles of one client do not race each
+ * other: one passes over an item another is trying (and takes the next), so consumers running at
+ * once take items close to, not strictly in, their order.
  */
 COORD_EXTERN int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms);
 

@@ -142,6 +142,24 @@ static void queue_claims(void **state) {
     coord_conn *k = coord__client_conn(a);
     assert_int_equal(k->backend->expire(k), 0);
     await_entries(b, claims, 0);
+    /* Back for the claimer's own client too, though its item handle still lives. */
+    coord_queue *qa2;
+    assert_int_equal(coord_queue_new(&qa2, a, "jobs"), 0);
+    coord_item *local = NULL;
+    int rc = COORD_ESESSION;
+    for (int i = 0; i < 100 && (rc == COORD_ESESSION || rc == COORD_EUNAVAILABLE); i++)
+        if ((rc = coord_queue_claim(qa2, &local, 0)) == COORD_ESESSION ||
+            rc == COORD_EUNAVAILABLE) {
+            struct timespec ts = {0, 20000000}; /* the new session is on its way */
+            nanosleep(&ts, NULL);
+        }
+    if (rc) fail_msg("claim on the claimer's client: %s", coord_last_error());
+    size_t llen = 0;
+    const void *ld = coord_item_data(local, &llen);
+    assert_int_equal(llen, 1);
+    assert_memory_equal(ld, "d", 1);
+    assert_int_equal(coord_item_nack(local), 0);
+    coord_queue_free(qa2);
     coord_item *again = claim_is(qb, "d");
     assert_int_equal(coord_item_ack(id), COORD_ESESSION);
     assert_int_equal(size_of(qb), 1);
@@ -197,6 +215,82 @@ static void await_done(taker *t) {
     }
     assert_int_not_equal(atomic_load(&t->rc), 1);
     pthread_join(t->th, NULL);
+}
+
+typedef struct local_consumer {
+    coord_client *c;
+    bool claim;
+    _Atomic int *seen; /* per item */
+    int got, bad;
+    pthread_t th;
+} local_consumer;
+
+static void *local_consumer_main(void *arg) {
+    local_consumer *lc = arg;
+    coord_queue *q = NULL;
+    if (coord_queue_new(&q, lc->c, "local")) {
+        lc->bad++;
+        return NULL;
+    }
+    for (;;) {
+        void *d = NULL;
+        size_t len = 0;
+        coord_item *it = NULL;
+        int rc = lc->claim ? coord_queue_claim(q, &it, 0) : coord_queue_take(q, &d, &len, 0);
+        if (rc == COORD_ENOTFOUND) break;
+        if (rc) {
+            lc->bad++;
+            break;
+        }
+        const void *p = it ? coord_item_data(it, &len) : d;
+        char v[16];
+        snprintf(v, sizeof v, "%.*s", (int)len, (const char *)p);
+        int i = atoi(v);
+        if (i < 0 || i >= 60 || atomic_fetch_add(&lc->seen[i], 1)) lc->bad++;
+        lc->got++;
+        if (it && coord_item_ack(it)) lc->bad++;
+        free(d);
+    }
+    coord_queue_free(q);
+    return NULL;
+}
+
+/* Four consumers of one client, each with a handle of its own, share 60 items without racing
+ * each other for one: one try an item, none lost (workqueue.c, "trying"). Takes, then claims. */
+static void queue_local_consumers(void **state) {
+    coord_client *c = OPEN(state, NULL, NULL);
+    coord_queue *q;
+    assert_int_equal(coord_queue_new(&q, c, "local"), 0);
+    for (int round = 0; round < 2; round++) {
+        char v[16];
+        for (int i = 0; i < 60; i++) {
+            snprintf(v, sizeof v, "%d", i);
+            assert_int_equal(coord_queue_put(q, v, strlen(v)), 0);
+        }
+        _Atomic int seen[60];
+        for (int i = 0; i < 60; i++)
+            atomic_init(&seen[i], 0);
+        local_consumer lc[4];
+        uint64_t t0 = coord__queue_tries();
+        for (int i = 0; i < 4; i++) {
+            lc[i] = (local_consumer){.c = c, .claim = round == 1, .seen = seen};
+            assert_int_equal(pthread_create(&lc[i].th, NULL, local_consumer_main, &lc[i]), 0);
+        }
+        int got = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(lc[i].th, NULL);
+            assert_int_equal(lc[i].bad, 0);
+            got += lc[i].got;
+        }
+        assert_int_equal(got, 60); /* each item once (seen[] counts) */
+        uint64_t n = coord__queue_tries() - t0;
+        print_message("    %s: %llu tries for 60 items\n", round ? "claim" : "take",
+                      (unsigned long long)n);
+        assert_int_equal(n, 60);
+        assert_int_equal(size_of(q), 0);
+    }
+    coord_queue_free(q);
+    coord_client_close(c);
 }
 
 /* Waiting takers and claimers are served one per item, in the order they came. */
@@ -345,7 +439,8 @@ static void queue_lost_answers(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH(queue_fifo),         BOTH(queue_claims), BOTH(queue_waiters), BOTH(queue_bad_input),
+        BOTH(queue_fifo),         BOTH(queue_claims),          BOTH(queue_waiters),
+        BOTH(queue_bad_input),    BOTH(queue_local_consumers),
 #ifdef COORD_TEST_FAKE
         BOTH(queue_lost_answers),
 #endif
