@@ -29,8 +29,9 @@ struct coord_queue {
     bool sequential; /* the backend names sequential entries (COORD_CAP_SEQUENTIAL) */
     coord__queue wq; /* this handle's place among waiters; its cv also serves the first's wait */
     struct take_op *taking; /* loop mode: the take in flight (the client's waiter mutex) */
-    int contended; /* tries left that start off the head: consumers of other clients race us */
-    uint64_t draw; /* xorshift state for those starts and for spreading after a loss */
+    int contended;   /* tries left that start off the head: consumers of other clients race us */
+    int64_t lost_at; /* when a try last lost (coord__now_ms) */
+    uint64_t draw;   /* xorshift state for those starts and for spreading after a loss */
 };
 
 /* A draw below `span` (> 0): consumers of other processes must not draw alike, so the state
@@ -338,10 +339,11 @@ static int each_open(coord_queue *q, int (*one)(coord_queue *, const char *name,
     size_t *passed = order + v.nitems, dirlen = strlen(q->dir);
     for (size_t i = 0; i < v.nitems; i++)
         if (open_item(q, &v, i)) order[n++] = i;
-    if (q->contended > 0 && n > 1) {
+    if (q->contended > 0 && n > 1 && coord__now_ms() - q->lost_at < 1000) {
         /* Lately lost to consumers of other clients, who go for the head too: start at one of
-         * the first eight, drawn at random, for the next 8 tries (4 consumers on 4 clients took
-         * 0.68-0.79 as many items a second as 1 on ZooKeeper starting at the head, 1.1-1.4 so). */
+         * the first eight, drawn at random, for the next 8 tries within a second of the loss (4
+         * consumers on 4 clients took 0.68-0.79 as many items a second as 1 on ZooKeeper starting
+         * at the head, 1.1-1.4 so). */
         q->contended--;
         size_t span = n < 8 ? n : 8, pick = draw_below(q, span), x = order[0];
         order[0] = order[pick];
@@ -365,7 +367,10 @@ static int each_open(coord_queue *q, int (*one)(coord_queue *, const char *name,
         }
         trying_end(&t, it ? &it->held : NULL);
         if (rc != COORD_ENOTFOUND && rc != COORD_ECONFLICT) break;
-        if ((rc == COORD_ECONFLICT || rc == COORD_ENOTFOUND) && !last_round) q->contended = 8;
+        if ((rc == COORD_ECONFLICT || rc == COORD_ENOTFOUND) && !last_round) {
+            q->contended = 8;
+            q->lost_at = coord__now_ms();
+        }
         if (rc == COORD_ECONFLICT && at + 2 < n) { /* lost: spread over the next few */
             size_t span = n - at - 1 < 4 ? n - at - 1 : 4;
             size_t pick = at + 1 + draw_below(q, span), x = order[at + 1];

@@ -987,8 +987,9 @@ COORD_EXTERN int coord_queue_put(coord_queue *q, const void *data, size_t len);
  * (COORD_ETIMEDOUT). Waiting takers and claimers queue up and only the first watches the queue,
  * so an item wakes one of them. Takers and claimers on handles of one client do not race each
  * other: one passes over an item another is trying (and takes the next); one that lost an item
- * to another client starts its next few tries at one of the eight oldest. So consumers running
- * at once take items close to, not strictly in, their order; a lone consumer goes in order.
+ * to another client starts its next tries, for up to 8 tries or a second, at one of the eight
+ * oldest. So consumers running at once take items close to, not strictly in, their order; a lone
+ * consumer goes in order.
  */
 COORD_EXTERN int coord_queue_take(coord_queue *q, void **data, size_t *len, int timeout_ms);
 
