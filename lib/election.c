@@ -29,15 +29,12 @@ struct coord_election {
     int64_t arm_at;
     uint64_t gen; /* bumped at each campaign and step-down: a stale self watch is ignored */
 
-    pthread_mutex_t mu; /* guards self, arm_self, gen and my_* */
+    pthread_mutex_t mu; /* guards self, arm_self, gen, my and my_epoch */
     coord__worker worker;
-    /* Our entry while leading: copies for the worker, which never reads `q`. */
-    char *my_key;
-    int64_t my_order;
+    /* Our entry while leading (key NULL otherwise), as a leader's own report shows it, and its
+     * session: copies for the worker, which never reads `q`. */
+    coord_kv my;
     uint64_t my_epoch;
-    void *my_value; /* what a leader's own report says: its value, version and term */
-    size_t my_len;
-    int64_t my_version, my_token;
 
     /* Observation (on_leader): touched by the worker only, after new. */
     coord_watch *dir_watch, *head_watch;
@@ -114,14 +111,14 @@ static void self_free(coord_election *e, self_watch *sw) {
 /* Watch our entry's deletion for the lead of generation `gen` (worker). */
 static int arm_self(coord_election *e) {
     pthread_mutex_lock(&e->mu);
-    bool want = e->arm_self && e->my_key;
+    bool want = e->arm_self && e->my.key;
     if (want && coord__now_ms() < e->arm_at) { /* not yet: see SELF_WATCH_AFTER_MS */
         coord__worker_kick_at(&e->worker, 0, e->arm_at);
         pthread_mutex_unlock(&e->mu);
         return 0;
     }
     e->arm_self = false;
-    char *key = want ? strdup(e->my_key) : NULL;
+    char *key = want ? strdup(e->my.key) : NULL;
     uint64_t gen = e->gen;
     pthread_mutex_unlock(&e->mu);
     if (!want) return 0;
@@ -158,7 +155,7 @@ bool coord_election_is_leader(const coord_election *e) {
 
 /* is_leader from the worker's copies; mu held. */
 static bool leads(const coord_election *e) {
-    return e->my_key && atomic_load(&e->leading) && !atomic_load(&e->suspended) &&
+    return e->my.key && atomic_load(&e->leading) && !atomic_load(&e->suspended) &&
            !atomic_load(&e->vanished) && coord__session_epoch(e->q.c) == e->my_epoch;
 }
 
@@ -202,19 +199,26 @@ static int follow(coord_election *e, const char *key) {
     return rc;
 }
 
+/* `kv`'s value becomes a copy of `len` bytes of `value` (never NULL, so a failed copy tells);
+ * false when out of memory, the old value kept. */
+static bool set_value(coord_kv *kv, const void *value, size_t len) {
+    void *copy = malloc(len ? len : 1);
+    if (!copy) return false;
+    if (len) memcpy(copy, value, len);
+    free(kv->value);
+    kv->value = copy;
+    kv->len = len;
+    return true;
+}
+
 /* A copy of our entry as the leader's report shows it; mu held. */
 static int own_entry(const coord_election *e, coord_kv *kv) {
-    kv->key = strdup(e->my_key);
-    kv->value = malloc(e->my_len ? e->my_len : 1);
-    if (!kv->key || !kv->value) {
+    *kv = e->my;
+    kv->value = NULL;
+    if (!(kv->key = strdup(e->my.key)) || !set_value(kv, e->my.value, e->my.len)) {
         coord_kv_clear(kv);
         return coord__oom();
     }
-    if (e->my_len) memcpy(kv->value, e->my_value, e->my_len);
-    kv->len = e->my_len;
-    kv->version = e->my_version;
-    kv->token = e->my_token;
-    kv->order = e->my_order;
     return 0;
 }
 
@@ -249,7 +253,7 @@ static int observe(coord_election *e) {
         return rc;
     }
     pthread_mutex_lock(&e->mu);
-    bool mine = !none && e->my_key && !strcmp(e->my_key, head.key) && leads(e);
+    bool mine = !none && e->my.key && !strcmp(e->my.key, head.key) && leads(e);
     pthread_mutex_unlock(&e->mu);
     bool same = e->reported && e->rep_none == none &&
                 (none || (e->rep_key && !strcmp(e->rep_key, head.key) &&
@@ -276,11 +280,11 @@ static int confirm(coord_election *e) {
     if (coord_client_state(e->q.c) != COORD_SESSION_CONNECTED) return 0;
     coord_kv mine = {0};
     pthread_mutex_lock(&e->mu);
-    bool ours = e->my_key && atomic_load(&e->leading) &&
+    bool ours = e->my.key && atomic_load(&e->leading) &&
                 coord__session_epoch(e->q.c) == e->my_epoch; /* else lost: never again */
     if (ours) {
-        mine.key = strdup(e->my_key);
-        mine.order = e->my_order;
+        mine.key = strdup(e->my.key);
+        mine.order = e->my.order;
     }
     pthread_mutex_unlock(&e->mu);
     if (!ours) return 0;
@@ -393,10 +397,7 @@ static void step_down(coord_election *e) {
     e->self = NULL;
     e->arm_self = false;
     e->gen++;
-    free(e->my_key);
-    e->my_key = NULL;
-    free(e->my_value);
-    e->my_value = NULL;
+    coord_kv_clear(&e->my);
     pthread_mutex_unlock(&e->mu);
     self_free(e, sw);
     kick(e, false);
@@ -423,15 +424,11 @@ static int campaign_end(coord_election *e, int rc, const void *value, size_t len
         rc = coord_seterr(COORD_ELOCKED, "another candidate leads %s", e->q.dir);
     if (!rc) {
         pthread_mutex_lock(&e->mu);
-        free(e->my_key);
-        e->my_key = strdup(e->q.mine.key);
-        e->my_order = e->q.mine.order;
+        coord_kv_clear(&e->my);
+        e->my = e->q.mine;
+        e->my.value = NULL;
+        bool copied = (e->my.key = strdup(e->q.mine.key)) && set_value(&e->my, value, len);
         e->my_epoch = e->q.epoch;
-        free(e->my_value);
-        if ((e->my_value = malloc(len ? len : 1)) && len) memcpy(e->my_value, value, len);
-        e->my_len = len;
-        e->my_version = e->q.mine.version;
-        e->my_token = (int64_t)e->q.mine.token;
         /* Our entry's deletion (an operator, a revoked lease) ends the lead: the worker watches
          * for it, and a deletion before that is reported when the watch is armed. */
         e->gen++;
@@ -439,7 +436,7 @@ static int campaign_end(coord_election *e, int rc, const void *value, size_t len
         e->arm_at = coord__now_ms() + SELF_WATCH_AFTER_MS;
         atomic_store(&e->vanished, false);
         pthread_mutex_unlock(&e->mu);
-        if (!e->my_key || !e->my_value) rc = coord__oom();
+        if (!copied) rc = coord__oom();
         atomic_store(&e->suspended, coord_client_state(e->q.c) == COORD_SESSION_SUSPENDED);
     }
     if (!rc) rc = coord__worker_start(&e->worker);
@@ -513,18 +510,10 @@ int coord_election_proclaim(coord_election *e, const void *value, size_t len) {
                          coord__client_timeout(e->q.c));
     if (!rc) {
         e->q.mine.version = out.version;
-        void *copy = malloc(len ? len : 1);
         pthread_mutex_lock(&e->mu);
-        if (copy && e->my_key) { /* the report observers get, ours included */
-            if (len) memcpy(copy, value, len);
-            free(e->my_value);
-            e->my_value = copy;
-            e->my_len = len;
-            e->my_version = out.version;
-            copy = NULL;
-        }
+        /* The report observers get, ours included (out of memory: the old value stays). */
+        if (e->my.key && set_value(&e->my, value, len)) e->my.version = out.version;
         pthread_mutex_unlock(&e->mu);
-        free(copy);
         kick(e, false);
     }
     coord_kv_clear(&out);
@@ -617,8 +606,7 @@ void coord_election_free(coord_election *e) {
     coord__queue_destroy(&e->q);
     coord__worker_destroy(&e->worker); /* no watch is left to kick it */
     pthread_mutex_destroy(&e->mu);
-    free(e->my_key);
-    free(e->my_value);
+    coord_kv_clear(&e->my);
     free(e->head_key);
     free(e->rep_key);
     coord_kv_clear(&e->last);

@@ -367,7 +367,7 @@ static int each_open(coord_queue *q, int (*one)(coord_queue *, const char *name,
         }
         trying_end(&t, it ? &it->held : NULL);
         if (rc != COORD_ENOTFOUND && rc != COORD_ECONFLICT) break;
-        if ((rc == COORD_ECONFLICT || rc == COORD_ENOTFOUND) && !last_round) {
+        if (!last_round) { /* lost (the item went to someone else) */
             q->contended = 8;
             q->lost_at = coord__now_ms();
         }
