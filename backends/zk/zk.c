@@ -1597,8 +1597,14 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path, voi
         report(z, COORD_SESSION_LOST);
 }
 
+/* The client resolves its hosts again at most this often while connected (and at once after a
+ * connection loss). Its default is at every look at the socket: a getaddrinfo, with a netlink
+ * dump of the interfaces, per I/O wake-up, which was a quarter of a busy client's CPU. */
+#define ZK_RESOLVE_DELAY_MS 1000
+
 static zhandle_t *new_handle(zk *z, const clientid_t *cid, watcher_fn fn, void *ctx) {
     zhandle_t *zh = zookeeper_init2(z->hosts, fn, z->cfg->session_ttl_ms, cid, ctx, 0, zk_log);
+    if (zh) zoo_set_servers_resolution_delay(zh, ZK_RESOLVE_DELAY_MS);
     if (zh && z->auth) zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL);
     return zh;
 }
