@@ -478,7 +478,8 @@ bool raw_queue(const bench_opts *o, const char *backend, int consumers, bool cla
                raw_result *out) {
     const raw_client *rc;
     coord_uri *u = NULL;
-    if (raw_setup(o, backend, &rc, &u, out)) rc->queue(u, consumers, claim, ms, out);
+    if (raw_setup(o, backend, &rc, &u, out))
+        rc->queue(u, consumers, claim, !o->client_per_thread, ms, out);
     out->ran = u && !out->err[0];
     coord_uri_free(u);
     return out->ran;
@@ -633,6 +634,39 @@ int feed_got(bench_feed *f, bench_thread *t, const void *data, size_t len) {
         return -1;
     }
     return 0;
+}
+
+uint64_t feed_since(bench_feed *f) {
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->ndone;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+int feed_try(bench_feed *f, uint64_t since, const char *name) {
+    pthread_mutex_lock(&f->mu);
+    int slot = -1;
+    bool pass = false;
+    for (int i = 0; i < FEED_TRYING && !pass; i++) {
+        if (!f->trying[i][0] && slot < 0) slot = i;
+        pass = !strncmp(f->trying[i], name, sizeof f->trying[i] - 1);
+    }
+    if (f->ndone - since > FEED_DONE) since = f->ndone - FEED_DONE;
+    for (uint64_t d = since; d < f->ndone && !pass; d++)
+        pass = !strncmp(f->done[d % FEED_DONE], name, sizeof f->done[0] - 1);
+    if (pass || slot < 0)
+        slot = -1;
+    else
+        snprintf(f->trying[slot], sizeof f->trying[slot], "%s", name);
+    pthread_mutex_unlock(&f->mu);
+    return slot;
+}
+
+void feed_tried(bench_feed *f, int slot, bool taken) {
+    pthread_mutex_lock(&f->mu);
+    if (taken) memcpy(f->done[f->ndone++ % FEED_DONE], f->trying[slot], sizeof f->done[0]);
+    f->trying[slot][0] = 0;
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* ---------- output ---------- */

@@ -162,10 +162,13 @@ typedef struct raw_client {
      * cycle a put, timed from its return until the watcher has seen its version (into
      * out->r.lat); out->err set when it failed. */
     void (*watch)(const coord_uri *u, int64_t ms, raw_result *out);
-    /* 1 producer keeping the queue QUEUE_BACKLOG items ahead and `consumers` consumers, each
-     * with a connection of its own, making the requests coord makes per item (take, or claim +
-     * ack), for `ms`: out->r gets the consumers' items; out->err set when it failed. */
-    void (*queue)(const coord_uri *u, int consumers, bool claim, int64_t ms, raw_result *out);
+    /* 1 producer keeping the queue QUEUE_BACKLOG items ahead and `consumers` consumers making
+     * the requests coord makes per item (take, or claim + ack), for `ms`: out->r gets the
+     * consumers' items; out->err set when it failed. `shared`: as coord's consumers of one
+     * client, they pass over each other's items (feed_try) and, on ZooKeeper, share one handle
+     * (etcd: a connection each, as the backend's pool has); otherwise each is on its own. */
+    void (*queue)(const coord_uri *u, int consumers, bool claim, bool shared, int64_t ms,
+                  raw_result *out);
 } raw_client;
 
 #ifdef COORD_WITH_ZOOKEEPER
@@ -233,12 +236,17 @@ int raw_slices(const bench_opts *o);
  * cost the same all along). Items are "item-<n>", n from 0 in order of puts; a consumer that
  * gets an item seen before fails the run (a take is at most once, an acked claim gone).
  */
+#define FEED_TRYING 16 /* consumers of one bound trying items at once, at most */
+#define FEED_DONE 256  /* the taken items a consumer may still find in its listing */
 typedef struct bench_feed {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t produced, consumed;
     unsigned char *seen; /* one byte an item number below `cap` */
     size_t cap;
+    /* the raw bounds' pass-over (feed_try) */
+    char trying[FEED_TRYING][64], done[FEED_DONE][64];
+    uint64_t ndone;
 } bench_feed;
 
 int feed_init(bench_feed *f);
@@ -251,6 +259,17 @@ size_t feed_next(bench_feed *f, char *buf, size_t cap);
 void feed_put(bench_feed *f);
 /* A consumer got an item: 0, or -1 with `t` failed when it was seen before or is not ours. */
 int feed_got(bench_feed *f, bench_thread *t, const void *data, size_t len);
+
+/*
+ * The raw bounds' bare consumers tell each other what coord's consumers of one client do
+ * (lib/workqueue.c): the items one of them is trying, which the others pass over, and the ones
+ * taken since a listing began, which it may still show. Without it they race for the head, and
+ * the bound would not make coord's requests. feed_since before a listing; feed_try for an item
+ * of it (by name): a slot, or -1 to pass the item over; feed_tried(slot) when the try ends.
+ */
+uint64_t feed_since(bench_feed *f);
+int feed_try(bench_feed *f, uint64_t since, const char *name);
+void feed_tried(bench_feed *f, int slot, bool taken);
 
 /* ---------- the etcd watch paths (--watch-paths) ---------- */
 

@@ -1291,7 +1291,7 @@ typedef struct etcd_qrun {
     const coord_uri *u;
     char *items, *claims; /* "<dir>/items", "<dir>/claims" (no trailing '/') */
     etcd_range items_r, claims_r;
-    bool claim;
+    bool claim, shared;
     bench_feed feed;
 } etcd_qrun;
 
@@ -1326,9 +1326,68 @@ static char *key_at(const cJSON *kvs, int i) {
     return k;
 }
 
+/* Take or claim + ack `item` (its claim key `claim`) the way coord does: 1 done (the item in
+ * *kv), 0 gone or claimed meanwhile, -1 failed. */
+static int etcd_qtry(etcd_qworker *w, const char *item, const char *claim, coord_kv *kv) {
+    etcd_qrun *run = w->run;
+    coord_kv mine = {0};
+    int rc = 0; /* 1: next item */
+    cJSON *res = NULL;
+    if (run->claim) {
+        /* The claim: coord's ephemeral put (create_revision == 0 ? put on the lease). */
+        char *c64 = etcd_b64(claim, strlen(claim));
+        snprintf(w->req, sizeof w->req,
+                 "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",\"target\":\"CREATE\","
+                 "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
+                 "\"value\":\"cmF3\",\"lease\":\"%s\"}}],\"failure\":[{\"request_range\":"
+                 "{\"key\":\"%s\"}}]}",
+                 c64 ? c64 : "", c64 ? c64 : "", w->lease, c64 ? c64 : "");
+        free(c64);
+        rc = post_str(&w->e, "/v3/kv/txn", w->req, &res) ? -1 : 0;
+        if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
+            rc = 1; /* claimed meanwhile */
+        if (!rc && (etcd_header_rev(res, &mine.version) || mine.version <= 0)) rc = -1;
+        mine.token = (uint64_t)mine.version;
+        cJSON_Delete(res);
+        res = NULL;
+    }
+    if (!rc) { /* the item */
+        char *i64 = etcd_b64(item, strlen(item));
+        snprintf(w->req, sizeof w->req, "{\"key\":\"%s\"}", i64 ? i64 : "");
+        free(i64);
+        rc = post_str(&w->e, "/v3/kv/range", w->req, &res) ? -1 : 0;
+        const cJSON *kv0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
+        if (!rc && !kv0) rc = 1; /* taken meanwhile */
+        if (!rc && etcd_parse_kv(kv0, 0, kv)) rc = -1;
+        cJSON_Delete(res);
+        res = NULL;
+    }
+    if (!rc) { /* take's or ack's txn, the backend's request */
+        coord_op take[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
+                            {.type = COORD_OP_DEL, .path = item, .version = kv->version}};
+        coord_op ack[3] = {
+            {.type = COORD_OP_HELD, .path = claim, .version = mine.version, .token = mine.token},
+            {.type = COORD_OP_DEL, .path = item, .version = kv->version},
+            {.type = COORD_OP_DEL, .path = claim, .version = mine.version}};
+        rc = post(&w->e, "/v3/kv/txn",
+                  run->claim ? etcd_txn_request(ack, 3) : etcd_txn_request(take, 2), &res)
+                 ? -1
+                 : 0;
+        if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
+            rc = run->claim ? -1 : 1;
+        cJSON_Delete(res);
+    }
+    if (rc < 0 && !w->t.err[0])
+        bench_fail(&w->t, "%s of %.300s failed", run->claim ? "ack" : "take", item);
+    return rc < 0 ? -1 : rc == 0;
+}
+
+/* One item the way coord's consumers of one client get it (the feed's pass-over included): 1
+ * when got (timed into *lat), 0 when the queue had none open, -1 failed. */
 static int etcd_qconsume(etcd_qworker *w, int64_t *lat) {
     etcd_qrun *run = w->run;
     int64_t t0 = now_ns();
+    uint64_t since = feed_since(&run->feed);
     cJSON *ir = NULL, *cr = NULL;
     const cJSON *ikvs = NULL, *ckvs = NULL;
     if (list_names(w, &run->items_r, run->items, &ir, &ikvs) ||
@@ -1352,64 +1411,17 @@ static int etcd_qconsume(etcd_qworker *w, int64_t *lat) {
             claimed = c && !strcmp(c + cl, item + il);
             free(c);
         }
-        coord_kv kv = {0}, mine = {0};
-        int rc = claimed ? 1 : 0; /* 1: next item */
-        cJSON *res = NULL;
-        if (!rc && run->claim) {
-            /* The claim: coord's ephemeral put (create_revision == 0 ? put on the lease). */
-            char *c64 = etcd_b64(claim, strlen(claim));
-            snprintf(w->req, sizeof w->req,
-                     "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",\"target\":\"CREATE\","
-                     "\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
-                     "\"value\":\"cmF3\",\"lease\":\"%s\"}}],\"failure\":[{\"request_range\":"
-                     "{\"key\":\"%s\"}}]}",
-                     c64 ? c64 : "", c64 ? c64 : "", w->lease, c64 ? c64 : "");
-            free(c64);
-            rc = post_str(&w->e, "/v3/kv/txn", w->req, &res) ? -1 : 0;
-            if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
-                rc = 1; /* claimed meanwhile */
-            if (!rc && (etcd_header_rev(res, &mine.version) || mine.version <= 0)) rc = -1;
-            mine.token = (uint64_t)mine.version;
-            cJSON_Delete(res);
-            res = NULL;
+        int slot = claimed ? -1 : run->shared ? feed_try(&run->feed, since, item + il) : 0;
+        if (slot >= 0) {
+            coord_kv kv = {0};
+            got = etcd_qtry(w, item, claim, &kv);
+            if (run->shared) feed_tried(&run->feed, slot, got > 0);
+            if (got > 0) {
+                *lat = now_ns() - t0;
+                got = feed_got(&run->feed, &w->t, kv.value, kv.len) ? -1 : 1;
+            }
+            coord_kv_clear(&kv);
         }
-        if (!rc) { /* the item */
-            char *i64 = etcd_b64(item, strlen(item));
-            snprintf(w->req, sizeof w->req, "{\"key\":\"%s\"}", i64 ? i64 : "");
-            free(i64);
-            rc = post_str(&w->e, "/v3/kv/range", w->req, &res) ? -1 : 0;
-            const cJSON *kv0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "kvs"), 0);
-            if (!rc && !kv0) rc = 1; /* taken meanwhile */
-            if (!rc && etcd_parse_kv(kv0, 0, &kv)) rc = -1;
-            cJSON_Delete(res);
-            res = NULL;
-        }
-        if (!rc) { /* take's or ack's txn, the backend's request */
-            coord_op take[2] = {{.type = COORD_OP_CHECK, .path = claim, .version = 0},
-                                {.type = COORD_OP_DEL, .path = item, .version = kv.version}};
-            coord_op ack[3] = {{.type = COORD_OP_HELD,
-                                .path = claim,
-                                .version = mine.version,
-                                .token = mine.token},
-                               {.type = COORD_OP_DEL, .path = item, .version = kv.version},
-                               {.type = COORD_OP_DEL, .path = claim, .version = mine.version}};
-            rc = post(&w->e, "/v3/kv/txn",
-                      run->claim ? etcd_txn_request(ack, 3) : etcd_txn_request(take, 2), &res)
-                     ? -1
-                     : 0;
-            if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "succeeded")))
-                rc = run->claim ? -1 : 1;
-            cJSON_Delete(res);
-        }
-        if (rc < 0) {
-            if (!w->t.err[0])
-                bench_fail(&w->t, "%s of %.300s failed", run->claim ? "ack" : "take", item);
-            got = -1;
-        } else if (rc == 0) {
-            *lat = now_ns() - t0;
-            got = feed_got(&run->feed, &w->t, kv.value, kv.len) ? -1 : 1;
-        }
-        coord_kv_clear(&kv);
         free(item);
         free(claim);
     }
@@ -1455,7 +1467,7 @@ static void *etcd_qworker_main(void *arg) {
                 feed_put(&run->feed);
             }
         } else {
-            int64_t lat;
+            int64_t lat = 0;
             while (bench_going(&w->t)) {
                 int got = etcd_qconsume(w, &lat);
                 if (got < 0 || (got > 0 && bench_sample(&w->t, lat))) break;
@@ -1468,19 +1480,26 @@ static void *etcd_qworker_main(void *arg) {
     return NULL;
 }
 
-static void etcd_queue_bound(const coord_uri *u, int consumers, bool claim, int64_t ms,
+static void etcd_queue_bound(const coord_uri *u, int consumers, bool claim, bool shared, int64_t ms,
                              raw_result *out) {
-    out->method =
-        claim ? "coord's requests per item, a libcurl handle each: POST /v3/kv/range of items/ "
-                "and of claims/ (keys_only, by create revision), POST /v3/kv/txn "
-                "(create_revision(claim) == 0 ? put on the lease) + range(item), POST "
-                "/v3/kv/txn (create_revision(claim), mod_revision(item), mod_revision(claim) ? "
-                "delete both); the producer POST /v3/kv/txn (create_revision(items/<UnixNano>) "
-                "== 0 ? put)"
-              : "coord's requests per item, a libcurl handle each: POST /v3/kv/range of items/ "
-                "and of claims/ (keys_only, by create revision), range(item) + POST /v3/kv/txn "
-                "(version(claim) == 0, mod_revision(item) == v ? delete item); the producer "
-                "POST /v3/kv/txn (create_revision(items/<UnixNano>) == 0 ? put)";
+#define ETCD_Q_CLAIM                                                                               \
+    "coord's requests per item: POST /v3/kv/range of items/ and of claims/ (keys_only, by "        \
+    "create revision), POST /v3/kv/txn (create_revision(claim) == 0 ? put on the lease) + "        \
+    "range(item), POST /v3/kv/txn (create_revision(claim), mod_revision(item), "                   \
+    "mod_revision(claim) ? delete both); the producer POST /v3/kv/txn "                            \
+    "(create_revision(items/<UnixNano>) == 0 ? put); "
+#define ETCD_Q_TAKE                                                                                \
+    "coord's requests per item: POST /v3/kv/range of items/ and of claims/ (keys_only, by "        \
+    "create revision), range(item) + POST /v3/kv/txn (version(claim) == 0, mod_revision(item) "    \
+    "== v ? delete item); the producer POST /v3/kv/txn (create_revision(items/<UnixNano>) == 0 ? " \
+    "put); "
+#define ETCD_Q_SHARED                                                                              \
+    "the consumers a libcurl handle each (as the backend's connections), passing over the items "  \
+    "another is trying or took since their listing, as coord's consumers of one client do"
+#define ETCD_Q_OWN                                                                                 \
+    "the consumers a libcurl handle each, on their own, as coord's with --client-per-thread"
+    out->method = claim ? (shared ? ETCD_Q_CLAIM ETCD_Q_SHARED : ETCD_Q_CLAIM ETCD_Q_OWN)
+                        : (shared ? ETCD_Q_TAKE ETCD_Q_SHARED : ETCD_Q_TAKE ETCD_Q_OWN);
     etcd_qrun *run = calloc(1, sizeof *run);
     etcd_qworker *ws = calloc((size_t)consumers + 1, sizeof *ws);
     char suffix[64], sub[80];
@@ -1502,6 +1521,7 @@ static void etcd_queue_bound(const coord_uri *u, int consumers, bool claim, int6
     } else {
         run->u = u;
         run->claim = claim;
+        run->shared = shared;
         for (int i = 0; i <= consumers; i++)
             ws[i].run = run;
         bench_run_threads(ws, sizeof *ws, consumers + 1, etcd_qworker_main, ms, NULL, NULL, &out->r,

@@ -66,6 +66,7 @@ static int zk_open(zk_conn *z, const coord_uri *u, char *err, size_t cap) {
         snprintf(err, cap, "zookeeper_init %.300s: %s", hosts, strerror(errno));
         return -1;
     }
+    zoo_set_servers_resolution_delay(z->zh, 1000); /* as the backend: no getaddrinfo per wake-up */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += ms_or(u->connect_timeout_ms, 5000) / 1000 + 1;
@@ -811,23 +812,71 @@ static void zk_watch(const coord_uri *u, int64_t ms, raw_result *out) {
 typedef struct zk_qrun {
     const coord_uri *u;
     char items[1024], claims[1024]; /* the two directories */
-    bool claim;
+    bool claim, shared;
+    zk_conn sz; /* the consumers' handle when shared */
     bench_feed feed;
 } zk_qrun;
 
 typedef struct zk_qworker {
     bench_thread t;
     zk_qrun *run;
-    zk_conn z;
+    zk_conn z, *zc;  /* zc: the consumer's handle, its own (z) or the run's */
     char base[1100]; /* the producer's "<items>/qn-" */
 } zk_qworker;
 
-/* One item the way coord takes or claims + acks it: 1 when got (timed into *lat), 0 when the
- * queue had none open, -1 failed. */
+/* Take or claim + ack the item `name` the way coord does: 1 done (its bytes in buf, *len),
+ * 0 gone meanwhile, -1 failed. */
+static int zk_qtry(zk_qworker *w, const char *name, char *buf, int *len) {
+    zk_qrun *run = w->run;
+    zhandle_t *zh = w->zc->zh;
+    char item[1200], claim[1200];
+    snprintf(item, sizeof item, "%s/%s", run->items, name);
+    snprintf(claim, sizeof claim, "%s/%s", run->claims, name);
+    struct Stat st, cst;
+    int rc;
+    if (!run->claim) {
+        rc = zoo_get(zh, item, 0, buf, len, &st);
+        if (rc == ZNONODE) return 0; /* taken meanwhile */
+        if (rc == ZOK) {
+            zoo_op_t ops[3];
+            zoo_op_result_t res[3];
+            zoo_create_op_init(&ops[0], claim, NULL, -1, w->zc->acl, 0, NULL, 0);
+            zoo_delete_op_init(&ops[1], claim, -1);
+            zoo_delete_op_init(&ops[2], item, st.version);
+            rc = zoo_multi(zh, 3, ops, res);
+            if (rc == ZNONODE || rc == ZNODEEXISTS || rc == ZBADVERSION) return 0;
+        }
+    } else {
+        rc = zoo_create2(zh, claim, "raw", 3, w->zc->acl, ZOO_EPHEMERAL, NULL, 0, &cst);
+        if (rc == ZNODEEXISTS) return 0; /* claimed meanwhile */
+        if (rc == ZOK) {
+            rc = zoo_get(zh, item, 0, buf, len, &st);
+            if (rc == ZNONODE) {
+                zoo_delete(zh, claim, -1);
+                return 0;
+            }
+        }
+        if (rc == ZOK) {
+            zoo_op_t ops[3];
+            zoo_op_result_t res[3];
+            zoo_check_op_init(&ops[0], claim, cst.version);
+            zoo_delete_op_init(&ops[1], item, st.version);
+            zoo_delete_op_init(&ops[2], claim, cst.version);
+            rc = zoo_multi(zh, 3, ops, res);
+        }
+    }
+    if (rc == ZOK) return 1;
+    bench_fail(&w->t, "%s %.300s: %s", run->claim ? "claim" : "take", item, zerror(rc));
+    return -1;
+}
+
+/* One item the way coord's consumers of one client get it (the feed's pass-over included): 1
+ * when got (timed into *lat), 0 when the queue had none open, -1 failed. */
 static int zk_qconsume(zk_qworker *w, int64_t *lat) {
     zk_qrun *run = w->run;
-    zhandle_t *zh = w->z.zh;
+    zhandle_t *zh = w->zc->zh;
     int64_t t0 = now_ns();
+    uint64_t since = feed_since(&run->feed);
     struct String_vector items = {0}, claims = {0};
     int rc = zoo_get_children(zh, run->items, 0, &items);
     if (rc == ZOK) rc = zoo_get_children(zh, run->claims, 0, &claims);
@@ -842,47 +891,13 @@ static int zk_qconsume(zk_qworker *w, int64_t *lat) {
         bool claimed = false;
         for (int j = 0; j < claims.count && !claimed; j++)
             claimed = !strcmp(claims.data[j], items.data[i]);
-        if (claimed) continue;
-        char item[1200], claim[1200], buf[64];
-        snprintf(item, sizeof item, "%s/%s", run->items, items.data[i]);
-        snprintf(claim, sizeof claim, "%s/%s", run->claims, items.data[i]);
+        int slot = claimed ? -1 : run->shared ? feed_try(&run->feed, since, items.data[i]) : 0;
+        if (slot < 0) continue;
+        char buf[64];
         int len = (int)sizeof buf;
-        struct Stat st, cst;
-        if (!run->claim) {
-            rc = zoo_get(zh, item, 0, buf, &len, &st);
-            if (rc == ZNONODE) continue; /* taken meanwhile */
-            if (rc == ZOK) {
-                zoo_op_t ops[3];
-                zoo_op_result_t res[3];
-                zoo_create_op_init(&ops[0], claim, NULL, -1, w->z.acl, 0, NULL, 0);
-                zoo_delete_op_init(&ops[1], claim, -1);
-                zoo_delete_op_init(&ops[2], item, st.version);
-                rc = zoo_multi(zh, 3, ops, res);
-                if (rc == ZNONODE || rc == ZNODEEXISTS || rc == ZBADVERSION) continue;
-            }
-        } else {
-            rc = zoo_create2(zh, claim, "raw", 3, w->z.acl, ZOO_EPHEMERAL, NULL, 0, &cst);
-            if (rc == ZNODEEXISTS) continue; /* claimed meanwhile */
-            if (rc == ZOK) {
-                rc = zoo_get(zh, item, 0, buf, &len, &st);
-                if (rc == ZNONODE) {
-                    zoo_delete(zh, claim, -1);
-                    continue;
-                }
-            }
-            if (rc == ZOK) {
-                zoo_op_t ops[3];
-                zoo_op_result_t res[3];
-                zoo_check_op_init(&ops[0], claim, cst.version);
-                zoo_delete_op_init(&ops[1], item, st.version);
-                zoo_delete_op_init(&ops[2], claim, cst.version);
-                rc = zoo_multi(zh, 3, ops, res);
-            }
-        }
-        if (rc != ZOK) {
-            bench_fail(&w->t, "%s %.300s: %s", run->claim ? "claim" : "take", item, zerror(rc));
-            got = -1;
-        } else {
+        got = zk_qtry(w, items.data[i], buf, &len);
+        if (run->shared) feed_tried(&run->feed, slot, got > 0);
+        if (got > 0) {
             *lat = now_ns() - t0;
             got = feed_got(&run->feed, &w->t, buf, len > 0 ? (size_t)len : 0) ? -1 : 1;
         }
@@ -896,7 +911,8 @@ static void *zk_qworker_main(void *arg) {
     zk_qworker *w = arg;
     zk_qrun *run = w->run;
     bool producer = w->t.idx == 0;
-    zk_open(&w->z, run->u, w->t.err, sizeof w->t.err);
+    w->zc = run->shared && !producer ? &run->sz : &w->z;
+    if (w->zc == &w->z) zk_open(&w->z, run->u, w->t.err, sizeof w->t.err);
     snprintf(w->base, sizeof w->base, "%s/qn-", run->items);
     if (bench_ready(&w->t)) {
         if (producer) {
@@ -912,7 +928,7 @@ static void *zk_qworker_main(void *arg) {
                 feed_put(&run->feed);
             }
         } else {
-            int64_t lat;
+            int64_t lat = 0;
             while (bench_going(&w->t)) {
                 int got = zk_qconsume(w, &lat);
                 if (got < 0 || (got > 0 && bench_sample(&w->t, lat))) break;
@@ -920,7 +936,7 @@ static void *zk_qworker_main(void *arg) {
             }
         }
     }
-    zk_close(&w->z);
+    if (w->zc == &w->z) zk_close(&w->z);
     return NULL;
 }
 
@@ -937,17 +953,23 @@ static void zk_rmdir(zk_conn *z, const char *dir) {
     zoo_delete(z->zh, dir, -1);
 }
 
-static void zk_queue_bound(const coord_uri *u, int consumers, bool claim, int64_t ms,
+static void zk_queue_bound(const coord_uri *u, int consumers, bool claim, bool shared, int64_t ms,
                            raw_result *out) {
-    out->method =
-        claim ? "coord's requests per item, a handle each: zoo_get_children(items) + "
-                "zoo_get_children(claims), zoo_create EPHEMERAL claims/<item> + zoo_get(item), "
-                "zoo_multi [check(claim, version), delete(item, version), delete(claim, "
-                "version)]; the producer zoo_create PERSISTENT_SEQUENTIAL items/qn- (sync API)"
-              : "coord's requests per item, a handle each: zoo_get_children(items) + "
-                "zoo_get_children(claims), zoo_get(item) + zoo_multi [create + delete of "
-                "claims/<item> (absent), delete(item, version)]; the producer zoo_create "
-                "PERSISTENT_SEQUENTIAL items/qn- (sync API)";
+#define ZK_Q_CLAIM                                                                                 \
+    "coord's requests per item: zoo_get_children(items) + zoo_get_children(claims), zoo_create "   \
+    "EPHEMERAL claims/<item> + zoo_get(item), zoo_multi [check(claim, version), delete(item, "     \
+    "version), delete(claim, version)]; the producer zoo_create PERSISTENT_SEQUENTIAL items/qn- "  \
+    "(sync API); "
+#define ZK_Q_TAKE                                                                                  \
+    "coord's requests per item: zoo_get_children(items) + zoo_get_children(claims), "              \
+    "zoo_get(item) + zoo_multi [create + delete of claims/<item> (absent), delete(item, "          \
+    "version)]; the producer zoo_create PERSISTENT_SEQUENTIAL items/qn- (sync API); "
+#define ZK_Q_SHARED                                                                                \
+    "the consumers share one handle and pass over the items another is trying or took since "      \
+    "their listing, as coord's consumers of one client do"
+#define ZK_Q_OWN "the consumers a handle each, on their own, as coord's with --client-per-thread"
+    out->method = claim ? (shared ? ZK_Q_CLAIM ZK_Q_SHARED : ZK_Q_CLAIM ZK_Q_OWN)
+                        : (shared ? ZK_Q_TAKE ZK_Q_SHARED : ZK_Q_TAKE ZK_Q_OWN);
     zk_qrun *run = calloc(1, sizeof *run);
     zk_qworker *ws = calloc((size_t)consumers + 1, sizeof *ws);
     zk_conn z;
@@ -964,9 +986,11 @@ static void zk_queue_bound(const coord_uri *u, int consumers, bool claim, int64_
             zk_mkdirs(&z, u, sub, run->claims, sizeof run->claims, out->err, sizeof out->err);
         }
     }
+    if (!out->err[0] && shared) zk_open(&run->sz, u, out->err, sizeof out->err);
     if (!out->err[0]) {
         run->u = u;
         run->claim = claim;
+        run->shared = shared;
         for (int i = 0; i <= consumers; i++)
             ws[i].run = run;
         bench_run_threads(ws, sizeof *ws, consumers + 1, zk_qworker_main, ms, NULL, NULL, &out->r,
@@ -981,6 +1005,7 @@ static void zk_queue_bound(const coord_uri *u, int consumers, bool claim, int64_
         }
     }
     zk_close(&z);
+    if (run && run->sz.zh) zk_close(&run->sz);
     if (run) feed_destroy(&run->feed);
     free(run);
     free(ws);
