@@ -155,9 +155,12 @@
  * 4 consumers (a coord_queue handle each, on one shared client or one each with
  * --client-per-thread), either taking (coord_queue_take) or claiming and acking
  * (coord_queue_claim + coord_item_ack); a cycle is one item, timed from the call to its return
- * (with the ack). Every item is checked to come out once. Each scenario's raw bound, run right
- * after it: the same producer and consumers on bare clients (a connection each), making the
- * requests coord makes per item (lib/workqueue.c):
+ * (with the ack). Every item is checked to come out once. Each scenario's raw bound,
+ * interleaved with it in slices as in the lock mode: the same producer and consumers on bare
+ * clients, making the requests coord makes per item (lib/workqueue.c); as coord's consumers of
+ * one client, they pass over the items another is trying or took since its listing (feed_try)
+ * and on ZooKeeper share one handle (etcd: a libcurl handle each); with --client-per-thread each
+ * is on its own:
  *   ZooKeeper: put = zoo_create PERSISTENT_SEQUENTIAL "qn-"; take = get_children(items) +
  *              get_children(claims) + zoo_get(first unclaimed) + zoo_multi [create + delete of
  *              its claim node (absent), delete(item, version)]; claim = the two listings +
@@ -169,7 +172,8 @@
  *              (create_revision(claim) == 0 ? put on the lease) + range(item), ack = txn
  *              (create_revision(claim) == c, mod_revision(item) == v, mod_revision(claim) == m ?
  *              delete both); the txns built by the backend's codec.
- * A consumer that loses an item to another moves to the next one of its listing, in both.
+ * A consumer that loses an item to another moves to the next one of its listing, in both; one
+ * that finds none open sleeps 200 us and lists again (coord's waits on a watch).
  *
  * loop: loop mode (coord_options.loop) on one client, driven from the bench's thread with
  * poll(2) on coord_client_fd and coord_client_process, against the blocking API on a non-loop

@@ -122,7 +122,7 @@ static void q_drain(coord_client *c, const char *name) {
 
 /* One scenario of `consumers` consumers for --seconds. 0, or -1 after printing why. */
 static int q_scenario(const bench_opts *o, coord_client *shared, const char *name, bool claim,
-                      result *r) {
+                      result *r, int64_t ms) {
     int n = r->threads + 1;
     q_run run = {
         .o = o, .shared = o->client_per_thread ? NULL : shared, .name = name, .claim = claim};
@@ -134,8 +134,7 @@ static int q_scenario(const bench_opts *o, coord_client *shared, const char *nam
     }
     for (int i = 0; i < n; i++)
         ws[i].run = &run;
-    int ret = bench_run_threads(ws, sizeof *ws, n, q_worker_main, (int64_t)o->seconds * 1000, NULL,
-                                NULL, r, NULL, 0);
+    int ret = bench_run_threads(ws, sizeof *ws, n, q_worker_main, ms, NULL, NULL, r, NULL, 0);
     feed_destroy(&run.feed);
     free(ws);
     q_drain(shared, name);
@@ -179,8 +178,16 @@ int mode_queue(const bench_opts *o) {
         raw[i] = (raw_result){.r = {.name = raw_names[i], .threads = consumers, .locks = 1}};
         char qname[64];
         snprintf(qname, sizeof qname, "bench-%ld-%s", (long)getpid(), names[i]);
-        if (!failed && q_scenario(o, c, qname, claim, &sc[i])) failed = 1;
-        if (!failed) raw_queue(o, backend, consumers, claim, (int64_t)o->seconds * 1000, &raw[i]);
+        /* interleaved with its raw bound in slices, as the other modes' (bench.c, raw_turn) */
+        bool raw_ok = true;
+        for (int k = 0; k < 2 * raw_slices(o) && !failed; k++) {
+            int64_t ms;
+            if (raw_turn(o, k, &ms))
+                raw_ok = raw_ok && raw_queue(o, backend, consumers, claim, ms, &raw[i]);
+            else if (q_scenario(o, c, qname, claim, &sc[i], ms))
+                failed = 1;
+        }
+        raw[i].ran = raw_ok && raw[i].r.slices > 0;
     }
     coord_client_close(c);
     double rt[Q_SCENARIOS];
@@ -234,7 +241,9 @@ int mode_queue(const bench_opts *o) {
         if (raw[i].ran) printf("raw %s = %s\n", i ? "claim" : "take", raw[i].method);
     printf("take:  4 consumers / 1 = %.2f   (target >= 1.0: %s)\n", take41, met(take41 >= 1.0));
     printf("claim: 4 consumers / 1 = %.2f   (target >= 1.0: %s)\n", claim41, met(claim41 >= 1.0));
-    printf("(every item came out once; each raw bound ran right after its scenario)\n");
+    printf("(every item came out once; each scenario and its raw bound interleaved in %d slices "
+           "each)\n",
+           raw_slices(o));
 out:
     for (int i = 0; i < Q_SCENARIOS; i++) {
         result_free(&sc[i]);
