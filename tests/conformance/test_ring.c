@@ -248,7 +248,6 @@ static void process_death(void **state) {
     free(uri);
 }
 
-/* A member whose session expires comes back by itself with the new session. */
 /* The creation number of member `id`'s entry in `group`, read from the server; 0 when absent. */
 static uint64_t member_token(coord_client *c, const char *group, const char *id) {
     char path[512];
@@ -266,6 +265,7 @@ static uint64_t member_token(coord_client *c, const char *group, const char *id)
  * A member whose session ends is registered again under the new session: a new entry. An
  * observer may see the gap, or not, when its listing comes after the new entry (the member set
  * is then the same, and a ring reports only changes of it): the test checks the entry itself.
+ * It comes back by itself, with no call from the application.
  */
 static void session_loss_rejoins(void **state) {
     char *uri;
