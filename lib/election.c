@@ -496,6 +496,10 @@ int coord_election_campaign_async(coord_election *e, const void *value, size_t l
     return rc;
 }
 
+bool coord__election_waiting(coord_election *e) {
+    return coord__queue_waiting(&e->q);
+}
+
 int coord_election_proclaim(coord_election *e, const void *value, size_t len) {
     if (!e) return coord_seterr(COORD_EINVAL, "election is NULL");
     int rc = check_value(value, len);

@@ -399,6 +399,8 @@ const coord_kv *coord__lock_entry(const coord_lock *l);
 
 /* Whether the lock's async acquire is enqueued and waits on its predecessor (tests). */
 bool coord__lock_waiting(coord_lock *l);
+/* Whether the election's async campaign is enqueued and waits on its predecessor (tests). */
+bool coord__election_waiting(coord_election *e);
 
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);

@@ -40,7 +40,10 @@ struct coord_watch {
      * creation behind. CHILDREN: `absent`, the parent was absent at the last arm. */
     bool consumed, absent;
     /* DATA: the node's state (mzxid, 0 when absent) seen by the last arm, `seen` once one did:
-     * a re-arm that finds another state reports the change it would otherwise miss. */
+     * a re-arm that finds another state reports the change it would otherwise miss. CHILDREN:
+     * the parent's cversion the last arm saw, plus one for the change that fired it: a re-arm
+     * that finds more reports them, for the listing the event's reader made may have gone out
+     * before the re-arm (a change between the two fired nothing). */
     int64_t state;
     bool seen;
 };
@@ -1360,6 +1363,11 @@ static void on_watch(zhandle_t *zh, int type, int state, const char *path, void 
         deliver(w, COORD_EV_DELETED);
         return;
     }
+    if (w->kind == COORD_WATCH_CHILDREN && type == ZOO_CHILD_EVENT) {
+        pthread_mutex_lock(&w->mu);
+        w->state++; /* the change that fired the watch */
+        pthread_mutex_unlock(&w->mu);
+    }
     if ((w->kind == COORD_WATCH_CHILDREN && type != ZOO_CHANGED_EVENT) ||
         w->kind == COORD_WATCH_DATA)
         deliver(w, COORD_EV_CHANGED);
@@ -1431,7 +1439,6 @@ static void on_arm_stat(int rc, const struct Stat *st, const void *d) {
 static void on_arm_kids(int rc, const struct String_vector *sv, const struct Stat *st,
                         const void *d) {
     (void)sv;
-    (void)st;
     coord_watch *w = (coord_watch *)d;
     if (rc == ZOK) {
         /* Watching children again after the parent was absent: its children may have come
@@ -1439,8 +1446,12 @@ static void on_arm_kids(int rc, const struct String_vector *sv, const struct Sta
         pthread_mutex_lock(&w->mu);
         bool was_absent = w->absent;
         w->absent = false;
+        int64_t now = st ? st->cversion : 0;
+        bool more = w->seen && st && w->state != now; /* changes the fired watch did not tell */
+        w->state = now;
+        w->seen = st != NULL;
         pthread_mutex_unlock(&w->mu);
-        if (was_absent) deliver(w, COORD_EV_CHANGED);
+        if (was_absent || more) deliver(w, COORD_EV_CHANGED);
     } else if (rc == ZNONODE) {
         /* No parent yet: watch for its creation instead. */
         zk *z = w->z;

@@ -416,13 +416,19 @@ static void queue_async(void **state) {
     coord_client_close(c);
 }
 
-/* Wait (running the loop) until the lock's async acquire waits on its predecessor. */
-static void until_waiting(coord_client *c, coord_lock *l) {
+/* Wait (running the loop) until the lock's async acquire, and the election's campaign when
+ * there is one, wait on their predecessors. */
+static void until_both_waiting(coord_client *c, coord_lock *l, coord_election *e) {
     int64_t end = coord__now_ms() + 10000;
     int got = 0;
-    while (!coord__lock_waiting(l) && coord__now_ms() < end)
+    while (!(coord__lock_waiting(l) && (!e || coord__election_waiting(e))) && coord__now_ms() < end)
         run_until(c, &got, 1, 5);
     assert_true(coord__lock_waiting(l));
+    if (e) assert_true(coord__election_waiting(e));
+}
+
+static void until_waiting(coord_client *c, coord_lock *l) {
+    until_both_waiting(c, l, NULL);
 }
 
 /* The session ends under a wait and a campaign: each done once, COORD_ESESSION; the client
@@ -444,7 +450,8 @@ static void session_loss(void **state) {
     rec rl = {c, -99, 0, 0, &seq}, re = {c, -99, 0, 0, &seq};
     assert_int_equal(coord_lock_acquire_async(l, -1, on_done, &rl), 0);
     assert_int_equal(coord_election_campaign_async(e, "b", 1, -1, on_done, &re), 0);
-    until_waiting(c, l);
+    /* both enqueued: an enqueue cut by the expiry would fail for want of a server */
+    until_both_waiting(c, l, e);
     coord_conn *k = coord__client_conn(c);
     assert_int_equal(k->backend->expire(k), 0);
     assert_true(run_until(c, &rl.calls, 1, 20000));
