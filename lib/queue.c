@@ -497,14 +497,38 @@ int coord__queue_enter_async(coord__queue *q, const void *value, size_t len, int
     return 0;
 }
 
-/* ---- the leave as a job (loop mode) ---- */
+/* ---- the leave without blocking (loop mode) ---- */
 
+/*
+ * A backend that sends a delete without waiting (del_async) has it sent from the caller's
+ * thread, so a release costs no job thread's wake-up; its answer comes on a backend thread.
+ * Otherwise the blocking leave runs as a job. An answer that leaves the outcome unknown hands
+ * the entry to the client's orphans, as the blocking leave does once its budget is spent. A
+ * handle freed, or a client closed, with the delete in flight waits for its answer (the backend
+ * gives one within its detection of a dead connection), so no answer outlives them.
+ */
 typedef struct leave_op {
     coord__aop op;
     coord__queue *q; /* NULL once the handle is freed */
     void (*done)(coord__queue *q, int rc, void *payload);
     void *payload;
+    /* del_async: the entry's path (ours) and session; `sent` until its answer came (mu) */
+    char *path;
+    uint64_t epoch;
+    const void *owner;
+    bool sent;
+    _Atomic int refs; /* the delivery, and the answer while sent */
 } leave_op;
+
+/* The waits for an answer in flight (a free, a close): rare, so one condition for all. */
+static pthread_mutex_t leave_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t leave_cv = PTHREAD_COND_INITIALIZER;
+
+static void leave_unref(leave_op *r) {
+    if (atomic_fetch_sub(&r->refs, 1) != 1) return;
+    free(r->path);
+    free(r);
+}
 
 static void leave_job(void *arg, uint64_t tag) {
     (void)tag;
@@ -513,13 +537,62 @@ static void leave_job(void *arg, uint64_t tag) {
     coord__aop_finish(&r->op, coord__queue_leave(q, coord__client_timeout(q->c)));
 }
 
+/* The delete's answer, on a backend thread. */
+static void leave_answer(void *arg, int rc) {
+    leave_op *r = arg;
+    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        coord__orphan_ref o = {r->owner, r->path, NULL, COORD_VERSION_ANY, r->epoch};
+        rc = coord__orphan_hand(r->op.c, &o);
+    }
+    coord__aop_finish(&r->op, rc);
+    pthread_mutex_lock(&leave_mu);
+    r->sent = false;
+    pthread_cond_broadcast(&leave_cv);
+    pthread_mutex_unlock(&leave_mu);
+    leave_unref(r);
+}
+
+/* Until the answer of a delete in flight came. */
+static void leave_settle(leave_op *r) {
+    pthread_mutex_lock(&leave_mu);
+    while (r->sent)
+        pthread_cond_wait(&leave_cv, &leave_mu);
+    pthread_mutex_unlock(&leave_mu);
+}
+
+static void leave_abort(coord__aop *op) {
+    leave_settle((leave_op *)op);
+}
+
+/* Send the delete of our entry without waiting: true when it went (the answer finishes `r`). */
+static bool leave_send(coord__queue *q, leave_op *r) {
+    coord_conn *k = coord__client_conn(q->c);
+    if (!k->backend->del_async || !q->mine.key) return false;
+    if (coord__session_epoch(q->c) != q->epoch) return false; /* the job answers at once */
+    r->path = q->mine.key;
+    r->epoch = q->epoch;
+    r->owner = q;
+    r->sent = true;
+    atomic_store(&r->refs, 2);
+    q->mine.key = NULL;
+    if (k->backend->del_async(k, r->path, COORD_VERSION_ANY, leave_answer, r)) {
+        q->mine.key = r->path; /* not sent: the job makes it */
+        r->path = NULL;
+        r->sent = false;
+        atomic_store(&r->refs, 1);
+        return false;
+    }
+    coord_kv_clear(&q->mine);
+    return true;
+}
+
 static void left(coord__aop *op, int rc) {
     leave_op *r = (leave_op *)op;
     coord__queue *q = r->q;
     if (q) q->leaving = NULL;
     void (*done)(coord__queue *, int, void *) = r->done;
     void *payload = r->payload;
-    free(r);
+    leave_unref(r);
     done(q, rc, payload);
 }
 
@@ -530,13 +603,18 @@ int coord__queue_leave_async(coord__queue *q, void (*done)(coord__queue *q, int 
                             q->recipe, q->dir);
     leave_op *r = calloc(1, sizeof *r);
     if (!r) return coord__oom();
-    *r = (leave_op){.op = {.deliver = left}, .q = q, .done = done, .payload = payload};
+    *r = (leave_op){.op = {.deliver = left, .abort = leave_abort},
+                    .q = q,
+                    .done = done,
+                    .payload = payload,
+                    .refs = 1};
     int rc = coord__aop_start(q->c, &r->op);
     if (rc) {
         free(r);
         return rc;
     }
     q->leaving = r;
+    if (leave_send(q, r)) return 0;
     /* closing meanwhile: done runs at the close */
     if ((rc = coord__loop_job(q->c, 0, leave_job, r, 0))) coord__aop_finish(&r->op, rc);
     return 0;
@@ -582,6 +660,7 @@ static void leave_reap(coord__queue *q) {
     leave_op *r = q->leaving;
     if (!r) return;
     coord__loop_unjob(q->c, r);
+    leave_settle(r);
     q->leaving = NULL;
     coord__aop_reap(&r->op); /* r->q still set: the done sees the handle, being freed */
 }

@@ -66,6 +66,7 @@ struct zk {
     coord_session_state state;
     bool opened;
     coord_watch *watches;
+    struct adel *adels; /* deletes sent by zk_del_async, not answered yet */
     pthread_t sup;
     bool sup_started;
     /* Nodes a transaction's read found absent above a path it tested for absence (a queue's
@@ -498,6 +499,93 @@ static int zk_del(coord_conn *c, const char *path, int64_t expect, int timeout_m
     int rc = run(z, issue_delete, &a, deadline_of(timeout_ms), &o);
     if (o) zop_unref(o);
     return map_rc(rc, "delete", path);
+}
+
+/* A delete sent without waiting (zk_del_async), linked in z->adels until its answer. */
+typedef struct adel {
+    struct adel *next;
+    zk *z;
+    uint64_t session; /* z->session when sent: the handle it went out on */
+    void (*done)(void *arg, int rc);
+    void *arg;
+    char path[]; /* for the detail */
+} adel;
+
+/* Unlink `a` from the deletes in flight (mu held). */
+static void adel_unlink(zk *z, adel *a) {
+    for (adel **pp = &z->adels; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            return;
+        }
+}
+
+static void on_adel(int rc, const void *d) {
+    adel *a = (adel *)d;
+    pthread_mutex_lock(&a->z->mu);
+    adel_unlink(a->z, a);
+    pthread_mutex_unlock(&a->z->mu);
+    a->done(a->arg, map_rc(rc, "delete", a->path));
+    free(a);
+}
+
+/* After zookeeper_close of the handle of session `upto` (and older), no lock held: the deletes
+ * it never answered (it need not run the completions, ZOOKEEPER-2894) ended with the session. */
+static void adel_flush(zk *z, uint64_t upto) {
+    adel *gone = NULL;
+    pthread_mutex_lock(&z->mu);
+    for (adel **pp = &z->adels; *pp;) {
+        adel *a = *pp;
+        if (a->session <= upto) {
+            *pp = a->next;
+            a->next = gone;
+            gone = a;
+        } else {
+            pp = &a->next;
+        }
+    }
+    pthread_mutex_unlock(&z->mu);
+    while (gone) {
+        adel *a = gone;
+        gone = a->next;
+        a->done(a->arg, coord_seterr(COORD_ESESSION, "zookeeper delete %s: the session ended first",
+                                     a->path));
+        free(a);
+    }
+}
+
+static int zk_del_async(coord_conn *c, const char *path, int64_t expect,
+                        void (*done)(void *arg, int rc), void *arg) {
+    zk *z = (zk *)c;
+    if (expect == COORD_VERSION_ABSENT)
+        return coord_seterr(COORD_EINVAL, "delete of an absent version");
+    size_t n = strlen(path) + 1;
+    adel *a = malloc(sizeof *a + n);
+    if (!a) return coord_seterr(COORD_ENOMEM, "out of memory");
+    *a = (adel){.z = z, .done = done, .arg = arg};
+    memcpy(a->path, path, n);
+    zhandle_t *zh = zh_acquire(z);
+    if (!zh) {
+        free(a);
+        return map_rc(ZINVALIDSTATE, "delete", path);
+    }
+    /* Linked first: the answer may come before zoo_adelete returns. */
+    pthread_mutex_lock(&z->mu);
+    a->session = z->session;
+    a->next = z->adels;
+    z->adels = a;
+    pthread_mutex_unlock(&z->mu);
+    int rc =
+        zoo_adelete(zh, path, expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1), on_adel, a);
+    zh_release(z);
+    if (rc != ZOK) { /* not sent: the completion never runs */
+        pthread_mutex_lock(&z->mu);
+        adel_unlink(z, a);
+        pthread_mutex_unlock(&z->mu);
+        free(a);
+        return map_rc(rc, "delete", path);
+    }
+    return 0;
 }
 
 static int cmp_order(const void *a, const void *b) {
@@ -1648,7 +1736,9 @@ static void *supervisor_main(void *arg) {
         pthread_mutex_lock(&z->mu);
         z->zh = NULL;
         pthread_mutex_unlock(&z->mu);
+        uint64_t ended = z->session;
         if (old) zookeeper_close(old);
+        adel_flush(z, ended);
         zhandle_t *zh = NULL;
         while (!zh) {
             pthread_mutex_lock(&z->mu);
@@ -1814,6 +1904,7 @@ static void zk_close(coord_conn *c) {
     if (z->zh) zookeeper_close(z->zh); /* ends the session: ephemeral nodes go at once */
     z->zh = NULL;
     pthread_rwlock_unlock(&z->hlock);
+    adel_flush(z, UINT64_MAX);
     zk_free(z);
 }
 
@@ -1892,4 +1983,5 @@ const coord_backend coord__zk_backend = {
     .queue_head = zk_queue_head,
     .kv_get = zk_kv_get,
     .txn = zk_txn,
+    .del_async = zk_del_async,
 };

@@ -285,6 +285,76 @@ static void free_pending(void **state) {
     coord_client_close(c);
 }
 
+/* A release whose delete is in flight when its handle is freed, or its client closed: its done
+ * runs once, during the free or the close, and the entry is gone (another client gets the
+ * lock: a stranded entry of the live client would hold it for good). */
+static void release_in_flight(void **state) {
+    char *uri;
+    coord_client *c = open_loop_uri(state, NULL, &uri);
+    coord_client *other = OPEN_URI(uri);
+    free(uri);
+    coord_lock *o;
+    assert_int_equal(coord_lock_new(&o, other, "rf"), 0);
+    int seq = 0;
+    for (int round = 0; round < 2; round++) {
+        coord_lock *l;
+        assert_int_equal(coord_lock_new(&l, c, "rf"), 0);
+        rec ra = {c, -99, 0, 0, &seq}, rr = {c, -99, 0, 0, &seq};
+        assert_int_equal(coord_lock_acquire_async(l, 5000, on_done, &ra), 0);
+        assert_true(run_until(c, &ra.calls, 1, 10000));
+        assert_int_equal(ra.rc, 0);
+        assert_int_equal(coord_lock_release_async(l, on_done, &rr), 0);
+        if (round == 0)
+            coord_lock_free(l); /* the done runs during the free */
+        else
+            coord_client_close(c);
+        assert_int_equal(rr.calls, 1);
+        if (rr.rc != 0 && rr.rc != COORD_ECANCELED)
+            fail_msg("release: %s (%s)", coord_err_name(rr.rc), rr.why);
+        assert_int_equal(coord_lock_acquire(o, 10000), 0);
+        assert_int_equal(coord_lock_release(o), 0);
+        if (round == 1) coord_lock_free(l);
+    }
+    coord_lock_free(o);
+    coord_client_close(other);
+}
+
+#ifdef COORD_TEST_FAKE
+/* A release whose delete's answer is lost, or whose delete never reached the server, succeeds:
+ * the client's orphans remove the entry. One whose session ended says COORD_ENOTHELD. */
+static void release_faults(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    coord_lock *l;
+    assert_int_equal(coord_lock_new(&l, c, "rx"), 0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/lock/rx/", coord_client_prefix(c));
+    int seq = 0;
+    const int codes[] = {COORD_EUNAVAILABLE, COORD_ETIMEDOUT, COORD_ESESSION};
+    const fault_when whens[] = {FAULT_AFTER, FAULT_BEFORE, FAULT_BEFORE};
+    for (int i = 0; i < 3; i++) {
+        rec ra = {c, -99, 0, 0, &seq}, rr = {c, -99, 0, 0, &seq};
+        assert_int_equal(coord_lock_acquire_async(l, 5000, on_done, &ra), 0);
+        assert_true(run_until(c, &ra.calls, 1, 10000));
+        assert_int_equal(ra.rc, 0);
+        assert_int_equal(fake_count(dir), 1);
+        int id = fault_once(c, SLOT_DEL, 1, codes[i], whens[i]);
+        assert_int_equal(coord_lock_release_async(l, on_done, &rr), 0);
+        assert_true(run_until(c, &rr.calls, 1, 10000));
+        assert_int_equal(fault_hits(id), 1);
+        if (codes[i] == COORD_ESESSION) {
+            assert_int_equal(rr.rc, COORD_ENOTHELD); /* (the fault's: the entry stays) */
+        } else {
+            if (rr.rc) fail_msg("release: %s (%s)", coord_err_name(rr.rc), rr.why);
+            assert_int_equal(fake_await_count(dir, 0, 5000), 0);
+            assert_int_equal(coord__orphan_count_within(c, 5000), 0);
+        }
+    }
+    assert_int_equal(outside, 0);
+    coord_lock_free(l);
+    coord_client_close(c);
+}
+#endif
+
 static int leader_reports;
 
 static void on_leader(coord_election *e, const coord_leader *l, void *payload) {
@@ -1250,7 +1320,9 @@ int main(void) {
         BOTH(dbarrier_async),
         BOTH(free_in_callbacks),
         BOTH(free_after_close),
+        BOTH(release_in_flight),
 #ifdef COORD_TEST_FAKE
+        BOTH(release_faults),
         BOTH(faults_in_steps),
         BOTH(timeouts_by_the_clock),
         BOTH(sessions_by_the_clock),

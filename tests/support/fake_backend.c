@@ -45,7 +45,7 @@ struct coord_watch {
     struct coord_watch *next;
 };
 
-typedef enum item_kind { IT_WATCH, IT_STATE, IT_RENEW } item_kind;
+typedef enum item_kind { IT_WATCH, IT_STATE, IT_RENEW, IT_ANSWER } item_kind;
 
 typedef struct item {
     item_kind kind;
@@ -53,6 +53,11 @@ typedef struct item {
     coord_watch_event ev;
     int64_t rev;
     coord_session_state st;
+    /* IT_ANSWER: the answer of a del_async (rc, and its detail when it failed) */
+    void (*done)(void *arg, int rc);
+    void *arg;
+    int rc;
+    char *msg;
     struct item *next;
 } item;
 
@@ -102,11 +107,7 @@ static void count(fconn *k, coord_slot s) {
 /* ---------- event queue ---------- */
 
 /* Queue an event for `k`'s thread. Called with the server's mutex held. */
-static void push(fconn *k, item_kind kind, coord_watch *w, coord_watch_event ev, int64_t rev,
-                 coord_session_state st) {
-    item *it = calloc(1, sizeof *it);
-    if (!it) abort(); /* a test helper: no way to report it */
-    *it = (item){.kind = kind, .w = w, .ev = ev, .rev = rev, .st = st};
+static void enqueue(fconn *k, item *it) {
     pthread_mutex_lock(&k->qmu);
     if (k->tail)
         k->tail->next = it;
@@ -116,6 +117,22 @@ static void push(fconn *k, item_kind kind, coord_watch *w, coord_watch_event ev,
     k->queued++;
     pthread_cond_broadcast(&k->qcv);
     pthread_mutex_unlock(&k->qmu);
+}
+
+static void push(fconn *k, item_kind kind, coord_watch *w, coord_watch_event ev, int64_t rev,
+                 coord_session_state st) {
+    item *it = calloc(1, sizeof *it);
+    if (!it) abort(); /* a test helper: no way to report it */
+    *it = (item){.kind = kind, .w = w, .ev = ev, .rev = rev, .st = st};
+    enqueue(k, it);
+}
+
+/* Run an answer's done on this thread, with its detail set here; free the item. */
+static void answer(item *it, int rc) {
+    if (rc) coord_seterr(rc, "%s", it->msg ? it->msg : "fake: the connection closed");
+    it->done(it->arg, rc);
+    free(it->msg);
+    free(it);
 }
 
 static void renew(fconn *k);
@@ -136,9 +153,12 @@ static void *dispatcher(void *arg) {
             it->w->fn(it->w->payload, it->ev, it->rev);
         else if (it->kind == IT_STATE)
             k->cfg->on_state(k->cfg->core, it->st);
-        else
+        else if (it->kind == IT_RENEW)
             renew(k);
-        free(it);
+        if (it->kind == IT_ANSWER)
+            answer(it, it->rc);
+        else
+            free(it);
         pthread_mutex_lock(&k->qmu);
         k->running = NULL;
         k->delivered++;
@@ -391,7 +411,13 @@ static void slot_close(coord_conn *c) {
     pthread_join(k->th, NULL);
     for (item *it = k->head, *nx; it; it = nx) {
         nx = it->next;
-        free(it);
+        if (it->kind == IT_ANSWER) { /* the slot's contract: once, by close at the latest */
+            free(it->msg);
+            it->msg = NULL;
+            answer(it, COORD_ESESSION);
+        } else {
+            free(it);
+        }
     }
     pthread_cond_destroy(&k->qcv);
     pthread_mutex_destroy(&k->qmu);
@@ -541,6 +567,24 @@ static int slot_del(coord_conn *c, const char *path, int64_t expect, int timeout
         remove_at(at);
     pthread_mutex_unlock(&srv.mu);
     return rc;
+}
+
+/* The delete made at once; its answer queued behind the events it caused, as ZooKeeper sends a
+ * watch's notification before the reply to the write that fired it. */
+static int slot_del_async(coord_conn *c, const char *path, int64_t expect,
+                          void (*done)(void *arg, int rc), void *arg) {
+    fconn *k = (fconn *)c;
+    if (expect == COORD_VERSION_ABSENT)
+        return coord_seterr(COORD_EINVAL, "delete of an absent version");
+    item *it = calloc(1, sizeof *it);
+    if (!it) return coord_seterr(COORD_ENOMEM, "out of memory");
+    int rc = slot_del(c, path, expect, 1);
+    *it = (item){.kind = IT_ANSWER, .done = done, .arg = arg, .rc = rc};
+    if (rc && !(it->msg = strdup(coord_last_error()))) abort(); /* a test helper */
+    pthread_mutex_lock(&srv.mu);
+    enqueue(k, it);
+    pthread_mutex_unlock(&srv.mu);
+    return 0;
 }
 
 static int slot_kv_get(coord_conn *c, const char *path, coord_kv *out, int timeout_ms) {
@@ -984,6 +1028,7 @@ const coord_backend coord_fake_zk_backend = {
     .caps = FAKE_ZK_CAPS,
     .open = slot_zk_open,
     FAKE_SLOTS,
+    .del_async = slot_del_async, /* as ZooKeeper's: etcd's has none */
 };
 
 const coord_backend coord_fake_etcd_backend = {

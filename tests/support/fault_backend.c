@@ -231,6 +231,26 @@ static int f_del(coord_conn *c, const char *path, int64_t expect, int timeout_ms
     FORWARD(SLOT_DEL, path, rc = f->inner_be->del(f->inner, path, expect, timeout_ms), (void)0);
 }
 
+/* A rule acts on a delete sent without waiting as on a blocking one: the delete is then made
+ * with the inner del, and its answer given on the calling thread, after the rule's delay. */
+static int f_del_async(coord_conn *c, const char *path, int64_t expect,
+                       void (*done)(void *arg, int rc), void *arg) {
+    fconn *f = (fconn *)c;
+    fault_rule r;
+    if (!decide(c, SLOT_DEL, &r)) return f->inner_be->del_async(f->inner, path, expect, done, arg);
+    int rc;
+    if (r.when == FAULT_BEFORE) {
+        sleep_ms(r.delay_ms);
+        rc = r.code ? fail(&r, path) : f->inner_be->del(f->inner, path, expect, f->cfg.timeout_ms);
+    } else {
+        bool drop;
+        rc = settle(&r, true, f->inner_be->del(f->inner, path, expect, f->cfg.timeout_ms), &drop,
+                    path);
+    }
+    done(arg, rc);
+    return 0;
+}
+
 static int f_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
                   int64_t *epoch, int timeout_ms) {
     fconn *f = (fconn *)c;
@@ -351,6 +371,7 @@ int fault_wrap(const coord_backend *inner) {
     w->table.get_own = inner->get_own ? f_get_own : NULL;
     w->table.kv_get = inner->kv_get ? f_kv_get : NULL;
     w->table.txn = inner->txn ? f_txn : NULL;
+    w->table.del_async = inner->del_async ? f_del_async : NULL;
     nwraps++;
     pthread_mutex_unlock(&mu);
     /* The registry takes its own lock; a failed registration leaves an unused slot here. */

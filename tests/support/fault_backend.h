@@ -14,6 +14,8 @@
  *  - FAULT_AFTER: call the inner slot, wait `delay_ms`, then drop its result (out-parameters
  *    freed; a watch made is removed; a connection opened is closed) and fail with `code`: the
  *    server applied the request but the answer was lost.
+ * A rule on SLOT_DEL also acts on del_async (a backend that has it): the delete is then made
+ * with the inner del and its answer given on the calling thread, before del_async returns.
  * The failure sets coord_last_error() to "fault: ...". Rules are checked in the order added;
  * the first whose call number is in range acts.
  */

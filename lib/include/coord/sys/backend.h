@@ -193,7 +193,7 @@ typedef struct coord_op {
 } coord_op;
 
 /** The version of coord_backend this header declares. */
-#define COORD_BACKEND_VERSION 4
+#define COORD_BACKEND_VERSION 5
 
 /**
  * A backend: its identity, what it accepts in a URI, and its slots (see the rules at the top of
@@ -410,6 +410,25 @@ typedef struct coord_backend {
      */
     int (*txn)(coord_conn *c, const coord_op *ops, size_t n, int64_t *versions, size_t *failed,
                int timeout_ms);
+
+    /* --- methods added in version 5 --- */
+
+    /**
+     * Optional (NULL: the core runs `del` on a thread of its own). Send a delete as `del` does
+     * and return without waiting for its answer, so that a loop-mode release starts its round
+     * trip from the loop's thread. Returns 0 when the request went out (or was queued on the
+     * session): `done(arg, rc)` then runs exactly once with what `del` would have returned (its
+     * detail set with coord_seterr on that thread), on a backend thread, or on the calling
+     * thread before del_async returns when the answer is known at once. `done` does not block
+     * and makes no backend call. Any other return means nothing was sent and `done` never runs.
+     *
+     * There is no deadline: the answer comes as soon as the backend learns the outcome, at the
+     * latest when it gives up on the connection (COORD_EUNAVAILABLE, outcome unknown). When the
+     * session ends or the connection closes with the delete in flight, `done` runs with
+     * COORD_ESESSION (the session's entries went with it), by `close` at the latest.
+     */
+    int (*del_async)(coord_conn *c, const char *path, int64_t expect,
+                     void (*done)(void *arg, int rc), void *arg);
 } coord_backend;
 
 /**
