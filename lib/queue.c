@@ -540,7 +540,10 @@ static void leave_job(void *arg, uint64_t tag) {
 /* The delete's answer, on a backend thread. */
 static void leave_answer(void *arg, int rc) {
     leave_op *r = arg;
-    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+    if ((rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) &&
+        coord__session_epoch(r->op.c) != r->epoch) {
+        rc = coord_seterr(COORD_ESESSION, "the session of %s has ended", r->path);
+    } else if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
         coord__orphan_ref o = {r->owner, r->path, NULL, COORD_VERSION_ANY, r->epoch};
         rc = coord__orphan_hand(r->op.c, &o);
     }
