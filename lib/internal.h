@@ -279,9 +279,6 @@ typedef struct coord__qwait {
     int64_t after;
     coord_watch *w;
     uint64_t gen; /* the attempt: a stale timer or wake-up names an older one */
-    /* lock_first_async in flight since the predecessor's deletion (the client's waiter mutex):
-     * no step is queued meanwhile; its answer finishes the enter or queues the step. */
-    bool looking;
 } coord__qwait;
 
 typedef struct coord__queue {
@@ -407,8 +404,6 @@ bool coord__election_waiting(coord_election *e);
 
 /* Lock statistics for tests and benchmarks: waiter wake-ups by a predecessor's deletion. */
 uint64_t coord__lock_wakeups(void);
-/* Async enters finished by the answer of lock_first_async, with no step (tests). */
-uint64_t coord__lock_quick_turns(void);
 /* Items the queue consumers of this process tried to take or claim, won or lost (workqueue.c):
  * tests check that consumers of one client do not race each other for one item. */
 uint64_t coord__queue_tries(void);

@@ -11,14 +11,10 @@
 
 #include "internal.h"
 
-static _Atomic uint64_t wakeups, quick;
+static _Atomic uint64_t wakeups;
 
 uint64_t coord__lock_wakeups(void) {
     return atomic_load(&wakeups);
-}
-
-uint64_t coord__lock_quick_turns(void) {
-    return atomic_load(&quick);
 }
 
 static void qw_kick(coord__queue *q);
@@ -70,7 +66,6 @@ void coord__queue_enter_reap(coord__queue *q) {
     coord__loop_unjob(q->c, q);
     if (coord__queue_entering(q)) {
         qw_abort(&q->aw.op);
-        coord__loop_unjob(q->c, q); /* a step a look's answer queued meanwhile */
         coord__aop_reap(&q->aw.op);
     }
 }
@@ -100,12 +95,10 @@ void coord__queue_wake(void *payload, coord_watch_event ev, int64_t rev) {
     coord__client_unlock(q->c);
 }
 
-static bool qw_look(coord__queue *q);
-
 static void on_predecessor(void *payload, coord_watch_event ev, int64_t rev) {
     if (ev == COORD_EV_DELETED) atomic_fetch_add(&wakeups, 1);
     coord__queue_wake(payload, ev, rev);
-    if (ev != COORD_EV_DELETED || !qw_look(payload)) qw_kick(payload);
+    qw_kick(payload);
 }
 
 void coord__queue_cancel(coord__queue *q) {
@@ -414,59 +407,6 @@ static void qw_finish(coord__queue *q, int rc) {
     coord__aop_finish(&a->op, rc);
 }
 
-/*
- * The predecessor's deletion, in loop mode with a backend that can ask without waiting
- * (lock_first_async): ask from the event's thread whether we are first now, and finish from the
- * answer's, so a hand-off wakes no job thread. Anything but "first" (another contender still
- * ahead, a failure, a cancel, the session's loss or the deadline meanwhile) queues the step, which
- * looks again and decides as always. False when no look went out (the caller kicks the step).
- */
-static void qw_looked(void *arg, int rc, bool first);
-
-static bool qw_look(coord__queue *q) {
-    coord__qwait *a = &q->aw;
-    if (!coord__client_loop(q->c)) return false;
-    coord_conn *k = coord__client_conn(q->c);
-    if (!k->backend->lock_first_async) return false;
-    coord__client_lock(q->c);
-    bool go = a->state == QW_WAIT && !a->scheduled && !a->looking && q->mine.key;
-    if (go) a->looking = a->scheduled = a->woken = true; /* wake-ups meanwhile queue nothing */
-    coord__client_unlock(q->c);
-    if (!go) return false;
-    if (k->backend->lock_first_async(k, q->dir, &q->mine, q->only, qw_looked, q) == 0) return true;
-    coord__client_lock(q->c);
-    a->looking = a->scheduled = false;
-    coord__client_unlock(q->c);
-    return false;
-}
-
-static void qw_looked(void *arg, int rc, bool first) {
-    coord__queue *q = arg;
-    coord__qwait *a = &q->aw;
-    coord__client_lock(q->c);
-    bool live = a->state == QW_WAIT; /* not aborted meanwhile */
-    bool done = live && rc == 0 && first && coord__session_epoch(q->c) == q->epoch &&
-                !atomic_load(&q->cancel) && coord__now_ms() < a->deadline;
-    uint64_t gen = a->gen;
-    if (done) {
-        a->state = QW_DONE; /* the fired watch is dropped at the delivery */
-        a->gen++;
-    }
-    coord__client_unlock(q->c);
-    if (done) {
-        atomic_fetch_add(&quick, 1);
-        coord__loop_unjob(q->c, q); /* the deadline's timer */
-        coord__aop_finish(&a->op, 0);
-    } else if (live && coord__loop_job(q->c, 0, qw_step, q, gen)) {
-        /* closing: the close aborts the wait */
-    }
-    /* the last touch of q: a free or a close waiting in qw_abort may go on */
-    coord__client_lock(q->c);
-    a->looking = false;
-    pthread_cond_broadcast(&q->cv);
-    coord__client_unlock(q->c);
-}
-
 static void qw_step(void *arg, uint64_t tag) {
     coord__queue *q = arg;
     coord__qwait *a = &q->aw;
@@ -490,11 +430,7 @@ static void qw_deliver(coord__aop *op, int rc) {
     coord__queue *q = (coord__queue *)((char *)op - offsetof(coord__queue, aw.op));
     coord__client_lock(q->c);
     q->aw.state = QW_IDLE;
-    coord_watch *w = q->aw.w; /* a fired watch an answer of qw_look left */
-    q->aw.w = NULL;
     coord__client_unlock(q->c);
-    coord_conn *k = coord__client_conn(q->c);
-    if (w) k->backend->unwatch(k, w);
     q->aw.done(q, rc, q->aw.payload);
 }
 
@@ -507,8 +443,6 @@ static void qw_abort(coord__aop *op) {
     q->aw.w = NULL;
     q->aw.state = QW_DONE;
     q->aw.gen++;
-    while (q->aw.looking) /* its answer comes within the backend's own detection */
-        coord__client_wait_cv(q->c, &q->cv, INT64_MAX);
     coord__client_unlock(q->c);
     coord_conn *k = coord__client_conn(q->c);
     if (w) k->backend->unwatch(k, w);

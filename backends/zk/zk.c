@@ -66,7 +66,7 @@ struct zk {
     coord_session_state state;
     bool opened;
     coord_watch *watches;
-    struct zreq *reqs; /* requests sent without waiting, not answered yet */
+    struct adel *adels; /* deletes sent by zk_del_async, not answered yet */
     pthread_t sup;
     bool sup_started;
     /* Nodes a transaction's read found absent above a path it tested for absence (a queue's
@@ -501,124 +501,91 @@ static int zk_del(coord_conn *c, const char *path, int64_t expect, int timeout_m
     return map_rc(rc, "delete", path);
 }
 
-/* A request sent without waiting (zk_del_async, zk_lock_first_async), linked in z->reqs until
- * its answer: `answer` runs once, with the ZooKeeper rc (and the children of a listing), from the
- * completion, or with ZCLOSING once the handle it went out on was closed without running it
- * (zookeeper_close need not run the completions, ZOOKEEPER-2894). `answer` frees the request. */
-typedef struct zreq {
-    struct zreq *next;
+/* A delete sent without waiting (zk_del_async), linked in z->adels until its answer. */
+typedef struct adel {
+    struct adel *next;
     zk *z;
     uint64_t session; /* z->session when sent: the handle it went out on */
-    void (*answer)(struct zreq *r, int zrc, const struct String_vector *kids);
-} zreq;
+    void (*done)(void *arg, int rc);
+    void *arg;
+    char path[]; /* for the detail */
+} adel;
 
-/* Unlink `r` from the requests in flight (mu held). */
-static void zreq_unlink(zk *z, zreq *r) {
-    for (zreq **pp = &z->reqs; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
+/* Unlink `a` from the deletes in flight (mu held). */
+static void adel_unlink(zk *z, adel *a) {
+    for (adel **pp = &z->adels; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
             return;
         }
 }
 
-static void zreq_answer(zreq *r, int zrc, const struct String_vector *kids) {
-    pthread_mutex_lock(&r->z->mu);
-    zreq_unlink(r->z, r);
-    pthread_mutex_unlock(&r->z->mu);
-    r->answer(r, zrc, kids);
+static void on_adel(int rc, const void *d) {
+    adel *a = (adel *)d;
+    pthread_mutex_lock(&a->z->mu);
+    adel_unlink(a->z, a);
+    pthread_mutex_unlock(&a->z->mu);
+    a->done(a->arg, map_rc(rc, "delete", a->path));
+    free(a);
 }
 
-static void on_req_void(int rc, const void *d) {
-    zreq_answer((zreq *)d, rc, NULL);
-}
-
-static void on_req_kids(int rc, const struct String_vector *sv, const struct Stat *st,
-                        const void *d) {
-    (void)st;
-    zreq_answer((zreq *)d, rc, sv);
-}
-
-/* After zookeeper_close of the handle of session `upto` (and older), no lock held: the requests
- * it never answered ended with the session. */
-static void zreq_flush(zk *z, uint64_t upto) {
-    zreq *gone = NULL;
+/* After zookeeper_close of the handle of session `upto` (and older), no lock held: the deletes
+ * it never answered (it need not run the completions, ZOOKEEPER-2894) ended with the session. */
+static void adel_flush(zk *z, uint64_t upto) {
+    adel *gone = NULL;
     pthread_mutex_lock(&z->mu);
-    for (zreq **pp = &z->reqs; *pp;) {
-        zreq *r = *pp;
-        if (r->session <= upto) {
-            *pp = r->next;
-            r->next = gone;
-            gone = r;
+    for (adel **pp = &z->adels; *pp;) {
+        adel *a = *pp;
+        if (a->session <= upto) {
+            *pp = a->next;
+            a->next = gone;
+            gone = a;
         } else {
-            pp = &r->next;
+            pp = &a->next;
         }
     }
     pthread_mutex_unlock(&z->mu);
     while (gone) {
-        zreq *r = gone;
-        gone = r->next;
-        r->answer(r, ZCLOSING, NULL);
+        adel *a = gone;
+        gone = a->next;
+        a->done(a->arg, coord_seterr(COORD_ESESSION, "zookeeper delete %s: the session ended first",
+                                     a->path));
+        free(a);
     }
-}
-
-/* Send `r` (made by the caller, `answer` set) on the current handle with `issue`: 0, or the
- * error, nothing sent (the caller frees `r`). */
-static int zreq_send(zk *z, zreq *r, int (*issue)(zhandle_t *zh, zreq *r, const void *arg),
-                     const void *arg, const char *what, const char *path) {
-    r->z = z;
-    zhandle_t *zh = zh_acquire(z);
-    if (!zh) return map_rc(ZINVALIDSTATE, what, path);
-    /* Linked first: the answer may come before the call returns. */
-    pthread_mutex_lock(&z->mu);
-    r->session = z->session;
-    r->next = z->reqs;
-    z->reqs = r;
-    pthread_mutex_unlock(&z->mu);
-    int rc = issue(zh, r, arg);
-    zh_release(z);
-    if (rc == ZOK) return 0;
-    pthread_mutex_lock(&z->mu); /* not sent: the completion never runs */
-    zreq_unlink(z, r);
-    pthread_mutex_unlock(&z->mu);
-    return map_rc(rc, what, path);
-}
-
-typedef struct adel {
-    zreq r;
-    void (*done)(void *arg, int rc);
-    void *arg;
-    int version;
-    char path[];
-} adel;
-
-static void answer_del(zreq *r, int zrc, const struct String_vector *kids) {
-    (void)kids;
-    adel *a = (adel *)r;
-    a->done(a->arg, map_rc(zrc, "delete", a->path));
-    free(a);
-}
-
-static int issue_adel(zhandle_t *zh, zreq *r, const void *arg) {
-    (void)arg;
-    adel *a = (adel *)r;
-    return zoo_adelete(zh, a->path, a->version, on_req_void, r);
 }
 
 static int zk_del_async(coord_conn *c, const char *path, int64_t expect,
                         void (*done)(void *arg, int rc), void *arg) {
+    zk *z = (zk *)c;
     if (expect == COORD_VERSION_ABSENT)
         return coord_seterr(COORD_EINVAL, "delete of an absent version");
     size_t n = strlen(path) + 1;
     adel *a = malloc(sizeof *a + n);
     if (!a) return coord_seterr(COORD_ENOMEM, "out of memory");
-    *a = (adel){.r = {.answer = answer_del},
-                .done = done,
-                .arg = arg,
-                .version = expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1)};
+    *a = (adel){.z = z, .done = done, .arg = arg};
     memcpy(a->path, path, n);
-    int rc = zreq_send((zk *)c, &a->r, issue_adel, NULL, "delete", path);
-    if (rc) free(a);
-    return rc;
+    zhandle_t *zh = zh_acquire(z);
+    if (!zh) {
+        free(a);
+        return map_rc(ZINVALIDSTATE, "delete", path);
+    }
+    /* Linked first: the answer may come before zoo_adelete returns. */
+    pthread_mutex_lock(&z->mu);
+    a->session = z->session;
+    a->next = z->adels;
+    z->adels = a;
+    pthread_mutex_unlock(&z->mu);
+    int rc =
+        zoo_adelete(zh, path, expect == COORD_VERSION_ANY ? -1 : (int)(expect - 1), on_adel, a);
+    zh_release(z);
+    if (rc != ZOK) { /* not sent: the completion never runs */
+        pthread_mutex_lock(&z->mu);
+        adel_unlink(z, a);
+        pthread_mutex_unlock(&z->mu);
+        free(a);
+        return map_rc(rc, "delete", path);
+    }
+    return 0;
 }
 
 static int cmp_order(const void *a, const void *b) {
@@ -1272,22 +1239,6 @@ static int cmp_contender(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* The contenders among `kids` (names borrowed), by sequence. */
-static int parse_contenders(const struct String_vector *kids, contender **out, size_t *n) {
-    int cnt = kids ? kids->count : 0;
-    contender *cs = malloc(((size_t)cnt + 1) * sizeof *cs);
-    if (!cs) return coord_seterr(COORD_ENOMEM, "out of memory");
-    size_t k = 0;
-    for (int i = 0; i < cnt; i++) {
-        int64_t seq;
-        if (zk_sequence(kids->data[i], &seq)) cs[k++] = (contender){kids->data[i], seq};
-    }
-    qsort(cs, k, sizeof *cs, cmp_contender);
-    *out = cs;
-    *n = k;
-    return 0;
-}
-
 /* List `dir`; `*op` keeps the names alive (zop_unref when done). */
 static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, contender **out,
                       size_t *n) {
@@ -1299,9 +1250,21 @@ static int contenders(zk *z, const char *dir, int64_t deadline, zop **op, conten
         *op = NULL;
         return map_rc(rc, "list", dir);
     }
-    rc = parse_contenders(&(*op)->kids, out, n);
-    if (rc) zop_unref(*op);
-    return rc;
+    int cnt = (*op)->kids.count;
+    contender *cs = malloc(((size_t)cnt + 1) * sizeof *cs);
+    if (!cs) {
+        zop_unref(*op);
+        return coord_seterr(COORD_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (int i = 0; i < cnt; i++) {
+        int64_t seq;
+        if (zk_sequence((*op)->kids.data[i], &seq)) cs[k++] = (contender){(*op)->kids.data[i], seq};
+    }
+    qsort(cs, k, sizeof *cs, cmp_contender);
+    *out = cs;
+    *n = k;
+    return 0;
 }
 
 /* Where `me` stands in `cs`, and the contender it waits for: the one just before it or, with
@@ -1424,56 +1387,6 @@ static int zk_lock_predecessor(coord_conn *c, const char *dir, const coord_kv *m
     }
     free(cs);
     zop_unref(op);
-    return rc;
-}
-
-typedef struct afirst {
-    zreq r;
-    void (*done)(void *arg, int rc, bool first);
-    void *arg;
-    char *me, *only; /* within `dir`'s allocation */
-    char dir[];
-} afirst;
-
-static void answer_first(zreq *r, int zrc, const struct String_vector *kids) {
-    afirst *a = (afirst *)r;
-    bool first = false;
-    int rc = zrc == ZOK ? 0 : map_rc(zrc, "list", a->dir);
-    contender *cs = NULL;
-    size_t n = 0;
-    if (!rc) rc = parse_contenders(kids, &cs, &n);
-    if (!rc) {
-        size_t at;
-        ptrdiff_t p;
-        place(cs, n, a->me, a->only, &at, &p);
-        if (at == n)
-            rc = coord_seterr(COORD_ESESSION, "lock node %s/%s is gone (session expired)", a->dir,
-                              a->me);
-        first = at < n && p < 0;
-    }
-    free(cs);
-    a->done(a->arg, rc, first);
-    free(a);
-}
-
-static int issue_first(zhandle_t *zh, zreq *r, const void *arg) {
-    (void)arg;
-    return zoo_aget_children2(zh, ((afirst *)r)->dir, 0, on_req_kids, r);
-}
-
-static int zk_lock_first_async(coord_conn *c, const char *dir, const coord_kv *mine,
-                               const char *only, void (*done)(void *arg, int rc, bool first),
-                               void *arg) {
-    const char *me = zk_basename(mine->key);
-    size_t ld = strlen(dir) + 1, lm = strlen(me) + 1, lo = only ? strlen(only) + 1 : 0;
-    afirst *a = malloc(sizeof *a + ld + lm + lo);
-    if (!a) return coord_seterr(COORD_ENOMEM, "out of memory");
-    *a = (afirst){.r = {.answer = answer_first}, .done = done, .arg = arg};
-    memcpy(a->dir, dir, ld);
-    a->me = memcpy(a->dir + ld, me, lm);
-    a->only = only ? memcpy(a->dir + ld + lm, only, lo) : NULL;
-    int rc = zreq_send((zk *)c, &a->r, issue_first, NULL, "list", dir);
-    if (rc) free(a);
     return rc;
 }
 
@@ -1825,7 +1738,7 @@ static void *supervisor_main(void *arg) {
         pthread_mutex_unlock(&z->mu);
         uint64_t ended = z->session;
         if (old) zookeeper_close(old);
-        zreq_flush(z, ended);
+        adel_flush(z, ended);
         zhandle_t *zh = NULL;
         while (!zh) {
             pthread_mutex_lock(&z->mu);
@@ -1991,7 +1904,7 @@ static void zk_close(coord_conn *c) {
     if (z->zh) zookeeper_close(z->zh); /* ends the session: ephemeral nodes go at once */
     z->zh = NULL;
     pthread_rwlock_unlock(&z->hlock);
-    zreq_flush(z, UINT64_MAX);
+    adel_flush(z, UINT64_MAX);
     zk_free(z);
 }
 
@@ -2071,5 +1984,4 @@ const coord_backend coord__zk_backend = {
     .kv_get = zk_kv_get,
     .txn = zk_txn,
     .del_async = zk_del_async,
-    .lock_first_async = zk_lock_first_async,
 };

@@ -53,11 +53,8 @@ typedef struct item {
     coord_watch_event ev;
     int64_t rev;
     coord_session_state st;
-    /* IT_ANSWER: the answer of a del_async (done) or lock_first_async (done_first, first):
-     * rc, and its detail when it failed */
+    /* IT_ANSWER: the answer of a del_async (rc, and its detail when it failed) */
     void (*done)(void *arg, int rc);
-    void (*done_first)(void *arg, int rc, bool first);
-    bool first;
     void *arg;
     int rc;
     char *msg;
@@ -133,10 +130,7 @@ static void push(fconn *k, item_kind kind, coord_watch *w, coord_watch_event ev,
 /* Run an answer's done on this thread, with its detail set here; free the item. */
 static void answer(item *it, int rc) {
     if (rc) coord_seterr(rc, "%s", it->msg ? it->msg : "fake: the connection closed");
-    if (it->done_first)
-        it->done_first(it->arg, rc, rc == 0 && it->first);
-    else
-        it->done(it->arg, rc);
+    it->done(it->arg, rc);
     free(it->msg);
     free(it);
 }
@@ -577,22 +571,19 @@ static int slot_del(coord_conn *c, const char *path, int64_t expect, int timeout
 
 /* The delete made at once; its answer queued behind the events it caused, as ZooKeeper sends a
  * watch's notification before the reply to the write that fired it. */
-static void queue_answer(fconn *k, item *it) {
-    if (it->rc && !(it->msg = strdup(coord_last_error()))) abort(); /* a test helper */
-    pthread_mutex_lock(&srv.mu);
-    enqueue(k, it);
-    pthread_mutex_unlock(&srv.mu);
-}
-
 static int slot_del_async(coord_conn *c, const char *path, int64_t expect,
                           void (*done)(void *arg, int rc), void *arg) {
+    fconn *k = (fconn *)c;
     if (expect == COORD_VERSION_ABSENT)
         return coord_seterr(COORD_EINVAL, "delete of an absent version");
     item *it = calloc(1, sizeof *it);
     if (!it) return coord_seterr(COORD_ENOMEM, "out of memory");
-    *it = (item){.kind = IT_ANSWER, .done = done, .arg = arg};
-    it->rc = slot_del(c, path, expect, 1);
-    queue_answer((fconn *)c, it);
+    int rc = slot_del(c, path, expect, 1);
+    *it = (item){.kind = IT_ANSWER, .done = done, .arg = arg, .rc = rc};
+    if (rc && !(it->msg = strdup(coord_last_error()))) abort(); /* a test helper */
+    pthread_mutex_lock(&srv.mu);
+    enqueue(k, it);
+    pthread_mutex_unlock(&srv.mu);
     return 0;
 }
 
@@ -992,22 +983,6 @@ static int slot_lock_predecessor(coord_conn *c, const char *dir, const coord_kv 
     return rc;
 }
 
-/* The look made at once (counted as a lock_predecessor); its answer queued as del_async's. */
-static int slot_lock_first_async(coord_conn *c, const char *dir, const coord_kv *mine,
-                                 const char *only, void (*done)(void *arg, int rc, bool first),
-                                 void *arg) {
-    item *it = calloc(1, sizeof *it);
-    if (!it) return coord_seterr(COORD_ENOMEM, "out of memory");
-    coord_kv pred = {0};
-    int64_t after = 0;
-    *it = (item){.kind = IT_ANSWER, .done_first = done, .arg = arg};
-    it->rc = slot_lock_predecessor(c, dir, mine, only, &pred, &after, 1);
-    it->first = !pred.key;
-    coord_kv_clear(&pred);
-    queue_answer((fconn *)c, it);
-    return 0;
-}
-
 static int slot_queue_head(coord_conn *c, const char *dir, coord_kv *out, int timeout_ms) {
     (void)timeout_ms;
     fconn *k = (fconn *)c;
@@ -1053,8 +1028,7 @@ const coord_backend coord_fake_zk_backend = {
     .caps = FAKE_ZK_CAPS,
     .open = slot_zk_open,
     FAKE_SLOTS,
-    .del_async = slot_del_async, /* as ZooKeeper's: etcd's has neither */
-    .lock_first_async = slot_lock_first_async,
+    .del_async = slot_del_async, /* as ZooKeeper's: etcd's has none */
 };
 
 const coord_backend coord_fake_etcd_backend = {

@@ -10,9 +10,8 @@
  *    entry's update count + 1, token its creation zxid (the global revision), order the 10-digit
  *    sequence suffix of sequential names (else the zxid); sequential puts; lock contenders are
  *    `_c_<tag>-lock-<seq>`, Curator's layout (enqueue always makes a new one: it leaves an older
- *    contender of its tag to the core, which must delete it first); del_async and
- *    lock_first_async, answered on the connection's event thread after the events the call
- *    caused;
+ *    contender of its tag to the core, which must delete it first); del_async, answered on the
+ *    connection's event thread after the events the delete caused;
  *    a conflict does not return the current entry (version -1); a list's epoch is the parent's
  *    child version + 1; CHILDREN watches see only changes of the set of names.
  *  - `fakeetcd://`, table coord_fake_etcd_backend: etcd-like. version is the mod revision,

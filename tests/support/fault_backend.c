@@ -78,19 +78,6 @@ static bool decide(coord_conn *k, coord_slot slot, fault_rule *out) {
     return act;
 }
 
-/* Whether a rule would act on the next call of `slot` on `k` (nothing counted). */
-static bool peek(coord_conn *k, coord_slot slot) {
-    bool act = false;
-    pthread_mutex_lock(&mu);
-    for (rule *r = rules; r && !act; r = r->next) {
-        if (r->r.slot != slot || (r->conn && r->conn != k)) continue;
-        int n = r->calls + 1;
-        act = n >= r->r.nth && (r->r.count == FAULT_PERSISTENT || n < r->r.nth + r->r.count);
-    }
-    pthread_mutex_unlock(&mu);
-    return act;
-}
-
 static int fail(const fault_rule *r, const char *what) {
     return coord_seterr(r->code, "fault: %s %s (%s)", slot_names[r->slot],
                         r->when == FAULT_AFTER ? "applied, its answer lost" : "not sent",
@@ -264,17 +251,6 @@ static int f_del_async(coord_conn *c, const char *path, int64_t expect,
     return 0;
 }
 
-/* A look without waiting that a rule would act on is not sent: the core then makes the blocking
- * lock_predecessor, which the rule acts on (counted once, as one look). */
-static int f_lock_first_async(coord_conn *c, const char *dir, const coord_kv *mine,
-                              const char *only, void (*done)(void *arg, int rc, bool first),
-                              void *arg) {
-    fconn *f = (fconn *)c;
-    if (peek(c, SLOT_LOCK_PREDECESSOR))
-        return coord_seterr(COORD_ENOTSUP, "fault: lock_predecessor has a rule (%s)", dir);
-    return f->inner_be->lock_first_async(f->inner, dir, mine, only, done, arg);
-}
-
 static int f_list(coord_conn *c, const char *path, unsigned flags, coord_kv **out, size_t *n,
                   int64_t *epoch, int timeout_ms) {
     fconn *f = (fconn *)c;
@@ -396,7 +372,6 @@ int fault_wrap(const coord_backend *inner) {
     w->table.kv_get = inner->kv_get ? f_kv_get : NULL;
     w->table.txn = inner->txn ? f_txn : NULL;
     w->table.del_async = inner->del_async ? f_del_async : NULL;
-    w->table.lock_first_async = inner->lock_first_async ? f_lock_first_async : NULL;
     nwraps++;
     pthread_mutex_unlock(&mu);
     /* The registry takes its own lock; a failed registration leaves an unused slot here. */

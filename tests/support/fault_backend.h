@@ -16,8 +16,6 @@
  *    server applied the request but the answer was lost.
  * A rule on SLOT_DEL also acts on del_async (a backend that has it): the delete is then made
  * with the inner del and its answer given on the calling thread, before del_async returns.
- * lock_first_async is not sent while a rule would act on the next SLOT_LOCK_PREDECESSOR call,
- * so the core makes that look with lock_predecessor, which the rule acts on.
  * The failure sets coord_last_error() to "fault: ...". Rules are checked in the order added;
  * the first whose call number is in range acts.
  */

@@ -429,17 +429,6 @@ typedef struct coord_backend {
      */
     int (*del_async)(coord_conn *c, const char *path, int64_t expect,
                      void (*done)(void *arg, int rc), void *arg);
-
-    /**
-     * Optional (NULL: the core runs `lock_predecessor` on a thread of its own). Ask without
-     * waiting whether `mine` is now first in `dir` (of kind `only`, as lock_predecessor), so that
-     * a loop-mode acquire woken by its predecessor's deletion can finish without a thread hop.
-     * `done(arg, rc, first)` runs as del_async's does (once, on a backend thread or before the
-     * call returns; it does not block and makes no backend call; a non-zero return means it
-     * never runs); rc is COORD_ESESSION when `mine` no longer exists.
-     */
-    int (*lock_first_async)(coord_conn *c, const char *dir, const coord_kv *mine, const char *only,
-                            void (*done)(void *arg, int rc, bool first), void *arg);
 } coord_backend;
 
 /**
