@@ -718,6 +718,12 @@ typedef struct margs {
 
 static int issue_multi(zhandle_t *zh, zop *o, void *a) {
     margs *m = a;
+    /* On a handle whose session has ended, zoo_amulti frees paths it does not own: each op's
+     * init fails or is skipped, and a skipped op frees the stale path of the op before it (the
+     * caller's string, freed again by its owner: a double free under ASan, after a client was
+     * stopped past its session's end). Refuse first, with the code the client gives. */
+    int state = zoo_state(zh);
+    if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) return ZINVALIDSTATE;
     return zoo_amulti(zh, m->count, m->ops, m->res, on_void, o);
 }
 
