@@ -64,7 +64,7 @@ static int check_value(const void *value, size_t len) {
 /* ---------- single operations ---------- */
 
 int coord_kv_get(coord_client *c, const char *key, void **value, size_t *len, int64_t *version) {
-    coord_conn *k;
+    coord_conn *k = NULL;
     char *path;
     if (!value || !len) return coord_seterr(COORD_EINVAL, "NULL argument");
     *value = NULL;
@@ -94,7 +94,7 @@ int coord_kv_get(coord_client *c, const char *key, void **value, size_t *len, in
 
 /* One operation as a transaction of one. */
 static int single(coord_client *c, coord_op *op, int64_t *version) {
-    coord_conn *k;
+    coord_conn *k = NULL;
     int rc = kv_conn(c, &k);
     if (rc) return rc;
     int64_t v = 0;
@@ -155,7 +155,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int coord_kv_list(coord_client *c, const char *prefix, char ***keys, size_t *n) {
-    coord_conn *k;
+    coord_conn *k = NULL;
     char *path;
     if (!keys || !n) return coord_seterr(COORD_EINVAL, "NULL argument");
     *keys = NULL;
@@ -200,7 +200,7 @@ struct coord_txn {
 int coord_txn_new(coord_txn **out, coord_client *c) {
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
     *out = NULL;
-    coord_conn *k;
+    coord_conn *k = NULL;
     int rc = kv_conn(c, &k);
     if (rc) return rc;
     coord_txn *t = calloc(1, sizeof *t);
@@ -409,7 +409,7 @@ int coord_kv_watch_new(coord_kv_watch **out, coord_client *c, const char *key, c
     if (!out) return coord_seterr(COORD_EINVAL, "out is NULL");
     *out = NULL;
     if (!fn) return coord_seterr(COORD_EINVAL, "fn is NULL");
-    coord_conn *k;
+    coord_conn *k = NULL;
     int rc = kv_conn(c, &k);
     if (rc) return rc;
     coord_kv_watch *w = calloc(1, sizeof *w);

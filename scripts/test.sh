@@ -7,7 +7,7 @@
 #                                fixture starts and stops the servers of scripts/servers.sh)
 #   scripts/test.sh              everything, what CI runs (about 27 minutes), from a clean clone
 #                                on Debian: install what is missing, build (plain, ASan+UBSan,
-#                                ThreadSanitizer, and without backends), fuzz the parsers
+#                                ThreadSanitizer, Release, and without backends), fuzz the parsers
 #                                (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
 #                                check formatting, docker-compose.yml, the API reference (Doxygen,
 #                                warnings are errors) and the installed package, start local
@@ -20,7 +20,8 @@
 # (scripts/servers.sh --help); servers already named by COORD_TEST_* are used as they are.
 #
 # Stages can be skipped with SKIP_<STAGE>=1: DEPS, BUILD (both modes); UNIT, CONFORMANCE (both
-# modes); CLUSTER, ASAN, FUZZ, TSAN, NOBACKEND, FORMAT, COMPOSE, DOCS, INSTALL, VALGRIND (full).
+# modes); CLUSTER, ASAN, FUZZ, TSAN, NOBACKEND, RELEASE, FORMAT, COMPOSE, DOCS, INSTALL,
+# VALGRIND (full).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 JOBS=$(nproc)
@@ -101,6 +102,14 @@ if [ "${1:-}" != "--inner" ]; then
         cmake --build build-nobackend -j"$JOBS" --target test_backends test_uri hello >>build.log 2>&1 ||
             { tail -50 build.log; exit 1; }
         (cd build-nobackend && ctest -R 'test_backends|test_uri' --output-on-failure)
+    fi
+
+    if ! skip RELEASE; then
+        # -O3 inlines further than the other builds and so warns where they do not
+        # (maybe-uninitialized, format-overflow): a user's Release build must compile too.
+        stage "build Release (-O3, every target, warnings are errors)"
+        cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >>build.log 2>&1
+        cmake --build build-release -j"$JOBS" >>build.log 2>&1 || { tail -50 build.log; exit 1; }
     fi
 
     if ! skip FORMAT; then

@@ -1380,7 +1380,8 @@ static int cmd_txn(coord_client *c, int argc, char **argv) {
         } else if (!strcmp(op, "--timeout") && i + 1 < argc) {
             if (!parse_uint(argv[++i], INT_MAX, &v))
                 st = bad_usage("--timeout wants milliseconds, not \"%s\"", argv[i]);
-            timeout_ms = (int)v;
+            else
+                timeout_ms = (int)v;
         } else if (!strcmp(op, "check") && i + 2 < argc) {
             if (!parse_expect(argv[i + 2], &ver))
                 st = bad_usage("txn check wants a version (0 or more), not \"%s\"", argv[i + 2]);

@@ -798,7 +798,8 @@ static void curator_says(peer *p, const char *cmd, const char *want) {
     if (cmd) peer_say(p, cmd);
     expect_line(p, event, line, sizeof line);
     if (strcmp(line, want))
-        fail_msg("Curator answered \"%s\" with \"%s\", expected \"%s\"", cmd, line, want);
+        fail_msg("Curator answered \"%s\" with \"%s\", expected \"%s\"", cmd ? cmd : "(no command)",
+                 line, want);
 }
 
 /* coord_queue_take(q, 0) gives `want` (a string), or COORD_ENOTFOUND when want is NULL. */
