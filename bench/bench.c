@@ -184,14 +184,16 @@
  * checked against the successful adds. Lock hand-offs: 64 coord_lock handles of one lock on the
  * loop client, each calling coord_lock_acquire_async(-1), releasing with
  * coord_lock_release_async as soon as its done runs and acquiring again once the release's done
- * runs, timed over a fixed number of hand-offs after 64 untimed ones, against "blocking-8", the
- * lock mode's contended scenario (8 threads, a handle each on one non-loop client, acquire(-1) +
- * release: every cycle a hand-off). The blocking scenarios run S / 3 seconds in each of 3
- * slices, interleaved with the loop turns as raw and uncontended are (blocking first); a loop
- * turn makes a fixed number of operations, set before it starts: what its own rate so far makes
- * in S / 3, or on its first turn what the blocking rate makes (adds: times min(N, 4) at N in
- * flight); at least 200. Targets: loop-64 / blocking-seq >= 4 on ZooKeeper and >= 2 on etcd;
- * loop-waiters / blocking-8 >= 0.9.
+ * runs, timed over a fixed number of hand-offs after 64 untimed ones, against "blocking-64"
+ * (64 threads, a handle each on one lock of one non-loop client, acquire(-1) + release: every
+ * cycle a hand-off, among as many waiters) and "blocking-8" (the same with 8 threads, the lock
+ * mode's contended scenario; on ZooKeeper the shorter queue is faster, as every look lists it).
+ * The blocking scenarios run S / 3 seconds in each of 3 slices, interleaved with the loop
+ * turns as raw and uncontended are (blocking first); a loop turn makes a fixed number of
+ * operations, set before it starts: what its own rate so far makes in S / 3, or on its first
+ * turn what the blocking rate makes (adds: times min(N, 4) at N in flight); at least 200. Targets:
+ * loop-64 / blocking-seq >= 4 on ZooKeeper and >= 2 on etcd; loop-waiters / blocking-64 >= 0.9
+ * (loop-waiters / blocking-8 printed too).
  *
  * Every multi-threaded measurement, scenario or raw bound, goes through one runner
  * (bench_run_threads): threads set up and warm up, wait at a gate, loop until a common deadline,

@@ -418,11 +418,12 @@ int mode_loop(const bench_opts *o) {
     const char *backend = coord_client_backend(bc);
     bool zk = !strcmp(backend, "zookeeper");
     double target_adds = zk ? TARGET_ADDS_ZK : TARGET_ADDS_ETCD;
-    char seq_name[96], add_name[96], lock_name[2][96];
+    char seq_name[96], add_name[96], lock_name[3][96];
     snprintf(seq_name, sizeof seq_name, "bench-%ld-loop-seq", (long)getpid());
     snprintf(add_name, sizeof add_name, "bench-%ld-loop-adds", (long)getpid());
     snprintf(lock_name[0], sizeof lock_name[0], "bench-%ld-loop-contended", (long)getpid());
     snprintf(lock_name[1], sizeof lock_name[1], "bench-%ld-loop-waiters", (long)getpid());
+    snprintf(lock_name[2], sizeof lock_name[2], "bench-%ld-loop-contended-64", (long)getpid());
 
     result seq = {.name = "blocking-seq", .threads = 1};
     result adds[LEVELS];
@@ -432,6 +433,7 @@ int mode_loop(const bench_opts *o) {
         adds[i] = (result){.name = add_names[i], .threads = in_flight[i]};
     }
     result con = {.name = "blocking-8", .threads = DEFAULT_THREADS, .locks = 1};
+    result con64 = {.name = "blocking-64", .threads = LOOP_WAITERS, .locks = 1};
     result hand = {.name = "loop-waiters", .threads = LOOP_WAITERS, .locks = 1};
     coord_counter *sk = NULL, *lk = NULL, *rk = NULL; /* rk: lk's counter read on bc */
     uint64_t add_ok = 0, add_failed = 0;
@@ -485,11 +487,17 @@ int mode_loop(const bench_opts *o) {
             if (bench_run_threads(&sw, sizeof sw, 1, seq_worker_main, ms, NULL, NULL, &seq, NULL,
                                   0))
                 failed = 1;
-            contend_worker cw[DEFAULT_THREADS];
-            for (int i = 0; i < DEFAULT_THREADS; i++)
+            contend_worker cw[LOOP_WAITERS];
+            for (int i = 0; i < LOOP_WAITERS; i++)
                 cw[i] = (contend_worker){.c = bc, .name = lock_name[0]};
             if (!failed && bench_run_threads(cw, sizeof *cw, DEFAULT_THREADS, contend_worker_main,
                                              ms, NULL, NULL, &con, NULL, 0))
+                failed = 1;
+            /* the same queue's length as loop-waiters: a thread per waiter */
+            for (int i = 0; i < LOOP_WAITERS; i++)
+                cw[i] = (contend_worker){.c = bc, .name = lock_name[2]};
+            if (!failed && bench_run_threads(cw, sizeof *cw, LOOP_WAITERS, contend_worker_main, ms,
+                                             NULL, NULL, &con64, NULL, 0))
                 failed = 1;
             continue;
         }
@@ -501,7 +509,7 @@ int mode_loop(const bench_opts *o) {
                 failed = 1;
             }
         }
-        if (!failed && loop_handoffs(lc, lock_name[1], loop_total(&hand, &con, ms, 1), ms, &hand,
+        if (!failed && loop_handoffs(lc, lock_name[1], loop_total(&hand, &con64, ms, 1), ms, &hand,
                                      err, sizeof err)) {
             fprintf(stderr, "coord-bench: %s: %s\n", hand.name, err);
             failed = 1;
@@ -515,11 +523,12 @@ int mode_loop(const bench_opts *o) {
 
     result_finish(&seq);
     result_finish(&con);
+    result_finish(&con64);
     result_finish(&hand);
     for (int i = 0; i < LEVELS; i++)
         result_finish(&adds[i]);
     double add_ratio = ratio(adds[LEVELS - 1].rate, seq.rate);
-    double hand_ratio = ratio(hand.rate, con.rate);
+    double hand_ratio = ratio(hand.rate, con64.rate), hand_ratio8 = ratio(hand.rate, con.rate);
     bool met_adds = add_ratio >= target_adds, met_hand = hand_ratio >= TARGET_HANDOFFS;
     if (o->json) {
         printf("{\"mode\":\"loop\",\"backend\":");
@@ -538,11 +547,15 @@ int mode_loop(const bench_opts *o) {
         printf(
             ",\"loop_%d_over_blocking\":%.3f,\"target\":%.1f,\"met\":%s},\"lock\":{\"blocking\":",
             in_flight[LEVELS - 1], add_ratio, target_adds, met_adds ? "true" : "false");
+        json_row(&con64);
+        printf(",\"blocking_8\":");
         json_row(&con);
         printf(",\"loop\":");
         json_row(&hand);
-        printf(",\"loop_over_blocking\":%.3f,\"target\":%.1f,\"met\":%s},\"ok\":%s}\n", hand_ratio,
-               TARGET_HANDOFFS, met_hand ? "true" : "false", failed ? "false" : "true");
+        printf(",\"loop_over_blocking\":%.3f,\"target\":%.1f,\"met\":%s,"
+               "\"loop_over_blocking_8\":%.3f},\"ok\":%s}\n",
+               hand_ratio, TARGET_HANDOFFS, met_hand ? "true" : "false", hand_ratio8,
+               failed ? "false" : "true");
         goto out;
     }
     printf("%-14s %9s %9s %10s %10s %10s\n", "scenario", "in flight", "ops", "ops/s", "p50 ms",
@@ -559,9 +572,14 @@ int mode_loop(const bench_opts *o) {
            add_name, before, after, add_ok, add_failed, exact ? "exact" : "MISMATCH");
     print_row(&con, "blocking acquire+release, 8 threads, a handle each (lock mode's contended; "
                     "acquire latency)");
+    print_row(&con64, "the same with 64 threads: loop-waiters' queue length (acquire latency)");
     print_row(&hand, "async acquire+release, 64 handles, 1 loop thread (hand-off latency)");
-    printf("loop-waiters / blocking-8 = %.2f   (hand-offs/s; target >= %.1f)  %s\n", hand_ratio,
-           TARGET_HANDOFFS, met(met_hand));
+    printf("loop-waiters / blocking-64 = %.2f   (hand-offs/s, 64 waiters each; target >= %.1f)  "
+           "%s\n",
+           hand_ratio, TARGET_HANDOFFS, met(met_hand));
+    printf("loop-waiters / blocking-8  = %.2f   blocking-64 / blocking-8 = %.2f   (the queue's "
+           "length: every look lists it)\n",
+           hand_ratio8, ratio(con64.rate, con.rate));
     if (failed && exact)
         printf("a scenario failed (above): the figures cover the turns before it\n");
 out:
@@ -572,6 +590,7 @@ out:
     coord_client_close(bc);
     result_free(&seq);
     result_free(&con);
+    result_free(&con64);
     result_free(&hand);
     for (int i = 0; i < LEVELS; i++)
         result_free(&adds[i]);
