@@ -303,7 +303,7 @@ static int enter_step(dstep *d) {
             return rc;
         rc = k->backend->put(k, b->mine, NULL, 0, COORD_VERSION_ABSENT, COORD_PUT_EPHEMERAL, NULL,
                              budget(c, d->deadline));
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        if (coord__no_server(rc)) {
             coord__orphan_ref o = {b, b->mine, NULL, 0, b->epoch}; /* perhaps made */
             coord__orphan_hand(c, &o);
         }

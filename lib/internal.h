@@ -34,6 +34,12 @@ void coord__clock_advance(int64_t ms);
 struct timespec coord__deadline(int64_t ms);
 int coord__cond_init(pthread_cond_t *cv);
 
+/* A call that failed for want of a server (none reachable, or none answered in time): a write
+ * may or may not have been applied, and a retry or the orphans settle it. */
+static inline bool coord__no_server(int rc) {
+    return rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT;
+}
+
 /* The connection under a client: for the testing library and the recipes. */
 coord_conn *coord__client_conn(coord_client *c);
 int coord__client_timeout(const coord_client *c);

@@ -29,10 +29,6 @@ struct coord__orphans {
     orphan *head;
 };
 
-static bool transient(int rc) {
-    return rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT;
-}
-
 /* Delete one entry: 0 when it is gone or is not ours (any more), with *absent when it was not
  * there; COORD_ESESSION when our session has ended; else the failure. */
 static int delete_one(coord_conn *k, const char *path, int64_t version, int timeout_ms,
@@ -111,7 +107,7 @@ static void unlink_orphan(struct coord__orphans *s, orphan *o) {
  * even where the backend reports CONNECTED late (etcd notices at its next keepalive). */
 static void after_attempt(struct coord__orphans *s, orphan *o, int rc) {
     o->busy = false;
-    if (transient(rc) && coord__session_epoch(s->c) == o->ref.epoch) {
+    if (coord__no_server(rc) && coord__session_epoch(s->c) == o->ref.epoch) {
         if (o->fails < 4) o->fails++;
         o->next_at = coord__now_ms() + (int64_t)(15 << o->fails);
     } else {
@@ -223,7 +219,7 @@ int coord__orphan_delete(coord_client *c, const coord__orphan_ref *ref, int time
         bool absent;
         int rc = attempt(c, ref, budget, &absent);
         if (rc == 0) return first && absent ? COORD_ENOTFOUND : 0;
-        if (!transient(rc)) return rc;
+        if (!coord__no_server(rc)) return rc;
         first = false;
         int64_t now = coord__now_ms();
         if (now >= deadline || coord__session_epoch(c) != ref->epoch) break;
@@ -272,7 +268,7 @@ int coord__orphan_settle(coord_client *c, const void *owner, int timeout_ms) {
         bool absent;
         int arc = attempt(c, &ref, timeout_ms, &absent);
         pthread_mutex_lock(&s->mu);
-        if (transient(arc) && coord__session_epoch(c) == ref.epoch) rc = arc;
+        if (coord__no_server(arc) && coord__session_epoch(c) == ref.epoch) rc = arc;
         after_attempt(s, o, arc);
     }
     pthread_mutex_unlock(&s->mu);

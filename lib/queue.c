@@ -144,8 +144,7 @@ static void withdraw(coord__queue *q) {
 
 /* A failure for want of a server while the session ended is the session's end. */
 static int lost_or(coord__queue *q, int rc) {
-    if ((rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) &&
-        coord__session_epoch(q->c) != q->epoch)
+    if (coord__no_server(rc) && coord__session_epoch(q->c) != q->epoch)
         return coord_seterr(COORD_ESESSION, "session expired while waiting for %s", q->dir);
     return rc;
 }
@@ -154,14 +153,20 @@ static int lost_or(coord__queue *q, int rc) {
  * A waiter's look or watch failed for want of a server (a member failing over, a connection
  * being re-established): the session, and with it our place in the queue, may well survive, so
  * pause (up to a second, growing) and look again, until the deadline, a cancel or the loss of
- * the session decides. True when the caller should look again.
+ * the session decides. The end of the pause, or 0 when the failure decides.
  */
-static bool transient(coord__queue *q, int rc, int64_t deadline, int *pause_ms) {
-    if (rc != COORD_EUNAVAILABLE && rc != COORD_ETIMEDOUT) return false;
+static int64_t pause_until(coord__queue *q, int rc, int64_t deadline, int *pause_ms) {
+    if (!coord__no_server(rc)) return 0;
     int64_t now = coord__now_ms();
-    if (now >= deadline || coord__session_epoch(q->c) != q->epoch) return false;
+    if (now >= deadline || coord__session_epoch(q->c) != q->epoch) return 0;
     *pause_ms = *pause_ms ? (*pause_ms < 500 ? *pause_ms * 2 : 1000) : 20;
-    int64_t until = now + *pause_ms < deadline ? now + *pause_ms : deadline;
+    return now + *pause_ms < deadline ? now + *pause_ms : deadline;
+}
+
+/* pause_until's pause, waited for. True when the caller should look again. */
+static bool transient(coord__queue *q, int rc, int64_t deadline, int *pause_ms) {
+    int64_t until = pause_until(q, rc, deadline, pause_ms);
+    if (!until) return false;
     coord__client_lock(q->c);
     /* Woken early by a session change or a cancel, which the loop then handles. */
     while (coord__now_ms() < until && coord__session_epoch(q->c) == q->epoch &&
@@ -188,7 +193,7 @@ int coord__queue_enter(coord__queue *q, const void *value, size_t len, int timeo
     if ((rc = coord__orphan_settle(q->c, q, budget))) return rc;
     rc = be->lock_enqueue(k, q->dir, q->tag, q->kind, q->only, value, len, &q->mine, &first, &pred,
                           &after, budget);
-    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+    if (coord__no_server(rc)) {
         /* Perhaps made, under a name never learnt: whatever carries the tag is to go. */
         coord__orphan_ref o = {q, q->dir, q->tag, 0, coord__session_epoch(q->c)};
         coord__orphan_hand(q->c, &o);
@@ -294,15 +299,11 @@ static void qw_deadline(void *arg, uint64_t tag) {
     qw_wake(arg, tag);
 }
 
-/* Pause after a failure for want of a server (as transient() does), as a timer. True when the
- * step was queued again. */
+/* pause_until's pause, as a timer. True when the step was queued again. */
 static bool qw_transient(coord__queue *q, int rc) {
     coord__qwait *a = &q->aw;
-    if (rc != COORD_EUNAVAILABLE && rc != COORD_ETIMEDOUT) return false;
-    int64_t now = coord__now_ms();
-    if (now >= a->deadline || coord__session_epoch(q->c) != q->epoch) return false;
-    a->pause_ms = a->pause_ms ? (a->pause_ms < 500 ? a->pause_ms * 2 : 1000) : 20;
-    int64_t until = now + a->pause_ms < a->deadline ? now + a->pause_ms : a->deadline;
+    int64_t until = pause_until(q, rc, a->deadline, &a->pause_ms);
+    if (!until) return false;
     coord__client_lock(q->c);
     a->state = QW_WAIT;
     a->scheduled = true;
@@ -329,7 +330,7 @@ static int qw_advance(coord__queue *q) {
         if ((rc = coord__orphan_settle(q->c, q, budget))) return rc;
         rc = be->lock_enqueue(k, q->dir, q->tag, q->kind, q->only, a->value, a->len, &q->mine,
                               &a->first, &a->pred, &a->after, budget);
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        if (coord__no_server(rc)) {
             coord__orphan_ref o = {q, q->dir, q->tag, 0, coord__session_epoch(q->c)};
             coord__orphan_hand(q->c, &o);
         }
@@ -540,10 +541,9 @@ static void leave_job(void *arg, uint64_t tag) {
 /* The delete's answer, on a backend thread. */
 static void leave_answer(void *arg, int rc) {
     leave_op *r = arg;
-    if ((rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) &&
-        coord__session_epoch(r->op.c) != r->epoch) {
+    if (coord__no_server(rc) && coord__session_epoch(r->op.c) != r->epoch) {
         rc = coord_seterr(COORD_ESESSION, "the session of %s has ended", r->path);
-    } else if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+    } else if (coord__no_server(rc)) {
         coord__orphan_ref o = {r->owner, r->path, NULL, COORD_VERSION_ANY, r->epoch};
         rc = coord__orphan_hand(r->op.c, &o);
     }

@@ -447,7 +447,7 @@ int coord_ring_join(coord_ring *r, const char *member_id, const void *data, size
     } else if (rc == COORD_ENOTFOUND && !(rc = coord__orphan_settle(r->c, r, timeout))) {
         uint64_t epoch = coord__session_epoch(r->c);
         rc = register_member(r);
-        if (rc == COORD_ETIMEDOUT || rc == COORD_EUNAVAILABLE) {
+        if (coord__no_server(rc)) {
             /* Perhaps applied: the client removes it unless a retry of this join adopts it. */
             coord__orphan_ref o = {r, r->member_path, NULL, 0, epoch};
             coord__orphan_hand(r->c, &o);

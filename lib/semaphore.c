@@ -106,7 +106,7 @@ static int take_lease(coord_semaphore *s, int timeout_ms, int64_t deadline) {
         rc = k->backend->lock_enqueue(k, s->leases, s->q.tag, "lease-", NULL, NULL, 0, &s->q.mine,
                                       &first, &pred, &after, (int)left_of(deadline, op));
         coord_kv_clear(&pred);
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        if (coord__no_server(rc)) {
             coord__orphan_ref o = {&s->q, s->leases, s->q.tag, 0, s->q.epoch};
             coord__orphan_hand(s->c, &o);
         }
@@ -294,7 +294,7 @@ static int sem_lease(coord__stepper *st) {
         rc = k->backend->lock_enqueue(k, s->leases, s->q.tag, "lease-", NULL, NULL, 0, &s->q.mine,
                                       &first, &pred, &after, (int)left_of(t->calls, op));
         coord_kv_clear(&pred);
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        if (coord__no_server(rc)) {
             coord__orphan_ref o = {&s->q, s->leases, s->q.tag, 0, s->q.epoch};
             coord__orphan_hand(s->c, &o);
         }

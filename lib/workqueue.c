@@ -438,7 +438,7 @@ static int claim_one(coord_queue *q, const char *name, void *arg) {
     if (!rc)
         rc = k->backend->put(k, it->claim, q->wq.tag, strlen(q->wq.tag), COORD_VERSION_ABSENT,
                              COORD_PUT_EPHEMERAL, &it->mine, timeout);
-    if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+    if (coord__no_server(rc)) {
         /* Perhaps made: the client deletes it if it is ours. */
         coord__orphan_ref o = {q, it->claim, NULL, 0, it->epoch};
         coord__orphan_hand(q->c, &o);
@@ -567,7 +567,7 @@ int coord_item_ack(coord_item *it) {
         if (rc == COORD_ECONFLICT)
             rc = coord_seterr(COORD_ESESSION, "the claim of %s is no longer this session's",
                               it->item);
-        if (rc == COORD_EUNAVAILABLE || rc == COORD_ETIMEDOUT) {
+        if (coord__no_server(rc)) {
             /* Applied or not: the claim goes either way (the item reappears if not). */
             coord__error_buf saved;
             coord__error_save(&saved);
