@@ -5,7 +5,7 @@
 #                                build ($COORD_BUILD_DIR, default build/), the unit tier, then the
 #                                conformance tier on both backends (ctest -L conformance: its
 #                                fixture starts and stops the servers of scripts/servers.sh)
-#   scripts/test.sh              everything, what CI runs (about 27 minutes), from a clean clone
+#   scripts/test.sh              everything, what CI runs (about 25 minutes), from a clean clone
 #                                on Debian: install what is missing, build (plain, ASan+UBSan,
 #                                ThreadSanitizer, Release, and without backends), fuzz the parsers
 #                                (libFuzzer targets of tests/fuzz, scripts/fuzz.sh, 20 s each),
