@@ -70,8 +70,9 @@ static void answer_refused(void **state) {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nSec-WebSocket-Accept: " ACCEPT
         "\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+        /* one string on two lines: the parentheses tell clang the concatenation is meant */
+        ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+         "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n"),
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = etcd_ws_check_answer(cases[i], strlen(cases[i]), key);
