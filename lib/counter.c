@@ -101,6 +101,7 @@ void coord_counter_free(coord_counter *k) {
     if (!k) return;
     if (k->c) {
         if (coord__client_loop(k->c)) {
+            coord__calls_reap(k->c, k); /* its reads in flight end first */
             coord__loop_unjob(k->c, k); /* the batch in flight ends first */
             reap_queued(k);
         }
@@ -188,12 +189,19 @@ static int refresh(coord_counter *k) {
     return rc;
 }
 
-int coord_counter_get(coord_counter *k, int64_t *out) {
-    if (!k || !out) return coord_seterr(COORD_EINVAL, "NULL argument");
+/* The counter's value, read past the cache (which a handle's adds in flight own). */
+static int read_total(coord_counter *k, int64_t *out) {
     coord_conn *kc = coord__client_conn(k->c);
     if (k->shards == 1) {
-        int rc = refresh(k);
-        if (!rc) *out = k->value;
+        coord_kv kv;
+        int rc = kc->backend->get(kc, k->path, &kv, coord__client_timeout(k->c));
+        if (rc == COORD_ENOTFOUND) {
+            *out = 0;
+            return 0;
+        }
+        if (rc) return rc;
+        rc = coord__counter_decode(k->format, kv.value, kv.len, out);
+        coord_kv_clear(&kv);
         return rc;
     }
     /* All shards in one listing (one etcd range; ZooKeeper pipelines the reads). */
@@ -213,6 +221,44 @@ int coord_counter_get(coord_counter *k, int64_t *out) {
     }
     coord_kv_array_free(kids, n);
     if (!rc) *out = sum;
+    return rc;
+}
+
+int coord_counter_get(coord_counter *k, int64_t *out) {
+    if (!k || !out) return coord_seterr(COORD_EINVAL, "NULL argument");
+    if (k->shards > 1) return read_total(k, out);
+    int rc = refresh(k); /* and the next add writes on what it read */
+    if (!rc) *out = k->value;
+    return rc;
+}
+
+/* coord_counter_get_async's job; the done gets the value. */
+typedef struct get_arg {
+    coord_counter *k;
+    int64_t value;
+    void (*done)(int rc, int64_t value, void *payload);
+    void *payload;
+} get_arg;
+
+static int get_fn(void *arg) {
+    get_arg *a = arg;
+    return read_total(a->k, &a->value);
+}
+
+static void get_done(int rc, void *arg) {
+    get_arg *a = arg;
+    a->done(rc, rc ? 0 : a->value, a->payload);
+    free(a);
+}
+
+int coord_counter_get_async(coord_counter *k, void (*done)(int rc, int64_t value, void *payload),
+                            void *payload) {
+    if (!k || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    get_arg *a = malloc(sizeof *a);
+    if (!a) return coord__oom();
+    *a = (get_arg){.k = k, .done = done, .payload = payload};
+    int rc = coord__handle_call(k->c, k, a, get_fn, NULL, get_done, a);
+    if (rc) free(a);
     return rc;
 }
 

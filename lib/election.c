@@ -580,6 +580,40 @@ int coord_election_leader(coord_election *e, void **value, size_t *len, uint64_t
     return 0;
 }
 
+/* coord_election_leader as a job; the done gets the leader. */
+typedef struct leader_arg {
+    coord_election *e;
+    void *value;
+    size_t len;
+    uint64_t term;
+    coord_election_leader_fn done;
+    void *payload;
+} leader_arg;
+
+static int leader_fn(void *arg) {
+    leader_arg *a = arg;
+    return coord_election_leader(a->e, &a->value, &a->len, &a->term);
+}
+
+static void leader_done(int rc, void *arg) {
+    leader_arg *a = arg;
+    a->done(rc, rc ? NULL : a->value, rc ? 0 : a->len, rc ? 0 : a->term, a->payload);
+    free(a->value);
+    free(a);
+}
+
+int coord_election_leader_async(coord_election *e, coord_election_leader_fn done, void *payload) {
+    if (!e || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    leader_arg *a = calloc(1, sizeof *a);
+    if (!a) return coord__oom();
+    a->e = e;
+    a->done = done;
+    a->payload = payload;
+    int rc = coord__handle_call(e->q.c, e, a, leader_fn, NULL, leader_done, a);
+    if (rc) free(a);
+    return rc;
+}
+
 void coord_election_cancel(coord_election *e) {
     if (e) coord__queue_cancel(&e->q);
 }

@@ -785,6 +785,36 @@ int coord_queue_put_async(coord_queue *q, const void *data, size_t len, coord_do
     return rc;
 }
 
+/* coord_queue_size as a job; the done gets the size. */
+typedef struct size_arg {
+    coord_queue *q;
+    size_t size;
+    void (*done)(int rc, size_t size, void *payload);
+    void *payload;
+} size_arg;
+
+static int size_fn(void *arg) {
+    size_arg *a = arg;
+    return coord_queue_size(a->q, &a->size);
+}
+
+static void size_done(int rc, void *arg) {
+    size_arg *a = arg;
+    a->done(rc, rc ? 0 : a->size, a->payload);
+    free(a);
+}
+
+int coord_queue_size_async(coord_queue *q, void (*done)(int rc, size_t size, void *payload),
+                           void *payload) {
+    if (!q || !done) return coord_seterr(COORD_EINVAL, "NULL argument");
+    size_arg *a = malloc(sizeof *a);
+    if (!a) return coord__oom();
+    *a = (size_arg){.q = q, .done = done, .payload = payload};
+    int rc = coord__handle_call(q->c, q, a, size_fn, NULL, size_done, a);
+    if (rc) free(a);
+    return rc;
+}
+
 /* An item's ack or nack as a job: the item is the call's from then on (freed by the ack or
  * nack, or after the done when the call was canceled at close). */
 static int ack_fn(void *it) {

@@ -1075,6 +1075,12 @@ COORD_EXTERN int coord_lock_acquire_async(coord_lock *l, int timeout_ms, coord_d
 /** coord_lock_release without blocking. */
 COORD_EXTERN int coord_lock_release_async(coord_lock *l, coord_done_fn done, void *payload);
 
+/** coord_counter_get without blocking: `value` is the counter (the shards' sum), 0 when rc is
+ *  not 0. It reads past the handle's cache, so it may be in flight beside adds. */
+COORD_EXTERN int coord_counter_get_async(coord_counter *k,
+                                         void (*done)(int rc, int64_t value, void *payload),
+                                         void *payload);
+
 /** coord_counter_add without blocking; many may be in flight on one handle. `value` is the
  *  counter after this add (as `out_new`), 0 when rc is not 0. */
 COORD_EXTERN int coord_counter_add_async(coord_counter *k, int64_t delta,
@@ -1093,6 +1099,13 @@ COORD_EXTERN int coord_election_resign_async(coord_election *e, coord_done_fn do
 /** coord_election_proclaim without blocking; `value` is copied. */
 COORD_EXTERN int coord_election_proclaim_async(coord_election *e, const void *value, size_t len,
                                                coord_done_fn done, void *payload);
+/** Done of coord_election_leader_async: the leader's `value` (valid during the call only), its
+ *  length and term; NULL, 0 and 0 when rc is not 0 (COORD_ENOTFOUND when there is no leader). */
+typedef void (*coord_election_leader_fn)(int rc, const void *value, size_t len, uint64_t term,
+                                         void *payload);
+/** coord_election_leader without blocking; it may be in flight beside the handle's campaign. */
+COORD_EXTERN int coord_election_leader_async(coord_election *e, coord_election_leader_fn done,
+                                             void *payload);
 /** coord_barrier_raise / coord_barrier_lower without blocking. */
 COORD_EXTERN int coord_barrier_raise_async(coord_barrier *b, coord_done_fn done, void *payload);
 /** The lowering coord_barrier_raise_async. */
@@ -1141,6 +1154,11 @@ COORD_EXTERN int coord_txn_commit_async(coord_txn *t, coord_done_fn done, void *
 /** coord_queue_put without blocking (`data` is copied); many may be in flight on one handle. */
 COORD_EXTERN int coord_queue_put_async(coord_queue *q, const void *data, size_t len,
                                        coord_done_fn done, void *payload);
+/** coord_queue_size without blocking: `size` is the open items' count, 0 when rc is not 0; many
+ *  may be in flight on one handle. */
+COORD_EXTERN int coord_queue_size_async(coord_queue *q,
+                                        void (*done)(int rc, size_t size, void *payload),
+                                        void *payload);
 /** coord_semaphore_acquire without blocking: the waits (the internal lock, then the leases'
  *  count) hold no thread; coord_semaphore_cancel ends them with COORD_ECANCELED. */
 COORD_EXTERN int coord_semaphore_acquire_async(coord_semaphore *s, int timeout_ms,

@@ -486,6 +486,117 @@ static void queue_async(void **state) {
     coord_client_close(c);
 }
 
+/* The reads' dones: a counter's value, a queue's size, an election's leader. */
+typedef struct read_rec {
+    coord_client *c;
+    int rc, calls;
+    int64_t value;
+    uint64_t term;
+    char data[16];
+} read_rec;
+
+static void on_count(int rc, int64_t value, void *payload) {
+    read_rec *r = payload;
+    check_thread(r->c);
+    r->rc = rc;
+    r->value = value;
+    r->calls++;
+}
+
+static void on_size(int rc, size_t size, void *payload) {
+    on_count(rc, (int64_t)size, payload);
+}
+
+static void on_leader_read(int rc, const void *value, size_t len, uint64_t term, void *payload) {
+    read_rec *r = payload;
+    on_count(rc, (int64_t)len, payload);
+    r->term = term;
+    snprintf(r->data, sizeof r->data, "%.*s", (int)len, value ? (const char *)value : "");
+}
+
+/* The reads that take a round trip, without blocking: a counter's get (beside adds in flight,
+ * plain and sharded), a queue's size, an election's leader; and a free with one in flight. */
+static void reads_async(void **state) {
+    coord_client *c = open_loop(state, NULL);
+    read_rec r = {c, -99, 0, -1, 0, ""};
+    /* counters: an absent one reads 0; a get beside 50 adds in flight reads what was written */
+    coord_counter_options so = COORD_COUNTER_OPTIONS_INIT;
+    so.shards = 4;
+    coord_counter *k[2];
+    assert_int_equal(coord_counter_new(&k[0], c, "ra", NULL), 0);
+    assert_int_equal(coord_counter_new(&k[1], c, "ra-sharded", &so), 0);
+    for (int i = 0; i < 2; i++) {
+        int calls = r.calls;
+        assert_int_equal(coord_counter_get_async(k[i], on_count, &r), 0);
+        assert_true(run_until(c, &r.calls, calls + 1, 10000));
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.value, 0);
+        adds a = {c, 0, 0, 0};
+        for (int j = 0; j < 50; j++) {
+            assert_int_equal(coord_counter_add_async(k[i], 1, on_add, &a), 0);
+            if (j == 25) assert_int_equal(coord_counter_get_async(k[i], on_count, &r), 0);
+        }
+        assert_true(run_until(c, &a.calls, 50, 20000));
+        assert_true(run_until(c, &r.calls, calls + 2, 10000));
+        assert_int_equal(r.rc, 0);
+        assert_true(r.value >= 0 && r.value <= 50);
+        assert_int_equal(a.bad, 0);
+        assert_int_equal(coord_counter_get_async(k[i], on_count, &r), 0);
+        assert_true(run_until(c, &r.calls, calls + 3, 10000));
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.value, 50);
+    }
+    /* a queue's size */
+    coord_queue *q;
+    assert_int_equal(coord_queue_new(&q, c, "ra"), 0);
+    int calls = r.calls;
+    assert_int_equal(coord_queue_size_async(q, on_size, &r), 0);
+    assert_true(run_until(c, &r.calls, calls + 1, 10000));
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.value, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(coord_queue_put(q, "job", 3), 0);
+    assert_int_equal(coord_queue_size_async(q, on_size, &r), 0);
+    assert_true(run_until(c, &r.calls, calls + 2, 10000));
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.value, 3);
+    /* an election's leader: none, then the candidate that leads, with its term */
+    coord_election *e;
+    assert_int_equal(coord_election_new(&e, c, "ra", NULL), 0);
+    calls = r.calls;
+    assert_int_equal(coord_election_leader_async(e, on_leader_read, &r), 0);
+    assert_true(run_until(c, &r.calls, calls + 1, 10000));
+    assert_int_equal(r.rc, COORD_ENOTFOUND);
+    assert_int_equal(r.value, 0);
+    assert_int_equal(coord_election_campaign(e, "one", 3, 5000), 0);
+    uint64_t term = 0;
+    assert_int_equal(coord_election_term(e, &term), 0);
+    assert_int_equal(coord_election_leader_async(e, on_leader_read, &r), 0);
+    assert_true(run_until(c, &r.calls, calls + 2, 10000));
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.data, "one");
+    assert_int_equal(r.term, term);
+    assert_int_equal(coord_election_resign(e), 0);
+    assert_int_equal(outside, 0);
+    assert_int_equal(coord_counter_get_async(NULL, on_count, &r), COORD_EINVAL);
+    assert_int_equal(coord_queue_size_async(q, NULL, &r), COORD_EINVAL);
+    assert_int_equal(coord_election_leader_async(e, NULL, &r), COORD_EINVAL);
+    /* freed with a read in flight: its done runs once, by the free */
+    calls = r.calls;
+    assert_int_equal(coord_counter_get_async(k[0], on_count, &r), 0);
+    coord_counter_free(k[0]);
+    assert_int_equal(r.calls, calls + 1);
+    assert_true(r.rc == 0 || r.rc == COORD_ECANCELED);
+    assert_int_equal(coord_queue_size_async(q, on_size, &r), 0);
+    coord_queue_free(q);
+    assert_int_equal(r.calls, calls + 2);
+    assert_int_equal(coord_election_leader_async(e, on_leader_read, &r), 0);
+    coord_election_free(e);
+    assert_int_equal(r.calls, calls + 3);
+    coord_counter_free(k[1]);
+    coord_client_close(c);
+}
+
 /* Wait (running the loop) until the lock's async acquire, and the election's campaign when
  * there is one, wait on their predecessors. */
 static void until_both_waiting(coord_client *c, coord_lock *l, coord_election *e) {
@@ -1312,6 +1423,7 @@ int main(void) {
         BOTH(election_async),
         BOTH(ring_async),
         BOTH(queue_async),
+        BOTH(reads_async),
         BOTH(session_loss),
         BOTH(data_async),
         BOTH(rwlock_async),
